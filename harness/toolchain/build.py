@@ -1,0 +1,211 @@
+"""Build the pinned LND and btcd from the Go module proxy into the cache.
+
+Binaries land in ``<cache>/bin/<name>-<version>-<flavor>/``; a stamp file
+records the pin they were built from, and each binary is asked for its
+version before it is trusted. Nothing built here is committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ToolchainError
+from lsp.lnd.stubs import cache_root
+from lsp.versions import (
+    BTCD_MODULE,
+    BTCD_VERSION,
+    GO_MIN_VERSION,
+    LND_LAB_TAGS,
+    LND_MODULE,
+    LND_RELEASE_TAGS,
+    LND_REPLACES,
+    LND_VERSION,
+)
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Paths of the pinned binaries."""
+
+    lnd: Path
+    lncli: Path
+    btcd: Path
+    btcctl: Path
+
+
+def go_version(go: str | None = None) -> tuple[int, int, int]:
+    go = go or shutil.which("go")
+    if not go:
+        raise ToolchainError(
+            "Go is not installed. The lab builds LND "
+            f"{LND_VERSION} from source and needs Go >= {'.'.join(map(str, GO_MIN_VERSION))}: "
+            "install it from https://go.dev/dl (or Debian's golang-go if new enough) and run `lab setup` again."
+        )
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout.strip()
+    m = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not m:
+        raise ToolchainError(f"cannot read the Go version from {go!r} (got {out!r})")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def require_go() -> str:
+    go = shutil.which("go")
+    have = go_version(go)
+    if have < GO_MIN_VERSION:
+        need = ".".join(map(str, GO_MIN_VERSION))
+        raise ToolchainError(
+            f"Go {'.'.join(map(str, have))} is too old: LND {LND_VERSION} needs Go >= {need}. "
+            "Install a newer Go from https://go.dev/dl and run `lab setup` again."
+        )
+    assert go is not None
+    return go
+
+
+def bin_root() -> Path:
+    return cache_root() / "bin"
+
+
+def lnd_dir(flavor: str = "lab") -> Path:
+    return bin_root() / f"lnd-{LND_VERSION}-{flavor}"
+
+
+def btcd_dir() -> Path:
+    return bin_root() / f"btcd-{BTCD_VERSION}"
+
+
+def _wrapper_module(workdir: Path) -> Path:
+    """A tiny Go module that requires the pinned LND and btcd with LND's replaces."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    replaces = "\n".join(f"replace {old} => {new}" for old, new in LND_REPLACES.items())
+    gomod = (
+        "module lightninglab/build\n\n"
+        f"go {'.'.join(map(str, GO_MIN_VERSION))}\n\n"
+        f"require (\n\t{LND_MODULE} {LND_VERSION}\n\t{BTCD_MODULE} {BTCD_VERSION}\n)\n\n"
+        f"{replaces}\n"
+    )
+    tools = (
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        f'\t_ "{BTCD_MODULE}"\n\t_ "{BTCD_MODULE}/cmd/btcctl"\n'
+        f'\t_ "{LND_MODULE}/cmd/lnd"\n\t_ "{LND_MODULE}/cmd/lncli"\n)\n'
+    )
+    mod_path = workdir / "go.mod"
+    if not mod_path.exists() or mod_path.read_text() != gomod or not (workdir / "go.sum").exists():
+        (workdir / "tools.go").write_text(tools)
+        mod_path.write_text(gomod)
+        _run(["go", "mod", "tidy"], cwd=workdir, what="resolving the pinned Go modules (go mod tidy)")
+    return workdir
+
+
+def _run(cmd: list[str], *, cwd: Path, what: str, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, "GOFLAGS": "-mod=mod", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
+        raise ToolchainError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc.stdout
+
+
+def _binary_version(path: Path) -> str:
+    try:
+        proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except OSError as exc:
+        return f"cannot run: {exc}"
+    return (proc.stdout + proc.stderr).strip()
+
+
+def _stamp_ok(directory: Path, names: tuple[str, ...], pin: str, expect_in_version: str | None) -> bool:
+    stamp = directory / ".pin"
+    if not stamp.exists() or stamp.read_text().strip() != pin:
+        return False
+    for name in names:
+        p = directory / name
+        if not p.exists() or not os.access(p, os.X_OK):
+            return False
+    if expect_in_version is not None:
+        return expect_in_version in _binary_version(directory / names[0])
+    return True
+
+
+def _go_build(packages: list[str], tags: str, out: Path, progress: Progress) -> None:
+    go = require_go()
+    work = _wrapper_module(cache_root() / "gobuild" / f"lnd-{LND_VERSION}")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cmd = [go, "build", "-trimpath", "-tags", tags, "-o", str(tmp) + "/", *packages]
+    progress(f"go build {' '.join(p.rsplit('/', 1)[-1] for p in packages)} (tags: {tags.split()[0]}...)")
+    _run(cmd, cwd=work, what="building " + ", ".join(packages), env={"CGO_ENABLED": "0"})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def ensure_lnd(flavor: str = "lab", progress: Progress = _noop) -> Path:
+    """Build lnd and lncli (``lab`` or ``release`` flavor) unless the cache has them."""
+    if flavor not in ("lab", "release"):
+        raise ToolchainError(f"unknown LND build flavor {flavor!r} (expected 'lab' or 'release')")
+    out = lnd_dir(flavor)
+    tags = LND_LAB_TAGS if flavor == "lab" else LND_RELEASE_TAGS
+    pin = f"{LND_MODULE}@{LND_VERSION} tags={tags}"
+    want = LND_VERSION.lstrip("v")
+    if _stamp_ok(out, ("lnd", "lncli"), pin, want):
+        progress(f"lnd {LND_VERSION} ({flavor}) already built: {out}")
+        return out
+    _go_build([f"{LND_MODULE}/cmd/lnd", f"{LND_MODULE}/cmd/lncli"], tags, out, progress)
+    got = _binary_version(out / "lnd")
+    if want not in got:
+        raise ToolchainError(f"built lnd reports {got!r}, expected version {want}")
+    (out / ".pin").write_text(pin + "\n")
+    return out
+
+
+def ensure_btcd(progress: Progress = _noop) -> Path:
+    out = btcd_dir()
+    pin = f"{BTCD_MODULE}@{BTCD_VERSION}"
+    if _stamp_ok(out, ("btcd", "btcctl"), pin, "btcd version"):
+        progress(f"btcd {BTCD_VERSION} already built: {out}")
+        return out
+    _go_build([BTCD_MODULE, f"{BTCD_MODULE}/cmd/btcctl"], "", out, progress)
+    got = _binary_version(out / "btcd")
+    if "btcd version" not in got:
+        raise ToolchainError(f"built btcd does not run: {got!r}")
+    (out / ".pin").write_text(pin + "\n")
+    return out
+
+
+def find_toolchain(flavor: str = "lab") -> Toolchain:
+    """The cached binaries; a clear error if `lab setup` has not been run."""
+    ld, bd = lnd_dir(flavor), btcd_dir()
+    t = Toolchain(lnd=ld / "lnd", lncli=ld / "lncli", btcd=bd / "btcd", btcctl=bd / "btcctl")
+    missing = [p for p in (t.lnd, t.lncli, t.btcd, t.btcctl) if not p.exists()]
+    if missing:
+        raise ToolchainError(
+            f"pinned binaries missing ({', '.join(str(p) for p in missing)}): run `lab setup` first"
+        )
+    return t
+
+
+def setup(*, release: bool = False, progress: Progress = _noop) -> Toolchain:
+    """Everything `lab setup` does, idempotently."""
+    from lsp.lnd import stubs
+
+    require_go()
+    ensure_btcd(progress)
+    ensure_lnd("lab", progress)
+    if release:
+        ensure_lnd("release", progress)
+    progress("generating LND gRPC stubs")
+    out = stubs.generate()
+    progress(f"stubs ready: {out}")
+    return find_toolchain("lab")
