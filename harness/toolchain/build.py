@@ -144,8 +144,9 @@ def _go_build(packages: list[str], tags: str, out: Path, progress: Progress) -> 
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = [go, "build", "-trimpath", "-tags", tags, "-o", str(tmp) + "/", *packages]
-    progress(f"go build {' '.join(p.rsplit('/', 1)[-1] for p in packages)} (tags: {tags.split()[0]}...)")
+    cmd = [go, "build", "-trimpath", *(["-tags", tags] if tags else []), "-o", str(tmp) + "/", *packages]
+    names = " ".join(p.rsplit("/", 1)[-1] for p in packages)
+    progress(f"go build {names}" + (f" (tags: {tags})" if tags else "") + " - several minutes on a cold cache")
     _run(cmd, cwd=work, what="building " + ", ".join(packages), env={"CGO_ENABLED": "0"})
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

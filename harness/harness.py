@@ -1,0 +1,207 @@
+"""``LightningTestHarness``: one lab, from a topology to a live network and back.
+
+Use it as a context manager. It cleans up even when start-up fails; on
+success the lab directory is removed, on failure it is kept (logs, data) and
+its path is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from harness.chain.btcd import Btcd
+from harness.errors import InvariantError, LabError
+from harness.network import Network, Progress
+from harness.node import LndNode
+from harness.runtime.process import ProcessRuntime
+from harness.toolchain.build import find_toolchain
+from harness.topology import Policy, Topology, load_topology
+
+# Log lines at these levels are failures unless a pattern below explains them.
+ERROR_MARKERS = ("[ERR]", "[CRT]")
+# Benign errors LND logs in normal regtest operation (peer churn at shutdown,
+# gossip races while a network is being built).
+BENIGN_ERRORS = (
+    "unable to read message from peer",
+    "unable to write message to peer",
+    "Unable to process channel update",
+    "Received ChannelUpdate for unknown channel",
+    "Unable to send error to peer",
+    "FundingManager shutting down",
+    "RPC server shutting down",
+    "connection reset by peer",
+    "use of closed network connection",
+    "broken pipe",
+    "EOF",
+    "server is shutting down",
+    "unable to start peer",
+)
+
+
+def runs_root() -> Path:
+    """Where labs live (``LAB_RUNS_DIR``; default: <tmp>/lightning-lab)."""
+    env = os.environ.get("LAB_RUNS_DIR")
+    return Path(env) if env else Path(tempfile.gettempdir()) / "lightning-lab"
+
+
+def new_lab_dir(topology_name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    name = f"{topology_name}-{stamp}-{worker + '-' if worker else ''}{secrets.token_hex(3)}"
+    path = runs_root() / name
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def _stderr_progress(msg: str) -> None:
+    print(f"[lab] {msg}", file=sys.stderr, flush=True)
+
+
+class LightningTestHarness:
+    """A live regtest network shaped by a topology.
+
+    >>> with LightningTestHarness("line3") as lab:
+    ...     inv = lab.node("carol").add_invoice(1000)
+    ...     assert lab.node("alice").pay_invoice(inv.payment_request).succeeded
+    """
+
+    def __init__(
+        self,
+        topology: str | Path | Topology = "line3",
+        *,
+        runtime: str = "process",
+        lab_dir: Path | None = None,
+        keep: bool | None = None,
+        tie_to_parent: bool = True,
+        progress: Progress | None = None,
+    ):
+        if runtime not in ("process",):
+            raise LabError(f"runtime {runtime!r} is not available yet (use 'process')")
+        self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
+        self.runtime_name = runtime
+        self._lab_dir = lab_dir
+        self.keep = keep
+        self.progress: Progress = progress or _stderr_progress
+        self.runtime = ProcessRuntime(tie_to_parent=tie_to_parent)
+        self.network: Network | None = None
+        self.failed = False
+        self._log_offsets: dict[Path, int] = {}
+
+    # -- lifecycle ---------------------------------------------------------
+    @property
+    def lab_dir(self) -> Path:
+        if self._lab_dir is None:
+            self._lab_dir = new_lab_dir(self.topology.name)
+        return self._lab_dir
+
+    def start(self) -> LightningTestHarness:
+        toolchain = find_toolchain()
+        self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
+        try:
+            self.network.start(self.progress)
+        except BaseException:
+            self.failed = True
+            self.stop()
+            raise
+        return self
+
+    def stop(self, *, failed: bool | None = None) -> None:
+        """Stop every process; remove the lab dir unless it failed or ``keep``."""
+        if failed is not None:
+            self.failed = self.failed or failed
+        try:
+            if self.network is not None:
+                self.network.stop()
+        finally:
+            keep = self.keep if self.keep is not None else self.failed
+            if self._lab_dir is not None and self._lab_dir.exists():
+                if keep:
+                    self.progress(f"kept the lab directory (logs, data): {self._lab_dir}")
+                else:
+                    shutil.rmtree(self._lab_dir, ignore_errors=True)
+
+    def __enter__(self) -> LightningTestHarness:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop(failed=exc is not None)
+
+    # -- access ------------------------------------------------------------
+    @property
+    def net(self) -> Network:
+        if self.network is None:
+            raise LabError("the lab is not started")
+        return self.network
+
+    def node(self, name: str) -> LndNode:
+        return self.net.node(name)
+
+    @property
+    def nodes(self) -> dict[str, LndNode]:
+        return self.net.nodes
+
+    @property
+    def chain(self) -> Btcd:
+        return self.net.chain
+
+    def mine(self, n: int = 1) -> list[str]:
+        return self.net.mine(n)
+
+    def open_channel(self, a: str, b: str, capacity_sat: int, **kw: Any) -> str:
+        return self.net.open_channel(a, b, capacity_sat, **kw)
+
+    def close_channel(self, a: str, channel_point: str, *, force: bool = False) -> str:
+        return self.net.close_channel(a, channel_point, force=force)
+
+    def send_onchain(self, address: str, amount_sat: int, *, confirm: bool = True) -> str:
+        txid = self.net.send_from_faucet([(address, amount_sat)])
+        if confirm:
+            self.mine(1)
+        return txid
+
+    def policy(self, base_fee_msat: int = 1000, fee_rate_ppm: int = 1, cltv_delta: int = 80) -> Policy:
+        return Policy(base_fee_msat=base_fee_msat, fee_rate_ppm=fee_rate_ppm, cltv_delta=cltv_delta)
+
+    # -- invariants (checked after each test by the pytest plugin) ----------
+    def mark_logs(self) -> None:
+        """Remember where each node log ends, so later checks read only new lines."""
+        for n in self.net.nodes.values():
+            p = n.config.log_path
+            self._log_offsets[p] = p.stat().st_size if p.exists() else 0
+
+    def new_error_lines(self) -> list[str]:
+        out: list[str] = []
+        for n in self.net.nodes.values():
+            p = n.config.log_path
+            if not p.exists():
+                continue
+            with p.open("rb") as fh:
+                fh.seek(self._log_offsets.get(p, 0))
+                for raw in fh:
+                    line = raw.decode("utf-8", "replace").rstrip()
+                    if any(m in line for m in ERROR_MARKERS) and not any(b in line for b in BENIGN_ERRORS):
+                        out.append(f"{n.name}: {line}")
+        return out
+
+    def check_invariants(self) -> None:
+        """No HTLC left pending on any channel; no unexplained error log lines."""
+        problems: list[str] = []
+        for n in self.net.nodes.values():
+            if n.proc is None or not n.proc.is_running() or n.proc.paused:
+                continue
+            for ch in n.list_channels():
+                if ch.pending_htlcs:
+                    problems.append(f"{n.name}: {len(ch.pending_htlcs)} HTLC(s) pending on {ch.channel_point}")
+        problems += [f"error logged: {line}" for line in self.new_error_lines()[:20]]
+        if problems:
+            raise InvariantError("lab invariants violated after the test:\n  " + "\n  ".join(problems))

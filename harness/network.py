@@ -1,0 +1,379 @@
+"""The live network built from a topology: chain, nodes, funds, channels.
+
+Verbs here do the whole job and assert it (the way LND's own harness does):
+``open_channel`` connects, opens, mines and waits until the channel is active
+on both ends; ``close_channel`` mines until the funds are back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.chain.btcd import RPC_PASS, RPC_USER, Btcd, BtcdConfig
+from harness.chain.faucet import Faucet, Utxo
+from harness.errors import LabError, NodeError
+from harness.node import LndConfig, LndNode
+from harness.rpc.lightning import ChannelInfo
+from harness.runtime.process import ProcessRuntime
+from harness.toolchain.build import Toolchain
+from harness.topology import Channel, Policy, Topology
+from harness.wait import wait_for
+
+Progress = Callable[[str], None]
+
+# Confirmations LND needs before it announces a public channel.
+ANNOUNCE_CONFS = 6
+# Blocks after which segwit, CSV and taproot are active on btcd regtest
+# (BIP9 signalling: three 144-block windows, then activation).
+ACTIVATION_HEIGHT = 440
+# Mature 50 BTC coinbases the faucet collects at start (1,000 BTC).
+FAUCET_COINBASES = 20
+
+
+@dataclass
+class OpenedChannel:
+    spec: Channel
+    channel_point: str
+
+
+def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+class Network:
+    """btcd plus the topology's LND nodes, started as processes."""
+
+    def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: ProcessRuntime):
+        self.topology = topology
+        self.lab_dir = lab_dir
+        self.toolchain = toolchain
+        self.runtime = runtime
+        self.faucet = Faucet()
+        self.btcd: Btcd | None = None
+        self.nodes: dict[str, LndNode] = {}
+        self.channels: list[OpenedChannel] = []
+        self._utxos: list[Utxo] = []
+
+    # -- access ------------------------------------------------------------
+    def node(self, name: str) -> LndNode:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise LabError(f"no node named {name!r} in topology {self.topology.name!r} "
+                           f"(nodes: {', '.join(self.nodes)})") from None
+
+    @property
+    def chain(self) -> Btcd:
+        if self.btcd is None:
+            raise LabError("the chain is not running")
+        return self.btcd
+
+    # -- bring-up ----------------------------------------------------------
+    def start(self, progress: Progress = lambda _: None) -> None:
+        t0 = time.monotonic()
+        self._start_chain(progress)
+        self._start_nodes(progress)
+        self._fund(progress)
+        self._open_declared_channels(progress)
+        progress(f"network ready in {time.monotonic() - t0:.1f}s")
+
+    def _start_chain(self, progress: Progress) -> None:
+        cfg = BtcdConfig(binary=self.toolchain.btcd, datadir=self.lab_dir / "btcd", mining_address=self.faucet.address)
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        self.btcd = Btcd(cfg, self.runtime)
+        self.btcd.start()
+        # btcd deletes its regtest database at every start (removeRegressionDB),
+        # so an activated chain cannot be copied in; CPU-mining the activation
+        # blocks takes well under a second at regtest difficulty instead.
+        self.btcd.mine(ACTIVATION_HEIGHT)
+        self._utxos = self.faucet.coinbase_utxos(self.btcd, self.btcd.height(), limit=FAUCET_COINBASES)
+        progress(f"btcd up, chain activated at height {self.btcd.height()}")
+
+    def _node_config(self, name: str, flags: list[str]) -> LndConfig:
+        assert self.btcd is not None
+        return LndConfig(
+            name=name,
+            binary=self.toolchain.lnd,
+            lnddir=self.lab_dir / name,
+            btcd_rpc=f"127.0.0.1:{self.btcd.config.rpc_port}",
+            btcd_cert_pem=self.btcd.cert_pem,
+            btcd_user=RPC_USER,
+            btcd_pass=RPC_PASS,
+            flags=flags,
+        )
+
+    def _start_nodes(self, progress: Progress) -> None:
+        for spec in self.topology.nodes:
+            node = LndNode(self._node_config(spec.name, self.topology.flags_for(spec)), self.runtime)
+            self.nodes[spec.name] = node
+            node.start()
+        progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
+        tip = self.chain.tip()
+        _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()))
+        progress("all nodes synced to the chain")
+
+    def _fund(self, progress: Progress) -> None:
+        plan = self.topology.funding_plan()
+        outputs: list[tuple[str, int]] = []
+        for name, amounts in plan.items():
+            node = self.nodes[name]
+            outputs += [(node.new_address(), amt) for amt in amounts]
+        if not outputs:
+            return
+        total = sum(a for _, a in outputs)
+        progress(f"funding {len(plan)} node(s) with {total / 1e8:.8f} BTC in {len(outputs)} outputs")
+        self.send_from_faucet(outputs)
+        self.mine(1)
+        for name, amounts in plan.items():
+            want = sum(amounts)
+            node = self.nodes[name]
+            wait_for(
+                lambda n=node, w=want: n.balances().onchain_confirmed_sat >= w,
+                what=f"{name}'s confirmed on-chain balance to reach {want} sat",
+                timeout_s="WALLET_BALANCE",
+                describe=lambda n=node: f"balance {n.balances()}",
+            )
+
+    def send_from_faucet(self, outputs: list[tuple[str, int]]) -> str:
+        """Pay on-chain ``outputs`` [(address, sat)] from the faucet; returns the txid."""
+        txid, raw, change = self.faucet.build_funding_tx(self._utxos, outputs)
+        spent = {(u.txid, u.vout) for u in self._utxos[: self._count_inputs(raw)]}
+        self._utxos = [u for u in self._utxos if (u.txid, u.vout) not in spent]
+        if change is not None:
+            self._utxos.insert(0, change)
+        self.chain.send_raw(raw)
+        return txid
+
+    @staticmethod
+    def _count_inputs(raw_hex: str) -> int:
+        from embit.transaction import Transaction
+
+        return len(Transaction.parse(bytes.fromhex(raw_hex)).vin)
+
+    def _open_declared_channels(self, progress: Progress) -> None:
+        specs = self.topology.channels
+        if not specs:
+            return
+        progress(f"connecting peers and opening {len(specs)} channel(s)")
+        pairs = {(c.from_, c.to) for c in specs}
+        for a, b in sorted(pairs):
+            self.node(a).connect(self.node(b))
+
+        by_opener: dict[str, list[Channel]] = {}
+        for c in specs:
+            by_opener.setdefault(c.from_, []).append(c)
+
+        def open_all(opener: str) -> list[OpenedChannel]:
+            return [OpenedChannel(c, self._start_open(c)) for c in by_opener[opener]]
+
+        for opened in _parallel(open_all, list(by_opener)):
+            self.channels += opened
+        self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
+        self.mine(ANNOUNCE_CONFS)
+        progress("waiting for channels to become active")
+        for oc in self.channels:
+            self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point)
+        # Apply both sides' declared policies (fees were set at open; the
+        # CLTV delta and the peer side can only be set by an update).
+        for oc in self.channels:
+            self._apply_policy(oc.spec.from_, oc.channel_point, oc.spec.policy)
+            self._apply_policy(oc.spec.to, oc.channel_point, oc.spec.peer_policy or Policy())
+        progress("waiting for every node's graph to hold every public channel")
+        self.wait_graph_synced()
+
+    def _start_open(self, c: Channel, **kw: Any) -> str:
+        a = self.node(c.from_)
+        return a.ln.open_channel(
+            self.node(c.to).pubkey,
+            c.capacity_sat,
+            push_sat=c.push_sat,
+            private=c.private,
+            base_fee_msat=c.policy.base_fee_msat,
+            fee_rate_ppm=c.policy.fee_rate_ppm,
+            anchors="--protocol.anchors" in self.topology.flags_for(self.topology.node(c.from_)),
+            **kw,
+        )
+
+    def _apply_policy(self, name: str, channel_point: str, p: Policy) -> None:
+        self.node(name).ln.update_policy(
+            channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm, cltv_delta=p.cltv_delta
+        )
+
+    def _wait_active(self, a: str, b: str, channel_point: str) -> None:
+        for name in (a, b):
+            node = self.node(name)
+            wait_for(
+                lambda n=node: any(c.channel_point == channel_point for c in n.list_channels(active_only=True)),
+                what=f"channel {channel_point} ({a}->{b}) to be active on {name}",
+                timeout_s="CHANNEL_OPEN",
+                log=node.config.log_path,
+            )
+
+    def _expected_public(self) -> list[tuple[OpenedChannel, Policy, Policy]]:
+        return [(oc, oc.spec.policy, oc.spec.peer_policy or Policy()) for oc in self.channels if not oc.spec.private]
+
+    def wait_graph_synced(self, *, timeout_s: str | float = "GRAPH_SYNC") -> None:
+        """Every node sees every public channel with both declared policies."""
+        expected = self._expected_public()
+
+        def missing_on(node: LndNode) -> list[str]:
+            graph = node.describe_graph()
+            out = []
+            for oc, pol_from, pol_to in expected:
+                edge = graph.edge(oc.channel_point)
+                if edge is None:
+                    out.append(f"{oc.spec.from_}->{oc.spec.to} absent")
+                    continue
+                for side, pol in ((oc.spec.from_, pol_from), (oc.spec.to, pol_to)):
+                    got = edge.policy_of(self.node(side).pubkey)
+                    if got is None or (got.base_fee_msat, got.fee_rate_ppm, got.cltv_delta) != (
+                        pol.base_fee_msat, pol.fee_rate_ppm, pol.cltv_delta
+                    ):
+                        out.append(f"{oc.spec.from_}->{oc.spec.to} policy of {side}: {got}")
+            return out
+
+        for node in self.nodes.values():
+            wait_for(
+                lambda n=node: not missing_on(n),
+                what=f"{node.name}'s graph to hold all {len(expected)} public channel(s) with declared policies",
+                timeout_s=timeout_s,
+                describe=lambda n=node: "; ".join(missing_on(n)[:5]),
+            )
+
+    # -- chain -------------------------------------------------------------
+    def mine(self, n: int = 1, *, sync: bool = True) -> list[str]:
+        """Mine ``n`` blocks and (by default) wait until every running node has them."""
+        hashes = self.chain.mine(n)
+        if sync:
+            tip = self.chain.tip()
+            _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.nodes.values() if nd.proc and nd.proc.is_running()])
+        return hashes
+
+    # -- channel verbs -------------------------------------------------------
+    def open_channel(
+        self,
+        a: str,
+        b: str,
+        capacity_sat: int,
+        *,
+        push_sat: int = 0,
+        private: bool = False,
+        policy: Policy | None = None,
+    ) -> str:
+        """Connect, open, confirm and wait until active on both ends (and in
+        every graph, when public). Returns the channel point."""
+        spec = Channel.model_validate(
+            {"from": a, "to": b, "capacity_sat": capacity_sat, "push_sat": push_sat, "private": private,
+             "policy": (policy or Policy()).model_dump()}
+        )
+        self.node(a).connect(self.node(b))
+        cp = self._start_open(spec)
+        self.chain.wait_for_tx(cp.split(":")[0])
+        self.mine(ANNOUNCE_CONFS)
+        self._wait_active(a, b, cp)
+        self.channels.append(OpenedChannel(spec, cp))
+        self._apply_policy(a, cp, spec.policy)
+        if not private:
+            self.wait_graph_synced()
+        return cp
+
+    def close_channel(self, a: str, channel_point: str, *, force: bool = False) -> str:
+        """Close (cooperatively, or force) and mine until it is closed on the
+        closer's side; for a force close also until the CSV-delayed funds are
+        swept back to the wallet. Returns the closing txid."""
+        node = self.node(a)
+        txid = node.ln.close_channel(channel_point, force=force)
+        self.chain.wait_for_tx(txid)
+        self.mine(1)
+        wait_for(
+            lambda: all(c.channel_point != channel_point for c in node.list_channels()),
+            what=f"channel {channel_point} to leave {a}'s open channels",
+            timeout_s="CHANNEL_CLOSE",
+        )
+        self.channels = [oc for oc in self.channels if oc.channel_point != channel_point]
+        if force:
+            self.mine_until_swept(a)
+        return txid
+
+    def mine_until_swept(self, name: str, *, max_blocks: int = 200) -> None:
+        """Mine until ``name`` has no pending force-closed or waiting-close channels."""
+        node = self.node(name)
+
+        def done() -> bool:
+            p = node.ln.pending_channels()
+            if not p.pending_force_closing_channels and not p.waiting_close_channels:
+                return True
+            self.mine(1)
+            return False
+
+        wait_for(done, what=f"{name}'s force-closed funds to be swept", timeout_s="CHANNEL_CLOSE", interval=0.3)
+
+    def channel_between(self, a: str, b: str) -> ChannelInfo:
+        return self.node(a).channel_with(self.node(b))
+
+    # -- teardown ----------------------------------------------------------
+    def stop(self) -> None:
+        errors: list[str] = []
+
+        def stop_node(n: LndNode) -> None:
+            try:
+                n.stop()
+            except Exception as exc:  # noqa: BLE001 - collect, keep stopping
+                errors.append(f"{n.name}: {exc}")
+
+        _parallel(stop_node, list(self.nodes.values()))
+        if self.btcd is not None:
+            try:
+                self.btcd.stop()
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"btcd: {exc}")
+        if errors:
+            raise NodeError("errors while stopping the network: " + "; ".join(errors))
+
+    def pids(self) -> list[int]:
+        procs = [n.proc for n in self.nodes.values()] + [self.btcd.proc if self.btcd else None]
+        return [p.pid for p in procs if p is not None]
+
+    def describe(self) -> dict[str, Any]:
+        """What `lab up` prints and stores in the lab's state file."""
+        assert self.btcd is not None
+        return {
+            "topology": self.topology.name,
+            "lab_dir": str(self.lab_dir),
+            "btcd": {
+                "pid": self.btcd.proc.pid if self.btcd.proc else 0,
+                "rpc": f"127.0.0.1:{self.btcd.config.rpc_port}",
+                "rpc_user": RPC_USER,
+                "rpc_pass": RPC_PASS,
+                "cert": str(self.btcd.config.cert),
+                "log": str(self.btcd.config.log_path),
+                "argv": self.btcd.proc.argv if self.btcd.proc else [],
+            },
+            "nodes": {
+                name: {
+                    "pid": n.proc.pid if n.proc else 0,
+                    "pubkey": n.pubkey,
+                    "rpc": n.rpc_address,
+                    "rest": f"127.0.0.1:{n.config.rest_port}",
+                    "p2p": n.p2p_address,
+                    "tls_cert": str(n.config.tls_cert),
+                    "macaroon": str(n.config.macaroon),
+                    "log": str(n.config.log_path),
+                    "argv": n.proc.argv if n.proc else [],
+                    "role": self.topology.node(name).role,
+                }
+                for name, n in self.nodes.items()
+            },
+        }
+
+    def write_state(self, path: Path) -> None:
+        path.write_text(json.dumps(self.describe(), indent=2))

@@ -1,0 +1,36 @@
+"""``walletrpc.WalletKit``: UTXOs, addresses, fee estimates, raw transactions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.rpc.base import Service
+
+
+@dataclass(frozen=True)
+class WalletUtxo:
+    outpoint: str
+    amount_sat: int
+    confirmations: int
+    address: str
+
+
+class WalletRpc(Service):
+    stub_factory = staticmethod(lambda s: s.walletkit_grpc.WalletKitStub)  # type: ignore[assignment]
+
+    def list_unspent(self, *, min_confs: int = 0, max_confs: int = 9_999_999) -> list[WalletUtxo]:
+        req = self.s.walletkit.ListUnspentRequest(min_confs=min_confs, max_confs=max_confs)
+        return [
+            WalletUtxo(
+                f"{u.outpoint.txid_str}:{u.outpoint.output_index}", int(u.amount_sat), int(u.confirmations), u.address
+            )
+            for u in self._call("ListUnspent", req).utxos
+        ]
+
+    def estimate_fee_sat_per_kw(self, conf_target: int = 6) -> int:
+        return int(self._call("EstimateFee", self.s.walletkit.EstimateFeeRequest(conf_target=conf_target)).sat_per_kw)
+
+    def publish(self, tx_hex: str, label: str = "") -> None:
+        r = self._call("PublishTransaction", self.s.walletkit.Transaction(tx_hex=bytes.fromhex(tx_hex), label=label))
+        if r.publish_error:
+            raise RuntimeError(f"publish failed: {r.publish_error}")

@@ -1,0 +1,235 @@
+"""Declarative topologies: ``topologies/*.yaml`` loaded and validated.
+
+A bad file is reported as a ``TopologyError`` naming the file, the field path
+(with its line in the file) and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import TopologyError
+
+# LND's limits on a channel's capacity (lnd/funding: MinChanFundingSize,
+# MaxBtcFundingAmount and MaxBtcFundingAmountWumbo).
+MIN_CHANNEL_SAT = 20_000
+MAX_CHANNEL_SAT = 16_777_215
+MAX_WUMBO_CHANNEL_SAT = 1_000_000_000
+WUMBO_FLAG = "--protocol.wumbo-channels"
+
+DEFAULT_BALANCE_SAT = 100_000_000
+NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Policy(_Model):
+    """Routing policy of one side of a channel."""
+
+    base_fee_msat: int = Field(1000, ge=0, le=2**32 - 1)
+    fee_rate_ppm: int = Field(1, ge=0, le=1_000_000)
+    cltv_delta: int = Field(80, ge=18, le=2016)
+
+
+class Node(_Model):
+    name: str
+    implementation: Literal["lnd"] = "lnd"
+    role: Literal["lsp", "client", "router", "watchtower", "payer"] | None = None
+    flags: list[str] = Field(default_factory=list)
+    balance_sat: int | None = Field(None, ge=0, le=100 * 100_000_000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("must be 1-32 characters of a-z, 0-9, '_' or '-', starting with a letter")
+        return v
+
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, v: list[str]) -> list[str]:
+        for f in v:
+            if not f.startswith("--"):
+                raise ValueError(f"flag {f!r} must start with '--' (e.g. '--protocol.zero-conf')")
+        return v
+
+
+class Channel(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    capacity_sat: int
+    push_sat: int = Field(0, ge=0)
+    private: bool = False
+    policy: Policy = Field(default_factory=Policy)
+    peer_policy: Policy | None = None
+
+    @model_validator(mode="after")
+    def _amounts(self) -> Channel:
+        if self.from_ == self.to:
+            raise ValueError(f"a channel cannot connect {self.from_!r} to itself")
+        if self.push_sat >= self.capacity_sat:
+            raise ValueError(f"push_sat ({self.push_sat}) must be below capacity_sat ({self.capacity_sat})")
+        return self
+
+
+class Topology(_Model):
+    name: str
+    description: str = ""
+    chain: Literal["btcd"] = "btcd"
+    flags: list[str] = Field(default_factory=list, description="LND flags for every node")
+    nodes: list[Node] = Field(min_length=1)
+    channels: list[Channel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Topology:
+        seen: set[str] = set()
+        for n in self.nodes:
+            if n.name in seen:
+                raise ValueError(f"duplicate node name {n.name!r}")
+            seen.add(n.name)
+        return self
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def flags_for(self, node: Node) -> list[str]:
+        return [*self.flags, *node.flags]
+
+    def funding_plan(self) -> dict[str, list[int]]:
+        """On-chain outputs each node gets: one per channel it opens (capacity
+        plus a fee margin, so all opens can run in parallel on confirmed coins)
+        and its free balance."""
+        plan: dict[str, list[int]] = {n.name: [] for n in self.nodes}
+        for ch in self.channels:
+            plan[ch.from_].append(ch.capacity_sat + 200_000)
+        for n in self.nodes:
+            bal = DEFAULT_BALANCE_SAT if n.balance_sat is None else n.balance_sat
+            if bal > 0:
+                plan[n.name].append(bal)
+        return plan
+
+
+def _check_graph(t: Topology) -> list[tuple[tuple[Any, ...], str]]:
+    """Cross-field checks that need the whole file; returns (path, message)."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    names = {n.name for n in t.nodes}
+    for i, ch in enumerate(t.channels):
+        for side, key in ((ch.from_, "from"), (ch.to, "to")):
+            if side not in names:
+                problems.append((("channels", i, key), f"unknown node {side!r} (nodes: {', '.join(sorted(names))})"))
+        if ch.from_ in names and ch.to in names:
+            wumbo = all(WUMBO_FLAG in t.flags_for(t.node(x)) for x in (ch.from_, ch.to))
+            hi = MAX_WUMBO_CHANNEL_SAT if wumbo else MAX_CHANNEL_SAT
+            if not MIN_CHANNEL_SAT <= ch.capacity_sat <= hi:
+                hint = "" if wumbo else f" (larger channels need {WUMBO_FLAG} on both nodes)"
+                problems.append(
+                    (("channels", i, "capacity_sat"), f"{ch.capacity_sat} is outside LND's limits {MIN_CHANNEL_SAT}..{hi}{hint}")
+                )
+    return problems
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that also remembers the line of every mapping key and item."""
+
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[(*path, key)] = k.start_mark.line + 1
+                walk(v, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    try:
+        root = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _locate(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
+    path = tuple("from" if p == "from_" else p for p in loc)
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return f"{_fmt_loc(path)} (line {lines[path[:cut]]})"
+    return _fmt_loc(path)
+
+
+def parse_topology(text: str, source: str = "<string>") -> Topology:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TopologyError(source, [(where, f"YAML syntax error: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise TopologyError(source, [("", "expected a mapping with 'name', 'nodes' and 'channels'")])
+    lines = _line_map(text)
+    try:
+        topo = Topology.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append((_locate(loc, lines), msg))
+        raise TopologyError(source, problems) from None
+    graph_problems = _check_graph(topo)
+    if graph_problems:
+        raise TopologyError(source, [(_locate(p, lines), m) for p, m in graph_problems])
+    return topo
+
+
+def resolve_topology_path(name_or_path: str | Path) -> Path:
+    """A name from ``topologies/`` (``star5``) or a path to a YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.exists():
+            raise TopologyError(str(p), [("", "file not found")])
+        return p
+    for ext in (".yaml", ".yml"):
+        cand = TOPOLOGY_DIR / f"{name_or_path}{ext}"
+        if cand.exists():
+            return cand
+    known = ", ".join(sorted(x.stem for x in TOPOLOGY_DIR.glob("*.yaml")))
+    raise TopologyError(str(name_or_path), [("", f"no such topology (known: {known}) and no such file")])
+
+
+def load_topology(name_or_path: str | Path) -> Topology:
+    path = resolve_topology_path(name_or_path)
+    return parse_topology(path.read_text(), str(path))
