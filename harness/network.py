@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.chain.btcd import RPC_PASS, RPC_USER, Btcd, BtcdConfig
 from harness.chain.faucet import Faucet, Utxo
-from harness.errors import LabError, NodeError
+from harness.errors import LabError, NodeError, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
 from harness.runtime.process import ProcessRuntime
@@ -34,6 +34,8 @@ ANNOUNCE_CONFS = 6
 ACTIVATION_HEIGHT = 440
 # Mature 50 BTC coinbases the faucet collects at start (1,000 BTC).
 FAUCET_COINBASES = 20
+# Seconds to wait for gossip to converge before re-sending what LND dropped.
+REPAIR_AFTER_S = 8.0
 
 
 @dataclass
@@ -178,15 +180,11 @@ class Network:
         for opened in _parallel(open_all, list(by_opener)):
             self.channels += opened
         self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
-        self.mine(ANNOUNCE_CONFS)
+        self._mine_to_announce()
         progress("waiting for channels to become active")
         for oc in self.channels:
             self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point)
-        # Apply both sides' declared policies (fees were set at open; the
-        # CLTV delta and the peer side can only be set by an update).
-        for oc in self.channels:
-            self._apply_policy(oc.spec.from_, oc.channel_point, oc.spec.policy)
-            self._apply_policy(oc.spec.to, oc.channel_point, oc.spec.peer_policy or Policy())
+        self._apply_declared_policies(self.channels)
         progress("waiting for every node's graph to hold every public channel")
         self.wait_graph_synced()
 
@@ -203,10 +201,35 @@ class Network:
             **kw,
         )
 
-    def _apply_policy(self, name: str, channel_point: str, p: Policy) -> None:
-        self.node(name).ln.update_policy(
-            channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm, cltv_delta=p.cltv_delta
-        )
+    def _apply_declared_policies(self, opened: list[OpenedChannel]) -> None:
+        """Send a policy update where the declaration differs from what the
+        channel got at open (fees are set at open; the CLTV delta and the peer
+        side only by an update). An update is sent only once both ends hold
+        the announced edge: a peer drops an update for an edge it does not
+        know yet ("UpdateEdgePolicy: edge not found") and would not ask again.
+        """
+        default = Policy()
+        todo: list[tuple[str, OpenedChannel, Policy]] = []
+        for oc in opened:
+            p = oc.spec.policy
+            if p.cltv_delta != default.cltv_delta:
+                todo.append((oc.spec.from_, oc, p))
+            peer = oc.spec.peer_policy
+            if peer is not None and peer != default:
+                todo.append((oc.spec.to, oc, peer))
+        for name, oc, p in todo:
+            if not oc.spec.private:
+                for end in (oc.spec.from_, oc.spec.to):
+                    node = self.node(end)
+                    wait_for(
+                        lambda n=node, cp=oc.channel_point: n.describe_graph().edge(cp) is not None,
+                        what=f"{end} to hold the announced edge {oc.channel_point}",
+                        timeout_s="GRAPH_SYNC",
+                        log=node.config.log_path,
+                    )
+            self.node(name).ln.update_policy(
+                oc.channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm, cltv_delta=p.cltv_delta
+            )
 
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
@@ -221,33 +244,73 @@ class Network:
     def _expected_public(self) -> list[tuple[OpenedChannel, Policy, Policy]]:
         return [(oc, oc.spec.policy, oc.spec.peer_policy or Policy()) for oc in self.channels if not oc.spec.private]
 
+    def _graph_gaps(self, node: LndNode) -> list[tuple[OpenedChannel, str | None, str]]:
+        """What ``node``'s graph lacks: (channel, side whose policy is wrong or
+        None when the whole edge is absent, description)."""
+        graph = node.describe_graph()
+        gaps: list[tuple[OpenedChannel, str | None, str]] = []
+        for oc, pol_from, pol_to in self._expected_public():
+            edge = graph.edge(oc.channel_point)
+            if edge is None:
+                gaps.append((oc, None, f"{oc.spec.from_}->{oc.spec.to} absent"))
+                continue
+            for side, pol in ((oc.spec.from_, pol_from), (oc.spec.to, pol_to)):
+                got = edge.policy_of(self.node(side).pubkey)
+                want = (pol.base_fee_msat, pol.fee_rate_ppm, pol.cltv_delta)
+                if got is None or (got.base_fee_msat, got.fee_rate_ppm, got.cltv_delta) != want:
+                    gaps.append((oc, side, f"{oc.spec.from_}->{oc.spec.to} policy of {side}: {got}"))
+        return gaps
+
+    def _repair_gossip(self, gaps: list[tuple[OpenedChannel, str | None, str]]) -> None:
+        """Nudge gossip that LND dropped in a race (see wait_graph_synced)."""
+        for oc, side, _ in gaps:
+            if side is None:
+                a, b = self.node(oc.spec.from_), self.node(oc.spec.to)
+                # LND re-sends pending announcement signatures on reconnect.
+                try:
+                    a.disconnect(b)
+                except Exception:  # noqa: BLE001 - already disconnected is fine
+                    pass
+                a.connect(b)
+            else:
+                pol = oc.spec.policy if side == oc.spec.from_ else (oc.spec.peer_policy or Policy())
+                self.node(side).ln.update_policy(
+                    oc.channel_point, base_fee_msat=pol.base_fee_msat, fee_rate_ppm=pol.fee_rate_ppm,
+                    cltv_delta=pol.cltv_delta,
+                )
+
     def wait_graph_synced(self, *, timeout_s: str | float = "GRAPH_SYNC") -> None:
-        """Every node sees every public channel with both declared policies."""
-        expected = self._expected_public()
+        """Every node sees every public channel with both declared policies.
 
-        def missing_on(node: LndNode) -> list[str]:
-            graph = node.describe_graph()
-            out = []
-            for oc, pol_from, pol_to in expected:
-                edge = graph.edge(oc.channel_point)
-                if edge is None:
-                    out.append(f"{oc.spec.from_}->{oc.spec.to} absent")
-                    continue
-                for side, pol in ((oc.spec.from_, pol_from), (oc.spec.to, pol_to)):
-                    got = edge.policy_of(self.node(side).pubkey)
-                    if got is None or (got.base_fee_msat, got.fee_rate_ppm, got.cltv_delta) != (
-                        pol.base_fee_msat, pol.fee_rate_ppm, pol.cltv_delta
-                    ):
-                        out.append(f"{oc.spec.from_}->{oc.spec.to} policy of {side}: {got}")
-            return out
-
+        LND drops gossip that arrives a moment too early: announcement
+        signatures from a peer that processed the 6th block first ("Premature
+        proof announcement") and channel updates for an edge not yet in the
+        graph ("UpdateEdgePolicy: edge not found"). On a busy machine with
+        several nodes that race is common, and LND would only retry much
+        later. So after a short wait the lab re-sends what is missing
+        (reconnect for a missing edge, the declared policy again for a missing
+        policy) and waits again.
+        """
         for node in self.nodes.values():
+            try:
+                wait_for(lambda n=node: not self._graph_gaps(n), what="graph", timeout_s=REPAIR_AFTER_S)
+                continue
+            except WaitTimeout:
+                self._repair_gossip(self._graph_gaps(node))
             wait_for(
-                lambda n=node: not missing_on(n),
-                what=f"{node.name}'s graph to hold all {len(expected)} public channel(s) with declared policies",
+                lambda n=node: not self._graph_gaps(n),
+                what=f"{node.name}'s graph to hold all {len(self._expected_public())} public channel(s) "
+                f"with declared policies",
                 timeout_s=timeout_s,
-                describe=lambda n=node: "; ".join(missing_on(n)[:5]),
+                describe=lambda n=node: "; ".join(g[2] for g in self._graph_gaps(n)[:5]),
             )
+
+    def _mine_to_announce(self) -> None:
+        # The last block alone, after every node has the others, so all nodes
+        # reach announcement depth at about the same moment (narrows the
+        # premature-proof race described in wait_graph_synced).
+        self.mine(ANNOUNCE_CONFS - 1)
+        self.mine(1)
 
     # -- chain -------------------------------------------------------------
     def mine(self, n: int = 1, *, sync: bool = True) -> list[str]:
@@ -278,10 +341,10 @@ class Network:
         self.node(a).connect(self.node(b))
         cp = self._start_open(spec)
         self.chain.wait_for_tx(cp.split(":")[0])
-        self.mine(ANNOUNCE_CONFS)
+        self._mine_to_announce()
         self._wait_active(a, b, cp)
         self.channels.append(OpenedChannel(spec, cp))
-        self._apply_policy(a, cp, spec.policy)
+        self._apply_declared_policies([self.channels[-1]])
         if not private:
             self.wait_graph_synced()
         return cp

@@ -1,0 +1,203 @@
+"""The ``lab`` command: set up the toolchain, bring networks up and down, benchmark."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import LabError, LabStateError
+
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step; each finished step is printed."""
+    with console.status(title) as status:
+
+        def step(msg: str) -> None:
+            console.print(f"[dim]•[/dim] {msg}")
+            status.update(f"{title}: {msg}")
+
+        yield step
+
+
+class LabGroup(click.Group):
+    """Prints lab errors as one clear message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LabError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            sys.exit(1)
+
+
+@click.group(cls=LabGroup)
+@click.version_option(package_name="lightning-lab")
+def main() -> None:
+    """A Lightning regtest lab: real LND and btcd, shaped by topology files."""
+
+
+@main.command()
+@click.option("--release", is_flag=True, help="also build the release-tag LND that operators deploy")
+def setup(release: bool) -> None:
+    """Build the pinned lnd, lncli, btcd, btcctl and generate LND's gRPC stubs (idempotent)."""
+    from harness.toolchain.build import setup as do_setup
+
+    with _progress("lab setup") as step:
+        tc = do_setup(release=release, progress=step)
+    out.print(f"lnd:   {tc.lnd}\nbtcd:  {tc.btcd}")
+
+
+@main.command()
+@click.argument("topology")
+@click.option("--runtime", type=click.Choice(["process", "docker", "auto"]), default="process", show_default=True)
+def up(topology: str, runtime: str) -> None:
+    """Start TOPOLOGY (a name in topologies/ or a YAML path) in the background."""
+    from harness.harness import LightningTestHarness
+    from harness.labstate import STATE_FILE, active_lab, set_active
+
+    current = active_lab()
+    if current is not None and any(current.alive().values()):
+        raise LabStateError(
+            f"a lab is already up ({current.topology}, {current.lab_dir}); run `lab down` first"
+        )
+    if runtime == "docker":
+        raise LabStateError("the docker runtime is not available yet: use --runtime process")
+    if runtime == "auto":
+        runtime = "process"
+    console.print(f"runtime: {runtime}")
+    with _progress(f"lab up {topology}") as step:
+        lab = LightningTestHarness(topology, runtime=runtime, tie_to_parent=False, progress=step)
+        lab.start()
+    net = lab.net
+    net.write_state(lab.lab_dir / STATE_FILE)
+    set_active(lab.lab_dir)
+    _print_lab(net.describe())
+
+
+def _print_lab(state: dict[str, Any], alive: dict[str, bool] | None = None) -> None:
+    t = Table(title=f"lab {state['topology']}", title_justify="left")
+    for col in ("node", "pubkey", "gRPC", "p2p", "REST", *(["up"] if alive else [])):
+        t.add_column(col)
+    for name, n in state["nodes"].items():
+        row = [name, n["pubkey"], n["rpc"], n["p2p"], n["rest"]]
+        if alive is not None:
+            row.append("yes" if alive.get(name) else "[red]no[/red]")
+        t.add_row(*row)
+    out.print(t)
+    b = state["btcd"]
+    out.print(f"btcd RPC: {b['rpc']} (user {b['rpc_user']}, cert {b['cert']})" + (
+        "" if alive is None else ("" if alive.get("btcd") else " [red]down[/red]")))
+    first = next(iter(state["nodes"].values()))
+    out.print(f"credentials: <lab>/<node>/tls.cert, macaroon e.g. {first['macaroon']}")
+    out.print(f"lab directory: {state['lab_dir']}")
+
+
+@main.command()
+def status() -> None:
+    """Show the running lab: nodes, ports, chain height, channels."""
+    from harness.labstate import active_lab
+
+    lab = active_lab()
+    if lab is None:
+        out.print("no lab is up (start one with `lab up TOPOLOGY`)")
+        return
+    alive = lab.alive()
+    _print_lab(lab.state, alive)
+    for name in lab.state["nodes"]:
+        if not alive.get(name):
+            continue
+        try:
+            node = lab.node(name)
+            info = node.get_info()
+            out.print(
+                f"{name}: height {info.block_height}, synced {info.synced_to_chain}, "
+                f"{info.num_active_channels} active channel(s), {info.num_peers} peer(s)"
+            )
+            node.close_rpc()
+        except LabError as exc:
+            out.print(f"{name}: [red]{exc}[/red]")
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="keep the lab directory (logs, data) even on a clean stop")
+def down(keep: bool) -> None:
+    """Stop the running lab and remove its directory (kept if a node had crashed)."""
+    from harness.labstate import active_lab, clear_active
+
+    lab = active_lab()
+    if lab is None:
+        out.print("no lab is up; nothing to stop")
+        return
+    dead = lab.stop()
+    if dead or keep:
+        clear_active()
+        why = f"{', '.join(dead)} had already stopped on its own; " if dead else ""
+        out.print(f"lab stopped; {why}kept {lab.lab_dir}")
+    else:
+        clear_active(remove_dir=lab.lab_dir)
+        out.print(f"lab {lab.topology} stopped and removed")
+
+
+@main.command()
+@click.argument("payer")
+@click.argument("payee")
+@click.argument("amount_sat", type=click.IntRange(1))
+@click.option("--fee-limit", "fee_limit_sat", type=click.IntRange(0), default=100, show_default=True)
+def pay(payer: str, payee: str, amount_sat: int, fee_limit_sat: int) -> None:
+    """PAYEE creates an invoice for AMOUNT_SAT and PAYER pays it (running lab)."""
+    from harness.labstate import active_lab
+
+    lab = active_lab()
+    if lab is None:
+        raise LabStateError("no lab is up (start one with `lab up TOPOLOGY`)")
+    src, dst = lab.node(payer), lab.node(payee)
+    inv = dst.add_invoice(amount_sat, memo=f"lab pay {payer}->{payee}")
+    res = src.pay_invoice(inv.payment_request, fee_limit_sat=fee_limit_sat)
+    out.print(
+        f"{res.status}: {payer} -> {payee} {amount_sat} sat, fee {res.fee_msat} msat, "
+        f"{len(res.route)} hop(s), {res.attempts} attempt(s)"
+        + ("" if res.succeeded else f", reason {res.failure_reason}")
+    )
+    if not res.succeeded:
+        sys.exit(1)
+
+
+@main.command()
+def topologies() -> None:
+    """List the topologies shipped in topologies/."""
+    from harness.topology import TOPOLOGY_DIR, load_topology
+
+    for p in sorted(TOPOLOGY_DIR.glob("*.yaml")):
+        t = load_topology(p)
+        out.print(f"{p.stem:8} {len(t.nodes)} nodes, {len(t.channels)} channels  {t.description}")
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (figures recorded in docs/BENCHMARKS.md)."""
+
+
+@bench.command("bringup")
+@click.option("--topology", "topologies_", multiple=True, default=("line3", "star5", "mesh8"), show_default=True)
+@click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None) -> None:
+    """Time from start to ready per topology, and peak memory per LND process."""
+    from bench.bringup import run
+
+    run(list(topologies_), runs=runs, out_path=out_path, echo=out.print)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The background lab that ``lab up`` leaves running, found again by later
+commands (``lab status``, ``lab pay``, ``lab down``) through a state file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import LabStateError
+from harness.harness import runs_root
+from harness.node import LndConfig, LndNode
+from harness.runtime.process import ManagedProcess, ProcessRuntime, pid_alive, pid_cmdline
+
+STATE_FILE = "lab.json"
+
+
+def pointer_file() -> Path:
+    return runs_root() / "ACTIVE"
+
+
+@dataclass
+class AttachedLab:
+    """A lab started by an earlier command, reattached from its state file."""
+
+    lab_dir: Path
+    state: dict[str, Any]
+
+    @property
+    def topology(self) -> str:
+        return str(self.state["topology"])
+
+    def processes(self) -> list[ManagedProcess]:
+        procs = [
+            ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
+            for name, n in self.state["nodes"].items()
+        ]
+        b = self.state["btcd"]
+        procs.append(ProcessRuntime.adopt("btcd", int(b["pid"]), list(b["argv"]), Path(b["log"])))
+        return procs
+
+    def alive(self) -> dict[str, bool]:
+        return {p.name: _ours(p) for p in self.processes()}
+
+    def node(self, name: str) -> LndNode:
+        if name not in self.state["nodes"]:
+            raise LabStateError(f"no node named {name!r} in the running lab (nodes: {', '.join(self.state['nodes'])})")
+        n = self.state["nodes"][name]
+        rpc_port = int(n["rpc"].rsplit(":", 1)[1])
+        cfg = LndConfig(
+            name=name,
+            binary=Path(n["argv"][0]),
+            lnddir=self.lab_dir / name,
+            btcd_rpc=self.state["btcd"]["rpc"],
+            btcd_cert_pem=b"",
+            btcd_user="",
+            btcd_pass="",
+            rpc_port=rpc_port,
+            rest_port=int(n["rest"].rsplit(":", 1)[1]),
+            p2p_port=int(n["p2p"].rsplit(":", 1)[1]),
+        )
+        node = LndNode(cfg, ProcessRuntime(tie_to_parent=False))
+        node.proc = ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
+        return node
+
+    def stop(self) -> list[str]:
+        """Stop every process (LND nodes first); returns names that had
+        already died on their own (a crash worth keeping the logs for)."""
+        dead: list[str] = []
+        procs = self.processes()
+        for p in procs:
+            if not _ours(p):
+                dead.append(p.name)
+                continue
+            p.stop()
+        return dead
+
+
+def _ours(p: ManagedProcess) -> bool:
+    """The pid is alive and still runs the binary we started (pids get reused)."""
+    return pid_alive(p.pid) and bool(p.argv) and pid_cmdline(p.pid).startswith(p.argv[0])
+
+
+def active_lab() -> AttachedLab | None:
+    ptr = pointer_file()
+    if not ptr.exists():
+        return None
+    lab_dir = Path(ptr.read_text().strip())
+    state_path = lab_dir / STATE_FILE
+    if not state_path.exists():
+        ptr.unlink(missing_ok=True)
+        return None
+    try:
+        state = json.loads(state_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise LabStateError(f"the lab state file {state_path} is unreadable: {exc}") from None
+    return AttachedLab(lab_dir, state)
+
+
+def set_active(lab_dir: Path) -> None:
+    runs_root().mkdir(parents=True, exist_ok=True)
+    pointer_file().write_text(str(lab_dir) + "\n")
+
+
+def clear_active(*, remove_dir: Path | None = None) -> None:
+    pointer_file().unlink(missing_ok=True)
+    if remove_dir is not None:
+        shutil.rmtree(remove_dir, ignore_errors=True)
