@@ -34,6 +34,10 @@ class NodeError(LabError):
     """A node failed to start, or an RPC to it failed in a way the caller asked to see."""
 
 
+class ProcessDied(NodeError):
+    """A node process exited while the lab waited on it; no use waiting on."""
+
+
 class PaymentFailed(LabError):
     """A payment the caller expected to succeed did not."""
 

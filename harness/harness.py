@@ -43,6 +43,19 @@ BENIGN_ERRORS = (
     "EOF",
     "server is shutting down",
     "unable to start peer",
+    # Gossip races LND recovers from (or the lab repairs, see
+    # Network.wait_graph_synced): a channel update that arrives before the
+    # edge it updates.
+    "UpdateEdgePolicy faild: edge not found",
+    "UpdateEdgePolicy failed: edge not found",
+    "unable to add channel: edge not found",
+    # btcd's RPC answers a re-broadcast of an already-known tx with no error.
+    "Broadcast attempt failed: <nil>",
+    # A failed payment is an outcome returned to the caller, not a fault.
+    "CRTR: No route found for payment",
+    "CRTR: Payment ",
+    # The lab cancels CloseChannel's stream once the closing tx is broadcast.
+    "[/lnrpc.Lightning/CloseChannel]: rpc error: code = Canceled",
 )
 
 

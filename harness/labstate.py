@@ -37,8 +37,10 @@ class AttachedLab:
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
             for name, n in self.state["nodes"].items()
         ]
-        b = self.state["btcd"]
-        procs.append(ProcessRuntime.adopt("btcd", int(b["pid"]), list(b["argv"]), Path(b["log"])))
+        for key in ("btcd", "feeservice"):
+            b = self.state.get(key)
+            if b:
+                procs.append(ProcessRuntime.adopt(key, int(b["pid"]), list(b["argv"]), Path(b["log"])))
         return procs
 
     def alive(self) -> dict[str, bool]:

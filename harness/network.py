@@ -8,6 +8,7 @@ on both ends; ``close_channel`` mines until the funds are back.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from harness.chain import feeservice
 from harness.chain.btcd import RPC_PASS, RPC_USER, Btcd, BtcdConfig
 from harness.chain.faucet import Faucet, Utxo
-from harness.errors import LabError, NodeError, WaitTimeout
+from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
-from harness.runtime.process import ProcessRuntime
+from harness.runtime.ports import free_port
+from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
 from harness.wait import wait_for
@@ -61,6 +66,8 @@ class Network:
         self.runtime = runtime
         self.faucet = Faucet()
         self.btcd: Btcd | None = None
+        self.fee_proc: ManagedProcess | None = None
+        self.fee_port = 0
         self.nodes: dict[str, LndNode] = {}
         self.channels: list[OpenedChannel] = []
         self._utxos: list[Utxo] = []
@@ -99,6 +106,33 @@ class Network:
         self.btcd.mine(ACTIVATION_HEIGHT)
         self._utxos = self.faucet.coinbase_utxos(self.btcd, self.btcd.height(), limit=FAUCET_COINBASES)
         progress(f"btcd up, chain activated at height {self.btcd.height()}")
+        self._start_fee_service()
+
+    @property
+    def fee_file(self) -> Path:
+        return self.lab_dir / "fees.json"
+
+    @property
+    def fee_url(self) -> str:
+        return f"http://127.0.0.1:{self.fee_port}{feeservice.PATH}"
+
+    def _start_fee_service(self) -> None:
+        self.fee_port = free_port()
+        feeservice.write_fees(self.fee_file)
+        argv = [sys.executable, "-m", "harness.chain.feeservice", "--port", str(self.fee_port), "--file", str(self.fee_file)]
+        self.fee_proc = self.runtime.start("feeservice", argv, log_path=self.lab_dir / "feeservice.log")
+
+        def answers() -> bool:
+            assert self.fee_proc is not None
+            if not self.fee_proc.is_running():
+                raise ProcessDied(f"the fee service exited; see {self.lab_dir / 'feeservice.log'}")
+            return httpx.get(self.fee_url, timeout=2).status_code == 200
+
+        wait_for(answers, what="the lab's fee service to answer", timeout_s="PROCESS_START")
+
+    def set_fees(self, by_target: dict[str, int], *, min_relay: int = feeservice.MIN_RELAY_SAT_PER_KVB) -> None:
+        """Change what LND's fee estimator reads (sat/kvB by confirmation target)."""
+        feeservice.write_fees(self.fee_file, by_target, min_relay=min_relay)
 
     def _node_config(self, name: str, flags: list[str]) -> LndConfig:
         assert self.btcd is not None
@@ -110,7 +144,7 @@ class Network:
             btcd_cert_pem=self.btcd.cert_pem,
             btcd_user=RPC_USER,
             btcd_pass=RPC_PASS,
-            flags=flags,
+            flags=[f"--fee.url={self.fee_url}", *flags],
         )
 
     def _start_nodes(self, progress: Progress) -> None:
@@ -364,21 +398,32 @@ class Network:
         )
         self.channels = [oc for oc in self.channels if oc.channel_point != channel_point]
         if force:
-            self.mine_until_swept(a)
+            self.mine_until_swept(a, channel_point)
         return txid
 
-    def mine_until_swept(self, name: str, *, max_blocks: int = 200) -> None:
-        """Mine until ``name`` has no pending force-closed or waiting-close channels."""
+    def mine_until_swept(self, name: str, channel_point: str | None = None) -> None:
+        """Mine until ``name`` has recorded the close of ``channel_point`` (any
+        channel when None) and has nothing left in limbo: no waiting-close or
+        force-closing channel whose outputs still need sweeping."""
         node = self.node(name)
 
         def done() -> bool:
             p = node.ln.pending_channels()
-            if not p.pending_force_closing_channels and not p.waiting_close_channels:
+            closed = {c.channel_point for c in node.ln.closed_channels()}
+            recorded = channel_point is None or channel_point in closed
+            if recorded and not p.pending_force_closing_channels and not p.waiting_close_channels:
                 return True
             self.mine(1)
             return False
 
-        wait_for(done, what=f"{name}'s force-closed funds to be swept", timeout_s="CHANNEL_CLOSE", interval=0.3)
+        wait_for(
+            done,
+            what=f"{name} to record the close and sweep its funds",
+            timeout_s="CHANNEL_CLOSE",
+            interval=0.3,
+            log=node.config.log_path,
+            describe=lambda: str(node.ln.pending_channels()).replace("\n", " ")[:400],
+        )
 
     def channel_between(self, a: str, b: str) -> ChannelInfo:
         return self.node(a).channel_with(self.node(b))
@@ -399,11 +444,13 @@ class Network:
                 self.btcd.stop()
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"btcd: {exc}")
+        if self.fee_proc is not None:
+            self.fee_proc.stop()
         if errors:
             raise NodeError("errors while stopping the network: " + "; ".join(errors))
 
     def pids(self) -> list[int]:
-        procs = [n.proc for n in self.nodes.values()] + [self.btcd.proc if self.btcd else None]
+        procs = [n.proc for n in self.nodes.values()] + [self.btcd.proc if self.btcd else None, self.fee_proc]
         return [p.pid for p in procs if p is not None]
 
     def describe(self) -> dict[str, Any]:
@@ -420,6 +467,13 @@ class Network:
                 "cert": str(self.btcd.config.cert),
                 "log": str(self.btcd.config.log_path),
                 "argv": self.btcd.proc.argv if self.btcd.proc else [],
+            },
+            "feeservice": {
+                "pid": self.fee_proc.pid if self.fee_proc else 0,
+                "url": self.fee_url,
+                "file": str(self.fee_file),
+                "argv": self.fee_proc.argv if self.fee_proc else [],
+                "log": str(self.lab_dir / "feeservice.log"),
             },
             "nodes": {
                 name: {

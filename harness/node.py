@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from harness.errors import NodeError
+from harness.errors import NodeError, ProcessDied
 from harness.rpc.base import open_channel
 from harness.rpc.chain_notifier import ChainNotifierRpc
 from harness.rpc.invoices import InvoicesRpc
@@ -125,7 +125,7 @@ class LndNode:
 
     def _alive(self) -> None:
         if self.proc is not None and not self.proc.is_running():
-            raise NodeError(
+            raise ProcessDied(
                 f"lnd {self.name!r} exited with code {self.proc.returncode()}; see {self.config.stdout_path} "
                 f"and {self.config.log_path}"
             )
@@ -251,15 +251,44 @@ class LndNode:
         return self.ln.add_invoice(amount_sat, memo=memo, expiry_s=expiry_s, amount_msat=amount_msat)
 
     def pay_invoice(
-        self, payment_request: str, *, fee_limit_sat: int = 100, timeout_s: int = 60, amount_sat: int | None = None
+        self,
+        payment_request: str,
+        *,
+        fee_limit_sat: int = 100,
+        timeout_s: int = 60,
+        amount_sat: int | None = None,
+        wait_settled: bool = True,
     ) -> PaymentResult:
-        return self.router.pay_invoice(
-            payment_request, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s, amount_sat=amount_sat
-        )
+        """Pay through the router. With ``wait_settled`` (the default) a
+        successful payment also waits until this node's channels hold no
+        HTLC, so balances read right after reflect the payment."""
+        res = self.router.pay_invoice(payment_request, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s, amount_sat=amount_sat)
+        if wait_settled and res.succeeded:
+            self.wait_no_pending_htlcs()
+        return res
 
-    def keysend(self, dest: LndNode | str, amount_sat: int, *, fee_limit_sat: int = 100, timeout_s: int = 60) -> PaymentResult:
+    def keysend(
+        self,
+        dest: LndNode | str,
+        amount_sat: int,
+        *,
+        fee_limit_sat: int = 100,
+        timeout_s: int = 60,
+        wait_settled: bool = True,
+    ) -> PaymentResult:
         pub = dest.pubkey if isinstance(dest, LndNode) else dest
-        return self.router.keysend(pub, amount_sat, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s)
+        res = self.router.keysend(pub, amount_sat, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s)
+        if wait_settled and res.succeeded:
+            self.wait_no_pending_htlcs()
+        return res
+
+    def wait_no_pending_htlcs(self, *, timeout_s: str | float = "HTLC_RESOLVE") -> None:
+        wait_for(
+            lambda: not any(c.pending_htlcs for c in self.list_channels()),
+            what=f"{self.name}'s channels to hold no pending HTLC",
+            timeout_s=timeout_s,
+            log=self.config.log_path,
+        )
 
     def list_channels(self, *, active_only: bool = False) -> list[ChannelInfo]:
         return self.ln.list_channels(active_only=active_only)

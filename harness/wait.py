@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from harness.errors import WaitTimeout
+from harness.errors import ProcessDied, WaitTimeout
 
 T = TypeVar("T")
 
@@ -85,7 +85,8 @@ def wait_for(
     """Poll ``check`` until it returns a truthy value, and return that value.
 
     ``check`` may raise: the exception counts as "not yet" and is reported as
-    the last state if the wait times out. ``describe`` is called on timeout to
+    the last state if the wait times out, except ``ProcessDied``, which ends
+    the wait at once. ``describe`` is called on timeout to
     report the last observed state when ``check`` only returns False.
     """
     limit = timeout(timeout_s)
@@ -97,6 +98,8 @@ def wait_for(
             if value:
                 return value  # type: ignore[return-value]
             last = f"condition returned {value!r}"
+        except ProcessDied:
+            raise
         except Exception as exc:  # noqa: BLE001 - any failure is "not yet"
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:

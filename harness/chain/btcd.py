@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from harness.errors import NodeError
+from harness.errors import NodeError, ProcessDied
 from harness.runtime.ports import free_port
 from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.wait import wait_for
@@ -133,7 +133,7 @@ class Btcd:
 
         def ready() -> bool:
             if self.proc is not None and not self.proc.is_running():
-                raise NodeError(f"btcd exited with code {self.proc.returncode()}; see {self.config.log_path}")
+                raise ProcessDied(f"btcd exited with code {self.proc.returncode()}; see {self.config.log_path}")
             if not self.config.cert.exists():
                 return False
             self.rpc.call("getblockcount")

@@ -1,0 +1,65 @@
+"""The `lab` command's own contract: up/status/pay/down, and clear messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.runtime.process import pid_alive
+
+
+def lab(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    e = {**os.environ, "LAB_RUNS_DIR": str(tmp_path), "COLUMNS": "200"}
+    yield e
+    lab("down", env=e)
+
+
+def test_up_status_pay_down(env: dict[str, str], tmp_path: Path) -> None:
+    r = lab("down", env=env)
+    assert r.returncode == 0 and "no lab is up" in r.stdout
+
+    r = lab("up", "pair", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "nodea" in r.stdout and "admin.macaroon" in r.stdout and "lab directory" in r.stdout
+
+    again = lab("up", "pair", env=env)
+    assert again.returncode == 1
+    assert "a lab is already up" in again.stderr and "lab down" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    st = lab("status", env=env)
+    assert st.returncode == 0 and "nodea: height" in st.stdout
+
+    paid = lab("pay", "nodea", "nodeb", "1500", env=env)
+    assert paid.returncode == 0 and paid.stdout.startswith("SUCCEEDED"), paid.stdout + paid.stderr
+
+    state = (tmp_path / "ACTIVE").read_text().strip()
+    import json
+
+    pids = [n["pid"] for n in json.loads((Path(state) / "lab.json").read_text())["nodes"].values()]
+    down = lab("down", env=env)
+    assert down.returncode == 0 and "stopped and removed" in down.stdout
+    assert not Path(state).exists()
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_bad_topology_is_one_clear_message(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nnodes:\n  - name: a\nchannels:\n  - {from: a, to: b, capacity_sat: 5}\n")
+    r = lab("up", str(bad), env=env)
+    assert r.returncode == 1
+    assert "channels[0].to (line 5): unknown node 'b'" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = lab("pay", "a", "b", "1", env=env)
+    assert r.returncode == 1 and "no lab is up" in r.stderr

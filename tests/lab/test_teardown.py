@@ -1,0 +1,103 @@
+"""No stray process or directory after a lab, also when a test fails, start-up
+fails, or the test run is interrupted or killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import NodeError
+from harness.harness import LightningTestHarness
+from harness.runtime.process import pid_alive
+from harness.topology import parse_topology
+
+
+def _wait_dead(pids: list[int], seconds: float = 30.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if pid_alive(p)]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if pid_alive(p)]
+
+
+def test_clean_exit_stops_everything_and_removes_the_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    with LightningTestHarness("pair") as lab:
+        pids = lab.net.pids()
+        lab_dir = lab.lab_dir
+        assert len(pids) == 4 and all(pid_alive(p) for p in pids)  # btcd, fee service, two lnd
+    assert _wait_dead(pids) == []
+    assert not lab_dir.exists()
+
+
+def test_failure_inside_the_lab_keeps_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    with pytest.raises(RuntimeError), LightningTestHarness("pair") as lab:
+        pids = lab.net.pids()
+        lab_dir = lab.lab_dir
+        raise RuntimeError("test failed")
+    assert _wait_dead(pids) == []
+    assert (lab_dir / "nodea" / "logs" / "bitcoin" / "regtest" / "lnd.log").exists()
+
+
+def test_failed_start_stops_what_did_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    topo = parse_topology("name: broken\nnodes:\n  - name: ok\n  - name: bad\n    flags: [--no-such-lnd-flag]\n")
+    lab = LightningTestHarness(topo)
+    with pytest.raises(NodeError, match="lnd 'bad' exited"):
+        lab.start()
+    assert _wait_dead(lab.net.pids()) == []
+    assert lab.lab_dir.exists(), "a failed start keeps its directory for the logs"
+
+
+INNER_TEST = textwrap.dedent(
+    """
+    import os, time, pytest
+
+    @pytest.mark.topology("pair")
+    def test_hang(lab):
+        with open(os.environ["PIDS_FILE"] + ".tmp", "w") as fh:
+            fh.write(" ".join(map(str, lab.net.pids())))
+        os.rename(os.environ["PIDS_FILE"] + ".tmp", os.environ["PIDS_FILE"])
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_interrupted_run_leaves_no_process(tmp_path: Path, sig: signal.Signals) -> None:
+    test_file = tmp_path / "test_inner.py"
+    test_file.write_text(INNER_TEST)
+    pids_file = tmp_path / "pids"
+    env = {**os.environ, "PIDS_FILE": str(pids_file), "LAB_RUNS_DIR": str(tmp_path / "labs")}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(test_file)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not pids_file.exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "inner test never brought its lab up"
+            time.sleep(0.2)
+        pids = [int(p) for p in pids_file.read_text().split()]
+        assert pids and all(pid_alive(p) for p in pids)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _wait_dead(pids) == [], "node processes survived the interrupted test run"

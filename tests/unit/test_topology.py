@@ -1,0 +1,85 @@
+"""Topology validation: what a user sees for a bad file (pure logic, no nodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import TopologyError
+from harness.topology import TOPOLOGY_DIR, load_topology, parse_topology
+
+pytestmark = pytest.mark.unit
+
+
+def problems(text: str) -> str:
+    with pytest.raises(TopologyError) as exc:
+        parse_topology(text, "bad.yaml")
+    return str(exc.value)
+
+
+def test_shipped_topologies_are_valid() -> None:
+    names = {p.stem for p in TOPOLOGY_DIR.glob("*.yaml")}
+    assert {"line3", "star5", "ring4", "mesh8", "pair"} <= names
+    star = load_topology("star5")
+    assert [n.role for n in star.nodes].count("lsp") == 1 and len(star.nodes) == 5
+    assert len(load_topology("mesh8").nodes) == 8
+
+
+def test_unknown_node_in_channel_names_field_and_line() -> None:
+    msg = problems("name: x\nnodes:\n  - name: a\n  - name: b\nchannels:\n  - {from: a, to: zed, capacity_sat: 100000}\n")
+    assert "bad.yaml" in msg
+    assert "channels[0].to (line 6): unknown node 'zed'" in msg
+
+
+def test_duplicate_names() -> None:
+    msg = problems("name: x\nnodes:\n  - name: a\n  - name: a\n")
+    assert "duplicate node name 'a'" in msg
+
+
+def test_capacity_outside_lnd_limits() -> None:
+    base = "name: x\nnodes:\n  - name: a\n  - name: b\nchannels:\n  - {from: a, to: b, capacity_sat: %d}\n"
+    assert "outside LND's limits 20000..16777215" in problems(base % 19_999)
+    assert "--protocol.wumbo-channels" in problems(base % 20_000_000)
+    wumbo = base.replace("nodes:", "flags: [--protocol.wumbo-channels]\nnodes:") % 20_000_000
+    assert parse_topology(wumbo).channels[0].capacity_sat == 20_000_000
+
+
+def test_unknown_keys_are_rejected_with_their_path() -> None:
+    msg = problems("name: x\nnodes:\n  - name: a\n    colour: red\n")
+    assert "nodes[0].colour (line 4): unknown key" in msg
+
+
+def test_yaml_syntax_error_has_line_number() -> None:
+    msg = problems("name: x\nnodes: [\n  - a\n")
+    assert "YAML syntax error" in msg and "line 3" in msg
+
+
+def test_push_must_be_below_capacity_and_no_self_channels() -> None:
+    msg = problems(
+        "name: x\nnodes: [{name: a}, {name: b}]\nchannels:\n"
+        "  - {from: a, to: b, capacity_sat: 100000, push_sat: 100000}\n"
+        "  - {from: a, to: a, capacity_sat: 100000}\n"
+    )
+    assert "push_sat (100000) must be below capacity_sat (100000)" in msg
+    assert "cannot connect 'a' to itself" in msg
+
+
+def test_bad_flag_and_bad_name() -> None:
+    msg = problems("name: x\nnodes:\n  - name: Alice\n  - name: b\n    flags: [protocol.zero-conf]\n")
+    assert "nodes[0].name (line 3)" in msg and "starting with a letter" in msg
+    assert "nodes[1].flags" in msg and "must start with '--'" in msg
+
+
+def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="no such topology"):
+        load_topology("nosuchthing")
+    with pytest.raises(TopologyError, match="file not found"):
+        load_topology(tmp_path / "absent.yaml")
+
+
+def test_funding_plan_gives_one_output_per_opened_channel() -> None:
+    t = load_topology("star5")
+    plan = t.funding_plan()
+    assert len(plan["hub"]) == 4 + 1  # four channels it opens, plus its free balance
+    assert plan["c1"] == [100_000_000]
