@@ -127,20 +127,28 @@ def run_container(
     """
     name = container_name(lab_id, node)
     _check_name("node name", node)
+    publish = list(publish)
     endpoint = client.api.create_endpoint_config(aliases=[node])
-    container = client.containers.create(
-        image,
-        command=list(command),
-        name=name,
-        hostname=node,
-        labels=lab_labels(lab_id, **{LABEL_ROLE: role, LABEL_NODE: node}),
-        network=network.name,
-        networking_config={network.name: endpoint},
-        ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
-        environment=dict(environment or {}),
-        volumes={k: dict(v) for k, v in (volumes or {}).items()},
-        detach=True,
-    )
+    try:
+        container = client.containers.create(
+            image,
+            command=list(command),
+            name=name,
+            hostname=node,
+            labels=lab_labels(lab_id, **{LABEL_ROLE: role, LABEL_NODE: node}),
+            network=network.name,
+            networking_config={network.name: endpoint},
+            ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
+            environment=dict(environment or {}),
+            volumes={k: dict(v) for k, v in (volumes or {}).items()},
+            detach=True,
+        )
+    except docker_errors.APIError as exc:
+        if exc.status_code == 409:
+            raise DockerError(
+                f"container {name} already exists (left by an earlier run?): remove it with cleanup_lab({lab_id!r})"
+            ) from exc
+        raise
     try:
         if files:
             put_files(container, files)
