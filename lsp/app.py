@@ -1,0 +1,103 @@
+"""The FastAPI application factory: ``create_app(settings, lnd=None)``.
+
+``lnd`` is an ``LndClient`` (the lab passes one it built); when it is None and
+the settings name a TLS cert and macaroon, the app connects at start-up. With
+neither, endpoints that need LND answer 503 ``lnd_unavailable`` and the rest
+of the API (onboarding, auth, ledger, reservations) still works.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+
+from lsp.api import enterprise
+from lsp.api import errors as api_errors
+from lsp.config import Settings
+from lsp.context import AppContext
+from lsp.db.base import make_engine, make_sessionmaker
+from lsp.logs import request_id_var
+from lsp.security.auth import Authenticator
+from lsp.security.crypto import SecretBox
+from lsp.security.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from lsp.lnd.client import LndClient
+
+log = logging.getLogger("lsp.app")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContext:
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pool_timeout_s=settings.db_pool_timeout / 1000
+    )
+    box = SecretBox(settings.secret_key.get_secret_value())
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        box=box,
+        auth=Authenticator(box, max_skew_s=settings.auth_max_clock_skew),
+        limiter=RateLimiter(),
+        lnd=lnd,
+    )
+
+
+def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
+    ctx = build_context(settings, lnd)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        owns_lnd = False
+        if ctx.lnd is None and settings.lnd_configured:
+            from lsp.lnd.client import LndClient
+
+            ctx.lnd = LndClient.from_settings(settings)
+            owns_lnd = True
+        log.info("LSP up: network=%s lnd=%s", settings.network, "connected" if ctx.lnd else "none")
+        try:
+            yield
+        finally:
+            if owns_lnd and ctx.lnd is not None:
+                await ctx.lnd.close()
+                ctx.lnd = None
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title="Lightning Service Provider",
+        version="0.1.0",
+        description="Channels, payments, invoices and liquidity on a real LND node. Every /api request is HMAC-signed.",
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    api_errors.install(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        rid = rid[:64]
+        token = request_id_var.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {
+            "status": "ok",
+            "network": settings.network,
+            "lnd": "configured" if ctx.lnd or settings.lnd_configured else "none",
+        }
+
+    app.include_router(enterprise.router)
+    return app
