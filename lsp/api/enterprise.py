@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Depends
-from pydantic import Field
+from pydantic import Field, HttpUrl
 
 from lsp.api.deps import DB, Ctx, CurrentClient, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
-from lsp.db.models import Client
-from lsp.services import clients
+from lsp.db.models import Client, Webhook
+from lsp.services import clients, webhooks
+from lsp.services.events import EVENT_TYPES
 
 router = APIRouter(prefix="/api/enterprise", tags=["enterprise"], responses=ERROR_RESPONSES)
 
@@ -87,3 +88,71 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
 @router.get("/me", response_model=ClientView)
 def me(client: CurrentClient) -> ClientView:
     return ClientView.of(client)
+
+
+class WebhookRequest(CamelModel):
+    url: HttpUrl
+    events: list[str] = Field(default_factory=lambda: ["*"], description=f"any of {list(EVENT_TYPES)}, or '*'")
+
+
+class WebhookView(CamelModel):
+    id: str
+    url: str
+    events: list[str]
+    active: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, h: Webhook) -> WebhookView:
+        return cls(id=h.id, url=h.url, events=h.events.split(","), active=h.active, created_at=h.created_at)
+
+
+class WebhookCreated(WebhookView):
+    secret: str = Field(
+        description="Shown once. Deliveries carry X-LSP-Signature = HMAC-SHA256(secret, ts + '.' + body)"
+    )
+
+
+class DeliveryView(CamelModel):
+    id: int
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookDetail(WebhookView):
+    deliveries: list[DeliveryView]
+
+
+@router.post("/webhook", status_code=201, response_model=WebhookCreated)
+def create_webhook(body: WebhookRequest, client: CurrentClient, db: DB, ctx: Ctx) -> WebhookCreated:
+    hook, secret = webhooks.register(db, ctx.box, client.id, str(body.url), body.events)
+    return WebhookCreated(**WebhookView.of(hook).model_dump(), secret=secret)
+
+
+@router.get("/webhooks", response_model=list[WebhookView])
+def list_webhooks(client: CurrentClient, db: DB) -> list[WebhookView]:
+    return [WebhookView.of(h) for h in webhooks.list_for_client(db, client.id)]
+
+
+@router.get("/webhooks/{webhook_id}", response_model=WebhookDetail)
+def get_webhook(webhook_id: str, client: CurrentClient, db: DB) -> WebhookDetail:
+    hook = webhooks.get_for_client(db, client.id, webhook_id)
+    log = [
+        DeliveryView(
+            id=d.id,
+            event_type=d.event_type,
+            status=d.status,
+            attempts=d.attempts,
+            last_status_code=d.last_status_code,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            delivered_at=d.delivered_at,
+        )
+        for d in webhooks.deliveries(db, hook.id)
+    ]
+    return WebhookDetail(**WebhookView.of(hook).model_dump(), deliveries=log)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -19,9 +19,6 @@ from lsp.app import create_app
 from lsp.client import LSPClient
 from lsp.config import Settings, load_settings
 from lsp.db import migrate
-
-warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
-from fastapi.testclient import TestClient  # noqa: E402
 
 ADMIN_KEY = "test-admin-key"
 PG_ENV = "LSP_TEST_POSTGRES_URL"
