@@ -73,12 +73,6 @@ class InsufficientFunds(LSPError):
     code = "insufficient_funds"
 
 
-class LndUnavailable(LSPError):
-    """The LSP has no working connection to its LND node."""
-
-    code = "lnd_unavailable"
-
-
 class LndError(LSPError):
     """LND answered an RPC with an error. ``grpc_code`` is the gRPC status name; ``message`` is LND's text."""
 
@@ -92,3 +86,12 @@ class LndError(LSPError):
     def __str__(self) -> str:
         where = f"{self.rpc}: " if self.rpc else ""
         return f"{where}{self.message} ({self.grpc_code})"
+
+
+class LndUnavailable(LndError):
+    """The LSP has no working connection to its LND node (not configured, down, or unreachable)."""
+
+    code = "lnd_unavailable"
+
+    def __init__(self, message: str, *, grpc_code: str = "UNAVAILABLE", rpc: str = ""):
+        super().__init__(message, grpc_code=grpc_code, rpc=rpc)
