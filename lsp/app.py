@@ -8,23 +8,29 @@ of the API (onboarding, auth, ledger, reservations) still works.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lsp.api import enterprise
+from lsp.api import channels, enterprise, invoices, liquidity, payments, ws
 from lsp.api import errors as api_errors
 from lsp.config import Settings
 from lsp.context import AppContext
 from lsp.db.base import make_engine, make_sessionmaker
 from lsp.logs import request_id_var
+from lsp.metrics import Metrics
 from lsp.security.auth import Authenticator
 from lsp.security.crypto import SecretBox
 from lsp.security.ratelimit import RateLimiter
+from lsp.services.events import EventBus
+from lsp.services.watchers import start_all
 
 if TYPE_CHECKING:
     from lsp.lnd.client import LndClient
@@ -38,13 +44,16 @@ def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContex
         settings.database_url, pool_size=settings.db_pool_size, pool_timeout_s=settings.db_pool_timeout / 1000
     )
     box = SecretBox(settings.secret_key.get_secret_value())
+    sessions = make_sessionmaker(engine)
     return AppContext(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         box=box,
         auth=Authenticator(box, max_skew_s=settings.auth_max_clock_skew),
         limiter=RateLimiter(),
+        bus=EventBus(sessions),
+        metrics=Metrics(sessions),
         lnd=lnd,
     )
 
@@ -61,9 +70,13 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             ctx.lnd = LndClient.from_settings(settings)
             owns_lnd = True
         log.info("LSP up: network=%s lnd=%s", settings.network, "connected" if ctx.lnd else "none")
+        tasks = start_all(ctx) if settings.background_tasks else []
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if owns_lnd and ctx.lnd is not None:
                 await ctx.lnd.close()
                 ctx.lnd = None
@@ -78,6 +91,18 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     )
     app.state.ctx = ctx
     api_errors.install(app)
+
+    @app.middleware("http")
+    async def api_latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # Label by route template (/api/channels/{channel_id}), never the raw path: bounded cardinality.
+        template = getattr(route, "path", None) or "unmatched"
+        ctx.metrics.api_latency.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        return response
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -99,5 +124,10 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             "lnd": "configured" if ctx.lnd or settings.lnd_configured else "none",
         }
 
-    app.include_router(enterprise.router)
+    @app.get("/metrics", tags=["meta"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
+        app.include_router(router)
     return app

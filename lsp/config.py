@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=3005, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    background_tasks: bool = Field(default=True, description="run the LND watchers and the webhook dispatcher")
 
     # --- the LND node (gRPC)
     lnd_host: str = "localhost:10009"

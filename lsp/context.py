@@ -15,6 +15,8 @@ from lsp.security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from lsp.lnd.client import LndClient
+    from lsp.metrics import Metrics
+    from lsp.services.events import EventBus
 
 
 @dataclass
@@ -25,5 +27,7 @@ class AppContext:
     box: SecretBox
     auth: Authenticator
     limiter: RateLimiter
+    bus: EventBus
+    metrics: Metrics
     lnd: LndClient | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -95,3 +95,9 @@ class LndUnavailable(LndError):
 
     def __init__(self, message: str, *, grpc_code: str = "UNAVAILABLE", rpc: str = ""):
         super().__init__(message, grpc_code=grpc_code, rpc=rpc)
+
+
+class NotImplementedYet(LSPError):
+    """A documented endpoint whose behaviour is not built yet (answered 501, never faked)."""
+
+    code = "not_implemented"

@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import Client
-from lsp.errors import AuthError, RateLimited
+from lsp.errors import AuthError, LndUnavailable, RateLimited
+from lsp.lnd.client import LndClient
 from lsp.security.auth import SignedRequest
 
 
@@ -67,3 +68,15 @@ def require_admin(ctx: Ctx, x_admin_key: Annotated[str | None, Header()] = None)
     expected = ctx.settings.admin_api_key.get_secret_value()
     if not x_admin_key or not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
         raise AuthError("admin key missing or wrong", code="invalid_admin_key", field="X-Admin-Key")
+
+
+def get_lnd(ctx: Ctx) -> LndClient:
+    if ctx.lnd is None:
+        raise LndUnavailable(
+            "the LSP is not connected to an LND node (set LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH)",
+            grpc_code="CONFIG",
+        )
+    return ctx.lnd
+
+
+Lnd = Annotated[LndClient, Depends(get_lnd)]

@@ -32,6 +32,7 @@ STATUS: dict[type[e.LSPError], int] = {
     e.LndUnavailable: 503,
     e.LndError: 502,
     e.ConfigError: 500,
+    e.NotImplementedYet: 501,
 }
 
 
