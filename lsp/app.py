@@ -109,8 +109,17 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
         rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         rid = rid[:64]
         token = request_id_var.set(rid)
+        start = time.perf_counter()
         try:
             response = await call_next(request)
+            # The path only, never the query string: WebSocket signatures and keys can travel there.
+            log.info(
+                "%s %s -> %d (%.1f ms)",
+                request.method,
+                request.url.path,
+                response.status_code,
+                (time.perf_counter() - start) * 1000,
+            )
         finally:
             request_id_var.reset(token)
         response.headers[REQUEST_ID_HEADER] = rid

@@ -74,39 +74,62 @@ async def start(
             "amountless invoices are not supported; ask for an invoice with an amount", field="body.invoice"
         )
     max_fee = default_max_fee(settings, amount) if max_fee_sat is None else max_fee_sat
-    key = idempotency_key or decoded.payment_hash
     with session_scope(sessions) as s:
-        ledger.lock_client(s, client_id)
-        existing = find_by_key(s, client_id, key)
-        if existing is not None:  # lost a race with an identical retry
-            return existing, False
-        paid = s.scalars(
-            select(Payment).where(
-                Payment.client_id == client_id,
-                Payment.payment_hash == decoded.payment_hash,
-                Payment.status.in_(("in_flight", "succeeded")),
-            )
-        ).first()
-        if paid is not None:
-            raise Conflict(
-                f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
-            )
-        available = ledger.balance(s, client_id)
-        if available < amount + max_fee:
-            raise InsufficientFunds(
-                f"balance {available} sat cannot cover {amount} sat + max fee {max_fee} sat", field="body.invoice"
-            )
-        payment = Payment(
-            client_id=client_id,
-            idempotency_key=key,
+        return record_new(
+            s,
+            client_id,
+            idempotency_key=idempotency_key or decoded.payment_hash,
             payment_hash=decoded.payment_hash,
             payment_request=payment_request,
             amount_sat=amount,
             max_fee_sat=max_fee,
         )
-        s.add(payment)
-        s.flush()
-        ledger.record(s, client_id, -(amount + max_fee), "payment_reserve", f"payment:{payment.id}")
+
+
+def record_new(
+    s: Session,
+    client_id: str,
+    *,
+    idempotency_key: str,
+    payment_hash: str,
+    payment_request: str,
+    amount_sat: int,
+    max_fee_sat: int,
+) -> tuple[Payment, bool]:
+    """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns (payment, created)."""
+    ledger.lock_client(s, client_id)
+    existing = find_by_key(s, client_id, idempotency_key)
+    if existing is not None:  # a retry (possibly racing the original)
+        if existing.payment_request != payment_request:
+            raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
+        return existing, False
+    paid = s.scalars(
+        select(Payment).where(
+            Payment.client_id == client_id,
+            Payment.payment_hash == payment_hash,
+            Payment.status.in_(("in_flight", "succeeded")),
+        )
+    ).first()
+    if paid is not None:
+        raise Conflict(
+            f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
+        )
+    available = ledger.balance(s, client_id)
+    if available < amount_sat + max_fee_sat:
+        raise InsufficientFunds(
+            f"balance {available} sat cannot cover {amount_sat} sat + max fee {max_fee_sat} sat", field="body.invoice"
+        )
+    payment = Payment(
+        client_id=client_id,
+        idempotency_key=idempotency_key,
+        payment_hash=payment_hash,
+        payment_request=payment_request,
+        amount_sat=amount_sat,
+        max_fee_sat=max_fee_sat,
+    )
+    s.add(payment)
+    s.flush()
+    ledger.record(s, client_id, -(amount_sat + max_fee_sat), "payment_reserve", f"payment:{payment.id}")
     return payment, True
 
 

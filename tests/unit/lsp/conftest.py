@@ -64,6 +64,8 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(url: str, **overrides: object) -> Settings:
+    # No background loops: tests drive the webhook dispatcher themselves, deterministically.
+    overrides.setdefault("background_tasks", False)
     return load_settings(database_url=url, admin_api_key=ADMIN_KEY, **overrides)
 
 
