@@ -25,9 +25,8 @@ _SECRET_KEYS = (
     "password",
 )
 _SECRET_RE = re.compile(
-    r"(?i)(?P<key>\b(?:"
-    + "|".join(re.escape(k) for k in _SECRET_KEYS)
-    + r")\b[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\s\"',&}]+)"
+    # No leading word boundary: "apiSecret" and "x-api-secret" must match too.
+    r"(?i)(?P<key>(?:" + "|".join(re.escape(k) for k in _SECRET_KEYS) + r")[\"']?\s*[:=]\s*[\"']?)(?P<val>[^\s\"',&}]+)"
 )
 
 
