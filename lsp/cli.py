@@ -10,17 +10,24 @@ import sys
 
 import click
 
+from lsp.config import Settings, load_settings
 from lsp.errors import ConfigError
 
 
-def _settings():  # type: ignore[no-untyped-def]
-    from lsp.config import load_settings
-
+def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
+    for var, path in (
+        ("LSP_LND_TLS_CERT_PATH", settings.lnd_tls_cert_path),
+        ("LSP_LND_MACAROON_PATH", settings.lnd_macaroon_path),
+    ):
+        if path is not None and not path.is_file():
+            click.echo(f"error: {var}={path} is not a readable file", err=True)
+            sys.exit(2)
+    return settings
 
 
 @click.group()
