@@ -38,8 +38,7 @@ LND_LAB_TAGS: Final = (
 )
 # What operators deploy (anchors on, --dev.* rejected).
 LND_RELEASE_TAGS: Final = (
-    "autopilotrpc signrpc walletrpc chainrpc invoicesrpc watchtowerrpc "
-    "neutrinorpc monitoring peersrpc"
+    "autopilotrpc signrpc walletrpc chainrpc invoicesrpc watchtowerrpc neutrinorpc monitoring peersrpc"
 )
 
 # The .proto files (relative to lnrpc/ in the LND module) the Python stubs

@@ -1,0 +1,1 @@
+"""The HTTP edge: thin routers, dependencies, and the one domain-error -> HTTP mapping."""

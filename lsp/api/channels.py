@@ -1,0 +1,120 @@
+"""/api/channels: open, inspect, close; the LSP's channel balance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
+from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.db.models import Channel
+from lsp.errors import NotImplementedYet
+from lsp.services import channels
+
+router = APIRouter(prefix="/api/channels", tags=["channels"], responses=ERROR_RESPONSES)
+
+
+class OpenChannelRequest(CamelModel):
+    """The seed's ChannelRequest."""
+
+    client_pubkey: str = Field(description="the client's node id (66 hex chars)")
+    channel_size: int = Field(gt=0, description="sats")
+    push_amount: int = Field(default=0, ge=0, description="sats pushed to the client at open")
+    fee_rate: int | None = Field(default=None, ge=1, description="on-chain fee rate, sat/vbyte")
+    is_private: bool = False
+    host: str | None = Field(default=None, description="client node host:port, if the LSP is not yet connected")
+
+
+class CloseChannelRequest(CamelModel):
+    force: bool = False
+
+
+class ChannelView(CamelModel):
+    channel_id: str
+    client_pubkey: str
+    capacity: int
+    push_amount: int
+    is_private: bool
+    opening_fee: int
+    status: str
+    funding_txid: str | None
+    output_index: int | None
+    channel_point: str | None
+    chan_id: str | None
+    closing_txid: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, c: Channel) -> ChannelView:
+        return cls(
+            channel_id=c.id,
+            client_pubkey=c.remote_pubkey,
+            capacity=c.capacity_sat,
+            push_amount=c.push_sat,
+            is_private=c.private,
+            opening_fee=c.opening_fee_sat,
+            status=c.status,
+            funding_txid=c.funding_txid,
+            output_index=c.output_index,
+            channel_point=c.channel_point,
+            chan_id=str(c.chan_id) if c.chan_id is not None else None,
+            closing_txid=c.closing_txid,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
+
+
+@router.post("/open", status_code=201, response_model=ChannelView)
+async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ChannelView:
+    # Validate before touching LND so bad requests get a 422 even when LND is down.
+    channels.validate_open(
+        ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
+    )
+    ch = await channels.open_channel(
+        get_lnd(ctx),
+        db,
+        ctx.settings,
+        client.id,
+        pubkey=body.client_pubkey,
+        capacity_sat=body.channel_size,
+        push_sat=body.push_amount,
+        private=body.is_private,
+        host=body.host,
+        sat_per_vbyte=body.fee_rate,
+    )
+    return ChannelView.of(ch)
+
+
+@router.get("/balance")
+async def balance(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, object]:
+    """The client's channels, and the LSP node's channel balance when LND is connected."""
+    out: dict[str, object] = channels.summary_for_client(db, client.id)
+    if ctx.lnd is not None:
+        b = await ctx.lnd.channel_balance()
+        out["lsp"] = {
+            "localBalance": int(b.local_balance.sat),
+            "remoteBalance": int(b.remote_balance.sat),
+            "pendingOpenLocalBalance": int(b.pending_open_local_balance.sat),
+        }
+    return out
+
+
+@router.post("/rebalance", status_code=501)
+def rebalance(client: CurrentClient) -> dict[str, object]:
+    raise NotImplementedYet("channel rebalancing is not implemented yet")
+
+
+@router.get("/{channel_id}", response_model=ChannelView)
+def get_channel(channel_id: str, client: CurrentClient, db: DB) -> ChannelView:
+    return ChannelView.of(channels.get_for_client(db, client.id, channel_id))
+
+
+@router.post("/{channel_id}/close", response_model=ChannelView)
+async def close_channel(
+    channel_id: str, body: CloseChannelRequest, client: CurrentClient, db: DB, lnd: Lnd
+) -> ChannelView:
+    ch = channels.get_for_client(db, client.id, channel_id)
+    return ChannelView.of(await channels.close_channel(lnd, db, ch, force=body.force))

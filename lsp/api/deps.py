@@ -1,0 +1,82 @@
+"""FastAPI dependencies: the app context, a DB session, the authenticated client, the admin check."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from lsp.context import AppContext
+from lsp.db.base import session_scope
+from lsp.db.models import Client
+from lsp.errors import AuthError, LndUnavailable, RateLimited
+from lsp.lnd.client import LndClient
+from lsp.security.auth import SignedRequest
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def get_session(ctx: Ctx) -> Iterator[Session]:
+    with session_scope(ctx.sessions) as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(get_session)]
+
+
+def signed_path(request: Request) -> str:
+    """The path exactly as the client sent (and signed) it: raw path + '?' + raw query."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw.decode("latin-1").split("?", 1)[0]
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+async def authenticated_client(request: Request, ctx: Ctx) -> Client:
+    body = await request.body()
+    signed = SignedRequest.from_headers(request.headers, method=request.method, path=signed_path(request), body=body)
+
+    def check() -> Client:
+        # Its own transaction: a used nonce stays used even if the request later fails.
+        with session_scope(ctx.sessions) as session:
+            return ctx.auth.authenticate(session, signed)
+
+    client = await run_in_threadpool(check)
+    retry_after = ctx.limiter.hit(client.id, client.requests_per_minute)
+    if retry_after is not None:
+        raise RateLimited(
+            f"rate limit of {client.requests_per_minute} requests per minute exceeded", retry_after=retry_after
+        )
+    request.state.client_id = client.id
+    return client
+
+
+CurrentClient = Annotated[Client, Depends(authenticated_client)]
+
+
+def require_admin(ctx: Ctx, x_admin_key: Annotated[str | None, Header()] = None) -> None:
+    expected = ctx.settings.admin_api_key.get_secret_value()
+    if not x_admin_key or not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
+        raise AuthError("admin key missing or wrong", code="invalid_admin_key", field="X-Admin-Key")
+
+
+def get_lnd(ctx: Ctx) -> LndClient:
+    if ctx.lnd is None:
+        raise LndUnavailable(
+            "the LSP is not connected to an LND node (set LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH)",
+            grpc_code="CONFIG",
+        )
+    return ctx.lnd
+
+
+Lnd = Annotated[LndClient, Depends(get_lnd)]

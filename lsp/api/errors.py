@@ -1,0 +1,119 @@
+"""Domain errors -> HTTP, in one place, with one body shape for every 4xx/5xx:
+
+    {"error": {"code": "...", "message": "...", "field": "body.amount"}}   (field only when one is to blame)
+
+No handler ever returns a traceback; unexpected exceptions are logged with the
+request id and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lsp import errors as e
+from lsp.logs import request_id_var
+
+log = logging.getLogger("lsp.api")
+
+STATUS: dict[type[e.LSPError], int] = {
+    e.ValidationFailed: 422,
+    e.AuthError: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.InsufficientFunds: 402,
+    e.RateLimited: 429,
+    e.LndUnavailable: 503,
+    e.LndError: 502,
+    e.ConfigError: 500,
+    e.NotImplementedYet: 501,
+}
+
+
+def status_for(exc: e.LSPError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        err["field"] = field
+    return {"error": err}
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
+
+
+async def _lsp_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, e.LSPError)
+    status = status_for(exc)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+    if isinstance(exc, e.AuthError):
+        headers = {"WWW-Authenticate": "LSP-HMAC-SHA256"}
+    message = exc.message
+    if isinstance(exc, e.ConfigError):
+        log.error("configuration error while serving a request: %s", exc.message)
+        message = "the LSP is misconfigured; the operator has been told"
+    elif status >= 500:
+        log.warning("%s: %s", exc.code, exc)
+    return error_response(status, exc.code, message, exc.field, headers)
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errs = list(exc.errors())
+    if not errs:
+        return error_response(422, "validation_error", "invalid request")
+    first = errs[0]
+    field = _loc(first.get("loc", ()))
+    if first.get("type") == "json_invalid":
+        return error_response(
+            422,
+            "invalid_json",
+            f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(": "),
+            "body",
+        )
+    parts = [f"{_loc(err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in errs]
+    return error_response(422, "validation_error", "; ".join(parts), field or None)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        code, message = (
+            "not_found",
+            (exc.detail if exc.detail != "Not Found" else f"no such endpoint: {request.method} {request.url.path}"),
+        )
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"{request.method} is not allowed on {request.url.path}"
+    else:
+        code, message = "http_error", str(exc.detail)
+    return error_response(exc.status_code, code, str(message), headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error (request %s)", request_id_var.get())
+    return error_response(500, "internal_error", f"internal server error (request id {request_id_var.get()})")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(e.LSPError, _lsp_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,63 @@
+"""/api/invoices: create on LND and look up (settlement comes from LND's invoice stream)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from lsp.api.deps import DB, CurrentClient, Lnd
+from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.db.models import Invoice
+from lsp.services import invoices
+
+router = APIRouter(prefix="/api/invoices", tags=["invoices"], responses=ERROR_RESPONSES)
+
+
+class CreateInvoiceRequest(CamelModel):
+    amount: int = Field(gt=0, le=4_294_967, description="sats (BOLT 11 limit for non-wumbo: < 2^32 msat)")
+    description: str = Field(default="", max_length=639)
+    expiry: int = Field(default=3600, ge=60, le=31_536_000, description="seconds")
+
+
+class InvoiceView(CamelModel):
+    invoice_id: str
+    payment_hash: str
+    payment_request: str
+    amount: int
+    amount_paid: int
+    description: str
+    expiry: int
+    status: str
+    created_at: datetime
+    settled_at: datetime | None
+
+    @classmethod
+    def of(cls, i: Invoice) -> InvoiceView:
+        return cls(
+            invoice_id=i.id,
+            payment_hash=i.payment_hash,
+            payment_request=i.payment_request,
+            amount=i.amount_sat,
+            amount_paid=i.amount_paid_sat,
+            description=i.description,
+            expiry=i.expiry_s,
+            status=i.status,
+            created_at=i.created_at,
+            settled_at=i.settled_at,
+        )
+
+
+@router.post("/create", status_code=201, response_model=InvoiceView)
+async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, lnd: Lnd) -> InvoiceView:
+    inv = await invoices.create(
+        lnd, db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
+    )
+    return InvoiceView.of(inv)
+
+
+@router.get("/{invoice_id}", response_model=InvoiceView)
+def get_invoice(invoice_id: str, client: CurrentClient, db: DB) -> InvoiceView:
+    """By invoice id or payment hash."""
+    return InvoiceView.of(invoices.get_for_client(db, client.id, invoice_id))

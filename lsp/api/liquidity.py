@@ -1,0 +1,80 @@
+"""/api/liquidity: the rate card and expiring liquidity reservations; /api/balance: the client's ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
+from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.db.models import LiquidityReservation
+from lsp.services import ledger, liquidity, notify
+
+router = APIRouter(tags=["liquidity"], responses=ERROR_RESPONSES)
+
+
+class LiquidityRequest(CamelModel):
+    """The seed's LiquidityRequest."""
+
+    amount: int = Field(gt=0, description="sats")
+    duration: int = Field(gt=0, description="milliseconds")
+    max_fee_rate: int = Field(ge=0, description="ppm")
+
+
+class ReservationView(CamelModel):
+    reservation_id: str
+    allocated: bool
+    amount: int
+    fee_rate: int = Field(description="ppm")
+    fee: int = Field(description="sats, debited from the balance")
+    status: str
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, r: LiquidityReservation) -> ReservationView:
+        return cls(
+            reservation_id=r.id,
+            allocated=r.status == "active",
+            amount=r.amount_sat,
+            fee_rate=r.fee_rate_ppm,
+            fee=r.fee_sat,
+            status=r.status,
+            expires_at=r.expires_at,
+        )
+
+
+@router.get("/api/liquidity/rates")
+def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
+    return liquidity.rates(ctx.settings)
+
+
+@router.post("/api/liquidity/request", status_code=201, response_model=ReservationView)
+async def request_liquidity(body: LiquidityRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ReservationView:
+    liquidity.validate_request(ctx.settings, body.amount, body.duration, body.max_fee_rate)
+    outbound = int((await get_lnd(ctx).channel_balance()).local_balance.sat)
+    res = liquidity.reserve(
+        db,
+        ctx.settings,
+        client.id,
+        amount_sat=body.amount,
+        duration_ms=body.duration,
+        max_fee_rate_ppm=body.max_fee_rate,
+        outbound_sat=outbound,
+    )
+    db.commit()
+    notify.liquidity_reserved(ctx, res)
+    return ReservationView.of(res)
+
+
+@router.get("/api/liquidity/reservations/{reservation_id}", response_model=ReservationView)
+def get_reservation(reservation_id: str, client: CurrentClient, db: DB) -> ReservationView:
+    return ReservationView.of(liquidity.get_for_client(db, client.id, reservation_id))
+
+
+@router.get("/api/balance")
+def balance(client: CurrentClient, db: DB) -> dict[str, Any]:
+    """Sats the client holds at the LSP: received minus sent, fees and reservations."""
+    return {"balance": ledger.balance(db, client.id), "byKind": ledger.breakdown(db, client.id)}

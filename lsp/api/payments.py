@@ -1,0 +1,88 @@
+"""/api/payments: send (idempotent) and status by payment hash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from pydantic import Field
+
+from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
+from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.db.models import Payment
+from lsp.services import notify, payments
+
+router = APIRouter(prefix="/api/payments", tags=["payments"], responses=ERROR_RESPONSES)
+
+
+class SendPaymentRequest(CamelModel):
+    invoice: str = Field(min_length=10, description="BOLT 11 payment request")
+    max_fee: int | None = Field(default=None, ge=0, description="sats; default from ROUTING_FEE_RATE")
+    timeout_seconds: int | None = Field(default=None, ge=1, description="capped by LSP_PAYMENT_TIMEOUT")
+
+
+class PaymentView(CamelModel):
+    payment_id: str
+    payment_hash: str
+    amount: int
+    max_fee: int
+    fee: int
+    status: str
+    failure_reason: str | None
+    preimage: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, p: Payment) -> PaymentView:
+        return cls(
+            payment_id=p.id,
+            payment_hash=p.payment_hash,
+            amount=p.amount_sat,
+            max_fee=p.max_fee_sat,
+            fee=p.fee_sat,
+            status=p.status,
+            failure_reason=p.failure_reason,
+            preimage=p.preimage,
+            created_at=p.created_at,
+            completed_at=p.completed_at,
+        )
+
+
+@router.post("/send", response_model=PaymentView)
+async def send(
+    body: SendPaymentRequest,
+    client: CurrentClient,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> PaymentView:
+    """Pay an invoice from the client's balance and wait for the final state.
+
+    Retrying with the same ``Idempotency-Key`` returns the original payment and never pays
+    twice (without a key, the payment hash is the key). 200 = final; 202 = still in flight."""
+    lnd = get_lnd(ctx)
+    payment, created = await payments.start(
+        lnd,
+        ctx.sessions,
+        ctx.settings,
+        client.id,
+        payment_request=body.invoice,
+        idempotency_key=idempotency_key,
+        max_fee_sat=body.max_fee,
+    )
+    if created:
+        cap = ctx.settings.payment_timeout // 1000
+        timeout = min(body.timeout_seconds or cap, cap)
+        payment = await payments.execute(
+            lnd, ctx.sessions, ctx.settings, payment, timeout_s=timeout, on_final=lambda p: notify.payment_final(ctx, p)
+        )
+    if payment.status == "in_flight":
+        response.status_code = 202
+    return PaymentView.of(payment)
+
+
+@router.get("/{payment_hash}", response_model=PaymentView)
+def get_payment(payment_hash: str, client: CurrentClient, db: DB) -> PaymentView:
+    return PaymentView.of(payments.get_for_client(db, client.id, payment_hash))

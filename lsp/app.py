@@ -1,0 +1,142 @@
+"""The FastAPI application factory: ``create_app(settings, lnd=None)``.
+
+``lnd`` is an ``LndClient`` (the lab passes one it built); when it is None and
+the settings name a TLS cert and macaroon, the app connects at start-up. With
+neither, endpoints that need LND answer 503 ``lnd_unavailable`` and the rest
+of the API (onboarding, auth, ledger, reservations) still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lsp.api import channels, enterprise, invoices, liquidity, payments, ws
+from lsp.api import errors as api_errors
+from lsp.config import Settings
+from lsp.context import AppContext
+from lsp.db.base import make_engine, make_sessionmaker
+from lsp.logs import request_id_var
+from lsp.metrics import Metrics
+from lsp.security.auth import Authenticator
+from lsp.security.crypto import SecretBox
+from lsp.security.ratelimit import RateLimiter
+from lsp.services.events import EventBus
+from lsp.services.watchers import start_all
+
+if TYPE_CHECKING:
+    from lsp.lnd.client import LndClient
+
+log = logging.getLogger("lsp.app")
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContext:
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, pool_timeout_s=settings.db_pool_timeout / 1000
+    )
+    box = SecretBox(settings.secret_key.get_secret_value())
+    sessions = make_sessionmaker(engine)
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        box=box,
+        auth=Authenticator(box, max_skew_s=settings.auth_max_clock_skew),
+        limiter=RateLimiter(),
+        bus=EventBus(sessions),
+        metrics=Metrics(sessions),
+        lnd=lnd,
+    )
+
+
+def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
+    ctx = build_context(settings, lnd)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        owns_lnd = False
+        if ctx.lnd is None and settings.lnd_configured:
+            from lsp.lnd.client import LndClient
+
+            ctx.lnd = LndClient.from_settings(settings)
+            owns_lnd = True
+        log.info("LSP up: network=%s lnd=%s", settings.network, "connected" if ctx.lnd else "none")
+        tasks = start_all(ctx) if settings.background_tasks else []
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if owns_lnd and ctx.lnd is not None:
+                await ctx.lnd.close()
+                ctx.lnd = None
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title="Lightning Service Provider",
+        version="0.1.0",
+        description="Channels, payments, invoices and liquidity on a real LND node. Every /api request is HMAC-signed.",
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    api_errors.install(app)
+
+    @app.middleware("http")
+    async def api_latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # Label by route template (/api/channels/{channel_id}), never the raw path: bounded cardinality.
+        template = getattr(route, "path", None) or "unmatched"
+        ctx.metrics.api_latency.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        return response
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        rid = rid[:64]
+        token = request_id_var.set(rid)
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+            # The path only, never the query string: WebSocket signatures and keys can travel there.
+            log.info(
+                "%s %s -> %d (%.1f ms)",
+                request.method,
+                request.url.path,
+                response.status_code,
+                (time.perf_counter() - start) * 1000,
+            )
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID_HEADER] = rid
+        return response
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {
+            "status": "ok",
+            "network": settings.network,
+            "lnd": "configured" if ctx.lnd or settings.lnd_configured else "none",
+        }
+
+    @app.get("/metrics", tags=["meta"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,141 @@
+"""The LSP's one typed settings object.
+
+Every value comes from an ``LSP_``-prefixed environment variable or a ``.env``
+file and is validated once, at start-up. The fee schedule and limits mirror
+the user's original configuration (MIN_CHANNEL_SIZE, CHANNEL_FEE_RATE, ...);
+amounts are satoshis, rates are fractions (0.001 = 0.1 %), times say their unit.
+
+On mainnet the demo defaults that make a lab convenient (a well-known admin
+key, a well-known encryption secret, debug mode) are refused: a mainnet LSP
+started with them would hand its API to anyone who read this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lsp.errors import ConfigError
+
+Network = Literal["regtest", "signet", "testnet", "mainnet"]
+
+# Public on purpose: the lab and the docs use them. Refused on mainnet.
+DEMO_ADMIN_KEY = "demo-admin-key"
+DEMO_SECRET_KEY = "demo-secret-key-change-me"
+MIN_MAINNET_SECRET_LEN = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LSP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- where we run
+    network: Network = "regtest"
+    debug: bool = False
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=3005, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    background_tasks: bool = Field(default=True, description="run the LND watchers and the webhook dispatcher")
+
+    # --- the LND node (gRPC)
+    lnd_host: str = "localhost:10009"
+    lnd_tls_cert_path: Path | None = None
+    lnd_macaroon_path: Path | None = None
+
+    # --- persistence
+    database_url: str = "sqlite:///./lsp.db"
+    db_pool_size: int = Field(default=25, ge=1)
+    db_pool_timeout: int = Field(default=30000, ge=1, description="milliseconds")
+
+    # --- secrets
+    admin_api_key: SecretStr = SecretStr(DEMO_ADMIN_KEY)
+    # Encrypts client API secrets and webhook secrets at rest (Fernet key derived from it).
+    secret_key: SecretStr = SecretStr(DEMO_SECRET_KEY)
+
+    # --- request authentication and limits
+    auth_max_clock_skew: int = Field(default=300, ge=1, description="seconds a signed timestamp may be off")
+    default_requests_per_minute: int = Field(default=60, ge=1)
+    default_monthly_volume: int = Field(default=100_000_000, ge=0, description="sats")
+
+    # --- channel management (sats / fractions)
+    min_channel_size: int = Field(default=1_000_000, ge=20_000)
+    max_channel_size: int = Field(default=100_000_000, ge=20_000)
+    channel_base_fee: int = Field(default=1000, ge=0, description="sats per channel open")
+    channel_fee_rate: float = Field(default=0.001, ge=0, lt=1, description="fraction of capacity")
+    rebalance_threshold: float = Field(default=0.1, ge=0, le=0.5)
+
+    # --- liquidity
+    jit_channel_enabled: bool = True
+    liquidity_fee_rate: float = Field(default=0.002, ge=0, lt=1)
+    liquidity_reservation_fee: int = Field(default=100, ge=0, description="sats per reservation")
+    max_liquidity_requests: int = Field(default=100, ge=0, description="active reservations, all clients")
+    max_liquidity_duration: int = Field(default=86_400_000, ge=1, description="milliseconds")
+
+    # --- routing / payments
+    routing_fee_rate: float = Field(default=0.0001, ge=0, lt=1)
+    max_routing_attempts: int = Field(default=5, ge=1)
+    payment_timeout: int = Field(default=60000, ge=1000, description="milliseconds")
+
+    # --- webhooks
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_base: float = Field(default=2.0, gt=0, description="seconds; doubles per attempt")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.min_channel_size > self.max_channel_size:
+            raise ValueError(
+                f"min_channel_size ({self.min_channel_size}) is larger than max_channel_size ({self.max_channel_size})"
+            )
+        if self.network == "mainnet":
+            problems = []
+            admin = self.admin_api_key.get_secret_value()
+            secret = self.secret_key.get_secret_value()
+            if admin == DEMO_ADMIN_KEY or len(admin) < MIN_MAINNET_SECRET_LEN:
+                problems.append(
+                    f"LSP_ADMIN_API_KEY is the demo key or shorter than {MIN_MAINNET_SECRET_LEN} characters"
+                )
+            if secret == DEMO_SECRET_KEY or len(secret) < MIN_MAINNET_SECRET_LEN:
+                problems.append(
+                    f"LSP_SECRET_KEY is the demo secret or shorter than {MIN_MAINNET_SECRET_LEN} characters"
+                )
+            if self.debug:
+                problems.append("LSP_DEBUG is on")
+            if problems:
+                raise ValueError("refusing unsafe settings on mainnet: " + "; ".join(problems))
+        return self
+
+    @property
+    def lnd_configured(self) -> bool:
+        return self.lnd_tls_cert_path is not None and self.lnd_macaroon_path is not None
+
+    def opening_fee(self, capacity_sat: int) -> int:
+        """The seed's channel opening fee: base fee + capacity fee (rounded up)."""
+        return self.channel_base_fee + _ceil_fraction(capacity_sat, self.channel_fee_rate)
+
+
+def _ceil_fraction(amount: int, rate: float) -> int:
+    # Work in parts-per-billion integers so 0.001 * 1_000_000 is exactly 1000.
+    ppb = round(rate * 1_000_000_000)
+    return -(-amount * ppb // 1_000_000_000)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate settings, turning pydantic's error into a ConfigError that names each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            name = f"LSP_{loc.upper()}" if loc else "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{name}: {msg}")
+        raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,103 @@
+"""The LSP's exception hierarchy, in one place.
+
+Services raise these; ``lsp.api.errors`` maps each class to an HTTP status and
+the one error shape ``{"error": {"code", "message", "field"?}}``. Nothing
+below the API layer knows about HTTP.
+"""
+
+from __future__ import annotations
+
+
+class LSPError(Exception):
+    """Base of every error the LSP raises on purpose. ``code`` is stable and machine-readable."""
+
+    code = "lsp_error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(LSPError):
+    """The settings are invalid or unsafe; raised at start-up, never during a request."""
+
+    code = "config_error"
+
+
+class ValidationFailed(LSPError):
+    """A request is well-formed but its values break a rule (channel too small, ...)."""
+
+    code = "validation_error"
+
+
+class AuthError(LSPError):
+    """The request is not (correctly) signed. ``code`` says which check failed."""
+
+    code = "unauthorized"
+
+
+class Forbidden(LSPError):
+    """Authenticated, but not allowed (e.g. a feature the client does not have)."""
+
+    code = "forbidden"
+
+
+class NotFound(LSPError):
+    """No such resource -- or one that belongs to another client (never revealed)."""
+
+    code = "not_found"
+
+
+class Conflict(LSPError):
+    """The request conflicts with the current state (idempotency key reused with other params, ...)."""
+
+    code = "conflict"
+
+
+class RateLimited(LSPError):
+    """The client sent more requests than its plan allows."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InsufficientFunds(LSPError):
+    """The client's balance, or the LSP's liquidity, cannot cover the request."""
+
+    code = "insufficient_funds"
+
+
+class LndError(LSPError):
+    """LND answered an RPC with an error. ``grpc_code`` is the gRPC status name; ``message`` is LND's text."""
+
+    code = "lnd_error"
+
+    def __init__(self, message: str, *, grpc_code: str = "UNKNOWN", rpc: str = ""):
+        super().__init__(message)
+        self.grpc_code = grpc_code
+        self.rpc = rpc
+
+    def __str__(self) -> str:
+        where = f"{self.rpc}: " if self.rpc else ""
+        return f"{where}{self.message} ({self.grpc_code})"
+
+
+class LndUnavailable(LndError):
+    """The LSP has no working connection to its LND node (not configured, down, or unreachable)."""
+
+    code = "lnd_unavailable"
+
+    def __init__(self, message: str, *, grpc_code: str = "UNAVAILABLE", rpc: str = ""):
+        super().__init__(message, grpc_code=grpc_code, rpc=rpc)
+
+
+class NotImplementedYet(LSPError):
+    """A documented endpoint whose behaviour is not built yet (answered 501, never faked)."""
+
+    code = "not_implemented"

@@ -1,0 +1,150 @@
+"""lnrpc.Lightning: node info, balances, peers, channels, graph, forwarding history."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lsp.errors import LndError
+from lsp.lnd.base import RpcBase
+from lsp.lnd.types import ChannelPointRef, txid_from_bytes, txid_to_bytes
+
+
+class LightningMixin(RpcBase):
+    async def get_info(self) -> Any:
+        return await self._unary(self.lightning_stub.GetInfo, self.pb.ln.GetInfoRequest(), rpc="GetInfo")
+
+    async def wallet_balance(self) -> Any:
+        return await self._unary(
+            self.lightning_stub.WalletBalance, self.pb.ln.WalletBalanceRequest(), rpc="WalletBalance"
+        )
+
+    async def channel_balance(self) -> Any:
+        return await self._unary(
+            self.lightning_stub.ChannelBalance, self.pb.ln.ChannelBalanceRequest(), rpc="ChannelBalance"
+        )
+
+    async def list_channels(self, *, active_only: bool = False, peer: str | None = None) -> list[Any]:
+        req = self.pb.ln.ListChannelsRequest(active_only=active_only)
+        if peer:
+            req.peer = bytes.fromhex(peer)
+        resp = await self._unary(self.lightning_stub.ListChannels, req, rpc="ListChannels")
+        return list(resp.channels)
+
+    async def pending_channels(self) -> Any:
+        return await self._unary(
+            self.lightning_stub.PendingChannels, self.pb.ln.PendingChannelsRequest(), rpc="PendingChannels"
+        )
+
+    async def closed_channels(self) -> list[Any]:
+        resp = await self._unary(
+            self.lightning_stub.ClosedChannels, self.pb.ln.ClosedChannelsRequest(), rpc="ClosedChannels"
+        )
+        return list(resp.channels)
+
+    async def list_peers(self) -> list[Any]:
+        resp = await self._unary(self.lightning_stub.ListPeers, self.pb.ln.ListPeersRequest(), rpc="ListPeers")
+        return list(resp.peers)
+
+    async def connect_peer(self, pubkey: str, host: str, *, perm: bool = False, timeout_s: int = 30) -> bool:
+        """Connect; returns False (not an error) if already connected."""
+        req = self.pb.ln.ConnectPeerRequest(
+            addr=self.pb.ln.LightningAddress(pubkey=pubkey, host=host), perm=perm, timeout=timeout_s
+        )
+        try:
+            await self._unary(self.lightning_stub.ConnectPeer, req, rpc="ConnectPeer", timeout=timeout_s + 5)
+        except LndError as exc:  # "already connected" is success for us
+            if "already connected" in exc.message:
+                return False
+            raise
+        return True
+
+    async def open_channel(
+        self,
+        pubkey: str,
+        local_funding_sat: int,
+        *,
+        push_sat: int = 0,
+        private: bool = False,
+        sat_per_vbyte: int | None = None,
+        target_conf: int | None = None,
+        min_confs: int = 1,
+        memo: str = "",
+    ) -> ChannelPointRef:
+        """OpenChannelSync: returns once the funding transaction is broadcast (the channel is pending)."""
+        req = self.pb.ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(pubkey),
+            local_funding_amount=local_funding_sat,
+            push_sat=push_sat,
+            private=private,
+            min_confs=min_confs,
+            spend_unconfirmed=min_confs == 0,
+            memo=memo,
+        )
+        if sat_per_vbyte:
+            req.sat_per_vbyte = sat_per_vbyte
+        elif target_conf:
+            req.target_conf = target_conf
+        cp = await self._unary(self.lightning_stub.OpenChannelSync, req, rpc="OpenChannelSync", timeout=120)
+        txid = cp.funding_txid_str or txid_from_bytes(cp.funding_txid_bytes)
+        return ChannelPointRef(txid, cp.output_index)
+
+    async def open_channel_stream(self, pubkey: str, local_funding_sat: int, **kw: Any) -> AsyncIterator[Any]:
+        """OpenChannel (streaming): yields OpenStatusUpdate (chan_pending, then chan_open once confirmed)."""
+        req = self.pb.ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(pubkey), local_funding_amount=local_funding_sat, **kw
+        )
+        async for update in self._stream(self.lightning_stub.OpenChannel, req, rpc="OpenChannel"):
+            yield update
+
+    def _channel_point(self, cp: ChannelPointRef | str) -> Any:
+        ref = ChannelPointRef.parse(cp) if isinstance(cp, str) else cp
+        return self.pb.ln.ChannelPoint(
+            funding_txid_bytes=txid_to_bytes(ref.funding_txid), output_index=ref.output_index
+        )
+
+    async def close_channel(
+        self,
+        channel_point: ChannelPointRef | str,
+        *,
+        force: bool = False,
+        sat_per_vbyte: int | None = None,
+        wait_for_confirmation: bool = False,
+    ) -> str:
+        """Close (cooperative unless ``force``); returns the closing txid once it is broadcast,
+        or once it confirms when ``wait_for_confirmation``."""
+        req = self.pb.ln.CloseChannelRequest(channel_point=self._channel_point(channel_point), force=force)
+        if sat_per_vbyte:
+            req.sat_per_vbyte = sat_per_vbyte
+        closing_txid = ""
+        async for update in self._stream(self.lightning_stub.CloseChannel, req, rpc="CloseChannel"):
+            kind = update.WhichOneof("update")
+            if kind == "close_pending":
+                closing_txid = txid_from_bytes(update.close_pending.txid)
+                if not wait_for_confirmation:
+                    return closing_txid
+            elif kind == "chan_close":
+                return txid_from_bytes(update.chan_close.closing_txid)
+        return closing_txid
+
+    async def subscribe_channel_events(self) -> AsyncIterator[Any]:
+        req = self.pb.ln.ChannelEventSubscription()
+        async for update in self._stream(self.lightning_stub.SubscribeChannelEvents, req, rpc="SubscribeChannelEvents"):
+            yield update
+
+    async def forwarding_history(
+        self, *, start_time: int = 0, end_time: int = 0, index_offset: int = 0, max_events: int = 10_000
+    ) -> Any:
+        req = self.pb.ln.ForwardingHistoryRequest(
+            start_time=start_time, end_time=end_time, index_offset=index_offset, num_max_events=max_events
+        )
+        return await self._unary(self.lightning_stub.ForwardingHistory, req, rpc="ForwardingHistory")
+
+    async def describe_graph(self, *, include_unannounced: bool = False) -> Any:
+        req = self.pb.ln.ChannelGraphRequest(include_unannounced=include_unannounced)
+        return await self._unary(self.lightning_stub.DescribeGraph, req, rpc="DescribeGraph", timeout=120)
+
+    async def decode_pay_req(self, payment_request: str) -> Any:
+        return await self._unary(
+            self.lightning_stub.DecodePayReq, self.pb.ln.PayReqString(pay_req=payment_request), rpc="DecodePayReq"
+        )

@@ -1,0 +1,81 @@
+"""routerrpc.Router: SendPaymentV2 / TrackPaymentV2, streamed until the payment is final."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from lsp.lnd.base import RpcBase
+from lsp.lnd.types import PaymentOutcome
+
+FINAL = ("SUCCEEDED", "FAILED")
+
+
+class RouterMixin(RpcBase):
+    def outcome(self, payment: Any) -> PaymentOutcome:
+        status = self.pb.ln.Payment.PaymentStatus.Name(payment.status)
+        reason = None
+        if status == "FAILED":
+            reason = self.pb.ln.PaymentFailureReason.Name(payment.failure_reason)
+        return PaymentOutcome(
+            payment_hash=payment.payment_hash,
+            status=status,
+            fee_sat=payment.fee_msat // 1000 if payment.fee_msat else payment.fee_sat,
+            fee_msat=payment.fee_msat,
+            value_sat=payment.value_sat,
+            preimage=payment.payment_preimage if status == "SUCCEEDED" else None,
+            failure_reason=reason,
+        )
+
+    async def _until_final(
+        self, updates: AsyncIterator[Any], on_update: Callable[[PaymentOutcome], Awaitable[None]] | None
+    ) -> PaymentOutcome:
+        last: PaymentOutcome | None = None
+        async for payment in updates:
+            last = self.outcome(payment)
+            if on_update is not None:
+                await on_update(last)
+            if last.status in FINAL:
+                return last
+        if last is None:
+            raise RuntimeError("payment stream ended without any update")
+        return last
+
+    async def send_payment_v2(
+        self,
+        payment_request: str,
+        *,
+        fee_limit_sat: int,
+        timeout_s: int,
+        amount_sat: int | None = None,
+        max_parts: int | None = None,
+        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+    ) -> PaymentOutcome:
+        """Pay an invoice; returns the final outcome (SUCCEEDED with preimage/fee, or FAILED with the reason).
+
+        ``timeout_s`` is LND's payment timeout (it stops trying new routes after it);
+        the stream itself gets a margin on top so LND, not grpc, decides the outcome."""
+        req = self.pb.router.SendPaymentRequest(
+            payment_request=payment_request,
+            fee_limit_sat=fee_limit_sat,
+            timeout_seconds=timeout_s,
+            no_inflight_updates=False,
+        )
+        if amount_sat:
+            req.amt = amount_sat
+        if max_parts:
+            req.max_parts = max_parts
+        stream = self._stream(self.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 60)
+        return await self._until_final(stream, on_update)
+
+    async def track_payment(
+        self,
+        payment_hash: str,
+        *,
+        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+        timeout_s: float | None = None,
+    ) -> PaymentOutcome:
+        """TrackPaymentV2 until final: how a restarted LSP learns what happened to in-flight payments."""
+        req = self.pb.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=False)
+        stream = self._stream(self.router_stub.TrackPaymentV2, req, rpc="TrackPaymentV2", timeout=timeout_s)
+        return await self._until_final(stream, on_update)

@@ -1,0 +1,88 @@
+"""In-process event bus: what happened to a client (payment_received, channel_opened, ...).
+
+``publish`` fans an event out to the client's live WebSocket subscribers and
+queues one webhook delivery per matching webhook (persisted, so a restart
+does not lose it). Events without a client (routing_fee_earned) go to
+subscribers of every client -- they describe the LSP, not a client's money.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lsp.db.base import session_scope, utcnow
+from lsp.db.models import Webhook, WebhookDelivery
+
+log = logging.getLogger("lsp.events")
+
+EVENT_TYPES = (
+    "payment_received",
+    "payment_sent",
+    "payment_failed",
+    "channel_opened",
+    "channel_closed",
+    "routing_fee_earned",
+    "liquidity_request",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    client_id: str | None
+    data: dict[str, Any]
+    at: str = field(default_factory=lambda: utcnow().isoformat())
+
+    def to_json(self) -> str:
+        return json.dumps({"type": self.type, "at": self.at, "data": self.data}, sort_keys=True)
+
+
+class EventBus:
+    def __init__(self, sessions: sessionmaker[Session], *, queue_size: int = 1000):
+        self._sessions = sessions
+        self._subs: dict[str | None, set[asyncio.Queue[Event]]] = {}
+        self._queue_size = queue_size
+
+    @contextmanager
+    def subscribe(self, client_id: str) -> Iterator[asyncio.Queue[Event]]:
+        q: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
+        self._subs.setdefault(client_id, set()).add(q)
+        try:
+            yield q
+        finally:
+            self._subs[client_id].discard(q)
+
+    def publish(self, event: Event) -> None:
+        targets = (
+            [q for qs in self._subs.values() for q in qs]
+            if event.client_id is None
+            else self._subs.get(event.client_id, ())
+        )
+        for q in list(targets):
+            try:
+                q.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("dropping %s for a slow WebSocket subscriber", event.type)
+        if event.client_id is not None:
+            with session_scope(self._sessions) as session:
+                queue_webhooks(session, event)
+
+
+def queue_webhooks(session: Session, event: Event) -> int:
+    hooks = session.scalars(select(Webhook).where(Webhook.client_id == event.client_id, Webhook.active.is_(True)))
+    n = 0
+    for hook in hooks:
+        wanted = hook.events.split(",")
+        if "*" in wanted or event.type in wanted:
+            session.add(WebhookDelivery(webhook_id=hook.id, event_type=event.type, payload=event.to_json()))
+            n += 1
+    return n

@@ -1,0 +1,132 @@
+"""Liquidity: the published rate card and expiring reservations (the seed's JIT LiquidityRequest).
+
+A reservation sets aside ``amount`` sats of the LSP's outbound channel balance
+for ``duration`` ms at the LSP's liquidity fee rate (refused if above the
+client's ``maxFeeRate``). Fee = reservation fee + amount * rate, debited from
+the client's ledger. Reservations expire by time; expired ones stop counting
+against the available liquidity.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from lsp.config import Settings
+from lsp.db.base import utcnow
+from lsp.db.models import LiquidityReservation
+from lsp.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
+from lsp.services import ledger
+
+
+def fee_rate_ppm(settings: Settings) -> int:
+    return round(settings.liquidity_fee_rate * 1_000_000)
+
+
+def reservation_fee(settings: Settings, amount_sat: int) -> int:
+    return settings.liquidity_reservation_fee + -(-amount_sat * fee_rate_ppm(settings) // 1_000_000)
+
+
+def rates(settings: Settings) -> dict[str, Any]:
+    return {
+        "channelOpening": {
+            "baseFee": settings.channel_base_fee,
+            "capacityFee": settings.channel_fee_rate,
+            "minChannelSize": settings.min_channel_size,
+            "maxChannelSize": settings.max_channel_size,
+        },
+        "liquidity": {
+            "reservationFee": settings.liquidity_reservation_fee,
+            "utilizationFee": fee_rate_ppm(settings),
+            "feeRate": settings.liquidity_fee_rate,
+            "maxDuration": settings.max_liquidity_duration,
+            "jitChannelEnabled": settings.jit_channel_enabled,
+        },
+        "routing": {"baseFee": 1000, "feeRate": round(settings.routing_fee_rate * 1_000_000)},
+    }
+
+
+def expire_due(session: Session) -> int:
+    result = session.execute(
+        update(LiquidityReservation)
+        .where(LiquidityReservation.status == "active", LiquidityReservation.expires_at <= utcnow())
+        .values(status="expired")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def reserved_total(session: Session) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(LiquidityReservation.amount_sat), 0)).where(
+                LiquidityReservation.status == "active", LiquidityReservation.expires_at > utcnow()
+            )
+        )
+        or 0
+    )
+
+
+def validate_request(settings: Settings, amount_sat: int, duration_ms: int, max_fee_rate_ppm: int) -> int:
+    """Checks that need no LND; returns the fee rate (ppm) the reservation would get."""
+    if duration_ms > settings.max_liquidity_duration:
+        raise ValidationFailed(
+            f"duration {duration_ms} ms is longer than the maximum {settings.max_liquidity_duration} ms",
+            field="body.duration",
+        )
+    ppm = fee_rate_ppm(settings)
+    if ppm > max_fee_rate_ppm:
+        raise ValidationFailed(
+            f"the LSP's liquidity fee rate is {ppm} ppm, above your maxFeeRate {max_fee_rate_ppm}",
+            field="body.maxFeeRate",
+        )
+    if amount_sat > settings.max_channel_size:
+        raise ValidationFailed(
+            f"amount {amount_sat} is above the maximum {settings.max_channel_size} sat", field="body.amount"
+        )
+    return ppm
+
+
+def reserve(
+    session: Session,
+    settings: Settings,
+    client_id: str,
+    *,
+    amount_sat: int,
+    duration_ms: int,
+    max_fee_rate_ppm: int,
+    outbound_sat: int,
+) -> LiquidityReservation:
+    ppm = validate_request(settings, amount_sat, duration_ms, max_fee_rate_ppm)
+    ledger.lock_client(session, client_id)
+    expire_due(session)
+    active = session.scalar(
+        select(func.count()).select_from(LiquidityReservation).where(LiquidityReservation.status == "active")
+    )
+    if (active or 0) >= settings.max_liquidity_requests:
+        raise Conflict(f"the LSP has {active} active reservations, its maximum; try again later")
+    available = outbound_sat - reserved_total(session)
+    if amount_sat > available:
+        raise InsufficientFunds(f"only {max(available, 0)} sat of outbound liquidity is available", field="body.amount")
+    fee = reservation_fee(settings, amount_sat)
+    res = LiquidityReservation(
+        client_id=client_id,
+        amount_sat=amount_sat,
+        fee_rate_ppm=ppm,
+        fee_sat=fee,
+        expires_at=utcnow() + timedelta(milliseconds=duration_ms),
+    )
+    session.add(res)
+    session.flush()
+    ledger.record(session, client_id, -fee, "liquidity_fee", f"reservation:{res.id}")
+    return res
+
+
+def get_for_client(session: Session, client_id: str, reservation_id: str) -> LiquidityReservation:
+    expire_due(session)
+    res = session.get(LiquidityReservation, reservation_id)
+    if res is None or res.client_id != client_id:
+        raise NotFound(f"no liquidity reservation {reservation_id}")
+    return res

@@ -1,0 +1,71 @@
+"""Turn state changes into events (WebSocket + webhooks) and metrics, in one place."""
+
+from __future__ import annotations
+
+from lsp.context import AppContext
+from lsp.db.models import Channel, ForwardingEvent, Invoice, LiquidityReservation, Payment
+from lsp.services.events import Event
+
+
+def payment_final(ctx: AppContext, p: Payment) -> None:
+    if p.completed_at is not None:
+        ctx.metrics.payment_latency.labels(p.status).observe((p.completed_at - p.created_at).total_seconds())
+    kind = "payment_sent" if p.status == "succeeded" else "payment_failed"
+    ctx.bus.publish(
+        Event(
+            kind,
+            p.client_id,
+            {
+                "paymentHash": p.payment_hash,
+                "amount": p.amount_sat,
+                "fee": p.fee_sat,
+                "status": p.status,
+                "failureReason": p.failure_reason,
+            },
+        )
+    )
+
+
+def invoice_settled(ctx: AppContext, inv: Invoice) -> None:
+    ctx.bus.publish(
+        Event(
+            "payment_received",
+            inv.client_id,
+            {"invoiceId": inv.id, "paymentHash": inv.payment_hash, "amount": inv.amount_paid_sat},
+        )
+    )
+
+
+def channel_changed(ctx: AppContext, event_type: str, ch: Channel) -> None:
+    ctx.bus.publish(
+        Event(
+            event_type,
+            ch.client_id,
+            {"channelId": ch.id, "channelPoint": ch.channel_point, "capacity": ch.capacity_sat, "status": ch.status},
+        )
+    )
+
+
+def liquidity_reserved(ctx: AppContext, r: LiquidityReservation) -> None:
+    ctx.bus.publish(
+        Event(
+            "liquidity_request",
+            r.client_id,
+            {"reservationId": r.id, "amount": r.amount_sat, "fee": r.fee_sat, "expiresAt": r.expires_at.isoformat()},
+        )
+    )
+
+
+def routing_fee(ctx: AppContext, fwd: ForwardingEvent) -> None:
+    ctx.bus.publish(
+        Event(
+            "routing_fee_earned",
+            None,
+            {
+                "feeMsat": fwd.fee_msat,
+                "amountInMsat": fwd.amt_in_msat,
+                "chanIdIn": str(fwd.chan_id_in),
+                "chanIdOut": str(fwd.chan_id_out),
+            },
+        )
+    )

@@ -1,0 +1,240 @@
+"""Outgoing payments: idempotent, balance-checked, tracked to a final state, resumable.
+
+Flow of ``start``: (1) an existing payment with the same client Idempotency-Key
+is returned as is (a retry never pays twice; a different invoice under the
+same key is a 409); (2) the invoice is decoded by LND; (3) under the client's
+row lock, the balance must cover amount + max fee, which is reserved on the
+ledger; (4) the row is committed as in_flight *before* LND is asked to pay.
+``execute`` then streams SendPaymentV2 to the final state and settles the
+ledger: the unused fee reserve (or everything, on failure) is refunded.
+If the LSP dies in between, ``resume_in_flight`` asks LND (TrackPaymentV2)
+what became of every in_flight payment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lsp.config import Settings
+from lsp.db.base import session_scope, utcnow
+from lsp.db.models import Payment
+from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
+from lsp.lnd.client import LndClient
+from lsp.lnd.types import PaymentOutcome
+from lsp.services import ledger
+
+log = logging.getLogger("lsp.payments")
+
+
+def default_max_fee(settings: Settings, amount_sat: int) -> int:
+    # 1 sat base + the routing fee rate * MAX_ROUTING_ATTEMPTS of headroom, at least 10 sat.
+    return max(
+        10,
+        1 + -(-amount_sat * round(settings.routing_fee_rate * 1_000_000) * settings.max_routing_attempts // 1_000_000),
+    )
+
+
+def find_by_key(session: Session, client_id: str, key: str) -> Payment | None:
+    return session.scalars(
+        select(Payment).where(Payment.client_id == client_id, Payment.idempotency_key == key)
+    ).first()
+
+
+async def start(
+    lnd: LndClient,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    client_id: str,
+    *,
+    payment_request: str,
+    idempotency_key: str | None,
+    max_fee_sat: int | None,
+) -> tuple[Payment, bool]:
+    """Record the payment (or find the earlier one); returns (payment, created)."""
+    if idempotency_key:
+        with session_scope(sessions) as s:
+            existing = find_by_key(s, client_id, idempotency_key)
+        if existing is not None:
+            if existing.payment_request != payment_request:
+                raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
+            return existing, False
+    try:
+        decoded = await lnd.decode_pay_req(payment_request)
+    except LndUnavailable:
+        raise
+    except LndError as exc:
+        raise ValidationFailed(f"invalid invoice: {exc.message}", field="body.invoice") from None
+    amount = int(decoded.num_satoshis)
+    if amount <= 0:
+        raise ValidationFailed(
+            "amountless invoices are not supported; ask for an invoice with an amount", field="body.invoice"
+        )
+    max_fee = default_max_fee(settings, amount) if max_fee_sat is None else max_fee_sat
+    with session_scope(sessions) as s:
+        return record_new(
+            s,
+            client_id,
+            idempotency_key=idempotency_key or decoded.payment_hash,
+            payment_hash=decoded.payment_hash,
+            payment_request=payment_request,
+            amount_sat=amount,
+            max_fee_sat=max_fee,
+        )
+
+
+def record_new(
+    s: Session,
+    client_id: str,
+    *,
+    idempotency_key: str,
+    payment_hash: str,
+    payment_request: str,
+    amount_sat: int,
+    max_fee_sat: int,
+) -> tuple[Payment, bool]:
+    """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns (payment, created)."""
+    ledger.lock_client(s, client_id)
+    existing = find_by_key(s, client_id, idempotency_key)
+    if existing is not None:  # a retry (possibly racing the original)
+        if existing.payment_request != payment_request:
+            raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
+        return existing, False
+    paid = s.scalars(
+        select(Payment).where(
+            Payment.client_id == client_id,
+            Payment.payment_hash == payment_hash,
+            Payment.status.in_(("in_flight", "succeeded")),
+        )
+    ).first()
+    if paid is not None:
+        raise Conflict(
+            f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
+        )
+    available = ledger.balance(s, client_id)
+    if available < amount_sat + max_fee_sat:
+        raise InsufficientFunds(
+            f"balance {available} sat cannot cover {amount_sat} sat + max fee {max_fee_sat} sat", field="body.invoice"
+        )
+    payment = Payment(
+        client_id=client_id,
+        idempotency_key=idempotency_key,
+        payment_hash=payment_hash,
+        payment_request=payment_request,
+        amount_sat=amount_sat,
+        max_fee_sat=max_fee_sat,
+    )
+    s.add(payment)
+    s.flush()
+    ledger.record(s, client_id, -(amount_sat + max_fee_sat), "payment_reserve", f"payment:{payment.id}")
+    return payment, True
+
+
+def finish(
+    session: Session, payment_id: str, outcome: PaymentOutcome | None, *, failure: str | None = None
+) -> Payment | None:
+    """Apply the final state once; returns the payment if this call finished it."""
+    p = session.get(Payment, payment_id)
+    if p is None or p.status != "in_flight":
+        return None
+    if outcome is not None and outcome.status == "SUCCEEDED":
+        p.status = "succeeded"
+        p.fee_sat = outcome.fee_sat
+        p.preimage = outcome.preimage
+        refund = p.max_fee_sat - outcome.fee_sat
+    elif outcome is not None and outcome.status != "FAILED":
+        return None  # still in flight
+    else:
+        p.status = "failed"
+        p.failure_reason = failure or (outcome.failure_reason if outcome else None) or "unknown"
+        refund = p.amount_sat + p.max_fee_sat
+    p.completed_at = utcnow()
+    if refund > 0:
+        ledger.record(session, p.client_id, refund, "payment_refund", f"payment:{p.id}")
+    return p
+
+
+async def execute(
+    lnd: LndClient,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    payment: Payment,
+    *,
+    timeout_s: int,
+    on_final: Callable[[Payment], None] | None = None,
+) -> Payment:
+    try:
+        outcome: PaymentOutcome | None = await lnd.send_payment_v2(
+            payment.payment_request, fee_limit_sat=payment.max_fee_sat, timeout_s=timeout_s
+        )
+        failure = None
+    except LndUnavailable:
+        # LND may or may not have the payment: leave it in_flight for resume_in_flight to settle.
+        log.warning("lost LND while paying %s; it stays in flight until tracked", payment.payment_hash)
+        raise
+    except LndError as exc:
+        outcome, failure = await _outcome_after_error(lnd, payment.payment_hash, exc)
+    with session_scope(sessions) as s:
+        done = finish(s, payment.id, outcome, failure=failure)
+        current = s.get(Payment, payment.id)
+    if done is not None and on_final is not None:
+        on_final(done)
+    assert current is not None
+    return current
+
+
+async def _outcome_after_error(lnd: LndClient, payment_hash: str, exc: LndError) -> tuple[PaymentOutcome | None, str]:
+    """SendPaymentV2 failed with an error instead of a final update. Unless LND says the invoice was
+    already paid (by someone else: that must not count as *this* payment succeeding), ask LND
+    whether the payment exists after all -- a stream can break after the HTLC went out."""
+    if exc.grpc_code == "ALREADY_EXISTS":
+        return None, exc.message
+    try:
+        return await lnd.track_payment(payment_hash, timeout_s=60), exc.message
+    except LndUnavailable:
+        raise
+    except LndError as track_exc:
+        if track_exc.grpc_code == "NOT_FOUND":
+            return None, exc.message
+        raise
+
+
+def get_for_client(session: Session, client_id: str, payment_hash: str) -> Payment:
+    p = session.scalars(
+        select(Payment)
+        .where(Payment.client_id == client_id, Payment.payment_hash == payment_hash)
+        .order_by(Payment.created_at.desc())
+    ).first()
+    if p is None:
+        raise NotFound(f"no payment with hash {payment_hash}")
+    return p
+
+
+def in_flight(session: Session) -> list[Payment]:
+    return list(session.scalars(select(Payment).where(Payment.status == "in_flight")))
+
+
+async def resume_in_flight(
+    lnd: LndClient, sessions: sessionmaker[Session], on_final: Callable[[Payment], None] | None = None
+) -> int:
+    """After a restart: ask LND about each in_flight payment and apply the answer."""
+    with session_scope(sessions) as s:
+        pending = [(p.id, p.payment_hash) for p in in_flight(s)]
+    for pid, phash in pending:
+        try:
+            outcome: PaymentOutcome | None = await lnd.track_payment(phash)
+            failure = None
+        except LndUnavailable:
+            raise
+        except LndError as exc:
+            if exc.grpc_code != "NOT_FOUND":
+                raise
+            outcome, failure = None, "LND never started this payment"
+        with session_scope(sessions) as s:
+            done = finish(s, pid, outcome, failure=failure)
+        if done is not None and on_final is not None:
+            on_final(done)
+    return len(pending)

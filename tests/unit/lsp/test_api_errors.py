@@ -1,0 +1,60 @@
+"""Every 4xx/5xx has the same shape: {"error": {"code", "message", "field"?}}; no tracebacks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.lsp.conftest import ADMIN_KEY
+
+pytestmark = pytest.mark.unit
+
+ADMIN = {"X-Admin-Key": ADMIN_KEY}
+
+
+def test_unknown_route_is_404_in_the_error_shape(api) -> None:
+    resp = api.get("/api/nope")
+    assert resp.status_code == 404
+    assert resp.json() == {"error": {"code": "not_found", "message": "no such endpoint: GET /api/nope"}}
+
+
+def test_wrong_method_is_405_in_the_error_shape(api) -> None:
+    resp = api.delete("/api/enterprise/onboard")
+    assert resp.status_code == 405
+    assert resp.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_validation_error_is_422_naming_the_field(api) -> None:
+    resp = api.post(
+        "/api/enterprise/onboard", json={"name": "acme", "apiLimits": {"requestsPerMinute": 0}}, headers=ADMIN
+    )
+    assert resp.status_code == 422
+    err = resp.json()["error"]
+    assert err["code"] == "validation_error"
+    assert err["field"] == "body.apiLimits.requestsPerMinute"
+    assert "greater than or equal to 1" in err["message"]
+
+
+def test_missing_field_is_422_naming_it(api) -> None:
+    resp = api.post("/api/enterprise/onboard", json={}, headers=ADMIN)
+    assert resp.status_code == 422
+    assert resp.json()["error"]["field"] == "body.name"
+
+
+def test_malformed_json_is_422_not_500(api) -> None:
+    resp = api.post(
+        "/api/enterprise/onboard", content=b"{not json", headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "invalid_json"
+    assert "Traceback" not in resp.text
+
+
+def test_request_id_is_echoed_or_made_up(api) -> None:
+    assert api.get("/health", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
+    assert len(api.get("/health").headers["X-Request-ID"]) == 32
+
+
+def test_openapi_docs_are_served(api) -> None:
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert "/api/enterprise/onboard" in paths
