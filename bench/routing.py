@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES_SAT), help="amounts in sat")
     ap.add_argument("--max-attempts", type=int, default=MAX_ROUTING_ATTEMPTS)
-    ap.add_argument("--prior", default="bimodal", choices=["bimodal", "uniform"])
+    ap.add_argument("--prior", default="uniform", choices=["bimodal", "uniform"])
     ap.add_argument("--mu", type=float, default=McfConfig().mu)
     ap.add_argument("--out", default=None, help="write JSON results here")
     args = ap.parse_args(argv)

@@ -46,6 +46,8 @@ class McfConfig:
     """Flow units the payment is cut into above ``single_path_max_msat`` (the MPP granularity)."""
     single_path_max_msat: int = 50_000_000
     """At or below this a payment is a single unit, hence a single path."""
+    min_unit_msat: int = 10_000_000
+    """Smallest flow unit: below it extra parts cost base fees and HTLC slots for little gain."""
     max_nodes: int = 300
     max_edges: int = 4000
     base_fee_parts: float = 4.0
@@ -132,7 +134,7 @@ class McfPlanner:
         s_idx, t_idx = g.node_index.get(source), g.node_index.get(target)
         if s_idx is None or t_idx is None or s_idx == t_idx:
             raise NoRouteError(source, target, amount_msat, "unknown or identical endpoints")
-        n_units = 1 if amount_msat <= cfg.single_path_max_msat else cfg.units
+        n_units = 1 if amount_msat <= cfg.single_path_max_msat else max(1, min(cfg.units, amount_msat // cfg.min_unit_msat))
         unit = amount_msat / n_units
 
         lower, upper, inflight = self.liquidity.arrays(g, now)
