@@ -140,7 +140,9 @@ class McfPlanner:
         lower, upper, inflight = self.liquidity.arrays(g, now)
         cap = g.array("capacity_msat")
         src, dst = g.array("src"), g.array("dst")
-        room = np.minimum(upper - 1.0 - inflight, g.array("max_forward_msat")) / (1.0 + cfg.fee_margin)
+        # Hard limit per direction: known liquidity left (upper is exclusive) and the policy max.
+        hard_room = np.minimum(upper - 1.0 - inflight, g.array("max_forward_msat"))
+        room = hard_room / (1.0 + cfg.fee_margin)
         usable = (
             g.array("enabled")
             & (room >= unit)
@@ -165,16 +167,24 @@ class McfPlanner:
         if not best < _UNREACHABLE / 2:
             raise NoRouteError(source, target, amount_msat, "recipient unreachable through usable channels")
 
-        plan_parts, info = self._solve_corridor(
-            s_idx, t_idx, amount_msat, n_units, unit, d_s, d_t, w, usable, room, lower, upper, inflight, cfg
-        )
-        if plan_parts is None:
-            wide = replace(cfg, max_nodes=cfg.max_nodes * 4, max_edges=cfg.max_edges * 4)
-            plan_parts, info = self._solve_corridor(
-                s_idx, t_idx, amount_msat, n_units, unit, d_s, d_t, w, usable, room, lower, upper, inflight, wide
-            )
-        if plan_parts is None:
-            raise NoRouteError(source, target, amount_msat, "not enough liquidity in the corridor")
+        args = (s_idx, t_idx, amount_msat, n_units, unit, d_s, d_t, w, usable, hard_room, lower, upper, inflight)
+        attempt_cfg = cfg
+        for _ in range(3):
+            plan_parts, info = self._solve_corridor(*args, attempt_cfg)
+            if plan_parts is None:
+                wide = replace(attempt_cfg, max_nodes=cfg.max_nodes * 4, max_edges=cfg.max_edges * 4)
+                plan_parts, info = self._solve_corridor(*args, wide)
+            if plan_parts is None:
+                raise NoRouteError(source, target, amount_msat, "not enough liquidity in the corridor")
+            # The flow is planned on delivered amounts; upstream hops also carry fees. If that
+            # pushes any channel past what we know it holds, re-plan with a wider fee margin
+            # rather than ever sending more than a known upper bound.
+            excess = _max_load_ratio(plan_parts, g, hard_room)
+            if excess <= 1.0:
+                break
+            attempt_cfg = replace(attempt_cfg, fee_margin=(1.0 + attempt_cfg.fee_margin) * excess * 1.01 - 1.0)
+        else:
+            raise NoRouteError(source, target, amount_msat, "fees exceed the known channel liquidity")
         return PaymentPlan(tuple(plan_parts), (time.perf_counter() - t0) * 1000.0, info)
 
     def _solve_corridor(
@@ -188,7 +198,7 @@ class McfPlanner:
         d_t: FloatArray,
         w: FloatArray,
         usable: FloatArray,
-        room: FloatArray,
+        hard_room: FloatArray,
         lower: FloatArray,
         upper: FloatArray,
         inflight: FloatArray,
@@ -196,6 +206,7 @@ class McfPlanner:
     ) -> tuple[list[PaymentPart] | None, dict[str, float]]:
         g = self.graph
         src, dst = g.array("src"), g.array("dst")
+        room = hard_room / (1.0 + cfg.fee_margin)
         score = d_s + d_t
         finite = np.flatnonzero(score < _UNREACHABLE / 2)
         if len(finite) > cfg.max_nodes:
@@ -280,6 +291,19 @@ class McfPlanner:
         amounts = [u * base_unit for _, u in paths]
         amounts[0] += amount_msat - sum(amounts)  # the rounding remainder rides the largest part
         return parts_with_probabilities(self.graph, self.liquidity, paths, amounts, lower, upper, inflight)
+
+
+def _max_load_ratio(parts: list[PaymentPart], graph: ChannelGraph, hard_room: FloatArray) -> float:
+    """Largest (total msat over a direction) / (room it is known to have) across the plan."""
+    load: dict[int, int] = {}
+    for part in parts:
+        for ch, amt in zip(part.route, part.amounts.hop_amounts_msat, strict=True):
+            e = graph.edge_index(ch.scid, ch.source)
+            load[e] = load.get(e, 0) + amt
+    worst = 0.0
+    for e, amt in load.items():
+        worst = max(worst, amt / max(float(hard_room[e]), 1e-9))
+    return worst
 
 
 def parts_with_probabilities(
