@@ -98,7 +98,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['amount_sat']:,} | {r['strategy']} | {s['success']}/{s['payments']} "
             f"| {_fmt(s['success_rate_feasible'], '.0%')} ({s['feasible']}) | {s['attempts_mean']:.2f} "
-            f"| {s['parts_mean']:.1f} | {_fmt(s['fee_ppm_median'], '.0f')} | {_fmt(s['fee_ppm_median_both_ok'], '.0f')} "
+            f"| {s['parts_mean']:.1f} | {_fmt(s['fee_ppm_median'], '.0f')} "
+            f"| {_fmt(s['fee_ppm_median_both_ok'], '.0f')} "
             f"| {s['plan_ms_p50']:.1f} | {s['plan_ms_p95']:.1f} |"
         )
     return "\n".join(lines)
@@ -134,9 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         feasible = [oracle.feasible(s, t, amt) for s, t in pairs]
         per: dict[str, list[PaymentResult]] = {}
         for strat in strategies:
-            per[strat.name] = [
-                simulate_payment(net, strat, s, t, amt, args.max_attempts, out_edges) for s, t in pairs
-            ]
+            per[strat.name] = [simulate_payment(net, strat, s, t, amt, args.max_attempts, out_edges) for s, t in pairs]
         names = list(per)
         for i, name in enumerate(names):
             other = per[names[1 - i]] if len(names) == 2 else None

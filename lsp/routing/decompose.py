@@ -69,9 +69,9 @@ def decompose_flow(edges: Iterable[FlowEdge], source: Hashable, target: Hashable
             pos[node] = len(path)
         if node != target or not path:
             break
-        amt = min(remaining[e] for e in path)
-        for e in path:
-            remaining[e] -= amt
+        amt = min(remaining[eid] for eid in path)
+        for eid in path:
+            remaining[eid] -= amt
         paths.append((path, amt))
     merged: dict[tuple[int, ...], int] = {}
     for p, a in paths:

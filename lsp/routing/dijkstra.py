@@ -119,7 +119,7 @@ class AprioriDijkstra:
         heap: list[tuple[float, int]] = [(0.0, t)]
         channels, srcs, in_ptr, in_edges = g.channels, self._src, self._in_ptr, self._in_edges
         while heap:
-            d, v = heapq.heappop(heap)
+            _d, v = heapq.heappop(heap)
             if v in settled:
                 continue
             settled.add(v)

@@ -9,6 +9,7 @@ the true cost, keeps the pieces' slopes increasing, and is exactly what a flow s
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,7 +39,7 @@ def convex_pieces(xs: Sequence[float], costs: Sequence[float]) -> list[tuple[flo
     """
     hull = lower_convex_envelope(xs, costs)
     pieces: list[tuple[float, float]] = []
-    for a, b in zip(hull, hull[1:], strict=False):
+    for a, b in itertools.pairwise(hull):
         width = xs[b] - xs[a]
         if width > 0:
             pieces.append((width, (costs[b] - costs[a]) / width))

@@ -142,7 +142,7 @@ class LiquidityModel:
         upper = cap + 1.0
         inflight = np.zeros(len(graph))
         t = self.clock() if now is None else now
-        for key, k in self.knowledge.items():
+        for key, _k in self.knowledge.items():
             idx = graph.array("index").get(key)
             if idx is None:
                 continue

@@ -134,7 +134,9 @@ class McfPlanner:
         s_idx, t_idx = g.node_index.get(source), g.node_index.get(target)
         if s_idx is None or t_idx is None or s_idx == t_idx:
             raise NoRouteError(source, target, amount_msat, "unknown or identical endpoints")
-        n_units = 1 if amount_msat <= cfg.single_path_max_msat else max(1, min(cfg.units, amount_msat // cfg.min_unit_msat))
+        n_units = (
+            1 if amount_msat <= cfg.single_path_max_msat else max(1, min(cfg.units, amount_msat // cfg.min_unit_msat))
+        )
         unit = amount_msat / n_units
 
         lower, upper, inflight = self.liquidity.arrays(g, now)
@@ -144,11 +146,7 @@ class McfPlanner:
         hard_room = np.minimum(upper - 1.0 - inflight, g.array("max_forward_msat"))
         room = hard_room / (1.0 + cfg.fee_margin)
         usable = (
-            g.array("enabled")
-            & (room >= unit)
-            & (g.array("htlc_min_msat") <= unit)
-            & (dst != s_idx)
-            & (src != t_idx)
+            g.array("enabled") & (room >= unit) & (g.array("htlc_min_msat") <= unit) & (dst != s_idx) & (src != t_idx)
         )
         if not usable.any():
             raise NoRouteError(source, target, amount_msat, "no usable channel")

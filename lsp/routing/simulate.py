@@ -105,8 +105,12 @@ def generate_network(
         scid = f"{700_000 + i // 1000}x{i % 1000}x0"
         cap = int(cap_sat[i])
         htlc_max = cap * 990  # LND's default max_htlc is 99 % of capacity (in msat)
-        channels.append(Channel(scid, names[a], names[b], cap, int(b1[i]), int(p1[i]), int(c1[i]), 1000, htlc_max, bool(e1[i])))
-        channels.append(Channel(scid, names[b], names[a], cap, int(b2[i]), int(p2[i]), int(c2[i]), 1000, htlc_max, bool(e2[i])))
+        channels.append(
+            Channel(scid, names[a], names[b], cap, int(b1[i]), int(p1[i]), int(c1[i]), 1000, htlc_max, bool(e1[i]))
+        )
+        channels.append(
+            Channel(scid, names[b], names[a], cap, int(b2[i]), int(p2[i]), int(c2[i]), 1000, htlc_max, bool(e2[i]))
+        )
         liquidity[2 * i] = np.floor(split[i] * cap * 1000)
         liquidity[2 * i + 1] = cap * 1000 - liquidity[2 * i]
     return SyntheticNetwork(ChannelGraph.from_channels(channels), liquidity)
@@ -245,9 +249,9 @@ def simulate_payment(
         t0 = time.perf_counter()
         try:
             plan = strategy.plan(source, target, amount_msat - delivered)
-        except NoRouteError as e:
+        except NoRouteError as err:
             res.planning_ms.append((time.perf_counter() - t0) * 1000.0)
-            res.error = e.reason
+            res.error = err.reason
             break
         res.planning_ms.append((time.perf_counter() - t0) * 1000.0)
         for part in plan.parts:
@@ -282,7 +286,7 @@ def pick_pairs(net: SyntheticNetwork, count: int, seed: int, min_degree: int = 2
     deg = np.bincount(g.array("src"), minlength=g.node_count)
     senders = np.flatnonzero(deg >= max(min_degree, 1))
     names = g.node_names
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     while len(pairs) < count:
         s = int(rng.choice(senders))
         t = int(rng.integers(0, g.node_count))

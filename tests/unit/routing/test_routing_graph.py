@@ -42,8 +42,14 @@ DESCRIBE_GRAPH = {
             "node2_pub": "02cc",
             "capacity": "100000",
             "node1_policy": None,  # never announced: that direction is unusable
-            "node2_policy": {"time_lock_delta": 144, "min_htlc": "1000", "fee_base_msat": "1",
-                             "fee_rate_milli_msat": "10", "disabled": False, "max_htlc_msat": "0"},
+            "node2_policy": {
+                "time_lock_delta": 144,
+                "min_htlc": "1000",
+                "fee_base_msat": "1",
+                "fee_rate_milli_msat": "10",
+                "disabled": False,
+                "max_htlc_msat": "0",
+            },
         },
     ],
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -32,11 +34,12 @@ def test_envelope_drops_points_above_the_chord() -> None:
 def test_pieces_of_uncertainty_cost_are_convex_and_cover_the_range(prior: Prior) -> None:
     cap = 5_000_000_000.0
     bp = piece_breakpoints(np.array([0.0]), np.array([0.95 * cap]), 6)[0]
-    cost = -np.log(success_probability_array(prior, np.full(len(bp), cap), np.zeros(len(bp)),
-                                             np.full(len(bp), cap + 1), bp))
+    cost = -np.log(
+        success_probability_array(prior, np.full(len(bp), cap), np.zeros(len(bp)), np.full(len(bp), cap + 1), bp)
+    )
     pieces = convex_pieces(list(bp), list(cost))
     slopes = [s for _, s in pieces]
-    assert all(b >= a for a, b in zip(slopes, slopes[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(slopes))
     assert sum(w for w, _ in pieces) == pytest.approx(0.95 * cap)
     assert all(s >= 0 for s in slopes)
 

@@ -23,8 +23,11 @@ def chan(scid: str = "1x1x1", source: str = "A", dest: str = "B", cap_sat: int =
 
 
 def p(prior: Prior, amount: float, lower: float = 0.0, upper: float = CAP + 1.0, s: float = 300_000_000) -> float:
-    return float(success_probability_array(prior, np.array([CAP]), np.array([lower]), np.array([upper]),
-                                           np.array([amount]), s)[0])
+    return float(
+        success_probability_array(prior, np.array([CAP]), np.array([lower]), np.array([upper]), np.array([amount]), s)[
+            0
+        ]
+    )
 
 
 @pytest.mark.parametrize("prior", list(Prior))
@@ -62,13 +65,13 @@ def test_bimodal_is_more_pessimistic_than_uniform_for_mid_amounts() -> None:
     width=st.floats(0.01, 1.0),
     amounts=st.lists(st.floats(0, 1.1), min_size=2, max_size=20),
 )
-def test_probability_monotone_decreasing_and_bounded(prior: Prior, lo_frac: float, width: float,
-                                                     amounts: list[float]) -> None:
+def test_probability_monotone_decreasing_and_bounded(
+    prior: Prior, lo_frac: float, width: float, amounts: list[float]
+) -> None:
     lower = lo_frac * CAP
     upper = min(CAP + 1.0, lower + width * CAP + 1)
     xs = np.sort(np.array(amounts) * CAP)
-    ps = success_probability_array(prior, np.full(len(xs), CAP), np.full(len(xs), lower),
-                                   np.full(len(xs), upper), xs)
+    ps = success_probability_array(prior, np.full(len(xs), CAP), np.full(len(xs), lower), np.full(len(xs), upper), xs)
     assert np.all(np.diff(ps) <= 1e-12)
     assert np.all((ps >= 0) & (ps <= 1))
     assert np.all(ps[xs <= lower] == 1.0)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.unit
 BACKENDS = ["networkx", *(["ortools"] if ortools_available() else [])]
 
 
-def both(chs: list[Channel], scid: str, a: str, b: str, cap_sat: int, ppm: int = 100, base: int = 1000,
-         enabled: bool = True) -> None:
+def both(
+    chs: list[Channel], scid: str, a: str, b: str, cap_sat: int, ppm: int = 100, base: int = 1000, enabled: bool = True
+) -> None:
     chs.append(Channel(scid, a, b, cap_sat, base, ppm, enabled=enabled))
     chs.append(Channel(scid, b, a, cap_sat, base, ppm, enabled=enabled))
 
@@ -120,8 +121,16 @@ def random_graph(draw: st.DrawFn) -> tuple[ChannelGraph, LiquidityModel, int]:
         if a == b:
             continue
         cap = draw(st.integers(100_000, 5_000_000))
-        both(chs, f"{i}", f"N{a}", f"N{b}", cap, ppm=draw(st.integers(0, 1000)), base=draw(st.integers(0, 1000)),
-             enabled=draw(st.booleans()) or draw(st.booleans()))
+        both(
+            chs,
+            f"{i}",
+            f"N{a}",
+            f"N{b}",
+            cap,
+            ppm=draw(st.integers(0, 1000)),
+            base=draw(st.integers(0, 1000)),
+            enabled=draw(st.booleans()) or draw(st.booleans()),
+        )
     g = ChannelGraph.from_channels(chs)
     liq = LiquidityModel(draw(st.sampled_from(list(Prior))), clock=lambda: 0.0)
     # Some learned knowledge: a few upper and lower bounds.
