@@ -87,6 +87,10 @@ def success_probability_array(
     return out
 
 
+def _upper(k: Knowledge, channel: Channel) -> int:
+    return channel.capacity_msat + 1 if k.upper_msat is None else k.upper_msat
+
+
 class LiquidityModel:
     """Per-direction liquidity beliefs, keyed by ``(scid, source)``; serialisable to dicts."""
 
@@ -180,7 +184,7 @@ class LiquidityModel:
             k.upper_msat = k.lower_msat + 1
         if reverse is not None:
             r = self._touch(reverse, now)
-            r.upper_msat = min(r.upper_msat or reverse.capacity_msat + 1, channel.capacity_msat - need + 1)
+            r.upper_msat = min(_upper(r, reverse), channel.capacity_msat - need + 1)
             r.lower_msat = min(r.lower_msat, r.upper_msat - 1)
 
     def learn_failure(self, channel: Channel, amount_msat: int, reverse: Channel | None = None) -> None:
@@ -188,7 +192,7 @@ class LiquidityModel:
         now = self.clock()
         k = self._touch(channel, now)
         limit = amount_msat + k.inflight_msat
-        k.upper_msat = min(k.upper_msat or channel.capacity_msat + 1, limit)
+        k.upper_msat = min(_upper(k, channel), limit)
         # A contradiction means the balance moved; trust the newest observation.
         k.lower_msat = min(k.lower_msat, max(k.upper_msat - 1, 0))
         if reverse is not None:
