@@ -173,10 +173,10 @@ class Network:
             want = sum(amounts)
             node = self.nodes[name]
             wait_for(
-                lambda n=node, w=want: n.balances().onchain_confirmed_sat >= w,
+                lambda: node.balances().onchain_confirmed_sat >= want,  # noqa: B023 - called before the loop moves on
                 what=f"{name}'s confirmed on-chain balance to reach {want} sat",
                 timeout_s="WALLET_BALANCE",
-                describe=lambda n=node: f"balance {n.balances()}",
+                describe=lambda: f"balance {node.balances()}",  # noqa: B023
             )
 
     def send_from_faucet(self, outputs: list[tuple[str, int]]) -> str:
@@ -256,7 +256,7 @@ class Network:
                 for end in (oc.spec.from_, oc.spec.to):
                     node = self.node(end)
                     wait_for(
-                        lambda n=node, cp=oc.channel_point: n.describe_graph().edge(cp) is not None,
+                        lambda: node.describe_graph().edge(oc.channel_point) is not None,  # noqa: B023
                         what=f"{end} to hold the announced edge {oc.channel_point}",
                         timeout_s="GRAPH_SYNC",
                         log=node.config.log_path,
@@ -269,7 +269,7 @@ class Network:
         for name in (a, b):
             node = self.node(name)
             wait_for(
-                lambda n=node: any(c.channel_point == channel_point for c in n.list_channels(active_only=True)),
+                lambda: any(c.channel_point == channel_point for c in node.list_channels(active_only=True)),  # noqa: B023
                 what=f"channel {channel_point} ({a}->{b}) to be active on {name}",
                 timeout_s="CHANNEL_OPEN",
                 log=node.config.log_path,
@@ -303,7 +303,7 @@ class Network:
                 # LND re-sends pending announcement signatures on reconnect.
                 try:
                     a.disconnect(b)
-                except Exception:  # noqa: BLE001 - already disconnected is fine
+                except Exception:
                     pass
                 a.connect(b)
             else:
@@ -327,16 +327,16 @@ class Network:
         """
         for node in self.nodes.values():
             try:
-                wait_for(lambda n=node: not self._graph_gaps(n), what="graph", timeout_s=REPAIR_AFTER_S)
+                wait_for(lambda: not self._graph_gaps(node), what="graph", timeout_s=REPAIR_AFTER_S)  # noqa: B023
                 continue
             except WaitTimeout:
                 self._repair_gossip(self._graph_gaps(node))
             wait_for(
-                lambda n=node: not self._graph_gaps(n),
+                lambda: not self._graph_gaps(node),  # noqa: B023
                 what=f"{node.name}'s graph to hold all {len(self._expected_public())} public channel(s) "
                 f"with declared policies",
                 timeout_s=timeout_s,
-                describe=lambda n=node: "; ".join(g[2] for g in self._graph_gaps(n)[:5]),
+                describe=lambda: "; ".join(g[2] for g in self._graph_gaps(node)[:5]),  # noqa: B023
             )
 
     def _mine_to_announce(self) -> None:
@@ -435,14 +435,14 @@ class Network:
         def stop_node(n: LndNode) -> None:
             try:
                 n.stop()
-            except Exception as exc:  # noqa: BLE001 - collect, keep stopping
+            except Exception as exc:
                 errors.append(f"{n.name}: {exc}")
 
         _parallel(stop_node, list(self.nodes.values()))
         if self.btcd is not None:
             try:
                 self.btcd.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"btcd: {exc}")
         if self.fee_proc is not None:
             self.fee_proc.stop()

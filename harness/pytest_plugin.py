@@ -98,7 +98,7 @@ def lab(request: pytest.FixtureRequest, _lab_shared: _SharedLabs) -> Iterator[Li
     finally:
         try:
             harness.check_invariants()
-        except Exception as exc:  # noqa: BLE001 - reported after teardown
+        except Exception as exc:
             invariant_error = exc
         failed = _test_failed(request.node) or invariant_error is not None
         if shared:

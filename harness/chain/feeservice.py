@@ -31,7 +31,7 @@ def write_fees(path: Path, by_target: dict[str, int] | None = None, *, min_relay
 
 def make_server(port: int, fee_file: Path) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path != PATH:
                 self.send_error(404)
                 return
@@ -42,7 +42,7 @@ def make_server(port: int, fee_file: Path) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)

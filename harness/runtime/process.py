@@ -141,7 +141,7 @@ class ProcessRuntime:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.tie_to_parent else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if self.tie_to_parent else None,
             )
         except OSError as exc:
             raise NodeError(f"cannot start {name}: {argv[0]}: {exc}") from exc
