@@ -60,7 +60,13 @@ def setup(release: bool) -> None:
 
 @main.command()
 @click.argument("topology")
-@click.option("--runtime", type=click.Choice(["process", "docker", "auto"]), default="process", show_default=True)
+@click.option(
+    "--runtime",
+    type=click.Choice(["process", "docker", "auto"]),
+    default="auto",
+    show_default=True,
+    help="auto: Docker when a daemon answers (DOCKER_HOST or scripts/dockerd.sh), else local processes",
+)
 def up(topology: str, runtime: str) -> None:
     """Start TOPOLOGY (a name in topologies/ or a YAML path) in the background."""
     from harness.harness import LightningTestHarness
@@ -71,10 +77,9 @@ def up(topology: str, runtime: str) -> None:
         raise LabStateError(
             f"a lab is already up ({current.topology}, {current.lab_dir}); run `lab down` first"
         )
-    if runtime == "docker":
-        raise LabStateError("the docker runtime is not available yet: use --runtime process")
-    if runtime == "auto":
-        runtime = "process"
+    from harness.harness import resolve_runtime
+
+    runtime = resolve_runtime(runtime)
     console.print(f"runtime: {runtime}")
     with _progress(f"lab up {topology}") as step:
         lab = LightningTestHarness(topology, runtime=runtime, tie_to_parent=False, progress=step)

@@ -21,9 +21,22 @@ from harness.chain.btcd import Btcd
 from harness.errors import InvariantError, LabError
 from harness.network import Network, Progress
 from harness.node import LndNode
+from harness.runtime.base import Runtime
 from harness.runtime.process import ProcessRuntime
 from harness.toolchain.build import find_toolchain
 from harness.topology import Policy, Topology, load_topology
+
+RUNTIMES = ("process", "docker", "auto")
+
+
+def resolve_runtime(name: str) -> str:
+    """``auto``: Docker when a daemon answers, local processes otherwise."""
+    if name != "auto":
+        return name
+    from harness.runtime.docker_client import docker_available
+
+    return "docker" if docker_available() else "process"
+
 
 # Log lines at these levels are failures unless a pattern below explains them.
 ERROR_MARKERS = ("[ERR]", "[CRT]")
@@ -96,14 +109,15 @@ class LightningTestHarness:
         tie_to_parent: bool = True,
         progress: Progress | None = None,
     ):
-        if runtime not in ("process",):
-            raise LabError(f"runtime {runtime!r} is not available yet (use 'process')")
+        if runtime not in RUNTIMES:
+            raise LabError(f"unknown runtime {runtime!r} (expected one of: {', '.join(RUNTIMES)})")
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
-        self.runtime_name = runtime
+        self.runtime_name = resolve_runtime(runtime)
         self._lab_dir = lab_dir
         self.keep = keep
         self.progress: Progress = progress or _stderr_progress
-        self.runtime = ProcessRuntime(tie_to_parent=tie_to_parent)
+        self.tie_to_parent = tie_to_parent
+        self.runtime: Runtime | None = None
         self.network: Network | None = None
         self.failed = False
         self._log_offsets: dict[Path, int] = {}
@@ -115,10 +129,18 @@ class LightningTestHarness:
             self._lab_dir = new_lab_dir(self.topology.name)
         return self._lab_dir
 
+    def _make_runtime(self) -> Runtime:
+        if self.runtime_name == "docker":
+            from harness.runtime.docker import DockerRuntime
+
+            return DockerRuntime(self.lab_dir, progress=self.progress, owned=self.tie_to_parent)
+        return ProcessRuntime(tie_to_parent=self.tie_to_parent)
+
     def start(self) -> LightningTestHarness:
         toolchain = find_toolchain()
-        self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
         try:
+            self.runtime = self._make_runtime()
+            self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
             self.network.start(self.progress)
         except BaseException:
             self.failed = True
@@ -131,8 +153,12 @@ class LightningTestHarness:
         if failed is not None:
             self.failed = self.failed or failed
         try:
-            if self.network is not None:
-                self.network.stop()
+            try:
+                if self.network is not None:
+                    self.network.stop()
+            finally:
+                if self.runtime is not None:
+                    self.runtime.close()
         finally:
             keep = self.keep if self.keep is not None else self.failed
             if self._lab_dir is not None and self._lab_dir.exists():

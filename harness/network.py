@@ -8,7 +8,6 @@ on both ends; ``close_channel`` mines until the funds are back.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,8 @@ from harness.chain.faucet import Faucet, Utxo
 from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
+from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
 from harness.wait import wait_for
@@ -59,14 +58,14 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 class Network:
     """btcd plus the topology's LND nodes, started as processes."""
 
-    def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: ProcessRuntime):
+    def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: Runtime):
         self.topology = topology
         self.lab_dir = lab_dir
         self.toolchain = toolchain
         self.runtime = runtime
         self.faucet = Faucet()
         self.btcd: Btcd | None = None
-        self.fee_proc: ManagedProcess | None = None
+        self.fee_proc: NodeHandle | None = None
         self.fee_port = 0
         self.nodes: dict[str, LndNode] = {}
         self.channels: list[OpenedChannel] = []
@@ -96,7 +95,12 @@ class Network:
         progress(f"network ready in {time.monotonic() - t0:.1f}s")
 
     def _start_chain(self, progress: Progress) -> None:
-        cfg = BtcdConfig(binary=self.toolchain.btcd, datadir=self.lab_dir / "btcd", mining_address=self.faucet.address)
+        cfg = BtcdConfig(
+            binary=self.toolchain.btcd,
+            datadir=self.lab_dir / "btcd",
+            mining_address=self.faucet.address,
+            listen_host=self.runtime.listen_host,
+        )
         self.lab_dir.mkdir(parents=True, exist_ok=True)
         self.btcd = Btcd(cfg, self.runtime)
         self.btcd.start()
@@ -114,19 +118,27 @@ class Network:
 
     @property
     def fee_url(self) -> str:
-        return f"http://127.0.0.1:{self.fee_port}{feeservice.PATH}"
+        """The URL as the nodes reach it (a container name in Docker)."""
+        return f"http://{self.runtime.peer_host('feeservice')}:{self.fee_port}{feeservice.PATH}"
 
     def _start_fee_service(self) -> None:
         self.fee_port = free_port()
         feeservice.write_fees(self.fee_file)
-        argv = [sys.executable, "-m", "harness.chain.feeservice", "--port", str(self.fee_port), "--file", str(self.fee_file)]
-        self.fee_proc = self.runtime.start("feeservice", argv, log_path=self.lab_dir / "feeservice.log")
+        argv = [
+            str(self.toolchain.feeservice),
+            f"-listen={self.runtime.listen_host}:{self.fee_port}",
+            f"-file={self.fee_file}",
+        ]
+        self.fee_proc = self.runtime.start(
+            "feeservice", argv, log_path=self.lab_dir / "feeservice.log", publish=[self.fee_port]
+        )
+        host_url = f"http://127.0.0.1:{self.fee_port}{feeservice.PATH}"
 
         def answers() -> bool:
             assert self.fee_proc is not None
             if not self.fee_proc.is_running():
                 raise ProcessDied(f"the fee service exited; see {self.lab_dir / 'feeservice.log'}")
-            return httpx.get(self.fee_url, timeout=2).status_code == 200
+            return httpx.get(host_url, timeout=2).status_code == 200
 
         wait_for(answers, what="the lab's fee service to answer", timeout_s="PROCESS_START")
 
@@ -140,11 +152,13 @@ class Network:
             name=name,
             binary=self.toolchain.lnd,
             lnddir=self.lab_dir / name,
-            btcd_rpc=f"127.0.0.1:{self.btcd.config.rpc_port}",
+            btcd_rpc=f"{self.runtime.peer_host('btcd')}:{self.btcd.config.rpc_port}",
             btcd_cert_pem=self.btcd.cert_pem,
             btcd_user=RPC_USER,
             btcd_pass=RPC_PASS,
             flags=[f"--fee.url={self.fee_url}", *flags],
+            listen_host=self.runtime.listen_host,
+            advertise_host=self.runtime.peer_host(name),
         )
 
     def _start_nodes(self, progress: Progress) -> None:
@@ -459,6 +473,8 @@ class Network:
         return {
             "topology": self.topology.name,
             "lab_dir": str(self.lab_dir),
+            "runtime": self.runtime.name,
+            "lab_id": getattr(self.runtime, "lab_id", ""),
             "btcd": {
                 "pid": self.btcd.proc.pid if self.btcd.proc else 0,
                 "rpc": f"127.0.0.1:{self.btcd.config.rpc_port}",

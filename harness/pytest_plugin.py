@@ -26,7 +26,12 @@ DEFAULT_TOPOLOGY = "line3"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lightning-lab")
-    group.addoption("--lab-runtime", default="process", help="runtime for lab networks: process (default)")
+    group.addoption(
+        "--lab-runtime",
+        default="process",
+        choices=("process", "docker", "auto"),
+        help="runtime for lab networks: process (default), docker, or auto (docker when a daemon answers)",
+    )
     group.addoption("--lab-keep", action="store_true", help="keep every lab directory, also for passing tests")
 
 
