@@ -163,7 +163,10 @@ class Network:
 
     def _start_nodes(self, progress: Progress) -> None:
         for spec in self.topology.nodes:
-            node = LndNode(self._node_config(spec.name, self.topology.flags_for(spec)), self.runtime)
+            cfg = self._node_config(spec.name, self.topology.flags_for(spec))
+            if spec.role == "watchtower":
+                cfg.tower_port = free_port()
+            node = LndNode(cfg, self.runtime)
             self.nodes[spec.name] = node
             node.start()
         progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
@@ -339,7 +342,12 @@ class Network:
         (reconnect for a missing edge, the declared policy again for a missing
         policy) and waits again.
         """
+        # A node with no channel (a JIT client, a watchtower) has no peer to
+        # learn the graph from.
+        in_channels = {n for oc in self.channels for n in (oc.spec.from_, oc.spec.to)}
         for node in self.nodes.values():
+            if node.name not in in_channels:
+                continue
             try:
                 wait_for(lambda: not self._graph_gaps(node), what="graph", timeout_s=REPAIR_AFTER_S)  # noqa: B023
                 continue

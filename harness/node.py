@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -42,6 +43,10 @@ BASE_FLAGS = (
     "--nobootstrap",
     "--dev.unsafedisconnect",
     "--maxpendingchannels=20",
+    # Poll the lab's fee service every second or two (default: minutes), so
+    # a fee change is seen at once.
+    "--fee.min-update-timeout=1s",
+    "--fee.max-update-timeout=2s",
     "--debuglevel=info",
 )
 
@@ -63,6 +68,8 @@ class LndConfig:
     # and the host name peers use to reach this node.
     listen_host: str = "127.0.0.1"
     advertise_host: str = "127.0.0.1"
+    # Set for nodes with the ``watchtower`` role: where the tower listens.
+    tower_port: int = 0
 
     def __post_init__(self) -> None:
         self.rpc_port = self.rpc_port or free_port()
@@ -100,6 +107,11 @@ class LndConfig:
             f"--listen={self.listen_host}:{self.p2p_port}",
             f"--externalip={self.advertise_host}:{self.p2p_port}",
             f"--tlsextradomain={self.name}",
+            *(
+                ["--watchtower.active", f"--watchtower.listen={self.listen_host}:{self.tower_port}"]
+                if self.tower_port
+                else []
+            ),
             f"--btcd.rpchost={self.btcd_rpc}",
             f"--btcd.rpcuser={self.btcd_user}",
             f"--btcd.rpcpass={self.btcd_pass}",
@@ -205,6 +217,10 @@ class LndNode:
         if key not in self._rpcs:
             self._rpcs[key] = cls(self.name, self._grpc())
         return self._rpcs[key]
+
+    def _rpc_stub(self, stub_cls: type) -> Any:
+        """A raw generated stub on this node's channel, for services without a wrapper."""
+        return stub_cls(self._grpc())
 
     @property
     def ln(self) -> LightningRpc:
