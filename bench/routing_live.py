@@ -88,7 +88,9 @@ async def restore(lab: LightningTestHarness, baseline: dict[int, int]) -> int:
     return restored
 
 
-async def pay_lnd(lab: LightningTestHarness, invoice: str, *, fee_limit_sat: int, timeout_s: int = 60) -> dict[str, Any]:
+async def pay_lnd(
+    lab: LightningTestHarness, invoice: str, *, fee_limit_sat: int, timeout_s: int = 60
+) -> dict[str, Any]:
     """LND's own pathfinding with MPP; attempts = HTLCs it sent (LND has no planning rounds)."""
     t0 = time.monotonic()
     async with client_for(lab.node("payer")) as lnd:
