@@ -141,7 +141,7 @@ async def compare(
             for strategy in ("lnd", "mcf"):
                 inv = lab.node("dest").add_invoice(amount_sat, memo=f"{strategy}-{r}")
                 if strategy == "lnd":
-                    row = await pay_lnd(lab, inv.payment_request, fee_limit_sat=fee_limit_sat)
+                    row = await pay_lnd(lab, inv.payment_request, fee_limit_sat=fee_limit_sat, fresh=r == 1)
                 else:
                     res = await executor.pay(inv.payment_request, fee_limit_msat=fee_limit_sat * 1000, timeout_s=60)
                     row = mcf_row(res)

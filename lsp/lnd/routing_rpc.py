@@ -55,6 +55,11 @@ class RoutingRpcMixin(RpcBase):
         req = self.pb.router.SendToRouteRequest(payment_hash=payment_hash, route=route, skip_temp_err=True)
         return await self._unary(self.router_stub.SendToRouteV2, req, rpc="SendToRouteV2", timeout=timeout_s)
 
+    async def reset_mission_control(self) -> None:
+        """Forget what LND's own router learned (for comparisons that start both routers fresh)."""
+        req = self.pb.router.ResetMissionControlRequest()
+        await self._unary(self.router_stub.ResetMissionControl, req, rpc="ResetMissionControl")
+
     async def send_payment_raw(
         self, payment_request: str, *, fee_limit_sat: int, timeout_s: int, max_parts: int = 16
     ) -> Any:

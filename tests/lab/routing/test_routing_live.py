@@ -29,6 +29,7 @@ pytestmark = pytest.mark.topology("mpp6", shared=True)
 AMOUNT_SAT = 700_000
 FEE_CAP_SAT = 2_000
 _BASELINES: dict[str, dict[int, int]] = {}
+EXPECTED_ERROR = "insufficient bandwidth to route htlc"
 
 
 @pytest.fixture
@@ -40,6 +41,15 @@ def baseline(lab: LightningTestHarness) -> Iterator[dict[int, int]]:
     settle_all(lab)
     asyncio.run(restore(lab, base))
     assert dest_balances(lab) == base
+    expected_only(lab)
+
+
+def expected_only(lab: LightningTestHarness) -> None:
+    """Routers log a part they cannot forward at [ERR] ("insufficient bandwidth"): here that is
+    the scenario, not a fault. Anything else stays an error for the lab's invariant check."""
+    unexpected = [line for line in lab.new_error_lines() if EXPECTED_ERROR not in line]
+    lab.mark_logs()
+    assert not unexpected, unexpected
 
 
 def spendable_toward_dest(lab: LightningTestHarness) -> dict[str, int]:
@@ -107,13 +117,14 @@ def test_mcf_pays_more_than_any_single_path_can_carry(lab: LightningTestHarness,
 def test_lnd_and_mcf_compared_from_the_same_balances(lab: LightningTestHarness, baseline: dict[int, int]) -> None:
     """Both strategies pay the same amount from the same balances; both are recorded.
 
-    Not required: that LND fails. Required: MCF delivers within the fee cap and never sends
-    more failed HTLCs than LND did (with a fresh model, LND's own first payment)."""
+    Both start ignorant (LND's mission control is reset, the MCF model is new). Not required:
+    that LND fails. Required: MCF delivers within the fee cap, pays no more fees than LND and
+    sends no more failed HTLCs."""
     rows = []
 
     async def main() -> None:
         inv = lab.node("dest").add_invoice(AMOUNT_SAT, memo="lnd")
-        rows.append(await pay_lnd(lab, inv.payment_request, fee_limit_sat=FEE_CAP_SAT))
+        rows.append(await pay_lnd(lab, inv.payment_request, fee_limit_sat=FEE_CAP_SAT, fresh=True))
         settle_all(lab)
         await restore(lab, baseline)
         async with client_for(lab.node("payer")) as lnd:
