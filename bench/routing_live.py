@@ -50,7 +50,8 @@ def settle_all(lab: LightningTestHarness) -> None:
 
 
 async def restore(lab: LightningTestHarness, baseline: dict[int, int]) -> int:
-    """Send back from ``dest`` over each channel exactly what it gained there since ``baseline``.
+    """Bring ``dest``'s channels back to ``baseline``: send back over each channel exactly what it
+    gained there (and top up what it lost).
 
     A route dest -> r_i -> payer whose first hop carries the gain: r_i's fee to the payer is
     taken out of what the payer receives. Returns the number of channels restored."""
@@ -84,16 +85,38 @@ async def restore(lab: LightningTestHarness, baseline: dict[int, int]) -> int:
             if attempt.status != lnd.pb.ln.HTLCAttempt.SUCCEEDED:
                 raise RuntimeError(f"restore over channel {chan_id} failed: {attempt.failure}")
             restored += 1
+        # Channels where dest lost balance (a circular rebalance went out that way): the payer
+        # tops them up, the last hop carrying exactly the loss.
+        async with client_for(payer) as plnd:
+            for chan_id, now_sat in dest_balances(lab).items():
+                loss_msat = (baseline.get(chan_id, now_sat) - now_sat) * 1000
+                if loss_msat <= 0:
+                    continue
+                inv = dest.add_invoice(amount_msat=loss_msat, memo="restore")
+                dec = await plnd.decode_pay_req(inv.payment_request)
+                route = await plnd.build_route(
+                    loss_msat,
+                    [peers[chan_id], dest.pubkey],
+                    final_cltv_delta=int(dec.cltv_expiry),
+                    payment_addr=bytes(dec.payment_addr),
+                )
+                attempt = await plnd.send_to_route_v2(bytes.fromhex(inv.payment_hash), route, timeout_s=60)
+                if attempt.status != plnd.pb.ln.HTLCAttempt.SUCCEEDED:
+                    raise RuntimeError(f"top-up over channel {chan_id} failed: {attempt.failure}")
+                restored += 1
     settle_all(lab)
     return restored
 
 
 async def pay_lnd(
-    lab: LightningTestHarness, invoice: str, *, fee_limit_sat: int, timeout_s: int = 60
+    lab: LightningTestHarness, invoice: str, *, fee_limit_sat: int, timeout_s: int = 60, fresh: bool = False
 ) -> dict[str, Any]:
-    """LND's own pathfinding with MPP; attempts = HTLCs it sent (LND has no planning rounds)."""
-    t0 = time.monotonic()
+    """LND's own pathfinding with MPP; attempts = HTLCs it sent (LND has no planning rounds).
+    ``fresh``: reset LND's mission control first, so it starts as ignorant as a fresh MCF model."""
     async with client_for(lab.node("payer")) as lnd:
+        if fresh:
+            await lnd.reset_mission_control()
+        t0 = time.monotonic()
         p = await lnd.send_payment_raw(invoice, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s)
     ok = p.status == lnd.pb.ln.Payment.SUCCEEDED
     htlcs = list(p.htlcs)

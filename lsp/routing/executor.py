@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from lsp.lnd.types import PaymentOutcome
 from lsp.routing.liquidity import settle
 from lsp.routing.mcf import McfPlanner
 from lsp.routing.plan import NoRouteError, PaymentPart, PaymentPlan
+from lsp.routing.rebalance import plan_rebalance
 
 if TYPE_CHECKING:
     from lsp.routing.live import LiveGraph
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lsp.routing.executor")
 
 MAX_ROUTING_ATTEMPTS = 5
+PlanFn = Callable[[int], PaymentPlan]
 FINAL_CLTV_PADDING = 3
 """Blocks added to the final CLTV, as LND does, so a block found meanwhile does not fail the part."""
 LIQUIDITY_CODES = {"TEMPORARY_CHANNEL_FAILURE"}
@@ -173,7 +176,14 @@ class McfExecutor:
 
     # --- pay -----------------------------------------------------------------------------
 
-    def _plan_within_fees(self, target: str, amount_msat: int, budget_msat: int) -> PaymentPlan:
+    def _plan_within_fees(
+        self, target: str, amount_msat: int, budget_msat: int, plan_fn: PlanFn | None = None
+    ) -> PaymentPlan:
+        if plan_fn is not None:
+            plan = plan_fn(amount_msat)
+            if plan.fee_msat > budget_msat:
+                raise NoRouteError(target, target, amount_msat, f"fees {plan.fee_msat} msat exceed the cap")
+            return plan
         planner = self.live.planner()
         plan = planner.plan(self.live.self_node, target, amount_msat)
         mu = planner.config.mu
@@ -195,7 +205,10 @@ class McfExecutor:
         fee_limit_msat: int,
         timeout_s: float = 60.0,
         max_attempts: int | None = None,
+        plan_fn: PlanFn | None = None,
     ) -> ExecutionResult:
+        """Pay ``payment_request``; ``plan_fn`` (amount -> plan) replaces the default MCF plan
+        to the invoice's node, e.g. for circular rebalancing."""
         t0 = time.monotonic()
         max_attempts = self.max_attempts if max_attempts is None else max_attempts
         dec = await self.lnd.decode_pay_req(payment_request)
@@ -228,7 +241,7 @@ class McfExecutor:
                 else:
                     res.attempts += 1
                     try:
-                        plan = self._plan_within_fees(target, remaining, fee_limit_msat - committed_fee)
+                        plan = self._plan_within_fees(target, remaining, fee_limit_msat - committed_fee, plan_fn)
                     except NoRouteError as err:
                         res.failure_reason = f"FAILURE_REASON_NO_ROUTE: {err.reason}"
                         stop_planning = True
@@ -296,6 +309,20 @@ class McfExecutor:
                 self._inflight(p, -1)
         self._save()
         return res
+
+    async def rebalance(
+        self, out_scid: str, in_scid: str, amount_sat: int, *, fee_limit_msat: int, timeout_s: float = 60.0
+    ) -> ExecutionResult:
+        """Move ``amount_sat`` from our channel ``out_scid`` to ``in_scid`` by paying ourselves."""
+        inv = await self.lnd.add_invoice(amount_sat, "rebalance", expiry_s=600)
+        await self.live.refresh_balances()
+
+        def plan_fn(amount_msat: int) -> PaymentPlan:
+            return plan_rebalance(
+                self.live.graph(), self.live.liquidity, out_scid, in_scid, amount_msat, config=self.live.config
+            )
+
+        return await self.pay(inv.payment_request, fee_limit_msat=fee_limit_msat, timeout_s=timeout_s, plan_fn=plan_fn)
 
     def _inflight(self, part: PaymentPart, sign: int) -> None:
         liq = self.live.liquidity

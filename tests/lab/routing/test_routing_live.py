@@ -209,3 +209,29 @@ def test_graph_stream_applies_a_policy_change(lab: LightningTestHarness) -> None
 
     before = asyncio.run(main())
     r1.ln.update_policy(chan.channel_point, base_fee_msat=1000, fee_rate_ppm=before, cltv_delta=80)
+
+
+def test_rebalance_moves_liquidity_between_our_channels(lab: LightningTestHarness, baseline: dict[int, int]) -> None:
+    """The channel manager's rebalancing: payer -> r2 -> dest -> r3 -> payer, planned by MCF."""
+    payer = lab.node("payer")
+    by_peer = {c.remote_pubkey: c for c in payer.list_channels()}
+    out_ch, in_ch = by_peer[lab.node("r2").pubkey], by_peer[lab.node("r3").pubkey]
+    amount = 100_000
+
+    async def main() -> ExecutionResult:
+        async with client_for(payer) as lnd:
+            live = LiveGraph(lnd)
+            await live.load()
+            return await McfExecutor(live).rebalance(
+                str(out_ch.chan_id), str(in_ch.chan_id), amount, fee_limit_msat=100_000, timeout_s=60
+            )
+
+    res = asyncio.run(main())
+    assert res.status == "succeeded", res.as_dict()
+    payer.wait_no_pending_htlcs()
+    after = {c.remote_pubkey: c for c in payer.list_channels()}
+    moved_out = out_ch.local_balance_sat - after[out_ch.remote_pubkey].local_balance_sat
+    moved_in = after[in_ch.remote_pubkey].local_balance_sat - in_ch.local_balance_sat
+    assert moved_in == amount
+    assert moved_out == amount + res.fee_msat // 1000 or moved_out == amount + -(-res.fee_msat // 1000)
+    assert all(p.scids[0] == str(out_ch.chan_id) and p.scids[-1] == str(in_ch.chan_id) for p in res.parts)
