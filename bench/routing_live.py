@@ -180,6 +180,20 @@ async def compare(
     return rows
 
 
+def render_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| round | strategy | success | planning rounds | HTLCs (failed) | fee msat | fee ppm | time s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ppm = r["fee_msat"] * 1e6 / (r["amount_sat"] * 1000) if r["success"] else float("nan")
+        lines.append(
+            f"| {r['round']} | {r['strategy']} | {'yes' if r['success'] else 'no'} | {r.get('attempts', '-')} "
+            f"| {r['htlcs']} ({r['htlcs_failed']}) | {r['fee_msat']:,} | {ppm:.0f} | {r['duration_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def run(
     *, rounds: int = 2, amount_sat: int = AMOUNT_SAT, out_path: Path | None = None, echo: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
@@ -193,6 +207,7 @@ def run(
         failed = False
     finally:
         lab.stop(failed=failed)
+    echo(render_table(rows))
     if out_path is not None:
         out_path.write_text(json.dumps({"topology": TOPOLOGY, "rows": rows}, indent=2) + "\n")
     return rows
