@@ -168,6 +168,13 @@ async def compare(
                 else:
                     res = await executor.pay(inv.payment_request, fee_limit_msat=fee_limit_sat * 1000, timeout_s=60)
                     row = mcf_row(res)
+                    names = {n.pubkey: name for name, n in lab.nodes.items()}
+                    # Readable parts: "via r2: 350000 sat succeeded" (first hop after us).
+                    row["parts"] = [
+                        f"attempt {p.attempt} via {names.get(p.hops[0], p.hops[0][:8])}: "
+                        f"{p.amount_msat // 1000} sat {p.status}"
+                        for p in res.parts
+                    ]
                 row.update(round=r, amount_sat=amount_sat)
                 rows.append(row)
                 echo(
