@@ -204,5 +204,28 @@ def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None
     run(list(topologies_), runs=runs, out_path=out_path, echo=out.print)
 
 
+@bench.command("routing")
+@click.option("--nodes", type=int, default=2000, show_default=True, help="simulation: graph nodes")
+@click.option("--channels", type=int, default=8000, show_default=True, help="simulation: graph channels")
+@click.option("--payments", type=int, default=20, show_default=True, help="simulation: payments per amount")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--live-rounds", type=click.IntRange(0, 20), default=3, show_default=True, help="0: no live part")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="write JSON results here")
+def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_rounds: int, out_dir: Path | None) -> None:
+    """Routing: simulated mainnet-like graph (LND-style vs MCF), then live lnd vs mcf on mpp6."""
+    from bench import routing as sim
+
+    args = ["--nodes", str(nodes), "--channels", str(channels), "--payments", str(payments), "--seed", str(seed)]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        args += ["--out", str(out_dir / "routing-sim.json")]
+    sim.main(args)
+    if live_rounds:
+        from bench.routing_live import run as run_live
+
+        live_out = out_dir / "routing-live.json" if out_dir is not None else None
+        run_live(rounds=live_rounds, out_path=live_out, echo=out.print)
+
+
 if __name__ == "__main__":
     main()

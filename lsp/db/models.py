@@ -191,3 +191,6 @@ class ForwardingEvent(Base):
     amt_in_msat: Mapped[int] = mapped_column(BigInteger)
     amt_out_msat: Mapped[int] = mapped_column(BigInteger)
     fee_msat: Mapped[int] = mapped_column(BigInteger)
+
+
+from lsp.db import models_routing as models_routing  # noqa: E402  (registers the routing tables)
