@@ -25,7 +25,9 @@ test: bootstrap services
 	ruff check .
 	mypy
 	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
-	  pytest $(PYTEST_ARGS)
+	  pytest $(PYTEST_ARGS) && \
+	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py
 
 lint: bootstrap
 	ruff check .

@@ -144,6 +144,10 @@ def down(keep: bool) -> None:
     if lab is None:
         out.print("no lab is up; nothing to stop")
         return
+    if lab.runtime == "attached":
+        clear_active(remove_dir=lab.lab_dir)
+        out.print(f"detached from {lab.topology}; the compose network keeps running (docker-compose ... down stops it)")
+        return
     dead = lab.stop()
     if dead or keep:
         clear_active()
@@ -176,6 +180,27 @@ def pay(payer: str, payee: str, amount_sat: int, fee_limit_sat: int) -> None:
     )
     if not res.succeeded:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--project", default="lightning-lab-regtest", show_default=True, help="the compose project name (-p)")
+def attach(project: str) -> None:
+    """Attach to a network started with docker-compose.regtest.yml (profile lab)."""
+    from harness.attach import attach_compose
+    from harness.harness import runs_root
+    from harness.labstate import STATE_FILE, active_lab, set_active
+
+    current = active_lab()
+    if current is not None and any(current.alive().values()):
+        raise LabStateError(f"a lab is already up ({current.topology}, {current.lab_dir}); run `lab down` first")
+    lab_dir = runs_root() / f"attached-{project}"
+    with _progress(f"lab attach {project}") as step:
+        step("copying credentials out of the containers and syncing nodes")
+        net = attach_compose(project, lab_dir)
+    net.write_state(lab_dir / STATE_FILE)
+    set_active(lab_dir)
+    _print_lab(net.describe())
+    out.print("attached: `lab down` detaches and leaves the compose network running")
 
 
 @main.command()

@@ -38,7 +38,7 @@ class AttachedLab:
         return str(self.state.get("runtime", "process"))
 
     def processes(self) -> list[NodeHandle]:
-        if self.runtime == "docker":
+        if self.runtime in ("docker", "attached"):
             return self._containers()
         procs: list[NodeHandle] = [
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
@@ -57,8 +57,14 @@ class AttachedLab:
 
         client = require_docker()
         handles: list[NodeHandle] = []
-        for c in dr.lab_containers(client, str(self.state.get("lab_id"))):
-            node = (c.labels or {}).get(dr.LABEL_NODE, c.name)
+        if self.runtime == "attached":
+            project = self.topology.removeprefix("compose:")
+            found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        else:
+            found = dr.lab_containers(client, str(self.state.get("lab_id")))
+        for c in found:
+            labels = c.labels or {}
+            node = labels.get(dr.LABEL_NODE) or labels.get("com.docker.compose.service") or c.name
             handles.append(ManagedContainer(name=node, argv=[], log_path=self.lab_dir / node / "container.log", container=c))
         # LND nodes first, so btcd outlives their shutdown.
         return sorted(handles, key=lambda h: h.name in ("btcd", "feeservice"))

@@ -492,11 +492,11 @@ class Network:
                 "log": str(self.btcd.config.log_path),
                 "argv": self.btcd.proc.argv if self.btcd.proc else [],
             },
-            "feeservice": {
-                "pid": self.fee_proc.pid if self.fee_proc else 0,
+            "feeservice": None if self.fee_proc is None else {
+                "pid": self.fee_proc.pid,
                 "url": self.fee_url,
                 "file": str(self.fee_file),
-                "argv": self.fee_proc.argv if self.fee_proc else [],
+                "argv": self.fee_proc.argv,
                 "log": str(self.lab_dir / "feeservice.log"),
             },
             "nodes": {
