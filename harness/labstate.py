@@ -79,7 +79,7 @@ class AttachedLab:
         rpc_port = int(n["rpc"].rsplit(":", 1)[1])
         cfg = LndConfig(
             name=name,
-            binary=Path(n["argv"][0]),
+            binary=Path(n["argv"][0] if n["argv"] else "lnd"),
             lnddir=self.lab_dir / name,
             btcd_rpc=self.state["btcd"]["rpc"],
             btcd_cert_pem=b"",
