@@ -222,11 +222,15 @@ def bench() -> None:
 @click.option("--topology", "topologies_", multiple=True, default=("line3", "star5", "mesh8"), show_default=True)
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
-def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None) -> None:
+@click.option(
+    "--runtime", "runtimes", multiple=True, type=click.Choice(["process", "docker"]), default=("process",),
+    show_default=True, help="repeat to compare runtimes in the same run",
+)
+def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None, runtimes: tuple[str, ...]) -> None:
     """Time from start to ready per topology, and peak memory per LND process."""
     from bench.bringup import run
 
-    run(list(topologies_), runs=runs, out_path=out_path, echo=out.print)
+    run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, echo=out.print)
 
 
 @bench.command("routing")

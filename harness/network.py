@@ -166,9 +166,15 @@ class Network:
             cfg = self._node_config(spec.name, self.topology.flags_for(spec))
             if spec.role == "watchtower":
                 cfg.tower_port = free_port()
-            node = LndNode(cfg, self.runtime)
-            self.nodes[spec.name] = node
-            node.start()
+            self.nodes[spec.name] = LndNode(cfg, self.runtime)
+        if self.runtime.name == "process":
+            # From this thread: PR_SET_PDEATHSIG fires when the *thread* that
+            # spawned a process exits, so pool threads must not spawn nodes.
+            for n in self.nodes.values():
+                n.start()
+        else:
+            # Creating a container copies its image (vfs storage): overlap them.
+            _parallel(lambda n: n.start(), list(self.nodes.values()))
         progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
         tip = self.chain.tip()
         _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()))
