@@ -139,4 +139,5 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
 
     for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
         app.include_router(router)
+    __import__("lsp.api.swaps", fromlist=["install"]).install(app)  # swaps router + swap loop (docs/SWAPS.md)
     return app

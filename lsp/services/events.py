@@ -86,3 +86,4 @@ def queue_webhooks(session: Session, event: Event) -> int:
             session.add(WebhookDelivery(webhook_id=hook.id, event_type=event.type, payload=event.to_json()))
             n += 1
     return n
+EVENT_TYPES = (*EVENT_TYPES, "swap_updated")  # every swap state change (lsp/swaps, docs/SWAPS.md)
