@@ -46,6 +46,8 @@ T = TypeVar("T")
 
 # vsize of the LSP's reverse lockup: one P2WPKH input, the P2WSH output and a P2WPKH change output.
 LOCKUP_VSIZE = 11 + 68 + 43 + 31
+# Blocks of CLTV a swap-in payment may spend on its route besides the invoice's final delta.
+ROUTE_CLTV_ALLOWANCE = 40
 P2WPKH_DUMMY = bytes(escript.p2wpkh(keys.derive("quote", "quote").get_public_key()).data)
 
 
@@ -119,7 +121,13 @@ class SwapService:
         height = await self.tip()
         swap_id = new_id()
         key = keys.derive(self._secret, swap_id)
-        timeout = height + self.settings.submarine_timeout_blocks
+        # The LSP's payment must be able to time out (final CLTV + route) before the client could refund,
+        # with the claim margin to spare; a short configured timeout is stretched to fit the invoice.
+        blocks = max(
+            self.settings.submarine_timeout_blocks,
+            int(pr.cltv_expiry) + ROUTE_CLTV_ALLOWANCE + self.settings.claim_margin_blocks,
+        )
+        timeout = height + blocks
         ws = scripts.swap_script(
             bytes.fromhex(pr.payment_hash), key.get_public_key().sec(), bytes.fromhex(refund_pubkey), timeout
         )
@@ -375,11 +383,13 @@ class SwapService:
 
     async def _pay(self, swap: Swap) -> PaymentOutcome:
         """Pay the client's invoice, or (after a restart) follow the payment already made."""
-        try:
-            return await self.lnd.track_payment(swap.payment_hash)
-        except LndError as exc:
-            if "not" not in exc.message.lower():  # "payment isn't initiated" / not found: never sent
-                raise
+        if swap.payment_fee_sat is not None:  # marked before a send: a restart follows that payment
+            try:
+                return await self.lnd.track_payment(swap.payment_hash)
+            except LndError as exc:
+                if exc.grpc_code != "NOT_FOUND":  # "payment isn't initiated": it never left, send it now
+                    raise
+        self.set_fields(swap.id, payment_fee_sat=0)
         room = swap.timeout_height - await self.tip() - self.settings.claim_margin_blocks
         max_fee = max(10, swap.service_fee_sat // 2)
         req = self.lnd.pb.router.SendPaymentRequest(
@@ -476,11 +486,12 @@ class SwapService:
         return True
 
     async def _hold_state(self, payment_hash: str) -> str:
-        async for inv in self.hold.subscribe(payment_hash):
-            state = self.hold.state_name(inv)
+        # Polled, not subscribed: LND logs every client-side end of SubscribeSingleInvoice as an error.
+        while True:
+            state = self.hold.state_name(await self.lnd.lookup_invoice(payment_hash))
             if state in ("ACCEPTED", "CANCELED", "SETTLED"):
                 return state
-        raise LndError("invoice stream ended", rpc="SubscribeSingleInvoice")
+            await asyncio.sleep(self.settings.poll_s)
 
     async def _cancel_quietly(self, payment_hash: str) -> None:
         try:

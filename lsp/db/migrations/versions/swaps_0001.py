@@ -51,8 +51,8 @@ def upgrade() -> None:
     sa.Column('spend_fee_sat', sa.BigInteger(), nullable=True),
     sa.Column('payment_fee_sat', sa.BigInteger(), nullable=True),
     sa.Column('failure_reason', sa.Text(), nullable=True),
-    sa.Column('created_at', lsp.db.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', lsp.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['client_id'], ['clients.id'], name=op.f('fk_swaps_client_id_clients'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_swaps')),
     sa.UniqueConstraint('payment_hash', name=op.f('uq_swaps_payment_hash'))
@@ -68,7 +68,7 @@ def upgrade() -> None:
     sa.Column('from_state', sa.String(length=24), nullable=False),
     sa.Column('to_state', sa.String(length=24), nullable=False),
     sa.Column('detail', sa.Text(), nullable=False),
-    sa.Column('at', lsp.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['swap_id'], ['swaps.id'], name=op.f('fk_swap_events_swap_id_swaps'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_swap_events'))
     )
