@@ -130,15 +130,21 @@ def wait_state(api: Any, swap_id: str, states: set[str] | str, *, timeout_s: str
         last = api.request("GET", f"/api/swaps/{swap_id}")
         return last if last["state"] in want else None
 
-    return wait_for(check, what=f"swap {swap_id} to reach {sorted(want)} (last: {last.get('state')})", timeout_s=timeout_s)
+    return wait_for(
+        check, what=f"swap {swap_id} to reach {sorted(want)} (last: {last.get('state')})", timeout_s=timeout_s
+    )
 
 
-def swap_in(lab: LightningTestHarness, api: Any, node: str, amount_sat: int, *, timeout_s: float = 120) -> dict[str, Any]:
+def swap_in(
+    lab: LightningTestHarness, api: Any, node: str, amount_sat: int, *, timeout_s: float = 120
+) -> dict[str, Any]:
     """Chain -> Lightning for ``node``: it invoices ``amount_sat``, the faucet funds the lockup, blocks are
     mined until the LSP has paid and claimed. Returns the final swap view."""
     client = SwapClient()
     inv = lab.node(node).add_invoice(amount_sat, memo="swap in")
-    swap = api.request("POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey})
+    swap = api.request(
+        "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
+    )
     client.verify(swap, payment_hash=inv.payment_hash)
     client.fund(lab, swap)
 
@@ -162,7 +168,9 @@ def swap_out(
     client = SwapClient()
     preimage, payment_hash = client.new_preimage()
     swap = api.request(
-        "POST", "/api/swaps/reverse", json={"amount": amount_sat, "paymentHash": payment_hash, "claimPublicKey": client.pubkey}
+        "POST",
+        "/api/swaps/reverse",
+        json={"amount": amount_sat, "paymentHash": payment_hash, "claimPublicKey": client.pubkey},
     )
     client.verify(swap, payment_hash=payment_hash)
     payer = threading.Thread(target=lambda: lab.node(node).pay_invoice(swap["invoice"]), daemon=True)

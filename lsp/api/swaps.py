@@ -133,7 +133,10 @@ class SwapView(CamelModel):
             preimage=s.preimage,
             failure_reason=s.failure_reason,
             created_at=s.created_at,
-            events=[SwapEventView(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at) for e in events or []],
+            events=[
+                SwapEventView(from_state=e.from_state, to_state=e.to_state, detail=e.detail, at=e.at)
+                for e in events or []
+            ],
         )
 
 

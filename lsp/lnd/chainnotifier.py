@@ -49,7 +49,9 @@ class ChainNotifier:
         )
         async for ev in self._lnd._stream(self._stub.RegisterConfirmationsNtfn, req, rpc="RegisterConfirmationsNtfn"):
             if ev.HasField("conf"):
-                yield Confirmation(bytes(ev.conf.raw_tx), int(ev.conf.block_height), txid_from_bytes(ev.conf.block_hash))
+                yield Confirmation(
+                    bytes(ev.conf.raw_tx), int(ev.conf.block_height), txid_from_bytes(ev.conf.block_hash)
+                )
             elif ev.HasField("reorg"):
                 yield None
 

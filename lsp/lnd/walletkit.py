@@ -57,6 +57,9 @@ class WalletKit:
 
 def _already_known(message: str) -> bool:
     m = message.lower()
-    return "already have transaction" in m or "txn-already-in-mempool" in m or "already exists" in m or (
-        "transaction already" in m
+    return (
+        "already have transaction" in m
+        or "txn-already-in-mempool" in m
+        or "already exists" in m
+        or ("transaction already" in m)
     )

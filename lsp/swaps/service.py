@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from lsp.context import AppContext
 from lsp.db.base import session_scope
-from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.db.models import new_id
+from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import LndError, NotFound, ValidationFailed
 from lsp.lnd.chainnotifier import ChainNotifier
 from lsp.lnd.client import LndClient
@@ -132,8 +132,17 @@ class SwapService:
             bytes.fromhex(pr.payment_hash), key.get_public_key().sec(), bytes.fromhex(refund_pubkey), timeout
         )
         swap = self._new_row(
-            swap_id, client_id, Kind.SUBMARINE, q, pr.payment_hash, invoice, keys.pubkey_hex(key), refund_pubkey,
-            timeout, height, ws,
+            swap_id,
+            client_id,
+            Kind.SUBMARINE,
+            q,
+            pr.payment_hash,
+            invoice,
+            keys.pubkey_hex(key),
+            refund_pubkey,
+            timeout,
+            height,
+            ws,
         )
         db.add(swap)
         db.flush()
@@ -163,8 +172,17 @@ class SwapService:
             cltv_expiry=self.settings.reverse_timeout_blocks + self.settings.invoice_cltv_margin_blocks,
         )
         swap = self._new_row(
-            swap_id, client_id, Kind.REVERSE, q, payment_hash, invoice, keys.pubkey_hex(key), claim_pubkey,
-            timeout, height, ws,
+            swap_id,
+            client_id,
+            Kind.REVERSE,
+            q,
+            payment_hash,
+            invoice,
+            keys.pubkey_hex(key),
+            claim_pubkey,
+            timeout,
+            height,
+            ws,
         )
         db.add(swap)
         db.flush()
@@ -221,7 +239,11 @@ class SwapService:
             s.expunge(swap)
         log.info("swap %s (%s): %s -> %s %s", swap_id, swap.kind, old, new.value, detail)
         self.ctx.bus.publish(
-            Event("swap_updated", swap.client_id, {"swapId": swap_id, "kind": swap.kind, "from": old, "state": new.value, "detail": detail})
+            Event(
+                "swap_updated",
+                swap.client_id,
+                {"swapId": swap_id, "kind": swap.kind, "from": old, "state": new.value, "detail": detail},
+            )
         )
         return swap
 
@@ -274,9 +296,7 @@ class SwapService:
             step = (self._submarine_step if swap.kind == Kind.SUBMARINE else self._reverse_step)(swap)
             await step
 
-    async def _until(
-        self, swap: Swap, waiter: Awaitable[T], *, deadline: int | None
-    ) -> tuple[str, T | None]:
+    async def _until(self, swap: Swap, waiter: Awaitable[T], *, deadline: int | None) -> tuple[str, T | None]:
         """Wait for ``waiter``; give up when the tip reaches ``deadline`` ("deadline") or the swap's state
         changes under us (a rescan, another process: "moved"). Returns ("done", result) otherwise."""
         task = asyncio.ensure_future(waiter)
@@ -350,7 +370,8 @@ class SwapService:
             claim = tx.parse(swap.spend_tx_hex)
             out_spk = bytes(claim.vout[0].script_pubkey.data)
             outcome, _ = await self._until(
-                swap, self._first_conf(out_spk, 1, int(swap.lockup_height or swap.created_height), swap.spend_txid),
+                swap,
+                self._first_conf(out_spk, 1, int(swap.lockup_height or swap.created_height), swap.spend_txid),
                 deadline=None,
             )
             if outcome == "done":
@@ -370,7 +391,10 @@ class SwapService:
         if value != swap.onchain_amount_sat:
             return self.move(
                 swap.id, S.LOCKUP_FAILED,
-                failure_reason=f"lockup holds {value} sat, expected {swap.onchain_amount_sat}; refund after height {swap.timeout_height}",
+                failure_reason=(
+                    f"lockup holds {value} sat, expected {swap.onchain_amount_sat}; "
+                    f"refund after height {swap.timeout_height}"
+                ),
                 **fields,
             )  # fmt: skip
         if swap.state == S.EXPIRED:
@@ -454,7 +478,9 @@ class SwapService:
                 spending = tx.parse(spend.raw_spending_tx)
                 preimage = tx.witness_preimage(spending, spend.spending_input_index)
                 if preimage is not None and scripts.preimage_matches(preimage, bytes.fromhex(swap.payment_hash)):
-                    self.move(swap.id, S.CLAIMED, preimage=preimage.hex(), detail=f"client claimed in {spend.spending_txid}")
+                    self.move(
+                        swap.id, S.CLAIMED, preimage=preimage.hex(), detail=f"client claimed in {spend.spending_txid}"
+                    )
                 elif st == S.REFUND_PENDING:
                     await self._cancel_quietly(swap.payment_hash)
                     self.move(swap.id, S.REFUNDED, detail=f"refund {spend.spending_txid} confirmed; invoice canceled")
@@ -473,10 +499,9 @@ class SwapService:
 
     async def _confirmed(self, swap: Swap) -> bool:
         """LOCKUP_MEMPOOL: move to LOCKUP_CONFIRMED once the lockup has one confirmation (checked, not awaited)."""
+
         async def first() -> Any:
-            return await self._first_conf(
-                bytes.fromhex(swap.script_pubkey), 1, swap.created_height, swap.lockup_txid
-            )
+            return await self._first_conf(bytes.fromhex(swap.script_pubkey), 1, swap.created_height, swap.lockup_txid)
 
         try:
             conf = await asyncio.wait_for(first(), timeout=self.settings.poll_s)
@@ -542,10 +567,12 @@ class SwapService:
             raw = await self.chain.raw_block(await self.chain.block_hash(height))
             for t in iter_block_txs(raw):
                 for out in t.vout:
-                    w = by_spk.pop(bytes(out.script_pubkey.data), None)
-                    if w is not None:
-                        if w.state == S.LOCKUP_MEMPOOL or (tip - height + 1) >= w.confirmations or w.state == S.EXPIRED:
-                            found.append(self.record_lockup(w, t, height))
+                    spk = bytes(out.script_pubkey.data)
+                    hit = by_spk.get(spk)
+                    # A lockup with too few confirmations is left for the loop's own notification.
+                    if hit is not None and (tip - height + 1 >= hit.confirmations or hit.state == S.EXPIRED):
+                        del by_spk[spk]
+                        found.append(self.record_lockup(hit, t, height))
             if not by_spk:
                 break
         return found

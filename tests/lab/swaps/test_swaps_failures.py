@@ -4,6 +4,7 @@ a lockup found by rescan."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,10 +19,10 @@ from .conftest import LspHandle
 pytestmark = pytest.mark.topology("swaps3", shared=True)
 
 
-def _swap_in(lab: LightningTestHarness, api: object, amount: int) -> tuple[SwapClient, dict, object]:
+def _swap_in(lab: LightningTestHarness, api: Any, amount: int) -> tuple[SwapClient, dict[str, Any], Any]:
     client = SwapClient()
     inv = lab.node("c1").add_invoice(amount, memo="swap in")
-    swap = api.request(  # type: ignore[attr-defined]
+    swap = api.request(
         "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
     )
     client.verify(swap, payment_hash=inv.payment_hash)
@@ -68,9 +69,7 @@ def test_refund_is_not_mined_before_the_timeout(lab: LightningTestHarness, lsp_a
     assert lab.chain.confirmations(refund.txid) >= 1
 
 
-def test_lsp_never_pays_and_the_client_refunds_after_the_timeout(
-    lab: LightningTestHarness, lsp_app: LspHandle
-) -> None:
+def test_lsp_never_pays_and_the_client_refunds_after_the_timeout(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     # The LSP is down for the whole swap (its loop never runs): the client's only way out is the refund path.
     api = lsp_app.start(watch=False)
     client, swap, _ = _swap_in(lab, api, 30_000)
@@ -91,7 +90,9 @@ def test_client_never_claims_and_the_lsp_refunds_and_cancels_the_invoice(
     _, payment_hash = client.new_preimage()
     c2_before = c2.channel_with(hub).local_balance_sat
     swap = api.request(
-        "POST", "/api/swaps/reverse", json={"amount": 40_000, "paymentHash": payment_hash, "claimPublicKey": client.pubkey}
+        "POST",
+        "/api/swaps/reverse",
+        json={"amount": 40_000, "paymentHash": payment_hash, "claimPublicKey": client.pubkey},
     )
     payer = threading.Thread(target=lambda: c2.pay_invoice(swap["invoice"], timeout_s=120), daemon=True)
     payer.start()
@@ -111,7 +112,7 @@ def test_client_never_claims_and_the_lsp_refunds_and_cancels_the_invoice(
 
 def test_lsp_stopped_after_paying_claims_when_restarted(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     api = lsp_app.start(halt_at_state="invoice_paid")
-    client, swap, inv = _swap_in(lab, api, 25_000)
+    client, swap, _ = _swap_in(lab, api, 25_000)
     client.fund(lab, swap)
     lab.mine(1)
     wait_state(api, swap["swapId"], "invoice_paid", timeout_s=60)

@@ -24,7 +24,9 @@ def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarnes
     inv = c1.add_invoice(amount, memo="swap in")
     c1_local_before = c1.channel_with(hub).local_balance_sat
 
-    swap = api.request("POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey})
+    swap = api.request(
+        "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
+    )
     client.verify(swap, payment_hash=inv.payment_hash)
     assert swap["state"] == "created"
     assert swap["onchainAmount"] == amount + quote["serviceFee"] + quote["minerFee"]
@@ -46,7 +48,11 @@ def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarnes
     assert lockup.value_sat - claimed_sat <= quote["minerFee"] * 2
     assert done["preimage"] is not None
     assert [e["toState"] for e in done["events"]] == [
-        "lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"
+        "lockup_confirmed",
+        "invoice_pending",
+        "invoice_paid",
+        "claim_pending",
+        "claimed",
     ]
 
 
@@ -61,7 +67,9 @@ def test_reverse_swap_locks_on_chain_and_settles_when_the_client_claims(
     c2_local_before = c2.channel_with(hub).local_balance_sat
 
     swap = api.request(
-        "POST", "/api/swaps/reverse", json={"amount": amount, "paymentHash": payment_hash, "claimPublicKey": client.pubkey}
+        "POST",
+        "/api/swaps/reverse",
+        json={"amount": amount, "paymentHash": payment_hash, "claimPublicKey": client.pubkey},
     )
     client.verify(swap, payment_hash=payment_hash)
     assert swap["onchainAmount"] == amount - swap["serviceFee"] - swap["minerFee"]
@@ -87,5 +95,5 @@ def test_reverse_swap_locks_on_chain_and_settles_when_the_client_claims(
         timeout_s=30,
     )
     # A second claim of the same output is refused by the chain: the first one is final.
-    with pytest.raises(Exception, match="(?i)spent|missing|orphan|already"):
+    with pytest.raises(Exception, match=r"(?i)spent|missing|orphan|already"):
         client.claim(lab, locked, lockup, preimage, c2.new_address(), sat_per_vb=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import pytest
 from embit import script as escript
@@ -121,8 +122,16 @@ def test_keys_are_deterministic_and_detect_a_changed_secret() -> None:
 
 
 def test_submarine_happy_path_is_legal_and_ends_final() -> None:
-    path = ["created", "lockup_mempool", "lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"]
-    for a, b in zip(path, path[1:], strict=False):
+    path = [
+        "created",
+        "lockup_mempool",
+        "lockup_confirmed",
+        "invoice_pending",
+        "invoice_paid",
+        "claim_pending",
+        "claimed",
+    ]
+    for a, b in itertools.pairwise(path):
         state.check_transition("submarine", a, b)
     assert state.is_final("submarine", "claimed")
 
@@ -132,7 +141,7 @@ def test_reverse_happy_and_refund_paths() -> None:
         ["created", "invoice_accepted", "lockup_mempool", "lockup_confirmed", "claimed", "invoice_settled"],
         ["created", "invoice_accepted", "lockup_mempool", "refund_pending", "refunded"],
     ):
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in itertools.pairwise(path):
             state.check_transition("reverse", a, b)
         assert state.is_final("reverse", path[-1])
 
