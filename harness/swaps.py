@@ -105,6 +105,12 @@ class SwapClient:
         return signed
 
 
+def submit_lockup(lab: LightningTestHarness, api: Any, swap: dict[str, Any], lockup: Lockup) -> dict[str, Any]:
+    """Hand the LSP the raw lockup transaction (how a swap-in gets paid at 0-conf)."""
+    raw = str(lab.chain.rpc.call("getrawtransaction", lockup.txid, 0))
+    return dict(api.request("POST", f"/api/swaps/{swap['swapId']}/lockup", json={"transaction": raw}))
+
+
 def find_output(lab: LightningTestHarness, txid: str, address: str) -> Lockup:
     raw = lab.chain.raw_tx(txid)
     for out in raw["vout"]:

@@ -210,6 +210,20 @@ async def create_reverse(body: ReverseRequest, client: CurrentClient, db: DB, sv
     return SwapView.of(swap)
 
 
+class LockupRequest(CamelModel):
+    transaction: str = Field(min_length=20, max_length=400_000, description="the client's signed lockup (hex)")
+
+
+@router.post("/{swap_id}/lockup", response_model=SwapView)
+async def submit_lockup(swap_id: str, body: LockupRequest, client: CurrentClient, svc: Service) -> SwapView:
+    """Swap-in: hand the LSP the lockup transaction. It publishes it; up to ``LSP_SWAP_ZERO_CONF_MAX_AMOUNT``
+    (and without RBF) it pays the invoice at once, otherwise it waits for the configured confirmations."""
+    swap = await svc.submit_lockup(swap_id, client.id, body.transaction.strip().lower())
+    if ctx_running(svc):
+        svc.start(swap.id)
+    return SwapView.of(swap)
+
+
 @router.get("/{swap_id}", response_model=SwapView)
 def get_swap(swap_id: str, client: CurrentClient, db: DB) -> SwapView:
     swap = db.get(Swap, swap_id)

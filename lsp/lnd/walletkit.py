@@ -48,6 +48,24 @@ class WalletKit:
         resp: Any = await self._lnd._unary(self._stub.SendOutputs, req, rpc="SendOutputs", timeout=120)
         return bytes(resp.raw_tx)
 
+    async def find_labeled(self, label: str, *, start_height: int) -> bytes | None:
+        """The raw transaction LND's wallet recorded under ``label`` since ``start_height`` (mempool included)."""
+        req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
+        for t in resp.transactions:
+            if t.label == label and t.raw_tx_hex:
+                return bytes.fromhex(t.raw_tx_hex)
+        return None
+
+    async def confirmed_height(self, txid: str, *, start_height: int) -> int | None:
+        """The block height of one of the wallet's own transactions, None while it is unconfirmed."""
+        req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
+        for t in resp.transactions:
+            if t.tx_hash == txid and t.num_confirmations > 0:
+                return int(t.block_height)
+        return None
+
     async def new_address(self) -> str:
         """A fresh P2WPKH address of LND's wallet (where claims and refunds are swept)."""
         req = self._pb.ln.NewAddressRequest(type=self._pb.ln.AddressType.Value("WITNESS_PUBKEY_HASH"))

@@ -24,6 +24,9 @@ class SwapSettings(BaseSettings):
     fee_ppm: int = Field(default=500, ge=0, le=1_000_000, description="proportional fee, parts per million")
     fee_conf_target: int = Field(default=6, ge=1, description="blocks, for LND's EstimateFee")
     confirmations: int = Field(default=1, ge=1, le=100, description="lockup confirmations before paying")
+    # Swap-ins up to this amount may be paid on an unconfirmed lockup the client submits (and the LSP
+    # publishes) if it does not signal RBF; 0 turns 0-conf off.
+    zero_conf_max_amount: int = Field(default=0, ge=0, description="sats")
     submarine_timeout_blocks: int = Field(default=144, ge=10, description="swap-in refund height = tip + this")
     reverse_timeout_blocks: int = Field(default=72, ge=10, description="reverse refund height = tip + this")
     # Swap-in: never pay the client's invoice with fewer blocks than this left before the refund height, and

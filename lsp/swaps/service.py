@@ -106,6 +106,8 @@ class SwapService:
 
     async def create_submarine(self, db: Session, client_id: str, invoice: str, refund_pubkey: str) -> Swap:
         _check_pubkey_hex(refund_pubkey, "body.refundPublicKey")
+        if not _looks_like_bolt11(invoice):  # checked here: LND logs every undecodable invoice as an error
+            raise ValidationFailed("not a BOLT 11 invoice", field="body.invoice")
         try:
             pr = await self.lnd.decode_pay_req(invoice)
         except LndError as exc:
@@ -326,9 +328,16 @@ class SwapService:
         st = S(swap.state)
         pay_deadline = swap.timeout_height - self.settings.claim_margin_blocks
         spk = bytes.fromhex(swap.script_pubkey)
-        if st in (S.CREATED, S.LOCKUP_MEMPOOL):
+        if st == S.LOCKUP_MEMPOOL and swap.confirmations == 0:
+            # A 0-conf lockup the client submitted and the LSP accepted (see submit_lockup).
+            if await self.tip() >= pay_deadline:
+                self.move(swap.id, S.EXPIRED, detail="too close to the timeout to pay safely; refundable")
+            else:
+                self.move(swap.id, S.INVOICE_PENDING, detail="0-conf lockup accepted")
+        elif st in (S.CREATED, S.LOCKUP_MEMPOOL):
+            confs = max(swap.confirmations, 1)
             outcome, conf = await self._until(
-                swap, self._first_conf(spk, swap.confirmations, swap.created_height), deadline=pay_deadline
+                swap, self._first_conf(spk, confs, swap.created_height, swap.lockup_txid), deadline=pay_deadline
             )
             if outcome == "deadline":
                 self.move(swap.id, S.EXPIRED, detail=f"no confirmed lockup before height {pay_deadline}")
@@ -405,6 +414,37 @@ class SwapService:
             )  # fmt: skip
         return self.move(swap.id, S.LOCKUP_CONFIRMED, detail=f"{fields['lockup_txid']}:{vout}", **fields)
 
+    async def submit_lockup(self, swap_id: str, client_id: str, raw_hex: str) -> Swap:
+        """The client hands over its lockup transaction: the LSP publishes it through its own node (so it is
+        known to be in that mempool) and, for a small enough amount without RBF, pays without waiting."""
+        swap = self.load(swap_id)
+        if swap.client_id != client_id:
+            raise NotFound(f"swap {swap_id} not found")
+        if swap.kind != Kind.SUBMARINE or swap.state != S.CREATED:
+            raise ValidationFailed(
+                f"swap is {swap.kind} in state {swap.state}; expected a created swap-in", field="path.swapId"
+            )
+        try:
+            lockup = tx.parse(raw_hex)
+        except Exception:
+            raise ValidationFailed("not a serialized transaction", field="body.transaction") from None
+        if not tx.outputs_to(lockup, bytes.fromhex(swap.script_pubkey)):
+            raise ValidationFailed(f"transaction pays nothing to {swap.address}", field="body.transaction")
+        try:
+            await self.wallet.publish(raw_hex, label=f"swap {swap.id} client lockup")
+        except LndError as exc:
+            raise ValidationFailed(f"transaction rejected: {exc.message}", field="body.transaction") from None
+        vout, value = tx.outputs_to(lockup, bytes.fromhex(swap.script_pubkey))[0]
+        if value != swap.onchain_amount_sat:
+            return self.record_lockup(swap, lockup, None)
+        zero_conf = 0 < swap.onchain_amount_sat <= self.settings.zero_conf_max_amount and not tx.signals_rbf(lockup)
+        return self.move(
+            swap.id, S.LOCKUP_MEMPOOL,
+            detail="accepted at 0-conf" if zero_conf else "waiting for confirmations",
+            lockup_txid=lockup.txid().hex(), lockup_vout=vout, lockup_value_sat=value, lockup_tx_hex=raw_hex,
+            confirmations=0 if zero_conf else swap.confirmations,
+        )  # fmt: skip
+
     async def _pay(self, swap: Swap) -> PaymentOutcome:
         """Pay the client's invoice, or (after a restart) follow the payment already made."""
         if swap.payment_fee_sat is not None:  # marked before a send: a restart follows that payment
@@ -446,11 +486,16 @@ class SwapService:
             elif state == "CANCELED":
                 self.move(swap.id, S.INVOICE_EXPIRED)
         elif st == S.INVOICE_ACCEPTED:
+            label = f"swap {swap.id} lockup"
             rate_kw = await self.wallet.estimate_fee_sat_per_kw(self.settings.fee_conf_target)
             try:
-                raw = await self.wallet.send_outputs(
-                    [(spk, swap.onchain_amount_sat)], sat_per_kw=rate_kw, label=f"swap {swap.id} lockup"
-                )
+                # A lockup sent just before a crash (its txid not yet persisted) is found by its label,
+                # never sent twice.
+                raw = await self.wallet.find_labeled(label, start_height=swap.created_height)
+                if raw is None:
+                    raw = await self.wallet.send_outputs(
+                        [(spk, swap.onchain_amount_sat)], sat_per_kw=rate_kw, label=label
+                    )
             except LndError as exc:
                 await self._cancel_quietly(swap.payment_hash)
                 self.move(swap.id, S.LOCKUP_FAILED, failure_reason=f"could not fund the lockup: {exc.message}")
@@ -462,32 +507,7 @@ class SwapService:
                 lockup_txid=lockup.txid().hex(), lockup_vout=vout, lockup_value_sat=value, lockup_tx_hex=raw.hex(),
             )  # fmt: skip
         elif st in (S.LOCKUP_MEMPOOL, S.LOCKUP_CONFIRMED, S.REFUND_PENDING):
-            assert swap.lockup_txid is not None and swap.lockup_vout is not None
-            if st == S.REFUND_PENDING:
-                assert swap.spend_tx_hex
-                await self.wallet.publish(swap.spend_tx_hex, label=f"swap {swap.id} refund")
-            elif st == S.LOCKUP_MEMPOOL and await self._confirmed(swap):
-                return
-            spend_wait = self.chain.spend(swap.lockup_txid, swap.lockup_vout, spk, height_hint=swap.created_height)
-            deadline = None if st == S.REFUND_PENDING else swap.timeout_height
-            outcome, spend = await self._until(swap, spend_wait, deadline=deadline)
-            if outcome == "deadline":
-                await self._start_refund(swap)
-            elif outcome == "done":
-                assert spend is not None
-                spending = tx.parse(spend.raw_spending_tx)
-                preimage = tx.witness_preimage(spending, spend.spending_input_index)
-                if preimage is not None and scripts.preimage_matches(preimage, bytes.fromhex(swap.payment_hash)):
-                    self.move(
-                        swap.id, S.CLAIMED, preimage=preimage.hex(), detail=f"client claimed in {spend.spending_txid}"
-                    )
-                elif st == S.REFUND_PENDING:
-                    await self._cancel_quietly(swap.payment_hash)
-                    self.move(swap.id, S.REFUNDED, detail=f"refund {spend.spending_txid} confirmed; invoice canceled")
-                else:
-                    log.error("swap %s: lockup spent by %s without the preimage", swap.id, spend.spending_txid)
-                    self.set_fields(swap.id, failure_reason=f"lockup spent by {spend.spending_txid} without a preimage")
-                    await asyncio.sleep(self.settings.poll_s * 10)
+            await self._watch_reverse_lockup(swap)
         elif st == S.CLAIMED:
             assert swap.preimage
             try:
@@ -497,18 +517,50 @@ class SwapService:
                     raise
             self.move(swap.id, S.INVOICE_SETTLED)
 
-    async def _confirmed(self, swap: Swap) -> bool:
-        """LOCKUP_MEMPOOL: move to LOCKUP_CONFIRMED once the lockup has one confirmation (checked, not awaited)."""
-
-        async def first() -> Any:
-            return await self._first_conf(bytes.fromhex(swap.script_pubkey), 1, swap.created_height, swap.lockup_txid)
-
+    async def _watch_reverse_lockup(self, swap: Swap) -> None:
+        """One spend notification for the whole life of the lockup (LND logs a canceled RegisterSpendNtfn as an
+        error, so it is not restarted per state): meanwhile note the confirmation, refund at the timeout."""
+        assert swap.lockup_txid is not None and swap.lockup_vout is not None
+        spk = bytes.fromhex(swap.script_pubkey)
+        if swap.state == S.REFUND_PENDING:
+            assert swap.spend_tx_hex
+            await self.wallet.publish(swap.spend_tx_hex, label=f"swap {swap.id} refund")
+        watch = asyncio.ensure_future(
+            self.chain.spend(swap.lockup_txid, swap.lockup_vout, spk, height_hint=swap.created_height)
+        )
         try:
-            conf = await asyncio.wait_for(first(), timeout=self.settings.poll_s)
-        except TimeoutError:
-            return False
-        self.move(swap.id, S.LOCKUP_CONFIRMED, lockup_height=conf.height)
-        return True
+            while True:
+                done, _ = await asyncio.wait({watch}, timeout=self.settings.poll_s)
+                if done:
+                    break
+                cur = self.load(swap.id)
+                if cur.state not in (S.LOCKUP_MEMPOOL, S.LOCKUP_CONFIRMED, S.REFUND_PENDING):
+                    return
+                if cur.state == S.LOCKUP_MEMPOOL:
+                    height = await self.wallet.confirmed_height(swap.lockup_txid, start_height=swap.created_height)
+                    if height is not None:
+                        self.move(swap.id, S.LOCKUP_CONFIRMED, lockup_height=height)
+                if cur.state != S.REFUND_PENDING and await self.tip() >= swap.timeout_height:
+                    await self._start_refund(cur)
+                    refund = self.load(swap.id)
+                    assert refund.spend_tx_hex
+                    await self.wallet.publish(refund.spend_tx_hex, label=f"swap {swap.id} refund")
+        finally:
+            if not watch.done():
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+        spend = watch.result()
+        spending = tx.parse(spend.raw_spending_tx)
+        preimage = tx.witness_preimage(spending, spend.spending_input_index)
+        if preimage is not None and scripts.preimage_matches(preimage, bytes.fromhex(swap.payment_hash)):
+            self.move(swap.id, S.CLAIMED, preimage=preimage.hex(), detail=f"client claimed in {spend.spending_txid}")
+        elif self.load(swap.id).state == S.REFUND_PENDING:
+            await self._cancel_quietly(swap.payment_hash)
+            self.move(swap.id, S.REFUNDED, detail=f"refund {spend.spending_txid} confirmed; invoice canceled")
+        else:
+            log.error("swap %s: lockup spent by %s without the preimage", swap.id, spend.spending_txid)
+            self.set_fields(swap.id, failure_reason=f"lockup spent by {spend.spending_txid} without a preimage")
+            await asyncio.sleep(self.settings.poll_s * 10)
 
     async def _hold_state(self, payment_hash: str) -> str:
         # Polled, not subscribed: LND logs every client-side end of SubscribeSingleInvoice as an error.
@@ -590,6 +642,15 @@ def iter_block_txs(raw_block: bytes) -> list[Transaction]:
     stream.seek(80)
     n = compact.read_from(stream)
     return [Transaction.read_from(stream) for _ in range(n)]
+
+
+BECH32_CHARSET = set("qpzry9x8gf2tvdw0s3jn54khce6mua7l")
+
+
+def _looks_like_bolt11(invoice: str) -> bool:
+    inv = invoice.strip().lower()
+    hrp, sep, data = inv.rpartition("1")
+    return inv.startswith("ln") and bool(sep) and len(data) > 6 and set(data) <= BECH32_CHARSET and bool(hrp)
 
 
 def _is_hex(s: str) -> bool:

@@ -66,6 +66,11 @@ class LspHandle:
         self.api = LSPClient("http://lsp", *self.creds, http=self._http)
         return self.api
 
+    @property
+    def http(self) -> TestClient:
+        assert self._http is not None, "start() the LSP first"
+        return self._http
+
     def stop(self) -> None:
         if self._http is not None:
             self._http.__exit__(None, None, None)
