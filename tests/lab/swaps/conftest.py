@@ -66,6 +66,11 @@ class LspHandle:
         self.api = LSPClient("http://lsp", *self.creds, http=self._http)
         return self.api
 
+    def portal_call(self, fn: Any, *args: Any) -> Any:
+        """Run an async service method on the app's own event loop (where its LND client lives)."""
+        assert self._http is not None and self._http.portal is not None
+        return self._http.portal.call(fn, *args)
+
     @property
     def http(self) -> TestClient:
         assert self._http is not None, "start() the LSP first"

@@ -45,7 +45,7 @@ def test_wrong_lockup_amount_is_refused_and_the_client_refunds(
     lab.mine(1)
     failed = wait_state(api, swap["swapId"], "lockup_failed", timeout_s=60)
     assert str(swap["onchainAmount"]) in failed["failureReason"]
-    assert lab.node("c1").ln.lookup_invoice(inv.payment_hash).state != "SETTLED"
+    assert lab.node("c1").ln.lookup_invoice(inv.payment_hash).amt_paid_sat == 0  # the LSP did not pay
 
     _mine_to(lab, swap["timeoutHeight"])
     dest = lab.node("c1").new_address()
@@ -154,3 +154,71 @@ def test_missed_lockup_is_found_by_rescan(
     wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
     lab.mine(1)
     wait_state(api, swap["swapId"], "claimed", timeout_s=60)
+
+
+def test_failed_invoice_payment_leaves_the_lockup_to_the_client(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
+    api = lsp_app.start()
+    client, swap, inv = _swap_in(lab, api, 22_000)
+    lab.node("c1").invoices.cancel(inv.payment_hash)  # the client's invoice can no longer be paid
+    lockup = client.fund(lab, swap)
+    lab.mine(1)
+    failed = wait_state(api, swap["swapId"], "invoice_failed", timeout_s=90)
+    assert failed["failureReason"]
+    assert failed["spendTxid"] is None  # the LSP never claims without the preimage
+
+    _mine_to(lab, swap["timeoutHeight"])
+    dest = lab.node("c1").new_address()
+    refund = client.refund(lab, swap, lockup, dest)
+    lab.mine(1)
+    assert find_output(lab, refund.txid, dest).value_sat == lockup.value_sat - refund.fee_sat
+
+
+def test_no_lockup_before_the_deadline_expires_and_a_late_one_is_refundable(
+    lab: LightningTestHarness, lsp_app: LspHandle
+) -> None:
+    api = lsp_app.start()
+    client, swap, _ = _swap_in(lab, api, 21_000)
+    pay_deadline = swap["timeoutHeight"] - 6
+    _mine_to(lab, pay_deadline)
+    wait_state(api, swap["swapId"], "expired", timeout_s=60)
+
+    # The client funds anyway, too late: a rescan records it as refundable, the LSP never pays.
+    start = lab.chain.height()
+    lockup = client.fund(lab, swap)
+    lab.mine(1)
+    svc = lsp_app.app.state.ctx.extras["swaps"]
+    found = lsp_app.portal_call(svc.rescan, start)
+    assert [f.state for f in found] == ["lockup_failed"]
+    assert "after the swap expired" in api.request("GET", f"/api/swaps/{swap['swapId']}")["failureReason"]
+    _mine_to(lab, swap["timeoutHeight"])
+    dest = lab.node("c1").new_address()
+    refund = client.refund(lab, swap, lockup, dest)
+    lab.mine(1)
+    assert find_output(lab, refund.txid, dest).value_sat == lockup.value_sat - refund.fee_sat
+
+
+def test_client_claims_while_the_lsp_is_down_and_the_restarted_lsp_settles(
+    lab: LightningTestHarness, lsp_app: LspHandle
+) -> None:
+    api = lsp_app.start()
+    c2 = lab.node("c2")
+    client = SwapClient()
+    preimage, payment_hash = client.new_preimage()
+    swap = api.request(
+        "POST",
+        "/api/swaps/reverse",
+        json={"amount": 35_000, "paymentHash": payment_hash, "claimPublicKey": client.pubkey},
+    )
+    payer = threading.Thread(target=lambda: c2.pay_invoice(swap["invoice"], timeout_s=120), daemon=True)
+    payer.start()
+    locked = wait_state(api, swap["swapId"], {"lockup_mempool", "lockup_confirmed"}, timeout_s=60)
+    lsp_app.stop()
+
+    client.claim(lab, locked, lockup_of(locked), preimage, c2.new_address())
+    lab.mine(2)  # the claim is buried before the LSP comes back
+
+    api = lsp_app.start()
+    done = wait_state(api, swap["swapId"], "invoice_settled", timeout_s=60)
+    payer.join(timeout=60)
+    assert done["preimage"] == preimage
+    assert c2.router.track(payment_hash).succeeded  # the client paid exactly once, and it settled
