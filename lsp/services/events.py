@@ -32,6 +32,7 @@ EVENT_TYPES = (
     "channel_closed",
     "routing_fee_earned",
     "liquidity_request",
+    "swap_updated",  # every swap state change (lsp/swaps, docs/SWAPS.md)
 )
 
 
@@ -86,4 +87,3 @@ def queue_webhooks(session: Session, event: Event) -> int:
             session.add(WebhookDelivery(webhook_id=hook.id, event_type=event.type, payload=event.to_json()))
             n += 1
     return n
-EVENT_TYPES = (*EVENT_TYPES, "swap_updated")  # every swap state change (lsp/swaps, docs/SWAPS.md)
