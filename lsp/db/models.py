@@ -191,4 +191,6 @@ class ForwardingEvent(Base):
     amt_in_msat: Mapped[int] = mapped_column(BigInteger)
     amt_out_msat: Mapped[int] = mapped_column(BigInteger)
     fee_msat: Mapped[int] = mapped_column(BigInteger)
+
+
 from lsp.db import models_swaps as models_swaps  # noqa: E402  (swap tables)
