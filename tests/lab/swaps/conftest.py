@@ -1,4 +1,4 @@
-"""The LSP app in-process against the star5 hub, for the swap tests.
+"""The LSP app in-process against the lab's hub, for the swap tests.
 
 ``lsp_app.start(**swap_settings)`` builds ``create_app`` on a SQLite file in the
 test's directory, runs its lifespan (LND client + swap loop) inside a
@@ -9,6 +9,7 @@ reuses the same database: a restarted LSP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ from lsp.client import LSPClient
 from lsp.config import DEMO_ADMIN_KEY, Settings
 from lsp.db import migrate
 from lsp.swaps.config import SwapSettings
+
+# swaps3 (hub + c1 + c2 over private channels) starts in seconds: no gossip to wait for. The tests only
+# use hub, c1 and c2, so LAB_SWAPS_TOPOLOGY=star5 runs them against the star5 hub unchanged.
+SWAPS_TOPOLOGY = os.environ.get("LAB_SWAPS_TOPOLOGY", "swaps3")
 
 LAB_SWAPS = {
     "poll_s": 0.5,

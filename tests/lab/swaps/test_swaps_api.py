@@ -17,9 +17,9 @@ from lsp.client import LSPAPIError
 from lsp.db.models import WebhookDelivery
 from lsp.security.signing import sign
 
-from .conftest import LspHandle
+from .conftest import SWAPS_TOPOLOGY, LspHandle
 
-pytestmark = pytest.mark.topology("swaps3", shared=True)
+pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
 
 
 def test_status_and_quote_show_fees_before_commitment(lab: LightningTestHarness, lsp_app: LspHandle) -> None:

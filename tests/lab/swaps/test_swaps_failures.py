@@ -14,9 +14,9 @@ from harness.swaps import SwapClient, find_output, lockup_of, wait_state
 from harness.wait import wait_for
 from lsp.cli import main as lsp_cli
 
-from .conftest import LspHandle
+from .conftest import SWAPS_TOPOLOGY, LspHandle
 
-pytestmark = pytest.mark.topology("swaps3", shared=True)
+pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
 
 
 def _swap_in(lab: LightningTestHarness, api: Any, amount: int) -> tuple[SwapClient, dict[str, Any], Any]:

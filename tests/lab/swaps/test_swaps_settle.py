@@ -10,9 +10,9 @@ from harness.harness import LightningTestHarness
 from harness.swaps import SwapClient, find_output, lockup_of, wait_state
 from harness.wait import wait_for
 
-from .conftest import LspHandle
+from .conftest import SWAPS_TOPOLOGY, LspHandle
 
-pytestmark = pytest.mark.topology("swaps3", shared=True)
+pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
 
 
 def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
