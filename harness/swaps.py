@@ -141,11 +141,14 @@ def wait_state(api: Any, swap_id: str, states: set[str] | str, *, timeout_s: str
     )
 
 
+SWAP_IN_FAILED = {"lockup_failed", "invoice_failed", "expired"}
+
+
 def swap_in(
     lab: LightningTestHarness, api: Any, node: str, amount_sat: int, *, timeout_s: float = 120
 ) -> dict[str, Any]:
-    """Chain -> Lightning for ``node``: it invoices ``amount_sat``, the faucet funds the lockup, blocks are
-    mined until the LSP has paid and claimed. Returns the final swap view."""
+    """Chain -> Lightning for ``node``: it invoices ``amount_sat``, the faucet funds the lockup, one block
+    confirms it and one more the LSP's claim. Returns the final swap view (raises if the swap failed)."""
     client = SwapClient()
     inv = lab.node(node).add_invoice(amount_sat, memo="swap in")
     swap = api.request(
@@ -153,15 +156,13 @@ def swap_in(
     )
     client.verify(swap, payment_hash=inv.payment_hash)
     client.fund(lab, swap)
-
-    def mined_and_done() -> dict[str, Any] | None:
-        lab.mine(1)
-        s = api.request("GET", f"/api/swaps/{swap['swapId']}")
-        if s["state"] in ("lockup_failed", "invoice_failed", "expired"):
-            raise LabError(f"swap in failed: {s['state']} {s.get('failureReason')}")
-        return s if s["state"] == "claimed" else None
-
-    return wait_for(mined_and_done, what=f"swap-in {swap['swapId']} claimed", timeout_s=timeout_s)
+    lab.mine(1)
+    wait_state(api, swap["swapId"], {"claim_pending", "claimed", *SWAP_IN_FAILED}, timeout_s=timeout_s)
+    lab.mine(1)
+    done = wait_state(api, swap["swapId"], {"claimed", *SWAP_IN_FAILED}, timeout_s=timeout_s)
+    if done["state"] != "claimed":
+        raise LabError(f"swap-in {swap['swapId']} failed: {done['state']} {done.get('failureReason')}")
+    return done
 
 
 def swap_out(

@@ -485,6 +485,10 @@ class SwapService:
                 self.move(swap.id, S.INVOICE_ACCEPTED)
             elif state == "CANCELED":
                 self.move(swap.id, S.INVOICE_EXPIRED)
+            else:  # SETTLED without a lockup: only someone else holding the preimage could; never lock for it
+                log.error("swap %s: hold invoice settled before any lockup; not locking funds", swap.id)
+                self.set_fields(swap.id, failure_reason="hold invoice settled outside the swap")
+                await asyncio.sleep(self.settings.poll_s * 10)
         elif st == S.INVOICE_ACCEPTED:
             label = f"swap {swap.id} lockup"
             rate_kw = await self.wallet.estimate_fee_sat_per_kw(self.settings.fee_conf_target)
