@@ -194,3 +194,4 @@ class ForwardingEvent(Base):
 
 
 from lsp.db import models_routing as models_routing  # noqa: E402  (registers the routing tables)
+from lsp.db import models_swaps as models_swaps  # noqa: E402  (swap tables)
