@@ -27,7 +27,7 @@ test: bootstrap services
 	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
 	  pytest $(PYTEST_ARGS) && \
 	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
-	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py
 
 lint: bootstrap
 	ruff check .
