@@ -1,0 +1,76 @@
+"""The LSPS service: one dispatcher shared by the peer-message and HTTPS transports, plus the
+background loops (LSPS0 peer messages, the JIT HTLC interceptor, wrapped-invoice watchers).
+
+    server = LspsServer(lnd, sessions, Lsps2Config(menu=[...], secret=b"..."))
+    await server.start()      # background tasks on the running loop
+    ...
+    await server.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from lsp.lnd.client import LndClient
+from lsp.lsps import lsps0
+from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
+from lsp.lsps.jsonrpc import Dispatcher
+from lsp.lsps.lnd_ext import LspsLnd
+from lsp.lsps.lsps0 import PeerTransport
+from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods, MenuEntry
+from lsp.lsps.store import LspsStore
+from lsp.lsps.wrapped import WrappedJit
+
+log = logging.getLogger("lsp.lsps")
+
+SUPPORTED_PROTOCOLS = [2]
+
+DEFAULT_MENU = [
+    MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1)),
+    MenuEntry(min_fee_msat=3_000_000, proportional=8_000, valid_for=timedelta(hours=24)),
+]
+
+
+class LspsServer:
+    def __init__(
+        self,
+        lnd: LndClient,
+        sessions: sessionmaker[Session],
+        config: Lsps2Config,
+        *,
+        sizing: ChannelSizing | None = None,
+        mpp_timeout_s: float = MPP_TIMEOUT_S,
+        intercept: bool = True,
+    ):
+        self.lnd = LspsLnd(lnd)
+        self.store = LspsStore(sessions)
+        self.config = config
+        self.dispatcher = Dispatcher()
+        lsps0.register(self.dispatcher, SUPPORTED_PROTOCOLS)
+        self.lsps2 = Lsps2Methods(config, self.store)
+        self.lsps2.register(self.dispatcher)
+        self.wrapped = WrappedJit(self.lnd, self.store, config, sizing=sizing)
+        self.wrapped.register(self.dispatcher)
+        self.interceptor = JitInterceptor(self.lnd, self.store, sizing=sizing, mpp_timeout_s=mpp_timeout_s)
+        self.transport = PeerTransport(self.lnd, self.dispatcher)
+        self.intercept = intercept
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.transport.run()))
+        if self.intercept:
+            self._tasks.append(asyncio.create_task(self.interceptor.run()))
+            await asyncio.wait_for(self.interceptor.connected.wait(), 30)
+        self.wrapped.resume_all()
+
+    async def stop(self) -> None:
+        await self.interceptor.close()
+        await self.wrapped.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
