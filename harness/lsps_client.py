@@ -45,6 +45,7 @@ import grpc
 from harness.bolt11 import HopHint, encode_invoice, pubkey_of
 from harness.errors import NodeError
 from harness.node import LndNode
+from harness.rpc.router import PaymentResult
 from lsp.lsps.lsps2 import OpeningFeeParams, opening_fee_msat, scid_from_str
 
 LSPS0_TYPE = 37913
@@ -114,6 +115,7 @@ class LspsClient:
         self._ready = threading.Barrier(1 + 1 + int(True) + int(intercept))
         self._key = secrets.token_bytes(32)  # the virtual payee's node key
         self.virtual_pubkey = pubkey_of(self._key)
+        self.last_buy: dict[str, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def __enter__(self) -> LspsClient:
@@ -225,11 +227,16 @@ class LspsClient:
         *,
         amount_msat: int,
         mpp: bool = True,
+        bought: dict[str, Any] | None = None,
+        payment_size_msat: int | None = None,
         description: str = "lab JIT payment",
     ) -> JitInvoice:
-        """Buy a JIT channel for ``amount_msat`` (fixed-amount mode when ``mpp``) and return an
-        invoice whose route hint runs through the JIT SCID to the virtual payee."""
-        bought = self.buy(params, amount_msat if mpp else None)
+        """Buy a JIT channel for ``amount_msat`` (fixed-amount mode when ``mpp``; the bought size
+        may differ with ``payment_size_msat``) and return an invoice whose route hint runs through
+        the JIT SCID to the virtual payee. ``bought``: reuse an earlier ``lsps2.buy`` answer."""
+        if bought is None:
+            bought = self.buy(params, (payment_size_msat or amount_msat) if mpp else None)
+        self.last_buy = bought
         fee_params = OpeningFeeParams.from_json(params)
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).digest()
@@ -269,7 +276,9 @@ class LspsClient:
                 key = (req.incoming_circuit_key.chan_id, req.incoming_circuit_key.htlc_id)
                 inv = self.invoices.get(req.outgoing_requested_chan_id)
                 if inv is None:
-                    box.put(r.ForwardHtlcInterceptResponse(incoming_circuit_key=req.incoming_circuit_key, action=r.RESUME))
+                    box.put(
+                        r.ForwardHtlcInterceptResponse(incoming_circuit_key=req.incoming_circuit_key, action=r.RESUME)
+                    )
                     continue
                 parts = self._parts.setdefault(inv.payment_hash, {})
                 parts[key] = req
@@ -309,7 +318,9 @@ class LspsClient:
         for p in parts:
             fee = self._extra_fee(p)
             if p.incoming_amount_msat + fee != p.outgoing_amount_msat:
-                return f"part of {p.incoming_amount_msat} msat + extra_fee {fee} != onion amount {p.outgoing_amount_msat}"
+                return (
+                    f"part of {p.incoming_amount_msat} msat + extra_fee {fee} != onion amount {p.outgoing_amount_msat}"
+                )
             fees += fee
         if fees > inv.expected_fee_msat:
             return f"the LSP took {fees} msat, more than the agreed {inv.expected_fee_msat} msat"
@@ -324,3 +335,17 @@ class LspsClient:
         own = self.node.add_invoice(memo=memo, amount_msat=amount_msat)
         res = self.request("lab.jit_wrap_invoice", {"invoice": own.payment_request, "opening_fee_params": params})
         return {**res, "client_invoice": own.payment_request, "payment_hash": own.payment_hash}
+
+
+def pay_in_parts(payer: LndNode, payment_request: str, *, shard_msat: int, timeout_s: int = 60) -> PaymentResult:
+    """Pay with LND splitting the payment into parts of at most ``shard_msat`` (forces MPP)."""
+    s = payer.router.s
+    req = s.router.SendPaymentRequest(
+        payment_request=payment_request,
+        fee_limit_sat=0,
+        timeout_seconds=timeout_s,
+        no_inflight_updates=True,
+        max_parts=32,
+        max_shard_size_msat=shard_msat,
+    )
+    return payer.router._send(req, timeout_s)

@@ -65,7 +65,11 @@ class LspsRunner:
         cfg = self.node.config
         self._lnd = LndClient.from_paths(f"127.0.0.1:{cfg.rpc_port}", cfg.tls_cert, cfg.macaroon)
         server = LspsServer(
-            self._lnd, make_sessionmaker(self._engine), self.config, sizing=self.sizing, mpp_timeout_s=self.mpp_timeout_s
+            self._lnd,
+            make_sessionmaker(self._engine),
+            self.config,
+            sizing=self.sizing,
+            mpp_timeout_s=self.mpp_timeout_s,
         )
         await server.start()
         return server

@@ -5,7 +5,8 @@ One ``Router.HtlcInterceptor`` stream on the LSP's node (run LND with
 For each intercepted forward:
 
 - outgoing SCID outside the alias range -> RESUME (ordinary routing);
-- a JIT SCID nobody bought, or a failed/expired buy -> FAIL unknown_next_peer;
+- a JIT SCID nobody bought, or a failed/expired buy -> unknown_next_peer (by resuming
+  onto the unmapped SCID: LND's interceptor cannot emit that code itself);
 - a JIT SCID whose channel is open -> RESUME (the alias maps it onto the channel);
 - otherwise the part is recorded (by circuit key) and held with the other parts
   of the buy; once their sum reaches the payment size (variable mode: the first
@@ -142,7 +143,14 @@ class JitInterceptor:
         await self._send(incoming_circuit_key=ck, action=self.lnd.pb.router.RESUME)
 
     async def fail(self, key: CircuitKey, code: int) -> None:
+        """Fail back. LND's interceptor only builds temporary_channel_failure (and onion errors)
+        itself; unknown_next_peer is obtained by RESUMING an HTLC whose JIT SCID is not (yet)
+        mapped to any channel: the switch then fails it with exactly that error, as bLIP-52
+        asks. Only call it with UNKNOWN_NEXT_PEER before the alias is added."""
         ck = self.lnd.pb.router.CircuitKey(chan_id=key[0], htlc_id=key[1])
+        if code == self.UNKNOWN_NEXT_PEER:
+            await self._send(incoming_circuit_key=ck, action=self.lnd.pb.router.RESUME)
+            return
         await self._send(incoming_circuit_key=ck, action=self.lnd.pb.router.FAIL, failure_code=code)
 
     async def resume_minus_fee(self, key: CircuitKey, amount_msat: int, fee_msat: int) -> None:
