@@ -56,7 +56,7 @@ def upgrade() -> None:
             ["buy_id"], ["lsps2_buys.id"], name=op.f("fk_lsps2_htlcs_buy_id_lsps2_buys"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lsps2_htlcs")),
-        sa.UniqueConstraint("chan_id", "htlc_id", name=op.f("uq_lsps2_htlcs_chan_id")),
+        sa.UniqueConstraint("chan_id", "htlc_id", name=op.f("uq_lsps2_htlcs_chan_id_htlc_id")),
     )
     op.create_index(op.f("ix_lsps2_htlcs_buy_id"), "lsps2_htlcs", ["buy_id"])
     op.create_index(op.f("ix_lsps2_htlcs_payment_hash"), "lsps2_htlcs", ["payment_hash"])
