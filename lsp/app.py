@@ -139,4 +139,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
 
     for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
         app.include_router(router)
+    from lsp.api.lsps import router as lsps_router  # LSPS JSON-RPC over HTTPS (issue 5)
+
+    app.include_router(lsps_router)
     return app

@@ -191,4 +191,4 @@ class ForwardingEvent(Base):
     amt_in_msat: Mapped[int] = mapped_column(BigInteger)
     amt_out_msat: Mapped[int] = mapped_column(BigInteger)
     fee_msat: Mapped[int] = mapped_column(BigInteger)
-from lsp.db import models_lsps as models_lsps  # noqa: E402,F401  (LSPS tables: registered on Base)
+from lsp.db import models_lsps as models_lsps  # noqa: E402  (LSPS tables: registered on Base)

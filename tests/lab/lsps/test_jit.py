@@ -19,13 +19,14 @@ import pytest
 from harness.harness import LightningTestHarness
 from harness.lsps_client import LspsClient, LspsRpcError, pay_in_parts
 from harness.lsps_lsp import LAB_MENU, LspsRunner
+from harness.rpc.lightning import ChannelInfo
 from harness.wait import wait_for
 from lsp.lsps.lsps2 import MenuEntry, opening_fee_msat
 
 pytestmark = pytest.mark.topology("jit", shared=True)
 
 
-def channels_with(lab: LightningTestHarness, a: str, b: str) -> list[object]:
+def channels_with(lab: LightningTestHarness, a: str, b: str) -> list[ChannelInfo]:
     peer = lab.node(b).pubkey
     return [c for c in lab.node(a).list_channels() if c.remote_pubkey == peer]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -173,7 +174,7 @@ def _methods(clock: datetime = NOW, tokens: frozenset[str] | None = None) -> tup
     return d, store
 
 
-def _call(d: Dispatcher, method: str, params: dict[str, object], node: str = NODE) -> dict[str, object]:
+def _call(d: Dispatcher, method: str, params: dict[str, Any], node: str = NODE) -> dict[str, Any]:
     from lsp.lsps.jsonrpc import Request
 
     return asyncio.run(d.call(Request("1", method, params, False), Caller(node, "lightning")))
@@ -181,22 +182,22 @@ def _call(d: Dispatcher, method: str, params: dict[str, object], node: str = NOD
 
 def test_buy_flow_and_errors_through_the_dispatcher() -> None:
     d, store = _methods()
-    menu = _call(d, "lsps2.get_info", {})["result"]["opening_fee_params_menu"]  # type: ignore[index]
+    menu = _call(d, "lsps2.get_info", {})["result"]["opening_fee_params_menu"]
     ok = _call(d, "lsps2.buy", {"opening_fee_params": menu[0], "payment_size_msat": "50000000"})["result"]
-    assert is_jit_scid(scid_from_str(ok["jit_channel_scid"]))  # type: ignore[index]
-    assert ok["lsp_cltv_expiry_delta"] == 144 and ok["client_trusts_lsp"] is False  # type: ignore[index]
+    assert is_jit_scid(scid_from_str(ok["jit_channel_scid"]))
+    assert ok["lsp_cltv_expiry_delta"] == 144 and ok["client_trusts_lsp"] is False
     assert store.buys[0].payment_size_msat == 50_000_000
     # Params issued to NODE, presented by OTHER: the promise does not verify.
-    assert _call(d, "lsps2.buy", {"opening_fee_params": menu[0]}, node=OTHER)["error"]["code"] == 201  # type: ignore[index]
-    assert _call(d, "lsps2.buy", {"opening_fee_params": menu[0], "payment_size_msat": "100"})["error"]["code"] == 202  # type: ignore[index]
-    bad_size = _call(d, "lsps2.buy", {"opening_fee_params": menu[0], "payment_size_msat": 5})["error"]  # type: ignore[index]
+    assert _call(d, "lsps2.buy", {"opening_fee_params": menu[0]}, node=OTHER)["error"]["code"] == 201
+    assert _call(d, "lsps2.buy", {"opening_fee_params": menu[0], "payment_size_msat": "100"})["error"]["code"] == 202
+    bad_size = _call(d, "lsps2.buy", {"opening_fee_params": menu[0], "payment_size_msat": 5})["error"]
     assert bad_size["code"] == -32602 and bad_size["data"]["field"] == "payment_size_msat"
     later, _ = _methods(clock=NOW + timedelta(hours=2))
-    assert _call(later, "lsps2.buy", {"opening_fee_params": menu[0]})["error"]["code"] == 201  # type: ignore[index]
+    assert _call(later, "lsps2.buy", {"opening_fee_params": menu[0]})["error"]["code"] == 201
     assert len(store.buys) == 1
 
 
 def test_get_info_token_is_checked_when_configured() -> None:
     d, _ = _methods(tokens=frozenset({"good"}))
-    assert _call(d, "lsps2.get_info", {"token": "bad"})["error"]["code"] == 200  # type: ignore[index]
+    assert _call(d, "lsps2.get_info", {"token": "bad"})["error"]["code"] == 200
     assert "result" in _call(d, "lsps2.get_info", {"token": "good"})
