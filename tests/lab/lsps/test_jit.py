@@ -20,8 +20,11 @@ from harness.harness import LightningTestHarness
 from harness.lsps_client import LspsClient, LspsRpcError, pay_in_parts
 from harness.lsps_lsp import LAB_MENU, LspsRunner
 from harness.rpc.lightning import ChannelInfo
+from harness.rpc.router import PaymentResult
 from harness.wait import wait_for
-from lsp.lsps.lsps2 import MenuEntry, opening_fee_msat
+from lsp.db.base import make_engine, make_sessionmaker
+from lsp.lsps.lsps2 import MenuEntry, opening_fee_msat, scid_from_str
+from lsp.lsps.store import HeldHtlc, LspsStore
 
 pytestmark = pytest.mark.topology("jit", shared=True)
 
@@ -53,6 +56,14 @@ def _fresh_mission_control(lab: LightningTestHarness) -> None:
 
 
 # What LND logs when a JIT HTLC is failed back on purpose (the payer retries the route once more).
+# What peers log while the LSP's LND is down and comes back.
+LND_RESTART = (
+    "dead epoch stream in BestBlockTracker",
+    "Unable to retrieve advertised address for peer",
+    "funding manager shutting down",  # zero-conf channels waiting for their 6 confirmations
+    "in the process of starting up",  # our streams reconnecting before LND is ready
+    "unable to validate channel update announcement",
+)
 FAILED_BACK = ("UnknownNextPeer", "Unable to retrieve channel by id: edge not found", "unable to cancel reservation")
 
 
@@ -192,6 +203,18 @@ def test_buy_rejects_tampered_expired_and_too_small(
         lsp.config.menu = LAB_MENU
 
 
+def held_htlcs(db: Path, jit_scid: str) -> list[HeldHtlc]:
+    """What the service recorded for a buy's HTLCs (read from its database)."""
+    engine = make_engine(f"sqlite:///{db}")
+    try:
+        store = LspsStore(make_sessionmaker(engine))
+        buy = store.buy_by_scid(scid_from_str(jit_scid))
+        assert buy is not None
+        return store.htlcs_for(buy.id)
+    finally:
+        engine.dispose()
+
+
 def _payer_balance_msat(lab: LightningTestHarness) -> int:
     return int(channels_with(lab, "payer", "lsp")[0].local_balance_sat) * 1000
 
@@ -277,3 +300,54 @@ def test_lsp_restart_with_htlcs_held_fails_them_per_spec(lab: LightningTestHarne
     assert len(channels_with(lab, "client", "lsp")) == before_chans
     wait_for(lambda: _payer_balance_msat(lab) == before, what="the payer's balance to be whole again", timeout_s=30)
     expect_errors(lab, *FAILED_BACK)
+
+
+def test_whole_lsp_restart_with_htlc_held_replays_and_fails_it_per_spec(
+    lab: LightningTestHarness, tmp_path: Path
+) -> None:
+    """The whole LSP (its LND and the LSPS service) restarts while a JIT HTLC is held: with
+    --requireinterceptor LND keeps the HTLC and replays it to the new service, which holds it
+    until the MPP timeout and fails it with temporary_channel_failure. The payer's funds come
+    back and no channel is opened.
+
+    The service is fully closed before LND is started again: the harness starts LND with a
+    fork, and grpc's asyncio poller must not be running in the forking process."""
+    node = lab.node("lsp")
+    db = tmp_path / "lsp-restart.db"
+    lab.node("client").connect(node)
+    with LspsClient(lab.node("client"), node.pubkey) as c:
+        runner = LspsRunner(node, db, mpp_timeout_s=15).start()
+        before_chans = len(channels_with(lab, "client", "lsp"))
+        before = _payer_balance_msat(lab)
+        inv = c.jit_invoice(
+            c.get_info()["opening_fee_params_menu"][0], amount_msat=20_000_000, payment_size_msat=40_000_000
+        )
+        result: dict[str, PaymentResult] = {}
+        t = threading.Thread(
+            target=lambda: result.update(
+                paid=lab.node("payer").pay_invoice(
+                    inv.payment_request, fee_limit_sat=0, timeout_s=90, wait_settled=False
+                )
+            )
+        )
+        t.start()
+        wait_for(
+            lambda: any(ch.pending_htlcs for ch in channels_with(lab, "lsp", "payer")),
+            what="the LSP to hold the HTLC",
+            timeout_s=30,
+        )
+        runner.close()
+        node.stop()
+        node.start()
+        node.wait_ready(lab.chain.tip())
+        with LspsRunner(node, db, mpp_timeout_s=15):
+            t.join(timeout=180)
+        assert result["paid"].status == "FAILED"
+        assert c.last_buy is not None
+        parts = held_htlcs(db, c.last_buy["jit_channel_scid"])
+    # The replayed HTLC was recognised by circuit key (one row, not two) and failed at the timeout.
+    assert parts and all(p.state == "FAILED" and p.failure == "temporary_channel_failure" for p in parts)
+    lab.node("client").connect(node)
+    assert len(channels_with(lab, "client", "lsp")) == before_chans
+    wait_for(lambda: _payer_balance_msat(lab) == before, what="the payer's balance to be whole again", timeout_s=60)
+    expect_errors(lab, *FAILED_BACK, *LND_RESTART)
