@@ -11,8 +11,6 @@ protocols' own errors, 404 for an unknown method.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from typing import Annotated, Any
@@ -24,16 +22,11 @@ from lsp.errors import ValidationFailed
 from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
-from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS
+from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS, promise_secret
 from lsp.lsps.store import LspsStore
 
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
 NODE_ID = re.compile(r"^(02|03)[0-9a-f]{64}$")
-
-
-def promise_secret(settings_secret: str) -> bytes:
-    """A key for LSPS2 promises derived from LSP_SECRET_KEY (never the key itself)."""
-    return hmac.new(settings_secret.encode(), b"lsps2-promise", hashlib.sha256).digest()
 
 
 def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:

@@ -10,6 +10,8 @@ background loops (LSPS0 peer messages, the JIT HTLC interceptor, wrapped-invoice
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 from datetime import timedelta
 
@@ -33,6 +35,12 @@ DEFAULT_MENU = [
     MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1)),
     MenuEntry(min_fee_msat=3_000_000, proportional=8_000, valid_for=timedelta(hours=24)),
 ]
+
+
+def promise_secret(settings_secret: str) -> bytes:
+    """The key for LSPS2 promises, derived from LSP_SECRET_KEY (never the key itself), so the
+    HTTPS API and the peer-message daemon issue and verify the same promises."""
+    return hmac.new(settings_secret.encode(), b"lsps2-promise", hashlib.sha256).digest()
 
 
 class LspsServer:
