@@ -141,7 +141,14 @@ class WrappedJit:
         if row is None:
             return
         preimage = row.preimage
-        if row.state in ("ACCEPTED", "WAITING", "OPENING"):
+        if row.state == "OPENING":
+            # Resumed after a crash mid-delivery: the client may already be paid, and LND refuses
+            # to pay the same hash twice. Ask LND first; never cancel a hold invoice whose
+            # preimage we can still learn.
+            preimage = await self._earlier_payment(payment_hash)
+            if preimage:
+                self.store.update_wrapped(payment_hash, state="PAID", preimage=preimage)
+        if not preimage and row.state in ("ACCEPTED", "WAITING", "OPENING"):
             self.store.update_wrapped(payment_hash, state="OPENING")
             try:
                 chan_id = await self._channel_for(row.client_node_id, row.client_amount_msat)
@@ -164,6 +171,13 @@ class WrappedJit:
                 row.client_amount_msat,
                 row.fee_msat,
             )
+
+    async def _earlier_payment(self, payment_hash: str) -> str | None:
+        try:
+            outcome = await self.lnd.lnd.track_payment(payment_hash, timeout_s=120)
+        except LndError:
+            return None  # no payment for this hash was ever started
+        return outcome.preimage if outcome.status == "SUCCEEDED" else None
 
     async def _cancel(self, payment_hash: str, reason: str) -> None:
         log.warning("wrapped JIT %s cancelled: %s", payment_hash[:16], reason)
