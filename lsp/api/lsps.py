@@ -22,7 +22,7 @@ from lsp.errors import ValidationFailed
 from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
-from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS, promise_secret
+from lsp.lsps.server import DEFAULT_MENU, HTTPS_PROTOCOLS, promise_secret
 from lsp.lsps.store import LspsStore
 
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
@@ -34,7 +34,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     if existing is not None:
         return existing
     d = Dispatcher()
-    lsps0.register(d, SUPPORTED_PROTOCOLS)
+    lsps0.register(d, HTTPS_PROTOCOLS)
     cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
     Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
     request.app.state.lsps_dispatcher = d

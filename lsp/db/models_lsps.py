@@ -78,3 +78,27 @@ class WrappedInvoice(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     expiry_s: Mapped[int] = mapped_column(Integer, default=3600)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Lsps1Order(Base):
+    """An LSPS1 channel order. order_state CREATED -> COMPLETED | FAILED; payment_state
+    EXPECT_PAYMENT -> HOLD -> PAID | REFUNDED. The LSP is the payee: it holds the preimage of
+    its own hold invoice and settles only once the channel's funding transaction is out."""
+
+    __tablename__ = "lsps1_orders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    client_node_id: Mapped[str | None] = mapped_column(String(66), index=True, nullable=True)
+    request: Mapped[str] = mapped_column(Text)  # the order's options as the client sent them (JSON)
+    order_state: Mapped[str] = mapped_column(String(16), default="CREATED", index=True)
+    payment_state: Mapped[str] = mapped_column(String(16), default="EXPECT_PAYMENT")
+    payment_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    preimage: Mapped[str] = mapped_column(String(64))
+    invoice: Mapped[str] = mapped_column(Text)
+    fee_total_sat: Mapped[int] = mapped_column(BigInteger)
+    order_total_sat: Mapped[int] = mapped_column(BigInteger)
+    channel_point: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    funded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,13 +23,15 @@ from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps0 import PeerTransport
+from lsp.lsps.lsps1 import Lsps1Config, Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods, MenuEntry
 from lsp.lsps.store import LspsStore
 from lsp.lsps.wrapped import WrappedJit
 
 log = logging.getLogger("lsp.lsps")
 
-SUPPORTED_PROTOCOLS = [2]
+SUPPORTED_PROTOCOLS = [1, 2]
+HTTPS_PROTOCOLS = [2]  # the HTTPS mirror serves LSPS2's methods; LSPS1 needs the daemon's loops
 
 DEFAULT_MENU = [
     MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1)),
@@ -53,6 +55,7 @@ class LspsServer:
         sizing: ChannelSizing | None = None,
         mpp_timeout_s: float = MPP_TIMEOUT_S,
         intercept: bool = True,
+        lsps1: Lsps1Config | None = None,
     ):
         self.lnd = LspsLnd(lnd)
         self.store = LspsStore(sessions)
@@ -63,6 +66,8 @@ class LspsServer:
         self.lsps2.register(self.dispatcher)
         self.wrapped = WrappedJit(self.lnd, self.store, config, sizing=sizing)
         self.wrapped.register(self.dispatcher)
+        self.lsps1 = Lsps1Methods(self.lnd, sessions, lsps1)
+        self.lsps1.register(self.dispatcher)
         self.interceptor = JitInterceptor(self.lnd, self.store, sizing=sizing, mpp_timeout_s=mpp_timeout_s)
         self.transport = PeerTransport(self.lnd, self.dispatcher)
         self.intercept = intercept
@@ -74,10 +79,12 @@ class LspsServer:
             self._tasks.append(asyncio.create_task(self.interceptor.run()))
             await asyncio.wait_for(self.interceptor.connected.wait(), 30)
         self.wrapped.resume_all()
+        self.lsps1.resume_all()
 
     async def stop(self) -> None:
         await self.interceptor.close()
         await self.wrapped.close()
+        await self.lsps1.close()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,4 +1,4 @@
-"""LSPS tables: LSPS2 buys, held HTLCs, wrapped invoices
+"""LSPS tables: LSPS2 buys, held HTLCs, wrapped invoices, LSPS1 orders
 
 Revision ID: lsps_0001
 Revises: 0001
@@ -80,9 +80,32 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_lsps_wrapped_invoices_client_node_id"), "lsps_wrapped_invoices", ["client_node_id"])
     op.create_index(op.f("ix_lsps_wrapped_invoices_state"), "lsps_wrapped_invoices", ["state"])
+    op.create_table(
+        "lsps1_orders",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("client_node_id", sa.String(length=66), nullable=True),
+        sa.Column("request", sa.Text(), nullable=False),
+        sa.Column("order_state", sa.String(length=16), nullable=False),
+        sa.Column("payment_state", sa.String(length=16), nullable=False),
+        sa.Column("payment_hash", sa.String(length=64), nullable=False),
+        sa.Column("preimage", sa.String(length=64), nullable=False),
+        sa.Column("invoice", sa.Text(), nullable=False),
+        sa.Column("fee_total_sat", sa.BigInteger(), nullable=False),
+        sa.Column("order_total_sat", sa.BigInteger(), nullable=False),
+        sa.Column("channel_point", sa.String(length=80), nullable=True),
+        sa.Column("funded_at", TS, nullable=True),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("created_at", TS, nullable=False),
+        sa.Column("expires_at", TS, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_lsps1_orders")),
+        sa.UniqueConstraint("payment_hash", name=op.f("uq_lsps1_orders_payment_hash")),
+    )
+    op.create_index(op.f("ix_lsps1_orders_client_node_id"), "lsps1_orders", ["client_node_id"])
+    op.create_index(op.f("ix_lsps1_orders_order_state"), "lsps1_orders", ["order_state"])
 
 
 def downgrade() -> None:
+    op.drop_table("lsps1_orders")
     op.drop_table("lsps_wrapped_invoices")
     op.drop_table("lsps2_htlcs")
     op.drop_table("lsps2_buys")
