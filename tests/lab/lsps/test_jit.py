@@ -351,3 +351,41 @@ def test_whole_lsp_restart_with_htlc_held_replays_and_fails_it_per_spec(
     assert len(channels_with(lab, "client", "lsp")) == before_chans
     wait_for(lambda: _payer_balance_msat(lab) == before, what="the payer's balance to be whole again", timeout_s=60)
     expect_errors(lab, *FAILED_BACK, *LND_RESTART)
+
+
+def test_service_restart_with_part_held_then_rest_arrives_opens_one_channel(
+    lab: LightningTestHarness, tmp_path: Path
+) -> None:
+    """The service restarts while part of a bought payment size is held; after LND replays it,
+    the rest arrives and the channel opens once, with the fee taken once. (The two parts are two
+    invoices of the same buy, so the test controls when each arrives; the interceptor groups by
+    buy, as LSPS2 fixed-amount mode sums every HTLC for the JIT SCID.)"""
+    lab.node("client").connect(lab.node("lsp"))
+    with (
+        LspsRunner(lab.node("lsp"), tmp_path / "resume.db") as runner,
+        LspsClient(lab.node("client"), lab.node("lsp").pubkey) as c,
+    ):
+        params = c.get_info()["opening_fee_params_menu"][0]
+        before = len(channels_with(lab, "client", "lsp"))
+        first = c.jit_invoice(params, amount_msat=20_000_000, payment_size_msat=40_000_000)
+        second = c.jit_invoice(params, amount_msat=20_000_000, bought=c.last_buy)
+        results: dict[str, PaymentResult] = {}
+        t = threading.Thread(
+            target=lambda: results.update(
+                first=lab.node("payer").pay_invoice(first.payment_request, fee_limit_sat=0, timeout_s=60)
+            )
+        )
+        t.start()
+        wait_for(
+            lambda: any(ch.pending_htlcs for ch in channels_with(lab, "lsp", "payer")),
+            what="the LSP to hold the first part",
+            timeout_s=30,
+        )
+        runner.restart()
+        paid_second = lab.node("payer").pay_invoice(second.payment_request, fee_limit_sat=0, timeout_s=60)
+        t.join(timeout=90)
+        assert paid_second.status == "SUCCEEDED" and results["first"].status == "SUCCEEDED"
+        fee = opening_fee_msat(40_000_000, int(params["min_fee_msat"]), params["proportional"])
+        assert first.received_msat + second.received_msat == 40_000_000 - fee
+        assert sum(first.fees_msat) + sum(second.fees_msat) == fee
+    assert len(channels_with(lab, "client", "lsp")) == before + 1
