@@ -112,7 +112,8 @@ class LspsClient:
         self.invoices: dict[int, JitInvoice] = {}  # by virtual SCID
         self._parts: dict[str, dict[tuple[int, int], Any]] = {}
         self.accepted: list[bytes] = []  # pending_chan_ids answered
-        self._ready = threading.Barrier(1 + 1 + int(True) + int(intercept))
+        # The caller, the message reader, the channel acceptor and (optionally) the interceptor.
+        self._ready = threading.Barrier(3 + int(intercept))
         self._key = secrets.token_bytes(32)  # the virtual payee's node key
         self.virtual_pubkey = pubkey_of(self._key)
         self.last_buy: dict[str, Any] | None = None

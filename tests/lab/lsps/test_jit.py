@@ -49,10 +49,13 @@ def expect_errors(lab: LightningTestHarness, *patterns: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_mission_control(lab: LightningTestHarness) -> None:
-    """Failure-path tests teach the payer to avoid lsp->client; each test starts unbiased."""
+def _fresh_start(lab: LightningTestHarness) -> None:
+    """Each test starts unbiased: earlier failure tests teach the payer to avoid lsp->client, and
+    earlier opens leave the LSP's change unconfirmed (a new open needs a confirmed coin)."""
     payer = lab.node("payer")
     payer.router.stub.ResetMissionControl(payer.router.s.router.ResetMissionControlRequest(), timeout=30)
+    if lab.chain.mempool():
+        lab.mine(1)
 
 
 # What LND logs when a JIT HTLC is failed back on purpose (the payer retries the route once more).

@@ -26,9 +26,13 @@ ORDER = {
 
 
 @pytest.fixture(autouse=True)
-def _fresh_mission_control(lab: LightningTestHarness) -> None:
+def _fresh_start(lab: LightningTestHarness) -> None:
+    """Each test starts unbiased: earlier failure tests teach the payer to avoid lsp->client, and
+    earlier opens leave the LSP's change unconfirmed (a new open needs a confirmed coin)."""
     payer = lab.node("payer")
     payer.router.stub.ResetMissionControl(payer.router.s.router.ResetMissionControlRequest(), timeout=30)
+    if lab.chain.mempool():
+        lab.mine(1)
 
 
 @pytest.fixture
