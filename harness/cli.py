@@ -256,5 +256,15 @@ def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_roun
         run_live(rounds=live_rounds, out_path=live_out, echo=out.print)
 
 
+@bench.command("jit")
+@click.option("--runs", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_jit(runs: int, out_path: Path | None) -> None:
+    """LSPS2 JIT channel time-to-settle (payer start -> preimage), p50/p95, on the jit topology."""
+    from bench.jit import run
+
+    run(runs=runs, out_path=out_path, echo=out.print)
+
+
 if __name__ == "__main__":
     main()

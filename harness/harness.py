@@ -75,6 +75,11 @@ BENIGN_ERRORS = (
     "CRTR: Payment ",
     # The lab cancels CloseChannel's stream once the closing tx is broadcast.
     "[/lnrpc.Lightning/CloseChannel]: rpc error: code = Canceled",
+    # Long-lived streams a client closes on purpose (the LSPS service and lab client stopping).
+    "[/routerrpc.Router/HtlcInterceptor]: rpc error: code = Canceled",
+    "[/lnrpc.Lightning/SubscribeCustomMessages]: context canceled",
+    "[/lnrpc.Lightning/ChannelAcceptor]: rpc error: code = Canceled",
+    "CHAC: Received an error: rpc error: code = Canceled",
 )
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lsp.api import channels, enterprise, invoices, liquidity, payments, routing, swaps, ws
+from lsp.api import channels, enterprise, invoices, liquidity, lsps, payments, routing, swaps, ws
 from lsp.api import errors as api_errors
 from lsp.config import Settings
 from lsp.context import AppContext
@@ -141,4 +141,5 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
         app.include_router(router)
     routing.install(app)
     swaps.install(app)  # swaps router + swap loop (docs/SWAPS.md)
+    app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)
     return app
