@@ -73,12 +73,11 @@ BENIGN_ERRORS = (
     # A failed payment is an outcome returned to the caller, not a fault.
     "CRTR: No route found for payment",
     "CRTR: Payment ",
-    # The lab cancels CloseChannel's stream once the closing tx is broadcast.
-    "[/lnrpc.Lightning/CloseChannel]: rpc error: code = Canceled",
-    # Long-lived streams a client closes on purpose (the LSPS service and lab client stopping).
-    "[/routerrpc.Router/HtlcInterceptor]: rpc error: code = Canceled",
+    # A client closing a streaming RPC on purpose: the lab cancels
+    # CloseChannel's stream once the closing tx is broadcast, the LSP and
+    # lab clients stop interceptor, acceptor, subscription streams.
+    "rpc error: code = Canceled desc = context canceled",
     "[/lnrpc.Lightning/SubscribeCustomMessages]: context canceled",
-    "[/lnrpc.Lightning/ChannelAcceptor]: rpc error: code = Canceled",
     "CHAC: Received an error: rpc error: code = Canceled",
 )
 
