@@ -1,0 +1,323 @@
+"""Transaction monitoring: feed payments, invoices, channel opens (and swaps, when that table
+exists) through ``rules.evaluate``, live from the event bus and in batch over history,
+and keep the alerts with their review workflow.
+
+Alerts: open -> reviewing -> escalated -> closed (a reason is required to close); any
+open state may be closed. A pattern rule (window_s set) that fires again while its
+alert's window still overlaps extends that alert (more refs, fresh evidence) instead of
+opening a new one, and a transaction already in an alert never counts twice -- so the
+live path and ``lsp compliance scan`` agree and a re-scan creates nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
+
+from lsp.compliance import audit
+from lsp.compliance.policy import Policy
+from lsp.compliance.rules import Hit, Tx, evaluate, max_window_s
+from lsp.db.base import session_scope, utcnow
+from lsp.db.models import Channel, Client, Invoice, Payment
+from lsp.db.models_compliance import ComplianceAlert
+from lsp.errors import Conflict, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from lsp.context import AppContext
+    from lsp.services.events import Event
+
+log = logging.getLogger("lsp.compliance")
+
+ALERT_STATES = ("open", "reviewing", "escalated", "closed")
+ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("reviewing", "escalated", "closed"),
+    "reviewing": ("escalated", "closed", "open"),
+    "escalated": ("reviewing", "closed"),
+    "closed": (),
+}
+
+
+# --- transactions from the database -------------------------------------------------------------
+
+
+def _swap_txs(session: Session, client_id: str | None, since: datetime | None) -> list[Tx]:
+    """Swaps live on another branch's table; read it when it exists and has the columns we need."""
+    bind = session.get_bind()
+    try:
+        insp = inspect(bind)
+        if not insp.has_table("swaps"):
+            return []
+        cols = {c["name"] for c in insp.get_columns("swaps")}
+    except Exception:
+        return []
+    if not {"id", "client_id", "created_at"} <= cols:
+        return []
+    amount_col = next((c for c in ("amount_sat", "amount") if c in cols), None)
+    if amount_col is None:
+        return []
+    rows = session.execute(text(f"SELECT id, client_id, {amount_col}, created_at FROM swaps")).all()
+    out = []
+    for sid, cid, amount, created in rows:
+        if cid is None or (client_id is not None and cid != client_id):
+            continue
+        at = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=utcnow().tzinfo)
+        if since is not None and at < since:
+            continue
+        out.append(Tx(f"swap:{sid}", "swap", cid, int(amount or 0), at))
+    return out
+
+
+def load_txs(
+    session: Session, *, client_id: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[Tx]:
+    """Money that moved, oldest first: succeeded/in-flight payments, settled invoices, channels, swaps."""
+    txs: list[Tx] = []
+    pq = select(Payment).where(Payment.status.in_(("in_flight", "succeeded")))
+    iq = select(Invoice).where(Invoice.status == "settled", Invoice.settled_at.is_not(None))
+    cq = select(Channel).where(Channel.status.in_(("pending", "open", "closing", "closed")))
+    if client_id is not None:
+        pq = pq.where(Payment.client_id == client_id)
+        iq = iq.where(Invoice.client_id == client_id)
+        cq = cq.where(Channel.client_id == client_id)
+    if since is not None:
+        pq = pq.where(Payment.created_at >= since)
+        iq = iq.where(Invoice.settled_at >= since)
+        cq = cq.where(Channel.created_at >= since)
+    txs += [Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) for p in session.scalars(pq)]
+    txs += [
+        Tx(f"invoice:{i.id}", "in", i.client_id, i.amount_paid_sat, i.settled_at)  # type: ignore[arg-type]
+        for i in session.scalars(iq)
+    ]
+    txs += [
+        Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
+        for c in session.scalars(cq)
+    ]
+    txs += _swap_txs(session, client_id, since)
+    if until is not None:
+        txs = [t for t in txs if t.at < until]
+    return sorted(txs, key=lambda t: (t.at, t.ref))
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def _evidence(a: ComplianceAlert) -> dict[str, Any]:
+    ev: dict[str, Any] = json.loads(a.evidence or "{}")
+    return ev
+
+
+def upsert(session: Session, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
+    """Store a hit: (alert, created) -- or None when it adds nothing (its transactions are known)."""
+    candidates = list(
+        session.scalars(
+            select(ComplianceAlert)
+            .where(ComplianceAlert.rule == hit.rule, ComplianceAlert.client_id == hit.client_id)
+            .order_by(ComplianceAlert.id.desc())
+            .limit(50)
+        )
+    )
+    new_ref = hit.refs[-1] if hit.window_s is not None else hit.refs[0]
+    for a in candidates:
+        ev = _evidence(a)
+        if new_ref in ev.get("refs", []):
+            return None
+    if hit.window_s is not None:
+        span = timedelta(seconds=hit.window_s)
+        for a in candidates:
+            ev = _evidence(a)
+            first = datetime.fromisoformat(ev.get("firstAt", a.last_event_at.isoformat()))
+            if a.status != "closed" and first - span <= hit.at <= a.last_event_at + span:
+                refs = list(dict.fromkeys([*ev.get("refs", []), *hit.refs]))
+                ev.update(hit.evidence)
+                ev["refs"] = refs
+                a.evidence = json.dumps(ev, sort_keys=True)
+                a.summary = hit.summary
+                a.last_event_at = max(a.last_event_at, hit.at)
+                session.flush()
+                return a, False
+    ev = {**hit.evidence, "refs": list(hit.refs), "firstAt": hit.at.isoformat()}
+    a = ComplianceAlert(
+        rule=hit.rule,
+        severity=hit.severity,
+        client_id=hit.client_id,
+        status="open",
+        summary=hit.summary,
+        evidence=json.dumps(ev, sort_keys=True),
+        last_event_at=hit.at,
+    )
+    session.add(a)
+    session.flush()
+    audit.record(
+        session,
+        actor="system:monitoring",
+        action="alert.raise",
+        target=f"alert:{a.id}",
+        after={"rule": a.rule, "severity": a.severity, "clientId": a.client_id, "summary": a.summary},
+    )
+    return a, True
+
+
+def _created_at(session: Session, client_id: str) -> datetime | None:
+    c = session.get(Client, client_id)
+    return c.created_at if c is not None else None
+
+
+def process(session: Session, policy: Policy, tx: Tx) -> list[ComplianceAlert]:
+    """Evaluate one new transaction against the client's recent history; returns alerts created."""
+    since = tx.at - timedelta(seconds=max_window_s(policy.rules))
+    history = load_txs(session, client_id=tx.client_id, since=since)
+    created = []
+    for hit in evaluate(policy.rules, tx, history, _created_at(session, tx.client_id)):
+        res = upsert(session, hit)
+        if res is not None and res[1]:
+            created.append(res[0])
+    return created
+
+
+@dataclass
+class ScanResult:
+    transactions: int
+    hits: int
+    created: int
+    extended: int
+
+
+def scan(
+    session: Session, policy: Policy, *, since: datetime | None = None, until: datetime | None = None
+) -> ScanResult:
+    """Replay history through the rules, each transaction seeing only what came before it."""
+    txs = load_txs(session, since=since, until=until)
+    by_client: dict[str, list[Tx]] = {}
+    result = ScanResult(len(txs), 0, 0, 0)
+    for tx in txs:
+        prior = by_client.setdefault(tx.client_id, [])
+        for hit in evaluate(policy.rules, tx, prior, _created_at(session, tx.client_id)):
+            result.hits += 1
+            res = upsert(session, hit)
+            if res is not None:
+                if res[1]:
+                    result.created += 1
+                else:
+                    result.extended += 1
+        prior.append(tx)
+    return result
+
+
+def raise_manual(session: Session, hit: Hit) -> ComplianceAlert | None:
+    res = upsert(session, hit)
+    return res[0] if res else None
+
+
+def transition(session: Session, alert_id: int, status: str, *, actor: str, reason: str | None) -> ComplianceAlert:
+    a = session.get(ComplianceAlert, alert_id)
+    if a is None:
+        raise NotFound(f"no alert {alert_id}")
+    if status not in ALERT_STATES:
+        raise ValidationFailed(f"status must be one of {list(ALERT_STATES)}", field="body.status")
+    if status not in ALERT_TRANSITIONS[a.status]:
+        raise Conflict(
+            f"cannot move a {a.status} alert to {status} (allowed: {list(ALERT_TRANSITIONS[a.status])})",
+            field="body.status",
+        )
+    if status == "closed" and not (reason and reason.strip()):
+        raise ValidationFailed("closing an alert needs a reason", field="body.reason")
+    before = {"status": a.status}
+    a.status = status
+    if status == "closed":
+        a.close_reason = reason
+    a.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=f"alert.{status}",
+        target=f"alert:{a.id}",
+        before=before,
+        after={"status": status, "reason": reason},
+    )
+    return a
+
+
+def alert_view(a: ComplianceAlert) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "clientId": a.client_id,
+        "status": a.status,
+        "summary": a.summary,
+        "evidence": _evidence(a),
+        "closeReason": a.close_reason,
+        "lastEventAt": a.last_event_at.isoformat(),
+        "createdAt": a.created_at.isoformat(),
+        "updatedAt": a.updated_at.isoformat(),
+    }
+
+
+def list_alerts(session: Session, *, status: str | None = None, limit: int = 500) -> list[ComplianceAlert]:
+    q = select(ComplianceAlert).order_by(ComplianceAlert.id.desc()).limit(limit)
+    if status is not None:
+        q = q.where(ComplianceAlert.status == status)
+    return list(session.scalars(q))
+
+
+# --- live: the event bus ---------------------------------------------------------------------------
+
+
+def tx_for_event(session: Session, event: Event) -> Tx | None:
+    d = event.data
+    if event.type == "payment_sent" and event.client_id:
+        p = session.scalars(
+            select(Payment).where(Payment.client_id == event.client_id, Payment.payment_hash == d.get("paymentHash"))
+        ).first()
+        return Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) if p else None
+    if event.type == "payment_received":
+        i = session.get(Invoice, d.get("invoiceId"))
+        if i is not None and i.settled_at is not None:
+            return Tx(f"invoice:{i.id}", "in", i.client_id, i.amount_paid_sat, i.settled_at)
+    if event.type == "channel_opened":
+        c = session.get(Channel, d.get("channelId"))
+        if c is not None:
+            return Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
+    return None
+
+
+# Events that change state without an API request (the watchers): audited as the system's actions.
+SYSTEM_AUDITED = {
+    "payment_received": "invoice.settled",
+    "channel_opened": "channel.opened",
+    "channel_closed": "channel.closed",
+    "payment_sent": "payment.succeeded",
+    "payment_failed": "payment.failed",
+}
+
+
+def install(ctx: AppContext, policy: Policy) -> None:
+    """Subscribe monitoring (and the system half of the audit trail) to the app's event bus."""
+
+    def on_event(event: Event) -> None:
+        with session_scope(ctx.sessions) as s:
+            action = SYSTEM_AUDITED.get(event.type)
+            if action is not None:
+                ref = event.data.get("invoiceId") or event.data.get("channelId") or event.data.get("paymentHash")
+                audit.record(
+                    s,
+                    actor="system",
+                    action=action,
+                    target=f"client:{event.client_id}/{ref}",
+                    after=event.data,
+                )
+            tx = tx_for_event(s, event)
+            if tx is not None:
+                for a in process(s, policy, tx):
+                    log.warning("compliance alert %s: %s (%s)", a.id, a.summary, a.rule)
+
+    ctx.bus.add_listener(on_event)
