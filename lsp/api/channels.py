@@ -9,6 +9,7 @@ from pydantic import Field
 
 from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Channel
 from lsp.errors import NotImplementedYet
 from lsp.services import channels
@@ -73,6 +74,7 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     channels.validate_open(
         ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
     )
+    kyc.enforce_channel(db, ctx.settings, client.id, body.channel_size, "body.channelSize")
     ch = await channels.open_channel(
         get_lnd(ctx),
         db,
@@ -84,6 +86,13 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
         private=body.is_private,
         host=body.host,
         sat_per_vbyte=body.fee_rate,
+    )
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="channel.open",
+        target=f"channel:{ch.id}",
+        after={"capacitySat": ch.capacity_sat, "openingFeeSat": ch.opening_fee_sat, "channelPoint": ch.channel_point},
     )
     return ChannelView.of(ch)
 
@@ -117,4 +126,14 @@ async def close_channel(
     channel_id: str, body: CloseChannelRequest, client: CurrentClient, db: DB, lnd: Lnd
 ) -> ChannelView:
     ch = channels.get_for_client(db, client.id, channel_id)
-    return ChannelView.of(await channels.close_channel(lnd, db, ch, force=body.force))
+    before = ch.status
+    closed = await channels.close_channel(lnd, db, ch, force=body.force)
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="channel.close",
+        target=f"channel:{ch.id}",
+        before={"status": before},
+        after={"status": closed.status, "force": body.force, "closingTxid": closed.closing_txid},
+    )
+    return ChannelView.of(closed)

@@ -7,8 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import Field
 
-from lsp.api.deps import DB, CurrentClient, Lnd
+from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Invoice
 from lsp.services import invoices
 
@@ -50,9 +51,17 @@ class InvoiceView(CamelModel):
 
 
 @router.post("/create", status_code=201, response_model=InvoiceView)
-async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, lnd: Lnd) -> InvoiceView:
+async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, ctx: Ctx) -> InvoiceView:
+    kyc.enforce_invoice(db, ctx.settings, client.id, body.amount)
     inv = await invoices.create(
-        lnd, db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
+        get_lnd(ctx), db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
+    )
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="invoice.create",
+        target=f"invoice:{inv.id}",
+        after={"amountSat": inv.amount_sat, "paymentHash": inv.payment_hash},
     )
     return InvoiceView.of(inv)
 

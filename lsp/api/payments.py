@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
 
+from lsp.api.compliance import record_denied_attempt
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Payment
 from lsp.services import notify, payments
 
@@ -63,16 +65,32 @@ async def send(
     Retrying with the same ``Idempotency-Key`` returns the original payment and never pays
     twice (without a key, the payment hash is the key). 200 = final; 202 = still in flight."""
     lnd = get_lnd(ctx)
-    payment, created = await payments.start(
-        lnd,
-        ctx.sessions,
-        ctx.settings,
-        client.id,
-        payment_request=body.invoice,
-        idempotency_key=idempotency_key,
-        max_fee_sat=body.max_fee,
-    )
+    try:
+        payment, created = await payments.start(
+            lnd,
+            ctx.sessions,
+            ctx.settings,
+            client.id,
+            payment_request=body.invoice,
+            idempotency_key=idempotency_key,
+            max_fee_sat=body.max_fee,
+            guard=lambda s, amount, dest: kyc.enforce_payment(s, ctx.settings, client.id, amount, dest),
+        )
+    except kyc.DeniedDestination as exc:
+        record_denied_attempt(ctx, client.id, exc.destination, exc.amount_sat)
+        raise
     if created:
+        audit.record_in(
+            ctx.sessions,
+            actor=f"client:{client.id}",
+            action="payment.start",
+            target=f"payment:{payment.id}",
+            after={
+                "paymentHash": payment.payment_hash,
+                "amountSat": payment.amount_sat,
+                "maxFeeSat": payment.max_fee_sat,
+            },
+        )
         cap = ctx.settings.payment_timeout // 1000
         timeout = min(body.timeout_seconds or cap, cap)
         payment = await payments.execute(

@@ -37,6 +37,20 @@ from lsp.db.models import Client, Payment
 from lsp.db.models_compliance import KycProfile
 from lsp.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
+
+class DeniedDestination(Forbidden):
+    """A payment to a node on the deny list (the API also raises an alert for the attempt)."""
+
+    def __init__(self, destination: str, amount_sat: int):
+        super().__init__(
+            f"payments to node {destination} are not allowed (deny list)",
+            code="denied_destination",
+            field="body.invoice",
+        )
+        self.destination = destination
+        self.amount_sat = amount_sat
+
+
 STATES = ("pending", "approved", "rejected", "suspended")
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending": ("approved", "rejected"),
@@ -215,7 +229,7 @@ def enforce_payment(session: Session, settings: Settings, client_id: str, amount
     policy = policy_of(settings)
     deny = policy.rules.deny_list
     if deny.enabled and deny.block and destination in deny.pubkeys:
-        raise Forbidden(f"payments to node {destination} are not allowed (deny list)", code="denied_destination")
+        raise DeniedDestination(destination, amount_sat)
     breach = limit_breach(policy.tier(prof.tier), amount_sat, usage(session, client_id))
     if breach is not None:
         raise Forbidden(breach[1], code=breach[0], field="body.invoice")
