@@ -10,6 +10,7 @@ from pydantic import Field
 from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import Channel
 from lsp.errors import NotImplementedYet
 from lsp.services import channels
@@ -74,7 +75,8 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     channels.validate_open(
         ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
     )
-    kyc.enforce_channel(db, ctx.settings, client.id, body.channel_size, "body.channelSize")
+    with session_scope(ctx.sessions) as s:  # own transaction: no read snapshot held across the LND calls
+        kyc.enforce_channel(s, ctx.settings, client.id, body.channel_size, "body.channelSize")
     ch = await channels.open_channel(
         get_lnd(ctx),
         db,

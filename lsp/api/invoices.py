@@ -10,6 +10,7 @@ from pydantic import Field
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.services import invoices
 
@@ -52,7 +53,10 @@ class InvoiceView(CamelModel):
 
 @router.post("/create", status_code=201, response_model=InvoiceView)
 async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, ctx: Ctx) -> InvoiceView:
-    kyc.enforce_invoice(db, ctx.settings, client.id, body.amount)
+    # Its own short transaction: holding a read snapshot across the LND call would make SQLite
+    # refuse this request's insert later ("database is locked") whenever another write lands meanwhile.
+    with session_scope(ctx.sessions) as s:
+        kyc.enforce_invoice(s, ctx.settings, client.id, body.amount)
     inv = await invoices.create(
         get_lnd(ctx), db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
     )

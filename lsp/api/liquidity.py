@@ -11,6 +11,7 @@ from pydantic import Field
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import LiquidityReservation
 from lsp.services import ledger, liquidity, notify
 
@@ -55,7 +56,8 @@ def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
 @router.post("/api/liquidity/request", status_code=201, response_model=ReservationView)
 async def request_liquidity(body: LiquidityRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ReservationView:
     liquidity.validate_request(ctx.settings, body.amount, body.duration, body.max_fee_rate)
-    kyc.enforce_channel(db, ctx.settings, client.id, body.amount, "body.amount")
+    with session_scope(ctx.sessions) as s:  # own transaction: no read snapshot held across the LND call
+        kyc.enforce_channel(s, ctx.settings, client.id, body.amount, "body.amount")
     outbound = int((await get_lnd(ctx).channel_balance()).local_balance.sat)
     res = liquidity.reserve(
         db,

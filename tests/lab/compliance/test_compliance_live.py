@@ -37,8 +37,10 @@ def test_suspended_client_cannot_pay(lab: LightningTestHarness, live_lsp: LiveLS
 
 
 def test_tier_limit_stops_a_payment_over_it(lab: LightningTestHarness, live_lsp: LiveLSP) -> None:
-    _, client = live_lsp.onboard("smalltier", tier="small")
+    cid, client = live_lsp.onboard("smalltier")
     live_lsp.fund(client, 120_000, payer="c2")
+    # The operator moves the client to the small tier (same state, new limits; audited like any change).
+    assert live_lsp.kyc(cid, "approved", tier="small")["limits"]["perPayment"] == 50_000
     with pytest.raises(LSPAPIError) as exc:
         client.send_payment(live_lsp.invoice_from("c3", 50_001).payment_request)
     assert (exc.value.status, exc.value.code) == (403, "limit_per_payment")
