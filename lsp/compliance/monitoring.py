@@ -302,6 +302,7 @@ SYSTEM_AUDITED = {
 
 def install(ctx: AppContext, policy: Policy) -> None:
     """Subscribe monitoring (and the system half of the audit trail) to the app's event bus."""
+    from lsp.services.events import Event
 
     def on_event(event: Event) -> None:
         with session_scope(ctx.sessions) as s:
@@ -316,8 +317,19 @@ def install(ctx: AppContext, policy: Policy) -> None:
                     after=event.data,
                 )
             tx = tx_for_event(s, event)
-            if tx is not None:
-                for a in process(s, policy, tx):
-                    log.warning("compliance alert %s: %s (%s)", a.id, a.summary, a.rule)
+            raised = process(s, policy, tx) if tx is not None else []
+            views = [alert_view(a) for a in raised]
+        for v in views:
+            log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])
+            # Operators only (the dashboard's stream), never the client's WebSocket or webhooks.
+            hub = ctx.extras.get("dashboard_live")
+            if hub is not None:
+                hub.on_event(
+                    Event(
+                        "alert_raised",
+                        v["clientId"],
+                        {"alertId": v["id"], "rule": v["rule"], "severity": v["severity"], "summary": v["summary"]},
+                    )
+                )
 
     ctx.bus.add_listener(on_event)

@@ -19,6 +19,7 @@ from typing import Any
 from lsp.compliance.policy import Rules
 
 DIRECTIONS = ("in", "out")
+NOUN = {"in": "incoming payments", "out": "outgoing payments", "channel": "channel", "swap": "swap"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def evaluate(rules: Rules, current: Tx, history: Sequence[Tx], client_created_at
                 "large_amount",
                 r.severity,
                 c.client_id,
-                f"{c.kind} of {c.amount_sat} sat >= {r.threshold_sat} sat",
+                f"{NOUN[c.kind].removesuffix('s')} of {c.amount_sat:,} sat (threshold {r.threshold_sat:,} sat)",
                 (c.ref,),
                 c.at,
                 None,
@@ -99,7 +100,7 @@ def evaluate(rules: Rules, current: Tx, history: Sequence[Tx], client_created_at
                         "velocity",
                         v.severity,
                         c.client_id,
-                        f"{len(same)} {c.kind} transactions, {total} sat within {v.window_s} s",
+                        f"{len(same)} {NOUN[c.kind]} totalling {total:,} sat within {v.window_s} s",
                         _refs(same),
                         c.at,
                         v.window_s,
@@ -119,7 +120,7 @@ def evaluate(rules: Rules, current: Tx, history: Sequence[Tx], client_created_at
                         "structuring",
                         s.severity,
                         c.client_id,
-                        f"{len(near)} {c.kind} amounts just under {s.threshold_sat} sat within {s.window_s} s",
+                        f"{len(near)} {NOUN[c.kind]} just under {s.threshold_sat:,} sat within {s.window_s} s",
                         _refs(near),
                         c.at,
                         s.window_s,

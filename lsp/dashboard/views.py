@@ -129,6 +129,7 @@ async def overview(request: Request) -> Response:
         received = list(
             s.scalars(select(Invoice).where(Invoice.status == "settled").order_by(Invoice.settled_at.desc()).limit(10))
         )
+        names = {c.id: c.name for c in s.scalars(select(Client))}
         rev30 = reports.revenue(s, reports.Period(utcnow() - timedelta(days=30), utcnow() + timedelta(seconds=1)))
         counts = {
             "clients": int(s.scalar(select(func.count()).select_from(Client)) or 0),
@@ -173,6 +174,7 @@ async def overview(request: Request) -> Response:
         revenue=rev30,
         recent=recent,
         received=received,
+        names=names,
         success_chart=charts.stacked_bars(labels, [("succeeded", "#2e8b57", ok), ("failed", "#c0392b", bad)]),
         latency_chart=charts.histogram(lat, [0.5, 1, 2, 5, 10, 30], "s"),
     )

@@ -52,14 +52,21 @@ def test_kyc_queue_approve_and_alert_review_from_the_pages(web: TestClient) -> N
     r = web.post(f"/dashboard/clients/{c.client_id}/kyc", data={"state": "approved", "tier": "standard"})
     assert r.status_code == 303 and "err=" in r.headers["location"]
     assert "needs" in web.get(r.headers["location"]).text
-    fields = {"f_legal_name": "Pending GmbH", "f_email": "ops@pending.example", "f_country": "DE",
-              "f_registration_number": "HRB 1"}
+    fields = {
+        "f_legal_name": "Pending GmbH",
+        "f_email": "ops@pending.example",
+        "f_country": "DE",
+        "f_registration_number": "HRB 1",
+    }
     r = web.post(f"/dashboard/clients/{c.client_id}/kyc", data={"state": "approved", "tier": "standard", **fields})
     assert r.status_code == 303 and "msg=" in r.headers["location"]
     assert f'id="client-{c.client_id}" data-state="approved"' in web.get("/dashboard/clients").text
     # A cross-site form post (foreign Origin) changes nothing.
-    r = web.post(f"/dashboard/clients/{c.client_id}/kyc", data={"state": "suspended", "reason": "x"},
-                 headers={"Origin": "https://evil.example"})
+    r = web.post(
+        f"/dashboard/clients/{c.client_id}/kyc",
+        data={"state": "suspended", "reason": "x"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert 'data-state="approved"' in web.get("/dashboard/clients").text
 
     audit = web.get("/dashboard/audit").text
