@@ -279,12 +279,12 @@ def tx_for_event(session: Session, event: Event) -> Tx | None:
             select(Payment).where(Payment.client_id == event.client_id, Payment.payment_hash == d.get("paymentHash"))
         ).first()
         return Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) if p else None
-    if event.type == "payment_received":
-        i = session.get(Invoice, d.get("invoiceId"))
+    if event.type == "payment_received" and d.get("invoiceId"):
+        i = session.get(Invoice, d["invoiceId"])
         if i is not None and i.settled_at is not None:
             return Tx(f"invoice:{i.id}", "in", i.client_id, i.amount_paid_sat, i.settled_at)
-    if event.type == "channel_opened":
-        c = session.get(Channel, d.get("channelId"))
+    if event.type == "channel_opened" and d.get("channelId"):
+        c = session.get(Channel, d["channelId"])
         if c is not None:
             return Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
     return None

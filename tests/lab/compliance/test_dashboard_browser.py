@@ -95,6 +95,12 @@ def test_operator_approves_sees_payments_live_and_reviews_the_alert(
             texts = sent.all_inner_texts()
             assert any("96,000" in t for t in texts) and any("93,000" in t for t in texts)
             page.screenshot(path=str(shots / "4-live-payments.png"), full_page=True)
+            # The alert the third payment raised reaches the operator's counter live, too.
+            wait_for(lambda: page.locator("#live-alerts").inner_text() == "1", what="live alert counter", timeout_s=30)
+            page.reload()  # server-rendered figures and charts now include the payments
+            assert page.locator("#live-payments").inner_text() == "3"
+            assert page.locator("svg.chart rect title", has_text="succeeded: 3").count() == 1
+            page.screenshot(path=str(shots / "4b-overview-reloaded.png"), full_page=True)
 
             # The pattern raised a structuring alert: review it, escalate it, close it with a reason.
             page.click("text=Alerts")

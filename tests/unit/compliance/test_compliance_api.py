@@ -355,3 +355,25 @@ def test_lsp_audit_verify_detects_tampering(
     bad = CliRunner().invoke(cli_main, ["audit", "verify"])
     assert bad.exit_code == 1, bad.output
     assert expect in bad.output
+
+
+def test_lsp_compliance_scan_cli_uses_the_policy_file(
+    make_api, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = make_api(roomy_policy())
+    c = onboard(api)
+    fund(api, c.client_id, 1_000_000, "f")
+    for i, amount in enumerate((95_000, 99_000, 92_000)):
+        pay(api, c.client_id, amount, f"s{i}")
+    monkeypatch.setenv("LSP_DATABASE_URL", db_url)
+    # A stricter policy file, no code change: min_count 4 means three payments are not (yet) a pattern.
+    strict = roomy_policy()
+    strict["rules"] = {**strict["rules"], "structuring": {**strict["rules"]["structuring"], "min_count": 4}}
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(strict))
+    r = CliRunner().invoke(cli_main, ["compliance", "scan", "--config", str(path)])
+    assert r.exit_code == 0 and "0 new alerts" in r.output, r.output
+    r = CliRunner().invoke(cli_main, ["compliance", "scan", "--config", str(tmp_path / "policy-0.yaml")])
+    assert r.exit_code == 0 and "scanned 4 transactions" in r.output and "1 new alerts" in r.output, r.output
+    r = CliRunner().invoke(cli_main, ["compliance", "scan", "--config", str(tmp_path / "policy-0.yaml")])
+    assert "0 new alerts" in r.output  # a re-scan adds nothing
