@@ -129,7 +129,15 @@ def test_operator_approves_sees_payments_live_and_reviews_the_alert(
                 assert action in body, action
             page.screenshot(path=str(shots / "7-audit.png"), full_page=True)
             page.click("text=Channels")
-            assert page.locator("text=healthy").count() >= 1
+            # One row per hub channel, each with the health its balances imply.
+            expected = {
+                c.channel_point: ("healthy" if 0.1 <= c.local_balance_sat / c.capacity_sat <= 0.9 else "depleted")
+                for c in lab.node("hub").ln.list_channels()
+            }
+            rows = page.locator("table").first.locator("tbody tr")
+            assert rows.count() == len(expected) == 4
+            shown = sorted("healthy" if t.endswith("healthy") else "depleted" for t in rows.all_inner_texts())
+            assert shown == sorted(expected.values())
             page.screenshot(path=str(shots / "8-channels.png"), full_page=True)
         finally:
             browser.close()
