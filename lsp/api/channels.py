@@ -6,11 +6,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
-from lsp.db.base import session_scope
 from lsp.db.models import Channel
 from lsp.errors import NotImplementedYet
 from lsp.services import channels
@@ -75,8 +75,9 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     channels.validate_open(
         ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
     )
-    with session_scope(ctx.sessions) as s:  # own transaction: no read snapshot held across the LND calls
-        kyc.enforce_channel(s, ctx.settings, client.id, body.channel_size, "body.channelSize")
+    await run_in_threadpool(
+        kyc.check, ctx.sessions, kyc.enforce_channel, ctx.settings, client.id, body.channel_size, "body.channelSize"
+    )
     ch = await channels.open_channel(
         get_lnd(ctx),
         db,

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
-from lsp.db.base import session_scope
 from lsp.db.models import LiquidityReservation
 from lsp.services import ledger, liquidity, notify
 
@@ -56,8 +56,9 @@ def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
 @router.post("/api/liquidity/request", status_code=201, response_model=ReservationView)
 async def request_liquidity(body: LiquidityRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ReservationView:
     liquidity.validate_request(ctx.settings, body.amount, body.duration, body.max_fee_rate)
-    with session_scope(ctx.sessions) as s:  # own transaction: no read snapshot held across the LND call
-        kyc.enforce_channel(s, ctx.settings, client.id, body.amount, "body.amount")
+    await run_in_threadpool(
+        kyc.check, ctx.sessions, kyc.enforce_channel, ctx.settings, client.id, body.amount, "body.amount"
+    )
     outbound = int((await get_lnd(ctx).channel_balance()).local_balance.sat)
     res = liquidity.reserve(
         db,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.compliance import record_denied_attempt
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
@@ -77,10 +78,12 @@ async def send(
             guard=lambda s, amount, dest: kyc.enforce_payment(s, ctx.settings, client.id, amount, dest),
         )
     except kyc.DeniedDestination as exc:
-        record_denied_attempt(ctx, client.id, exc.destination, exc.amount_sat)
+        await run_in_threadpool(record_denied_attempt, ctx, client.id, exc.destination, exc.amount_sat)
         raise
     if created:
-        audit.record_in(
+        # Off the event loop: waiting there for SQLite's write lock would stall every request.
+        await run_in_threadpool(
+            audit.record_in,
             ctx.sessions,
             actor=f"client:{client.id}",
             action="payment.start",

@@ -22,17 +22,18 @@ default tier on regtest, so the lab works out of the box; pending on every other
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
 from lsp.compliance.policy import Policy, Tier, load_policy
 from lsp.config import Settings
-from lsp.db.base import utcnow
+from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Client, Payment
 from lsp.db.models_compliance import KycProfile
 from lsp.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -215,6 +216,14 @@ def usage(session: Session, client_id: str, now: datetime | None = None) -> Usag
 
 
 # --- enforcement (raise Forbidden with the reason) -------------------------------------------------
+
+
+def check(sessions: sessionmaker[Session], enforce: Callable[..., None], *args: Any) -> None:
+    """Run one ``enforce_*`` in its own short transaction. The API calls it in a worker thread
+    before talking to LND: a read snapshot held across the LND call would make SQLite refuse the
+    request's later insert ("database is locked") whenever another write lands meanwhile."""
+    with session_scope(sessions) as s:
+        enforce(s, *args)
 
 
 def _require_approved(prof: KycProfile) -> None:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -27,10 +30,12 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert
 from lsp.errors import Conflict, NotFound, ValidationFailed
+from lsp.logs import request_id_var
 
 if TYPE_CHECKING:
     from lsp.context import AppContext
-    from lsp.services.events import Event
+
+from lsp.services.events import Event
 
 log = logging.getLogger("lsp.compliance")
 
@@ -302,9 +307,8 @@ SYSTEM_AUDITED = {
 
 def install(ctx: AppContext, policy: Policy) -> None:
     """Subscribe monitoring (and the system half of the audit trail) to the app's event bus."""
-    from lsp.services.events import Event
 
-    def on_event(event: Event) -> None:
+    def on_event(event: Event, request_id: str | None) -> None:
         with session_scope(ctx.sessions) as s:
             action = SYSTEM_AUDITED.get(event.type)
             if action is not None:
@@ -315,6 +319,7 @@ def install(ctx: AppContext, policy: Policy) -> None:
                     action=action,
                     target=f"client:{event.client_id}/{ref}",
                     after=event.data,
+                    request_id=request_id or "",
                 )
             tx = tx_for_event(s, event)
             raised = process(s, policy, tx) if tx is not None else []
@@ -332,4 +337,56 @@ def install(ctx: AppContext, policy: Policy) -> None:
                     )
                 )
 
-    ctx.bus.add_listener(on_event)
+    worker = EventWorker(on_event)
+    ctx.extras["compliance_worker"] = worker
+    ctx.bus.add_listener(worker.submit)
+
+
+class EventWorker:
+    """Runs the listener on a thread of its own, in event order.
+
+    ``EventBus.publish`` is called on the event loop; waiting there for SQLite's write lock
+    would stall the loop -- and with it the request that holds the lock and needs the loop to
+    commit (a deadlock until the busy timeout; seen in the live busy test). The thread exits
+    after ``IDLE_S`` without events and is started again by the next one."""
+
+    IDLE_S = 5.0
+
+    def __init__(self, handle: Callable[[Event, str | None], None]):
+        self._handle = handle
+        self._q: queue.Queue[tuple[Event, str | None]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._busy = 0
+
+    def submit(self, event: Event) -> None:
+        with self._lock:
+            self._busy += 1
+        self._q.put((event, request_id_var.get() or None))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lsp-compliance", daemon=True)
+                self._thread.start()
+
+    def idle(self) -> bool:
+        """True when every submitted event has been handled (tests and shutdown use it)."""
+        with self._lock:
+            return self._busy == 0
+
+    def _run(self) -> None:
+        while True:
+            try:
+                event, rid = self._q.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._q.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                self._handle(event, rid)
+            except Exception:  # one bad event must not stop monitoring
+                log.exception("compliance listener failed on %s", event.type)
+            finally:
+                with self._lock:
+                    self._busy -= 1

@@ -332,6 +332,7 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
             for c in s.scalars(select(Channel).where(Channel.status == "open"))
         ]
         ledger = _ledger_by_ref(s)
+    succeeded_hashes = {p[2] for p in pays if p[5] == "succeeded"}
     diffs: list[dict[str, Any]] = []
     ledger_payments = lnd_payments = ledger_invoices = lnd_invoices = 0
     for pid, cid, phash, amount, fee, status in pays:
@@ -347,6 +348,9 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
             if exc.grpc_code != "NOT_FOUND":
                 raise
             lnd_status, lnd_value, lnd_fee = "NOT_FOUND", 0, 0
+        if lnd_status == "SUCCEEDED" and status == "failed" and phash in succeeded_hashes:
+            # Another client's payment of the same invoice is the one LND made; this attempt was refused.
+            lnd_status, lnd_value, lnd_fee = "REFUSED_DUPLICATE", 0, 0
         expected = -(lnd_value + lnd_fee) if lnd_status == "SUCCEEDED" else 0
         lnd_payments += expected
         if status == "succeeded" and lnd_status != "SUCCEEDED":

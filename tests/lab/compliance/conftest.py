@@ -61,6 +61,7 @@ class LiveLSP:
     base_url: str
     settings: Settings
     admin: httpx.Client
+    app: Any
     clients: list[LSPClient] = field(default_factory=list)
 
     def onboard(self, name: str, *, approve: bool = True, tier: str = "standard") -> tuple[str, LSPClient]:
@@ -111,13 +112,14 @@ def live_lsp(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LiveLSP]:
         min_channel_size=20_000,
     )
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="lsp-uvicorn", daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: server.started, what="LSP server start", timeout_s=60)
     admin = httpx.Client(base_url=base, headers={"X-Admin-Key": ADMIN_KEY}, timeout=120)
-    live = LiveLSP(lab, base, settings, admin)
+    live = LiveLSP(lab, base, settings, admin, app)
     try:
         yield live
     finally:
