@@ -8,7 +8,7 @@ canonical JSON (seq, at, actor, action, target, before, after, request_id), so:
 * reordering (swapping seq numbers or contents) breaks the ``prev_hash`` links;
 * truncating the tail is caught by the ``audit_head`` row, which every append updates.
 
-Appends lock the head row (PostgreSQL ``FOR UPDATE``; SQLite's single writer) so
+Appends lock the head row first (a no-op UPDATE: PostgreSQL's row lock, SQLite's write lock) so
 two concurrent writers can never fork the chain. Recording happens in the same
 transaction as the state change it describes: no change without its entry.
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.db.base import session_scope, utcnow
@@ -66,8 +66,12 @@ def record(
     request_id: str | None = None,
 ) -> AuditEntry:
     """Append one entry inside the caller's transaction (it commits or rolls back with the change)."""
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
+    # Take the write lock *before* reading the head: a no-op UPDATE locks the row on PostgreSQL and
+    # takes SQLite's write lock (a plain SELECT there runs outside any transaction, so two writers
+    # could read the same head -- the unique seq then refuses the second, but it must wait instead).
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
+    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)).first()
+    if head is None:  # the migration creates the row; this covers a database built without it
         head = AuditHead(id=1, seq=0, hash=GENESIS)
         session.add(head)
     seq = head.seq + 1

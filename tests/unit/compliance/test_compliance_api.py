@@ -377,3 +377,31 @@ def test_lsp_compliance_scan_cli_uses_the_policy_file(
     assert r.exit_code == 0 and "scanned 4 transactions" in r.output and "1 new alerts" in r.output, r.output
     r = CliRunner().invoke(cli_main, ["compliance", "scan", "--config", str(tmp_path / "policy-0.yaml")])
     assert "0 new alerts" in r.output  # a re-scan adds nothing
+
+
+def test_concurrent_appends_never_fork_the_chain(make_api) -> None:
+    """Writers in parallel (as the API's threads and the monitoring worker are) queue on the head row."""
+    import threading
+
+    from lsp.compliance import audit
+
+    api = make_api()
+    sessions = ctx(api).sessions
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(10):
+                audit.record_in(sessions, actor=f"t{n}", action="test.append", target=f"x:{i}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert failures == []
+    with session_scope(sessions) as s:
+        n, problems = audit.verify(s)
+    assert (n, problems) == (60, [])

@@ -26,6 +26,13 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_head")),
     )
+    # The chain's head exists from the start, so concurrent first appends queue on its row lock.
+    op.bulk_insert(
+        sa.table(
+            "audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger), sa.column("hash", sa.String)
+        ),
+        [{"id": 1, "seq": 0, "hash": "0" * 64}],
+    )
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
