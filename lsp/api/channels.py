@@ -97,6 +97,10 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
         target=f"channel:{ch.id}",
         after={"capacitySat": ch.capacity_sat, "openingFeeSat": ch.opening_fee_sat, "channelPoint": ch.channel_point},
     )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
     return ChannelView.of(ch)
 
 
@@ -139,4 +143,8 @@ async def close_channel(
         before={"status": before},
         after={"status": closed.status, "force": body.force, "closingTxid": closed.closing_txid},
     )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
     return ChannelView.of(closed)

@@ -66,6 +66,10 @@ async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, ctx:
         target=f"invoice:{inv.id}",
         after={"amountSat": inv.amount_sat, "paymentHash": inv.payment_hash},
     )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
     return InvoiceView.of(inv)
 
 
