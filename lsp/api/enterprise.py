@@ -95,6 +95,7 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
         },
     )
     view = ClientView.of(new.client)
+    db.commit()  # before answering: the caller's next request (e.g. the KYC decision) must see the client
     return OnboardResponse(**view.model_dump(), api_secret=new.api_secret)
 
 
