@@ -60,7 +60,13 @@ def setup(release: bool) -> None:
 
 @main.command()
 @click.argument("topology")
-@click.option("--runtime", type=click.Choice(["process", "docker", "auto"]), default="process", show_default=True)
+@click.option(
+    "--runtime",
+    type=click.Choice(["process", "docker", "auto"]),
+    default="auto",
+    show_default=True,
+    help="auto: Docker when a daemon answers (DOCKER_HOST or scripts/dockerd.sh), else local processes",
+)
 def up(topology: str, runtime: str) -> None:
     """Start TOPOLOGY (a name in topologies/ or a YAML path) in the background."""
     from harness.harness import LightningTestHarness
@@ -71,10 +77,9 @@ def up(topology: str, runtime: str) -> None:
         raise LabStateError(
             f"a lab is already up ({current.topology}, {current.lab_dir}); run `lab down` first"
         )
-    if runtime == "docker":
-        raise LabStateError("the docker runtime is not available yet: use --runtime process")
-    if runtime == "auto":
-        runtime = "process"
+    from harness.harness import resolve_runtime
+
+    runtime = resolve_runtime(runtime)
     console.print(f"runtime: {runtime}")
     with _progress(f"lab up {topology}") as step:
         lab = LightningTestHarness(topology, runtime=runtime, tie_to_parent=False, progress=step)
@@ -139,6 +144,10 @@ def down(keep: bool) -> None:
     if lab is None:
         out.print("no lab is up; nothing to stop")
         return
+    if lab.runtime == "attached":
+        clear_active(remove_dir=lab.lab_dir)
+        out.print(f"detached from {lab.topology}; the compose network keeps running (docker-compose ... down stops it)")
+        return
     dead = lab.stop()
     if dead or keep:
         clear_active()
@@ -174,6 +183,27 @@ def pay(payer: str, payee: str, amount_sat: int, fee_limit_sat: int) -> None:
 
 
 @main.command()
+@click.option("--project", default="lightning-lab-regtest", show_default=True, help="the compose project name (-p)")
+def attach(project: str) -> None:
+    """Attach to a network started with docker-compose.regtest.yml (profile lab)."""
+    from harness.attach import attach_compose
+    from harness.harness import runs_root
+    from harness.labstate import STATE_FILE, active_lab, set_active
+
+    current = active_lab()
+    if current is not None and any(current.alive().values()):
+        raise LabStateError(f"a lab is already up ({current.topology}, {current.lab_dir}); run `lab down` first")
+    lab_dir = runs_root() / f"attached-{project}"
+    with _progress(f"lab attach {project}") as step:
+        step("copying credentials out of the containers and syncing nodes")
+        net = attach_compose(project, lab_dir)
+    net.write_state(lab_dir / STATE_FILE)
+    set_active(lab_dir)
+    _print_lab(net.describe())
+    out.print("attached: `lab down` detaches and leaves the compose network running")
+
+
+@main.command()
 def topologies() -> None:
     """List the topologies shipped in topologies/."""
     from harness.topology import TOPOLOGY_DIR, load_topology
@@ -192,11 +222,48 @@ def bench() -> None:
 @click.option("--topology", "topologies_", multiple=True, default=("line3", "star5", "mesh8"), show_default=True)
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
-def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None) -> None:
+@click.option(
+    "--runtime", "runtimes", multiple=True, type=click.Choice(["process", "docker"]), default=("process",),
+    show_default=True, help="repeat to compare runtimes in the same run",
+)
+def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None, runtimes: tuple[str, ...]) -> None:
     """Time from start to ready per topology, and peak memory per LND process."""
     from bench.bringup import run
 
-    run(list(topologies_), runs=runs, out_path=out_path, echo=out.print)
+    run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, echo=out.print)
+
+
+@bench.command("routing")
+@click.option("--nodes", type=int, default=2000, show_default=True, help="simulation: graph nodes")
+@click.option("--channels", type=int, default=8000, show_default=True, help="simulation: graph channels")
+@click.option("--payments", type=int, default=20, show_default=True, help="simulation: payments per amount")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--live-rounds", type=click.IntRange(0, 20), default=3, show_default=True, help="0: no live part")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="write JSON results here")
+def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_rounds: int, out_dir: Path | None) -> None:
+    """Routing: simulated mainnet-like graph (LND-style vs MCF), then live lnd vs mcf on mpp6."""
+    from bench import routing as sim
+
+    args = ["--nodes", str(nodes), "--channels", str(channels), "--payments", str(payments), "--seed", str(seed)]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        args += ["--out", str(out_dir / "routing-sim.json")]
+    sim.main(args)
+    if live_rounds:
+        from bench.routing_live import run as run_live
+
+        live_out = out_dir / "routing-live.json" if out_dir is not None else None
+        run_live(rounds=live_rounds, out_path=live_out, echo=out.print)
+
+
+@bench.command("jit")
+@click.option("--runs", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_jit(runs: int, out_path: Path | None) -> None:
+    """LSPS2 JIT channel time-to-settle (payer start -> preimage), p50/p95, on the jit topology."""
+    from bench.jit import run
+
+    run(runs=runs, out_path=out_path, echo=out.print)
 
 
 if __name__ == "__main__":

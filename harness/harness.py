@@ -17,13 +17,28 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from harness.breach import Breach, BreachResult
 from harness.chain.btcd import Btcd
 from harness.errors import InvariantError, LabError
+from harness.faults import Faults
 from harness.network import Network, Progress
 from harness.node import LndNode
+from harness.runtime.base import Runtime
 from harness.runtime.process import ProcessRuntime
 from harness.toolchain.build import find_toolchain
 from harness.topology import Policy, Topology, load_topology
+
+RUNTIMES = ("process", "docker", "auto")
+
+
+def resolve_runtime(name: str) -> str:
+    """``auto``: Docker when a daemon answers, local processes otherwise."""
+    if name != "auto":
+        return name
+    from harness.runtime.docker_client import docker_available
+
+    return "docker" if docker_available() else "process"
+
 
 # Log lines at these levels are failures unless a pattern below explains them.
 ERROR_MARKERS = ("[ERR]", "[CRT]")
@@ -51,11 +66,20 @@ BENIGN_ERRORS = (
     "unable to add channel: edge not found",
     # btcd's RPC answers a re-broadcast of an already-known tx with no error.
     "Broadcast attempt failed: <nil>",
+    # Logged by LND's shutdown and by its connection manager when a
+    # restarted peer redials (node stop/start faults).
+    "dead epoch stream in BestBlockTracker",
+    "CMGR: Unknown connid",
     # A failed payment is an outcome returned to the caller, not a fault.
     "CRTR: No route found for payment",
     "CRTR: Payment ",
     # The lab cancels CloseChannel's stream once the closing tx is broadcast.
     "[/lnrpc.Lightning/CloseChannel]: rpc error: code = Canceled",
+    # Long-lived streams a client closes on purpose (the LSPS service and lab client stopping).
+    "[/routerrpc.Router/HtlcInterceptor]: rpc error: code = Canceled",
+    "[/lnrpc.Lightning/SubscribeCustomMessages]: context canceled",
+    "[/lnrpc.Lightning/ChannelAcceptor]: rpc error: code = Canceled",
+    "CHAC: Received an error: rpc error: code = Canceled",
 )
 
 
@@ -96,17 +120,20 @@ class LightningTestHarness:
         tie_to_parent: bool = True,
         progress: Progress | None = None,
     ):
-        if runtime not in ("process",):
-            raise LabError(f"runtime {runtime!r} is not available yet (use 'process')")
+        if runtime not in RUNTIMES:
+            raise LabError(f"unknown runtime {runtime!r} (expected one of: {', '.join(RUNTIMES)})")
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
-        self.runtime_name = runtime
+        self.runtime_name = resolve_runtime(runtime)
         self._lab_dir = lab_dir
         self.keep = keep
         self.progress: Progress = progress or _stderr_progress
-        self.runtime = ProcessRuntime(tie_to_parent=tie_to_parent)
+        self.tie_to_parent = tie_to_parent
+        self.runtime: Runtime | None = None
         self.network: Network | None = None
         self.failed = False
         self._log_offsets: dict[Path, int] = {}
+        self._faults: Faults | None = None
+        self._expected_errors: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -115,10 +142,18 @@ class LightningTestHarness:
             self._lab_dir = new_lab_dir(self.topology.name)
         return self._lab_dir
 
+    def _make_runtime(self) -> Runtime:
+        if self.runtime_name == "docker":
+            from harness.runtime.docker import DockerRuntime
+
+            return DockerRuntime(self.lab_dir, progress=self.progress, owned=self.tie_to_parent)
+        return ProcessRuntime(tie_to_parent=self.tie_to_parent)
+
     def start(self) -> LightningTestHarness:
         toolchain = find_toolchain()
-        self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
         try:
+            self.runtime = self._make_runtime()
+            self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
             self.network.start(self.progress)
         except BaseException:
             self.failed = True
@@ -131,8 +166,12 @@ class LightningTestHarness:
         if failed is not None:
             self.failed = self.failed or failed
         try:
-            if self.network is not None:
-                self.network.stop()
+            try:
+                if self.network is not None:
+                    self.network.stop()
+            finally:
+                if self.runtime is not None:
+                    self.runtime.close()
         finally:
             keep = self.keep if self.keep is not None else self.failed
             if self._lab_dir is not None and self._lab_dir.exists():
@@ -182,12 +221,65 @@ class LightningTestHarness:
             self.mine(1)
         return txid
 
+    # -- faults (both runtimes) -------------------------------------------
+    @property
+    def faults(self) -> Faults:
+        if self._faults is None:
+            self._faults = Faults(self.net)
+        return self._faults
+
+    def stop_node(self, name: str) -> None:
+        self.faults.stop_node(name)
+
+    def start_node(self, name: str, *, wait_active: bool = True) -> LndNode:
+        return self.faults.start_node(name, wait_active=wait_active)
+
+    def restart_node(self, name: str) -> LndNode:
+        return self.faults.restart_node(name)
+
+    def kill_node(self, name: str) -> None:
+        self.faults.kill_node(name)
+
+    def pause_node(self, name: str) -> None:
+        self.faults.pause_node(name)
+
+    def resume_node(self, name: str) -> None:
+        self.faults.resume_node(name)
+
+    def partition(self, name: str) -> list[str]:
+        return self.faults.partition(name)
+
+    def heal(self, name: str) -> None:
+        self.faults.heal(name)
+
+    def reorg(self, depth: int = 1) -> list[str]:
+        return self.faults.reorg(depth)
+
+    def set_fees(self, by_target: dict[str, int]) -> None:
+        self.faults.set_fees(by_target)
+
+    def breach(self, cheater: str, victim: str, *, tower: str | None = None) -> BreachResult:
+        """Make ``cheater`` broadcast a revoked state; see harness/breach.py."""
+        # A closed channel's late gossip proof, and (with a tower) the victim's
+        # own justice tx losing the race to the tower's, are expected here.
+        self.expect_log_errors("unable to store the proof for short_chan_id")
+        if tower is not None:
+            self.expect_log_errors("Unable to broadcast justice tx: transaction rejected: output already spent")
+        return Breach(self.net, self.faults).run(cheater, victim, tower=tower)
+
+    def expect_log_errors(self, *patterns: str) -> None:
+        """Error log lines containing any of ``patterns`` are expected by the
+        current test and do not count against the lab's invariants."""
+        self._expected_errors.extend(patterns)
+
     def policy(self, base_fee_msat: int = 1000, fee_rate_ppm: int = 1, cltv_delta: int = 80) -> Policy:
         return Policy(base_fee_msat=base_fee_msat, fee_rate_ppm=fee_rate_ppm, cltv_delta=cltv_delta)
 
     # -- invariants (checked after each test by the pytest plugin) ----------
     def mark_logs(self) -> None:
-        """Remember where each node log ends, so later checks read only new lines."""
+        """Remember where each node log ends, so later checks read only new
+        lines; also forgets the previous test's expected errors."""
+        self._expected_errors.clear()
         for n in self.net.nodes.values():
             p = n.config.log_path
             self._log_offsets[p] = p.stat().st_size if p.exists() else 0
@@ -202,7 +294,8 @@ class LightningTestHarness:
                 fh.seek(self._log_offsets.get(p, 0))
                 for raw in fh:
                     line = raw.decode("utf-8", "replace").rstrip()
-                    if any(m in line for m in ERROR_MARKERS) and not any(b in line for b in BENIGN_ERRORS):
+                    allowed = (*BENIGN_ERRORS, *self._expected_errors)
+                    if any(m in line for m in ERROR_MARKERS) and not any(b in line for b in allowed):
                         out.append(f"{n.name}: {line}")
         return out
 

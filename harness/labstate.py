@@ -12,6 +12,7 @@ from typing import Any
 from harness.errors import LabStateError
 from harness.harness import runs_root
 from harness.node import LndConfig, LndNode
+from harness.runtime.base import NodeHandle
 from harness.runtime.process import ManagedProcess, ProcessRuntime, pid_alive, pid_cmdline
 
 STATE_FILE = "lab.json"
@@ -32,8 +33,14 @@ class AttachedLab:
     def topology(self) -> str:
         return str(self.state["topology"])
 
-    def processes(self) -> list[ManagedProcess]:
-        procs = [
+    @property
+    def runtime(self) -> str:
+        return str(self.state.get("runtime", "process"))
+
+    def processes(self) -> list[NodeHandle]:
+        if self.runtime in ("docker", "attached"):
+            return self._containers()
+        procs: list[NodeHandle] = [
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
             for name, n in self.state["nodes"].items()
         ]
@@ -42,6 +49,25 @@ class AttachedLab:
             if b:
                 procs.append(ProcessRuntime.adopt(key, int(b["pid"]), list(b["argv"]), Path(b["log"])))
         return procs
+
+    def _containers(self) -> list[NodeHandle]:
+        from harness.runtime import docker_resources as dr
+        from harness.runtime.docker import ManagedContainer
+        from harness.runtime.docker_client import require_docker
+
+        client = require_docker()
+        handles: list[NodeHandle] = []
+        if self.runtime == "attached":
+            project = self.topology.removeprefix("compose:")
+            found = client.containers.list(filters={"label": f"com.docker.compose.project={project}"})
+        else:
+            found = dr.lab_containers(client, str(self.state.get("lab_id")))
+        for c in found:
+            labels = c.labels or {}
+            node = labels.get(dr.LABEL_NODE) or labels.get("com.docker.compose.service") or c.name
+            handles.append(ManagedContainer(name=node, argv=[], log_path=self.lab_dir / node / "container.log", container=c))
+        # LND nodes first, so btcd outlives their shutdown.
+        return sorted(handles, key=lambda h: h.name in ("btcd", "feeservice"))
 
     def alive(self) -> dict[str, bool]:
         return {p.name: _ours(p) for p in self.processes()}
@@ -53,7 +79,7 @@ class AttachedLab:
         rpc_port = int(n["rpc"].rsplit(":", 1)[1])
         cfg = LndConfig(
             name=name,
-            binary=Path(n["argv"][0]),
+            binary=Path(n["argv"][0] if n["argv"] else "lnd"),
             lnddir=self.lab_dir / name,
             btcd_rpc=self.state["btcd"]["rpc"],
             btcd_cert_pem=b"",
@@ -77,11 +103,18 @@ class AttachedLab:
                 dead.append(p.name)
                 continue
             p.stop()
+        if self.runtime == "docker":
+            from harness.runtime import docker_resources as dr
+            from harness.runtime.docker_client import require_docker
+
+            dr.cleanup_lab(require_docker(), str(self.state.get("lab_id")))
         return dead
 
 
-def _ours(p: ManagedProcess) -> bool:
+def _ours(p: NodeHandle) -> bool:
     """The pid is alive and still runs the binary we started (pids get reused)."""
+    if not isinstance(p, ManagedProcess):
+        return p.is_running()
     return pid_alive(p.pid) and bool(p.argv) and pid_cmdline(p.pid).startswith(p.argv[0])
 
 

@@ -8,7 +8,6 @@ on both ends; ``close_channel`` mines until the funds are back.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +23,8 @@ from harness.chain.faucet import Faucet, Utxo
 from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
+from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
 from harness.wait import wait_for
@@ -59,14 +58,14 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 class Network:
     """btcd plus the topology's LND nodes, started as processes."""
 
-    def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: ProcessRuntime):
+    def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: Runtime):
         self.topology = topology
         self.lab_dir = lab_dir
         self.toolchain = toolchain
         self.runtime = runtime
         self.faucet = Faucet()
         self.btcd: Btcd | None = None
-        self.fee_proc: ManagedProcess | None = None
+        self.fee_proc: NodeHandle | None = None
         self.fee_port = 0
         self.nodes: dict[str, LndNode] = {}
         self.channels: list[OpenedChannel] = []
@@ -96,7 +95,12 @@ class Network:
         progress(f"network ready in {time.monotonic() - t0:.1f}s")
 
     def _start_chain(self, progress: Progress) -> None:
-        cfg = BtcdConfig(binary=self.toolchain.btcd, datadir=self.lab_dir / "btcd", mining_address=self.faucet.address)
+        cfg = BtcdConfig(
+            binary=self.toolchain.btcd,
+            datadir=self.lab_dir / "btcd",
+            mining_address=self.faucet.address,
+            listen_host=self.runtime.listen_host,
+        )
         self.lab_dir.mkdir(parents=True, exist_ok=True)
         self.btcd = Btcd(cfg, self.runtime)
         self.btcd.start()
@@ -114,19 +118,27 @@ class Network:
 
     @property
     def fee_url(self) -> str:
-        return f"http://127.0.0.1:{self.fee_port}{feeservice.PATH}"
+        """The URL as the nodes reach it (a container name in Docker)."""
+        return f"http://{self.runtime.peer_host('feeservice')}:{self.fee_port}{feeservice.PATH}"
 
     def _start_fee_service(self) -> None:
         self.fee_port = free_port()
         feeservice.write_fees(self.fee_file)
-        argv = [sys.executable, "-m", "harness.chain.feeservice", "--port", str(self.fee_port), "--file", str(self.fee_file)]
-        self.fee_proc = self.runtime.start("feeservice", argv, log_path=self.lab_dir / "feeservice.log")
+        argv = [
+            str(self.toolchain.feeservice),
+            f"-listen={self.runtime.listen_host}:{self.fee_port}",
+            f"-file={self.fee_file}",
+        ]
+        self.fee_proc = self.runtime.start(
+            "feeservice", argv, log_path=self.lab_dir / "feeservice.log", publish=[self.fee_port]
+        )
+        host_url = f"http://127.0.0.1:{self.fee_port}{feeservice.PATH}"
 
         def answers() -> bool:
             assert self.fee_proc is not None
             if not self.fee_proc.is_running():
                 raise ProcessDied(f"the fee service exited; see {self.lab_dir / 'feeservice.log'}")
-            return httpx.get(self.fee_url, timeout=2).status_code == 200
+            return httpx.get(host_url, timeout=2).status_code == 200
 
         wait_for(answers, what="the lab's fee service to answer", timeout_s="PROCESS_START")
 
@@ -140,18 +152,29 @@ class Network:
             name=name,
             binary=self.toolchain.lnd,
             lnddir=self.lab_dir / name,
-            btcd_rpc=f"127.0.0.1:{self.btcd.config.rpc_port}",
+            btcd_rpc=f"{self.runtime.peer_host('btcd')}:{self.btcd.config.rpc_port}",
             btcd_cert_pem=self.btcd.cert_pem,
             btcd_user=RPC_USER,
             btcd_pass=RPC_PASS,
             flags=[f"--fee.url={self.fee_url}", *flags],
+            listen_host=self.runtime.listen_host,
+            advertise_host=self.runtime.peer_host(name),
         )
 
     def _start_nodes(self, progress: Progress) -> None:
         for spec in self.topology.nodes:
-            node = LndNode(self._node_config(spec.name, self.topology.flags_for(spec)), self.runtime)
-            self.nodes[spec.name] = node
-            node.start()
+            cfg = self._node_config(spec.name, self.topology.flags_for(spec))
+            if spec.role == "watchtower":
+                cfg.tower_port = free_port()
+            self.nodes[spec.name] = LndNode(cfg, self.runtime)
+        if self.runtime.name == "process":
+            # From this thread: PR_SET_PDEATHSIG fires when the *thread* that
+            # spawned a process exits, so pool threads must not spawn nodes.
+            for n in self.nodes.values():
+                n.start()
+        else:
+            # Creating a container copies its image (vfs storage): overlap them.
+            _parallel(lambda n: n.start(), list(self.nodes.values()))
         progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
         tip = self.chain.tip()
         _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()))
@@ -173,10 +196,10 @@ class Network:
             want = sum(amounts)
             node = self.nodes[name]
             wait_for(
-                lambda n=node, w=want: n.balances().onchain_confirmed_sat >= w,
+                lambda: node.balances().onchain_confirmed_sat >= want,  # noqa: B023 - called before the loop moves on
                 what=f"{name}'s confirmed on-chain balance to reach {want} sat",
                 timeout_s="WALLET_BALANCE",
-                describe=lambda n=node: f"balance {n.balances()}",
+                describe=lambda: f"balance {node.balances()}",  # noqa: B023
             )
 
     def send_from_faucet(self, outputs: list[tuple[str, int]]) -> str:
@@ -256,7 +279,7 @@ class Network:
                 for end in (oc.spec.from_, oc.spec.to):
                     node = self.node(end)
                     wait_for(
-                        lambda n=node, cp=oc.channel_point: n.describe_graph().edge(cp) is not None,
+                        lambda: node.describe_graph().edge(oc.channel_point) is not None,  # noqa: B023
                         what=f"{end} to hold the announced edge {oc.channel_point}",
                         timeout_s="GRAPH_SYNC",
                         log=node.config.log_path,
@@ -269,7 +292,7 @@ class Network:
         for name in (a, b):
             node = self.node(name)
             wait_for(
-                lambda n=node: any(c.channel_point == channel_point for c in n.list_channels(active_only=True)),
+                lambda: any(c.channel_point == channel_point for c in node.list_channels(active_only=True)),  # noqa: B023
                 what=f"channel {channel_point} ({a}->{b}) to be active on {name}",
                 timeout_s="CHANNEL_OPEN",
                 log=node.config.log_path,
@@ -303,7 +326,7 @@ class Network:
                 # LND re-sends pending announcement signatures on reconnect.
                 try:
                     a.disconnect(b)
-                except Exception:  # noqa: BLE001 - already disconnected is fine
+                except Exception:
                     pass
                 a.connect(b)
             else:
@@ -325,18 +348,23 @@ class Network:
         (reconnect for a missing edge, the declared policy again for a missing
         policy) and waits again.
         """
+        # A node with no channel (a JIT client, a watchtower) has no peer to
+        # learn the graph from.
+        in_channels = {n for oc in self.channels for n in (oc.spec.from_, oc.spec.to)}
         for node in self.nodes.values():
+            if node.name not in in_channels:
+                continue
             try:
-                wait_for(lambda n=node: not self._graph_gaps(n), what="graph", timeout_s=REPAIR_AFTER_S)
+                wait_for(lambda: not self._graph_gaps(node), what="graph", timeout_s=REPAIR_AFTER_S)  # noqa: B023
                 continue
             except WaitTimeout:
                 self._repair_gossip(self._graph_gaps(node))
             wait_for(
-                lambda n=node: not self._graph_gaps(n),
+                lambda: not self._graph_gaps(node),  # noqa: B023
                 what=f"{node.name}'s graph to hold all {len(self._expected_public())} public channel(s) "
                 f"with declared policies",
                 timeout_s=timeout_s,
-                describe=lambda n=node: "; ".join(g[2] for g in self._graph_gaps(n)[:5]),
+                describe=lambda: "; ".join(g[2] for g in self._graph_gaps(node)[:5]),  # noqa: B023
             )
 
     def _mine_to_announce(self) -> None:
@@ -435,14 +463,14 @@ class Network:
         def stop_node(n: LndNode) -> None:
             try:
                 n.stop()
-            except Exception as exc:  # noqa: BLE001 - collect, keep stopping
+            except Exception as exc:
                 errors.append(f"{n.name}: {exc}")
 
         _parallel(stop_node, list(self.nodes.values()))
         if self.btcd is not None:
             try:
                 self.btcd.stop()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 errors.append(f"btcd: {exc}")
         if self.fee_proc is not None:
             self.fee_proc.stop()
@@ -459,6 +487,8 @@ class Network:
         return {
             "topology": self.topology.name,
             "lab_dir": str(self.lab_dir),
+            "runtime": self.runtime.name,
+            "lab_id": getattr(self.runtime, "lab_id", ""),
             "btcd": {
                 "pid": self.btcd.proc.pid if self.btcd.proc else 0,
                 "rpc": f"127.0.0.1:{self.btcd.config.rpc_port}",
@@ -468,11 +498,11 @@ class Network:
                 "log": str(self.btcd.config.log_path),
                 "argv": self.btcd.proc.argv if self.btcd.proc else [],
             },
-            "feeservice": {
-                "pid": self.fee_proc.pid if self.fee_proc else 0,
+            "feeservice": None if self.fee_proc is None else {
+                "pid": self.fee_proc.pid,
                 "url": self.fee_url,
                 "file": str(self.fee_file),
-                "argv": self.fee_proc.argv if self.fee_proc else [],
+                "argv": self.fee_proc.argv,
                 "log": str(self.lab_dir / "feeservice.log"),
             },
             "nodes": {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -22,8 +23,8 @@ from harness.rpc.router import PaymentResult, RouterRpc
 from harness.rpc.signer import SignerRpc
 from harness.rpc.state import StateRpc
 from harness.rpc.wallet import WalletRpc
+from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.wait import wait_for
 
 # The flags LND's own integration harness runs regtest nodes with (see
@@ -42,6 +43,10 @@ BASE_FLAGS = (
     "--nobootstrap",
     "--dev.unsafedisconnect",
     "--maxpendingchannels=20",
+    # Poll the lab's fee service every second or two (default: minutes), so
+    # a fee change is seen at once.
+    "--fee.min-update-timeout=1s",
+    "--fee.max-update-timeout=2s",
     "--debuglevel=info",
 )
 
@@ -59,6 +64,12 @@ class LndConfig:
     rpc_port: int = 0
     rest_port: int = 0
     p2p_port: int = 0
+    # Where listeners bind (127.0.0.1 for processes, 0.0.0.0 in a container)
+    # and the host name peers use to reach this node.
+    listen_host: str = "127.0.0.1"
+    advertise_host: str = "127.0.0.1"
+    # Set for nodes with the ``watchtower`` role: where the tower listens.
+    tower_port: int = 0
 
     def __post_init__(self) -> None:
         self.rpc_port = self.rpc_port or free_port()
@@ -91,10 +102,16 @@ class LndConfig:
             *BASE_FLAGS,
             f"--alias={self.name}",
             f"--lnddir={self.lnddir}",
-            f"--rpclisten=127.0.0.1:{self.rpc_port}",
-            f"--restlisten=127.0.0.1:{self.rest_port}",
-            f"--listen=127.0.0.1:{self.p2p_port}",
-            f"--externalip=127.0.0.1:{self.p2p_port}",
+            f"--rpclisten={self.listen_host}:{self.rpc_port}",
+            f"--restlisten={self.listen_host}:{self.rest_port}",
+            f"--listen={self.listen_host}:{self.p2p_port}",
+            f"--externalip={self.advertise_host}:{self.p2p_port}",
+            f"--tlsextradomain={self.name}",
+            *(
+                ["--watchtower.active", f"--watchtower.listen={self.listen_host}:{self.tower_port}"]
+                if self.tower_port
+                else []
+            ),
             f"--btcd.rpchost={self.btcd_rpc}",
             f"--btcd.rpcuser={self.btcd_user}",
             f"--btcd.rpcpass={self.btcd_pass}",
@@ -106,11 +123,11 @@ class LndConfig:
 class LndNode:
     """A live LND node: typed RPC handles per service plus everyday verbs."""
 
-    def __init__(self, config: LndConfig, runtime: ProcessRuntime):
+    def __init__(self, config: LndConfig, runtime: Runtime):
         self.config = config
         self.name = config.name
         self.runtime = runtime
-        self.proc: ManagedProcess | None = None
+        self.proc: NodeHandle | None = None
         self._channel: grpc.Channel | None = None
         self._pubkey: str | None = None
         self._rpcs: dict[str, object] = {}
@@ -121,7 +138,12 @@ class LndNode:
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         self.config.lnddir.mkdir(parents=True, exist_ok=True)
-        self.proc = self.runtime.start(self.name, self.config.argv(), log_path=self.config.stdout_path)
+        self.proc = self.runtime.start(
+            self.name,
+            self.config.argv(),
+            log_path=self.config.stdout_path,
+            publish=[self.config.rpc_port, self.config.rest_port],
+        )
 
     def _alive(self) -> None:
         if self.proc is not None and not self.proc.is_running():
@@ -137,7 +159,13 @@ class LndNode:
             self._alive()
             if not self.config.tls_cert.exists():
                 return False
-            return self.state.state() == "SERVER_ACTIVE"
+            try:
+                return self.state.state() == "SERVER_ACTIVE"
+            except Exception:
+                # The channel may hold a certificate read while LND was still
+                # writing it: start over with a fresh read next time.
+                self.close_rpc()
+                raise
 
         wait_for(server_active, what=f"{self.name} to reach SERVER_ACTIVE", timeout_s="LND_READY", log=self.config.log_path)
         return self.wait_synced(chain_tip)
@@ -190,6 +218,10 @@ class LndNode:
             self._rpcs[key] = cls(self.name, self._grpc())
         return self._rpcs[key]
 
+    def _rpc_stub(self, stub_cls: type) -> Any:
+        """A raw generated stub on this node's channel, for services without a wrapper."""
+        return stub_cls(self._grpc())
+
     @property
     def ln(self) -> LightningRpc:
         return self._rpc(LightningRpc)  # type: ignore[return-value]
@@ -231,7 +263,8 @@ class LndNode:
 
     @property
     def p2p_address(self) -> str:
-        return f"127.0.0.1:{self.config.p2p_port}"
+        """Where peers connect to this node (``127.0.0.1:port`` or ``name:port`` in Docker)."""
+        return f"{self.config.advertise_host}:{self.config.p2p_port}"
 
     @property
     def rpc_address(self) -> str:

@@ -26,7 +26,12 @@ DEFAULT_TOPOLOGY = "line3"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lightning-lab")
-    group.addoption("--lab-runtime", default="process", help="runtime for lab networks: process (default)")
+    group.addoption(
+        "--lab-runtime",
+        default="process",
+        choices=("process", "docker", "auto"),
+        help="runtime for lab networks: process (default), docker, or auto (docker when a daemon answers)",
+    )
     group.addoption("--lab-keep", action="store_true", help="keep every lab directory, also for passing tests")
 
 
@@ -98,7 +103,7 @@ def lab(request: pytest.FixtureRequest, _lab_shared: _SharedLabs) -> Iterator[Li
     finally:
         try:
             harness.check_invariants()
-        except Exception as exc:  # noqa: BLE001 - reported after teardown
+        except Exception as exc:
             invariant_error = exc
         failed = _test_failed(request.node) or invariant_error is not None
         if shared:

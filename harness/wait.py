@@ -74,7 +74,7 @@ def log_tail(path: Path | None, lines: int = 20) -> str:
 
 
 def wait_for(
-    check: Callable[[], T | None | bool],
+    check: Callable[[], T | bool | None],
     *,
     what: str,
     timeout_s: str | float = "DEFAULT",
@@ -100,13 +100,13 @@ def wait_for(
             last = f"condition returned {value!r}"
         except ProcessDied:
             raise
-        except Exception as exc:  # noqa: BLE001 - any failure is "not yet"
+        except Exception as exc:
             last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
             if describe is not None:
                 try:
                     last = describe()
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     last = f"{last} (describe failed: {exc})"
             raise WaitTimeout(what=what, seconds=limit, last_state=last, log_tail=log_tail(log), log_path=log)
         time.sleep(interval)

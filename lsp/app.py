@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lsp.api import channels, enterprise, invoices, liquidity, payments, ws
+from lsp.api import channels, enterprise, invoices, liquidity, lsps, payments, routing, swaps, ws
 from lsp.api import errors as api_errors
 from lsp.config import Settings
 from lsp.context import AppContext
@@ -139,6 +139,9 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
 
     for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
         app.include_router(router)
+    routing.install(app)
+    swaps.install(app)  # swaps router + swap loop (docs/SWAPS.md)
+    app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)
     _install_compliance(app, ctx)
     return app
 

@@ -58,3 +58,10 @@ LND_PROTOS: Final = (
     "wtclientrpc/wtclient.proto",
     "verrpc/verrpc.proto",
 )
+
+# Images named by docker-compose.regtest.yml's `upstream` profile (for users
+# with registry access; NOT exercised on this project's machines). The `lab`
+# profile uses the FROM-scratch images built from the pins above.
+BITCOIN_CORE_VERSION: Final = "29.0"
+UPSTREAM_BITCOIND_IMAGE: Final = f"bitcoin/bitcoin:{BITCOIN_CORE_VERSION}"
+UPSTREAM_LND_IMAGE: Final = f"lightninglabs/lnd:{LND_VERSION}"

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from harness.errors import NodeError, ProcessDied
+from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
-from harness.runtime.process import ManagedProcess, ProcessRuntime
 from harness.wait import wait_for
 
 RPC_USER = "lab"
@@ -76,6 +76,8 @@ class BtcdConfig:
     mining_address: str
     rpc_port: int = 0
     p2p_port: int = 0
+    # 127.0.0.1 for processes; 0.0.0.0 inside a container (published on 127.0.0.1).
+    listen_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         self.rpc_port = self.rpc_port or free_port()
@@ -99,8 +101,8 @@ class BtcdConfig:
             "--regtest",
             f"--rpcuser={RPC_USER}",
             f"--rpcpass={RPC_PASS}",
-            f"--rpclisten=127.0.0.1:{self.rpc_port}",
-            f"--listen=127.0.0.1:{self.p2p_port}",
+            f"--rpclisten={self.listen_host}:{self.rpc_port}",
+            f"--listen={self.listen_host}:{self.p2p_port}",
             f"--rpccert={self.cert}",
             f"--rpckey={self.key}",
             f"--datadir={self.datadir / 'data'}",
@@ -120,16 +122,18 @@ class BtcdConfig:
 class Btcd:
     """A running btcd and the chain operations tests use."""
 
-    def __init__(self, config: BtcdConfig, runtime: ProcessRuntime):
+    def __init__(self, config: BtcdConfig, runtime: Runtime):
         self.config = config
         self.runtime = runtime
-        self.proc: ManagedProcess | None = None
+        self.proc: NodeHandle | None = None
         self.rpc = BtcdRpc("127.0.0.1", config.rpc_port, config.cert)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
         self.config.datadir.mkdir(parents=True, exist_ok=True)
-        self.proc = self.runtime.start("btcd", self.config.argv(), log_path=self.config.log_path)
+        self.proc = self.runtime.start(
+            "btcd", self.config.argv(), log_path=self.config.log_path, publish=[self.config.rpc_port]
+        )
 
         def ready() -> bool:
             if self.proc is not None and not self.proc.is_running():

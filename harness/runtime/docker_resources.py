@@ -77,13 +77,15 @@ def lab_labels(lab_id: str, **extra: str) -> dict[str, str]:
 # ---------------------------------------------------------------- networks
 
 
-def create_network(client: Any, lab_id: str) -> Any:
+def create_network(client: Any, lab_id: str, extra_labels: Mapping[str, str] | None = None) -> Any:
     """The lab's user-defined bridge network (created, or the existing one of this lab)."""
     name = network_name(lab_id)
     for net in client.networks.list(names=[name]):
         if net.name == name and (net.attrs.get("Labels") or {}).get(LABEL_LAB) == lab_id:
             return net
-    return client.networks.create(name, driver="bridge", labels=lab_labels(lab_id), check_duplicate=True)
+    return client.networks.create(
+        name, driver="bridge", labels=lab_labels(lab_id, **(extra_labels or {})), check_duplicate=True
+    )
 
 
 # -------------------------------------------------------------- containers
@@ -117,6 +119,8 @@ def run_container(
     files: Mapping[str, bytes] | None = None,
     environment: Mapping[str, str] | None = None,
     volumes: Mapping[str, Mapping[str, str]] | None = None,
+    port_map: Mapping[int, int] | None = None,
+    extra_labels: Mapping[str, str] | None = None,
 ) -> NodeContainer:
     """Create and start a node container in ``network``.
 
@@ -124,6 +128,7 @@ def run_container(
     network alias ``node``, and publishes each port in ``publish`` on
     127.0.0.1 with a host port Docker chooses (read back into ``ports``).
     ``files`` (absolute path -> content) are copied in before it starts.
+    ``port_map`` publishes container ports on fixed 127.0.0.1 host ports.
     """
     name = container_name(lab_id, node)
     _check_name("node name", node)
@@ -135,10 +140,13 @@ def run_container(
             command=list(command),
             name=name,
             hostname=node,
-            labels=lab_labels(lab_id, **{LABEL_ROLE: role, LABEL_NODE: node}),
+            labels=lab_labels(lab_id, **{LABEL_ROLE: role, LABEL_NODE: node}, **(extra_labels or {})),
             network=network.name,
             networking_config={network.name: endpoint},
-            ports={f"{p}/tcp": ("127.0.0.1", None) for p in publish},
+            ports={
+                **{f"{p}/tcp": ("127.0.0.1", None) for p in publish},
+                **{f"{c}/tcp": ("127.0.0.1", h) for c, h in (port_map or {}).items()},
+            },
             environment=dict(environment or {}),
             volumes={k: dict(v) for k, v in (volumes or {}).items()},
             detach=True,

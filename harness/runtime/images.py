@@ -48,6 +48,7 @@ __all__ = [
 
 BTCD_IMAGE = f"{IMAGE_REPO}/btcd:{BTCD_VERSION}"
 LND_IMAGE = f"{IMAGE_REPO}/lnd:{LND_VERSION}-lab"
+FEESERVICE_IMAGE = f"{IMAGE_REPO}/feeservice:latest"
 
 PASSWD = "root:x:0:0:root:/data:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -77,6 +78,7 @@ class LabImages:
 
     btcd: str
     lnd: str
+    feeservice: str = FEESERVICE_IMAGE
     built: tuple[str, ...] = ()
 
 
@@ -94,7 +96,7 @@ def _binary_paths() -> dict[str, Path]:
 
     try:
         t = find_toolchain("lab")
-        return {"lnd": t.lnd, "lncli": t.lncli, "btcd": t.btcd, "btcctl": t.btcctl}
+        return {"lnd": t.lnd, "lncli": t.lncli, "btcd": t.btcd, "btcctl": t.btcctl, "feeservice": t.feeservice}
     except ToolchainError as exc:
         pre = cache_root() / "prebuild"
         paths = {name: pre / name for name in ("lnd", "lncli", "btcd", "btcctl")}
@@ -121,6 +123,20 @@ def image_specs(binaries: dict[str, Path] | None = None) -> list[ImageSpec]:
             pin=f"{LND_MODULE}@{LND_VERSION} tags={LND_LAB_TAGS}",
             entrypoint="lnd",
             expose=(9735, 10009, 8080),
+        ),
+        *(
+            [
+                ImageSpec(
+                    kind="feeservice",
+                    tag=FEESERVICE_IMAGE,
+                    binaries={"feeservice": b["feeservice"]},
+                    pin="harness/feeservice",
+                    entrypoint="feeservice",
+                    expose=(8080,),
+                )
+            ]
+            if "feeservice" in b
+            else []
         ),
     ]
 

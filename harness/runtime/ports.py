@@ -1,29 +1,96 @@
-"""Free TCP ports on 127.0.0.1 for node listeners.
+"""Free TCP ports on 127.0.0.1 for node listeners, unique across processes.
 
-Each lab asks the kernel for ports (bind to port 0) and remembers what it
-handed out, so one process never gives the same port twice; parallel
-pytest-xdist workers get distinct ephemeral ports from the kernel.
+Ports come from a range below Linux's ephemeral range (32768-60999), so an
+outgoing connection of any process cannot take a port between the moment the
+lab picks it and the moment the node binds it. Each port handed out is
+reserved with a lock file naming the owning pid (the way LND's own
+``lntest/port`` does it), so parallel labs (pytest-xdist workers, several
+users of one machine) never get the same port; reservations of dead
+processes are reclaimed.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import socket
+import tempfile
 import threading
+from pathlib import Path
 
+PORT_RANGE = (20000, 32000)
 _lock = threading.Lock()
-_handed_out: set[int] = set()
+
+
+def _reservations() -> Path:
+    d = Path(os.environ.get("LAB_PORTS_DIR") or Path(tempfile.gettempdir()) / "lightning-lab-ports")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reserve(port: int) -> bool:
+    path = _reservations() / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _owner_alive(path):
+                return False
+            path.unlink(missing_ok=True)  # stale: its owner is gone
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
+    lo, hi = PORT_RANGE
     with _lock:
-        for _ in range(100):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
-            if port not in _handed_out:
-                _handed_out.add(port)
-                return port
-    raise RuntimeError("no free TCP port found on 127.0.0.1")
+        start = random.randrange(lo, hi)
+        for i in range(hi - lo):
+            port = lo + (start - lo + i) % (hi - lo)
+            if _reserve(port):
+                if _bindable(port):
+                    return port
+                (_reservations() / str(port)).unlink(missing_ok=True)
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {lo}..{hi}")
+
+
+def release(port: int) -> None:
+    """Give a port back (optional: reservations of exited processes are reclaimed)."""
+    path = _reservations() / str(port)
+    try:
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except OSError:
+        pass
 
 
 def port_in_use(port: int) -> bool:

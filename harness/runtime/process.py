@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import NodeError
+from harness.runtime.base import NodeHandle
 
 _PR_SET_PDEATHSIG = 1
 
@@ -124,12 +125,30 @@ class ProcessRuntime:
     """Starts node binaries as child processes of this Python process."""
 
     name = "process"
+    listen_host = "127.0.0.1"
 
     def __init__(self, *, tie_to_parent: bool = True):
         self.tie_to_parent = tie_to_parent
 
+    def peer_host(self, node: str) -> str:
+        """How other nodes address ``node``: everything is on loopback."""
+        return "127.0.0.1"
+
+    def restart(self, handle: NodeHandle) -> ManagedProcess:
+        """Start a stopped node again with the same arguments (its data is kept)."""
+        return self.start(handle.name, handle.argv, log_path=handle.log_path)
+
+    def close(self) -> list[str]:
+        return []
+
     def start(
-        self, name: str, argv: Sequence[str], *, log_path: Path, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        publish: Sequence[int] = (),
     ) -> ManagedProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         out = log_path.open("ab")
@@ -141,7 +160,7 @@ class ProcessRuntime:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.tie_to_parent else None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent if self.tie_to_parent else None,
             )
         except OSError as exc:
             raise NodeError(f"cannot start {name}: {argv[0]}: {exc}") from exc

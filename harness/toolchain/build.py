@@ -7,6 +7,7 @@ version before it is trusted. Nothing built here is committed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -43,6 +44,7 @@ class Toolchain:
     lncli: Path
     btcd: Path
     btcctl: Path
+    feeservice: Path
 
 
 def go_version(go: str | None = None) -> tuple[int, int, int]:
@@ -185,11 +187,41 @@ def ensure_btcd(progress: Progress = _noop) -> Path:
     return out
 
 
+FEESERVICE_SRC = Path(__file__).resolve().parent.parent / "feeservice"
+
+
+def feeservice_dir() -> Path:
+    h = hashlib.sha256()
+    for name in ("go.mod", "main.go"):
+        h.update((FEESERVICE_SRC / name).read_bytes())
+    return bin_root() / f"feeservice-{h.hexdigest()[:12]}"
+
+
+def ensure_feeservice(progress: Progress = _noop) -> Path:
+    """Build the lab's own fee-estimate server (harness/feeservice, ~40 lines of Go)."""
+    out = feeservice_dir()
+    if (out / "feeservice").exists():
+        return out
+    go = require_go()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    progress("go build feeservice")
+    _run([go, "build", "-trimpath", "-o", str(tmp / "feeservice"), "."], cwd=FEESERVICE_SRC,
+         what="building the fee service", env={"CGO_ENABLED": "0"})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
 def find_toolchain(flavor: str = "lab") -> Toolchain:
     """The cached binaries; a clear error if `lab setup` has not been run."""
     ld, bd = lnd_dir(flavor), btcd_dir()
-    t = Toolchain(lnd=ld / "lnd", lncli=ld / "lncli", btcd=bd / "btcd", btcctl=bd / "btcctl")
-    missing = [p for p in (t.lnd, t.lncli, t.btcd, t.btcctl) if not p.exists()]
+    t = Toolchain(
+        lnd=ld / "lnd", lncli=ld / "lncli", btcd=bd / "btcd", btcctl=bd / "btcctl",
+        feeservice=feeservice_dir() / "feeservice",
+    )
+    missing = [p for p in (t.lnd, t.lncli, t.btcd, t.btcctl, t.feeservice) if not p.exists()]
     if missing:
         raise ToolchainError(
             f"pinned binaries missing ({', '.join(str(p) for p in missing)}): run `lab setup` first"
@@ -204,9 +236,20 @@ def setup(*, release: bool = False, progress: Progress = _noop) -> Toolchain:
     require_go()
     ensure_btcd(progress)
     ensure_lnd("lab", progress)
+    ensure_feeservice(progress)
     if release:
         ensure_lnd("release", progress)
     progress("generating LND gRPC stubs")
     out = stubs.generate()
     progress(f"stubs ready: {out}")
-    return find_toolchain("lab")
+    toolchain = find_toolchain("lab")
+    from harness.runtime.docker_client import docker_available
+
+    if docker_available():
+        from harness.runtime.images import ensure_images
+
+        progress("Docker daemon found: building the FROM-scratch images")
+        ensure_images(progress=progress)
+    else:
+        progress("no Docker daemon answers: skipping images (scripts/dockerd.sh start, then `lab setup` again)")
+    return toolchain

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
@@ -14,6 +14,7 @@ from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.models import Payment
+from lsp.routing import service as routing_service
 from lsp.services import notify, payments
 
 router = APIRouter(prefix="/api/payments", tags=["payments"], responses=ERROR_RESPONSES)
@@ -23,6 +24,9 @@ class SendPaymentRequest(CamelModel):
     invoice: str = Field(min_length=10, description="BOLT 11 payment request")
     max_fee: int | None = Field(default=None, ge=0, description="sats; default from ROUTING_FEE_RATE")
     timeout_seconds: int | None = Field(default=None, ge=1, description="capped by LSP_PAYMENT_TIMEOUT")
+    strategy: Literal["lnd", "mcf"] = Field(
+        default="lnd", description="lnd: LND's own pathfinding; mcf: the LSP's min-cost-flow router (docs/ROUTING.md)"
+    )
 
 
 class PaymentView(CamelModel):
@@ -66,6 +70,8 @@ async def send(
     Retrying with the same ``Idempotency-Key`` returns the original payment and never pays
     twice (without a key, the payment hash is the key). 200 = final; 202 = still in flight."""
     lnd = get_lnd(ctx)
+    # Built before the payment is recorded: if the router cannot start, nothing is reserved.
+    mcf = await routing_service.executor_for(ctx) if body.strategy == "mcf" else None
     try:
         payment, created = await payments.start(
             lnd,
@@ -97,7 +103,13 @@ async def send(
         cap = ctx.settings.payment_timeout // 1000
         timeout = min(body.timeout_seconds or cap, cap)
         payment = await payments.execute(
-            lnd, ctx.sessions, ctx.settings, payment, timeout_s=timeout, on_final=lambda p: notify.payment_final(ctx, p)
+            lnd,
+            ctx.sessions,
+            ctx.settings,
+            payment,
+            timeout_s=timeout,
+            on_final=lambda p: notify.payment_final(ctx, p),
+            mcf=mcf,
         )
     if payment.status == "in_flight":
         response.status_code = 202

@@ -49,9 +49,7 @@ def entry_hash(
     after: str | None,
     request_id: str | None,
 ) -> str:
-    body = json.dumps(
-        [seq, at, actor, action, target, before, after, request_id], separators=(",", ":"), ensure_ascii=True
-    )
+    body = json.dumps([seq, at, actor, action, target, before, after, request_id], separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 

@@ -77,9 +77,7 @@ def get_profile(session: Session, settings: Settings, client_id: str) -> KycProf
     if prof is None:
         if session.get(Client, client_id) is None:
             raise NotFound(f"no client {client_id}")
-        prof = KycProfile(
-            client_id=client_id, state=initial_state(settings), tier=policy_of(settings).default_tier, fields="{}"
-        )
+        prof = KycProfile(client_id=client_id, state=initial_state(settings), tier=policy_of(settings).default_tier, fields="{}")
         session.add(prof)
         session.flush()
     return prof
@@ -141,9 +139,7 @@ def change_state(
     prof.state, prof.tier, prof.fields, prof.reason = state, new_tier, json.dumps(merged, sort_keys=True), reason
     prof.updated_at = utcnow()
     session.flush()
-    audit.record(
-        session, actor=actor, action="kyc.change", target=f"client:{client_id}", before=before, after=view(prof, policy)
-    )
+    audit.record(session, actor=actor, action="kyc.change", target=f"client:{client_id}", before=before, after=view(prof, policy))
     return prof
 
 
@@ -181,8 +177,7 @@ def limit_breach(tier: Tier, amount_sat: int, usage: Usage) -> tuple[str, str] |
     if usage.day_sat + amount_sat > tier.daily_volume_sat:
         return (
             "limit_daily_volume",
-            f"today's volume {usage.day_sat} sat + {amount_sat} sat exceeds the daily limit of "
-            f"{tier.daily_volume_sat} sat",
+            f"today's volume {usage.day_sat} sat + {amount_sat} sat exceeds the daily limit of {tier.daily_volume_sat} sat",
         )
     if usage.month_sat + amount_sat > tier.monthly_volume_sat:
         return (
@@ -266,6 +261,14 @@ def enforce_invoice(session: Session, settings: Settings, client_id: str, amount
             code="limit_per_payment",
             field="body.amount",
         )
+
+
+def enforce_swap(session: Session, settings: Settings, client_id: str, amount_sat: int | None) -> None:
+    """Swaps move money on- and off-chain: approved clients only, each within the per-payment limit."""
+    if amount_sat is None:
+        _require_approved(get_profile(session, settings, client_id))
+    else:
+        enforce_invoice(session, settings, client_id, amount_sat)
 
 
 def queue(session: Session, settings: Settings) -> list[tuple[Client, KycProfile]]:

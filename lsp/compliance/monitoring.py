@@ -1,5 +1,5 @@
-"""Transaction monitoring: feed payments, invoices, channel opens (and swaps, when that table
-exists) through ``rules.evaluate``, live from the event bus and in batch over history,
+"""Transaction monitoring: feed payments, invoices, channel opens (and swaps)
+through ``rules.evaluate``, live from the event bus and in batch over history,
 and keep the alerts with their review workflow.
 
 Alerts: open -> reviewing -> escalated -> closed (a reason is required to close); any
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lsp.compliance import audit
@@ -29,6 +29,7 @@ from lsp.compliance.rules import Hit, Tx, evaluate, max_window_s
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert
+from lsp.db.models_swaps import Swap
 from lsp.errors import Conflict, NotFound, ValidationFailed
 from lsp.logs import request_id_var
 
@@ -49,35 +50,6 @@ ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
 
 
 # --- transactions from the database -------------------------------------------------------------
-
-
-def _swap_txs(session: Session, client_id: str | None, since: datetime | None) -> list[Tx]:
-    """Swaps live on another branch's table; read it when it exists and has the columns we need."""
-    bind = session.get_bind()
-    try:
-        insp = inspect(bind)
-        if not insp.has_table("swaps"):
-            return []
-        cols = {c["name"] for c in insp.get_columns("swaps")}
-    except Exception:
-        return []
-    if not {"id", "client_id", "created_at"} <= cols:
-        return []
-    amount_col = next((c for c in ("amount_sat", "amount") if c in cols), None)
-    if amount_col is None:
-        return []
-    rows = session.execute(text(f"SELECT id, client_id, {amount_col}, created_at FROM swaps")).all()
-    out = []
-    for sid, cid, amount, created in rows:
-        if cid is None or (client_id is not None and cid != client_id):
-            continue
-        at = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=utcnow().tzinfo)
-        if since is not None and at < since:
-            continue
-        out.append(Tx(f"swap:{sid}", "swap", cid, int(amount or 0), at))
-    return out
 
 
 def load_txs(
@@ -102,10 +74,14 @@ def load_txs(
         for i in session.scalars(iq)
     ]
     txs += [
-        Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
-        for c in session.scalars(cq)
+        Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey) for c in session.scalars(cq)
     ]
-    txs += _swap_txs(session, client_id, since)
+    sq = select(Swap)
+    if client_id is not None:
+        sq = sq.where(Swap.client_id == client_id)
+    if since is not None:
+        sq = sq.where(Swap.created_at >= since)
+    txs += [Tx(f"swap:{w.id}", "swap", w.client_id, w.invoice_amount_sat, w.created_at) for w in session.scalars(sq)]
     if until is not None:
         txs = [t for t in txs if t.at < until]
     return sorted(txs, key=lambda t: (t.at, t.ref))
@@ -195,9 +171,7 @@ class ScanResult:
     extended: int
 
 
-def scan(
-    session: Session, policy: Policy, *, since: datetime | None = None, until: datetime | None = None
-) -> ScanResult:
+def scan(session: Session, policy: Policy, *, since: datetime | None = None, until: datetime | None = None) -> ScanResult:
     """Replay history through the rules, each transaction seeing only what came before it."""
     txs = load_txs(session, since=since, until=until)
     by_client: dict[str, list[Tx]] = {}

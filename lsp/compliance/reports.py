@@ -1,12 +1,12 @@
 """Statements and operator reports.
 
 Client statement (``GET /api/enterprise/reports?from=&to=&format=json|csv|html``): the
-payments, invoices, channels, liquidity reservations (and swaps, when that table exists)
+payments, invoices, channels, liquidity reservations and swaps
 created in [from, to), with totals and the ledger's opening and closing balance, so a
 client can tie every sat of its balance to a line of the statement.
 
 Operator reports (admin): volume by client, alert summary, revenue (channel opening fees,
-liquidity fees, routing fees from LND's forwarding history, swap fees when present), and
+liquidity fees, routing fees from LND's forwarding history, service fees of completed swaps), and
 ``reconcile``: the ledger checked against LND, payment by payment and invoice by invoice,
 every difference listed.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.db.base import session_scope
@@ -35,12 +35,18 @@ from lsp.db.models import (
     Payment,
 )
 from lsp.db.models_compliance import ComplianceAlert
+from lsp.db.models_swaps import Swap
 from lsp.errors import LndError, LndUnavailable
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=select_autoescape(["html"]),
 )
+
+
+# A swap earns its service fee once it completed: a submarine swap when the LSP claimed the
+# lockup, a reverse swap when the client's hold invoice settled (lsp/swaps/state.py).
+SWAP_DONE = {("submarine", "claimed"), ("reverse", "invoice_settled")}
 
 
 @dataclass(frozen=True)
@@ -62,37 +68,23 @@ def _ledger_sum(session: Session, client_id: str, before: datetime) -> int:
     return int(total or 0)
 
 
-def _optional_table(session: Session, name: str) -> set[str]:
-    try:
-        insp = inspect(session.get_bind())
-        return {c["name"] for c in insp.get_columns(name)} if insp.has_table(name) else set()
-    except Exception:
-        return set()
-
-
 def client_statement(session: Session, client_id: str, period: Period) -> dict[str, Any]:
     def in_period(col: Any) -> Any:
         return (col >= period.start) & (col < period.end)
 
     pays = list(
         session.scalars(
-            select(Payment)
-            .where(Payment.client_id == client_id, in_period(Payment.created_at))
-            .order_by(Payment.created_at)
+            select(Payment).where(Payment.client_id == client_id, in_period(Payment.created_at)).order_by(Payment.created_at)
         )
     )
     invs = list(
         session.scalars(
-            select(Invoice)
-            .where(Invoice.client_id == client_id, in_period(Invoice.created_at))
-            .order_by(Invoice.created_at)
+            select(Invoice).where(Invoice.client_id == client_id, in_period(Invoice.created_at)).order_by(Invoice.created_at)
         )
     )
     chans = list(
         session.scalars(
-            select(Channel)
-            .where(Channel.client_id == client_id, in_period(Channel.created_at))
-            .order_by(Channel.created_at)
+            select(Channel).where(Channel.client_id == client_id, in_period(Channel.created_at)).order_by(Channel.created_at)
         )
     )
     res = list(
@@ -102,17 +94,20 @@ def client_statement(session: Session, client_id: str, period: Period) -> dict[s
             .order_by(LiquidityReservation.created_at)
         )
     )
-    swaps: list[dict[str, Any]] = []
-    cols = _optional_table(session, "swaps")
-    if {"id", "client_id", "created_at"} <= cols:
-        wanted = [c for c in ("id", "kind", "status", "amount_sat", "fee_sat", "created_at") if c in cols]
-        rows = session.execute(
-            text(f"SELECT {', '.join(wanted)} FROM swaps WHERE client_id = :c"), {"c": client_id}
-        ).mappings()
-        for r in rows:
-            created = r["created_at"]
-            created_s = created.isoformat() if isinstance(created, datetime) else str(created)
-            swaps.append({k: (created_s if k == "created_at" else r[k]) for k in wanted})
+    swaps: list[dict[str, Any]] = [
+        {
+            "id": w.id,
+            "kind": w.kind,
+            "state": w.state,
+            "invoiceAmountSat": w.invoice_amount_sat,
+            "onchainAmountSat": w.onchain_amount_sat,
+            "serviceFeeSat": w.service_fee_sat,
+            "createdAt": _iso(w.created_at),
+        }
+        for w in session.scalars(
+            select(Swap).where(Swap.client_id == client_id, in_period(Swap.created_at)).order_by(Swap.created_at)
+        )
+    ]
 
     succeeded = [p for p in pays if p.status == "succeeded"]
     settled = [i for i in invs if i.status == "settled"]
@@ -128,6 +123,7 @@ def client_statement(session: Session, client_id: str, period: Period) -> dict[s
         "receivedSat": sum(i.amount_paid_sat for i in settled),
         "channelOpeningFeesSat": sum(c.opening_fee_sat for c in chans),
         "liquidityFeesSat": sum(r.fee_sat for r in res),
+        "swapFeesSat": sum(int(w["serviceFeeSat"] or 0) for w in swaps if (w["kind"], w["state"]) in SWAP_DONE),
         "openingBalanceSat": opening,
         "closingBalanceSat": closing,
         "netChangeSat": closing - opening,
@@ -203,23 +199,11 @@ def statement_csv(st: dict[str, Any]) -> str:
     for i in st["invoices"]:
         w.writerow(("invoice", i["id"], i["createdAt"], i["status"], i["amountPaidSat"], 0, i["paymentHash"]))
     for c in st["channels"]:
-        w.writerow(
-            ("channel", c["id"], c["createdAt"], c["status"], c["capacitySat"], c["openingFeeSat"], c["channelPoint"])
-        )
+        w.writerow(("channel", c["id"], c["createdAt"], c["status"], c["capacitySat"], c["openingFeeSat"], c["channelPoint"]))
     for r in st["liquidity"]:
         w.writerow(("liquidity", r["id"], r["createdAt"], r["status"], r["amountSat"], r["feeSat"], ""))
     for s in st["swaps"]:
-        w.writerow(
-            (
-                "swap",
-                s.get("id"),
-                s.get("created_at"),
-                s.get("status", ""),
-                s.get("amount_sat", ""),
-                s.get("fee_sat", ""),
-                s.get("kind", ""),
-            )
-        )
+        w.writerow(("swap", s["id"], s["createdAt"], s["state"], s["invoiceAmountSat"], s["serviceFeeSat"], s["kind"]))
     for name, value in st["totals"].items():
         w.writerow(("total", name, st["to"], "", value, "", ""))
     return buf.getvalue()
@@ -282,16 +266,11 @@ def revenue(session: Session, period: Period) -> dict[str, int]:
             ForwardingEvent.timestamp_ns >= lo, ForwardingEvent.timestamp_ns < hi
         )
     )
-    swap_fees = 0
-    cols = _optional_table(session, "swaps")
-    if {"fee_sat", "created_at"} <= cols:
-        rows = session.execute(text("SELECT fee_sat, created_at FROM swaps")).all()
-        for fee, created in rows:
-            at = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-            if at.tzinfo is None:
-                at = at.replace(tzinfo=period.start.tzinfo)
-            if period.start <= at < period.end:
-                swap_fees += int(fee or 0)
+    swap_fees = sum(
+        w.service_fee_sat
+        for w in session.scalars(select(Swap).where(Swap.created_at >= period.start, Swap.created_at < period.end))
+        if (w.kind, w.state) in SWAP_DONE
+    )
     out = {
         "channelOpeningFeesSat": int(opening or 0),
         "liquidityFeesSat": int(liquidity or 0),
@@ -299,16 +278,12 @@ def revenue(session: Session, period: Period) -> dict[str, int]:
         "routingFeesSat": int(routing_msat or 0) // 1000,
         "swapFeesSat": swap_fees,
     }
-    out["totalSat"] = (
-        out["channelOpeningFeesSat"] + out["liquidityFeesSat"] + out["routingFeesSat"] + out["swapFeesSat"]
-    )
+    out["totalSat"] = out["channelOpeningFeesSat"] + out["liquidityFeesSat"] + out["routingFeesSat"] + out["swapFeesSat"]
     return out
 
 
 def _ledger_by_ref(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(LedgerEntry.reference, func.sum(LedgerEntry.amount_sat)).group_by(LedgerEntry.reference)
-    )
+    rows = session.execute(select(LedgerEntry.reference, func.sum(LedgerEntry.amount_sat)).group_by(LedgerEntry.reference))
     return {str(ref): int(total or 0) for ref, total in rows}
 
 
@@ -399,9 +374,7 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
     lnd_chans = {c.channel_point: int(c.capacity) for c in await lnd.list_channels()}
     for chid, cid, point, cap in chans:
         if point not in lnd_chans:
-            diffs.append(
-                {"kind": "channel_missing", "ref": f"channel:{chid}", "clientId": cid, "ledger": cap, "lnd": None}
-            )
+            diffs.append({"kind": "channel_missing", "ref": f"channel:{chid}", "clientId": cid, "ledger": cap, "lnd": None})
         elif lnd_chans[point] != cap:
             diffs.append(
                 {

@@ -111,9 +111,7 @@ def evaluate(rules: Rules, current: Tx, history: Sequence[Tx], client_created_at
         s = rules.structuring
         low = s.threshold_sat * (1 - s.band)
         if s.enabled and low <= c.amount_sat < s.threshold_sat:
-            near = [
-                t for t in _window(history, c, s.window_s) if t.kind == c.kind and low <= t.amount_sat < s.threshold_sat
-            ]
+            near = [t for t in _window(history, c, s.window_s) if t.kind == c.kind and low <= t.amount_sat < s.threshold_sat]
             if len(near) >= s.min_count:
                 hits.append(
                     Hit(

@@ -18,12 +18,13 @@ from lsp.lnd.base import read_macaroon_hex, read_tls_cert
 from lsp.lnd.invoices import InvoicesMixin
 from lsp.lnd.lightning import LightningMixin
 from lsp.lnd.router import RouterMixin
+from lsp.lnd.routing_rpc import RoutingRpcMixin
 
 if TYPE_CHECKING:
     from lsp.config import Settings
 
 
-class LndClient(LightningMixin, InvoicesMixin, RouterMixin):
+class LndClient(LightningMixin, InvoicesMixin, RouterMixin, RoutingRpcMixin):
     @classmethod
     def from_paths(cls, host: str, tls_cert_path: Path, macaroon_path: Path, *, timeout_s: float = 30.0) -> LndClient:
         return cls(host, read_tls_cert(tls_cert_path), read_macaroon_hex(macaroon_path), timeout_s=timeout_s)

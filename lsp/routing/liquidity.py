@@ -233,3 +233,21 @@ class LiquidityModel:
                 updated_at=float(row["updated_at"]),
             )
         return m
+
+
+def settle(model: LiquidityModel, channel: Channel, amount_msat: int, reverse: Channel | None = None) -> None:
+    """``amount_msat`` moved across ``channel`` for good (a payment settled): shift the bounds.
+
+    What we knew about the balance before the payment, minus what it carried, is what we know
+    after: both bounds move down on this direction and up on the reverse one."""
+    now = model.clock()
+    k = model._touch(channel, now)
+    k.lower_msat = max(0, k.lower_msat - amount_msat)
+    if k.upper_msat is not None:
+        k.upper_msat = max(1, k.upper_msat - amount_msat)
+    if reverse is not None:
+        r = model._touch(reverse, now)
+        r.lower_msat = min(reverse.capacity_msat, r.lower_msat + amount_msat)
+        if r.upper_msat is not None:
+            up = r.upper_msat + amount_msat
+            r.upper_msat = None if up >= reverse.capacity_msat + 1 else up

@@ -32,6 +32,7 @@ EVENT_TYPES = (
     "channel_closed",
     "routing_fee_earned",
     "liquidity_request",
+    "swap_updated",  # every swap state change (lsp/swaps, docs/SWAPS.md)
 )
 
 

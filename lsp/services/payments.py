@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,9 @@ from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, No
 from lsp.lnd.client import LndClient
 from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
+
+if TYPE_CHECKING:
+    from lsp.routing.executor import McfExecutor
 
 log = logging.getLogger("lsp.payments")
 
@@ -173,11 +177,18 @@ async def execute(
     *,
     timeout_s: int,
     on_final: Callable[[Payment], None] | None = None,
+    mcf: McfExecutor | None = None,
 ) -> Payment:
     try:
-        outcome: PaymentOutcome | None = await lnd.send_payment_v2(
-            payment.payment_request, fee_limit_sat=payment.max_fee_sat, timeout_s=timeout_s
-        )
+        outcome: PaymentOutcome | None
+        if mcf is not None:  # strategy "mcf": the LSP's own router (lsp/routing/executor.py)
+            outcome = (
+                await mcf.pay(payment.payment_request, fee_limit_msat=payment.max_fee_sat * 1000, timeout_s=timeout_s)
+            ).to_outcome()
+        else:
+            outcome = await lnd.send_payment_v2(
+                payment.payment_request, fee_limit_sat=payment.max_fee_sat, timeout_s=timeout_s
+            )
         failure = None
     except LndUnavailable:
         # LND may or may not have the payment: leave it in_flight for resume_in_flight to settle.

@@ -101,3 +101,50 @@ def test_interrupted_run_leaves_no_process(tmp_path: Path, sig: signal.Signals) 
         if proc.poll() is None:
             proc.kill()
     assert _wait_dead(pids) == [], "node processes survived the interrupted test run"
+
+
+def test_docker_lab_leaves_no_container_or_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean exit, a failed start and a SIGKILLed owner leave nothing behind
+    (found by the lab's labels)."""
+    from harness.runtime import docker_resources as dr
+    from harness.runtime.docker import DockerRuntime, reap_orphans
+    from harness.runtime.docker_client import docker_available, require_docker
+
+    if not docker_available():
+        pytest.skip("no Docker daemon answers (scripts/dockerd.sh start)")
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path))
+    client = require_docker()
+
+    with LightningTestHarness("pair", runtime="docker") as lab:
+        assert isinstance(lab.runtime, DockerRuntime)
+        lab_id = lab.runtime.lab_id
+        assert len(dr.lab_containers(client, lab_id)) == 4  # btcd, fee service, two lnd
+    assert dr.lab_containers(client, lab_id) == [] and dr.lab_networks(client, lab_id) == []
+
+    topo = parse_topology("name: broken\nnodes:\n  - name: ok\n  - name: bad\n    flags: [--no-such-lnd-flag]\n")
+    broken = LightningTestHarness(topo, runtime="docker")
+    with pytest.raises(NodeError, match="lnd 'bad' exited"):
+        broken.start()
+    assert isinstance(broken.runtime, DockerRuntime)
+    assert dr.lab_containers(client, broken.runtime.lab_id) == []
+
+    # A lab whose owning process died without cleaning up (kill -9): the
+    # next Docker runtime reaps it.
+    dead_pid = _dead_pid()
+    net = dr.create_network(client, "orphan-test", {"lightning-lab.owner-pid": str(dead_pid)})
+    try:
+        removed = reap_orphans(client)
+        assert any("orphan-test" in r for r in removed)
+        assert dr.lab_networks(client, "orphan-test") == []
+    finally:
+        try:
+            net.remove()
+        except Exception:  # already reaped
+            pass
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    assert not pid_alive(p.pid)
+    return p.pid

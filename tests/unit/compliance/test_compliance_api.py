@@ -99,9 +99,7 @@ def refused(fn: Callable[[], object]) -> tuple[int, str, str]:
 def fund(api: TestClient, client_id: str, amount: int, tag: str) -> Invoice:
     phash = hashlib.sha256(tag.encode()).hexdigest()
     with session_scope(ctx(api).sessions) as s:
-        inv = Invoice(
-            client_id=client_id, payment_hash=phash, payment_request=f"lnbcrt{tag}", amount_sat=amount, expiry_s=3600
-        )
+        inv = Invoice(client_id=client_id, payment_hash=phash, payment_request=f"lnbcrt{tag}", amount_sat=amount, expiry_s=3600)
         s.add(inv)
     ln = stubs.load().ln
     with session_scope(ctx(api).sessions) as s:
@@ -210,9 +208,7 @@ def test_tier_limits_are_enforced_with_the_reason(make_api) -> None:
     assert exc.value.code == "limit_daily_volume"
     pay(api, c.client_id, 50_000, "d")  # exactly up to the limit is fine
     # A bigger tier (with its extra field) lifts the limit.
-    r = api.post(
-        f"/api/admin/clients/{c.client_id}/kyc", json={"state": "suspended", "reason": "re-tiering"}, headers=ADMIN
-    )
+    r = api.post(f"/api/admin/clients/{c.client_id}/kyc", json={"state": "suspended", "reason": "re-tiering"}, headers=ADMIN)
     assert r.status_code == 200
     r = api.post(
         f"/api/admin/clients/{c.client_id}/kyc",
@@ -405,3 +401,57 @@ def test_concurrent_appends_never_fork_the_chain(make_api) -> None:
     with session_scope(sessions) as s:
         n, problems = audit.verify(s)
     assert (n, problems) == (60, [])
+
+
+def add_swap(api: TestClient, client_id: str, kind: str, state: str, amount: int, fee: int, tag: str) -> None:
+    """A swap row as lsp/swaps leaves it (the on-chain details do not matter to reports)."""
+    from lsp.db.models_swaps import Swap
+
+    with session_scope(ctx(api).sessions) as s:
+        s.add(
+            Swap(
+                client_id=client_id,
+                kind=kind,
+                state=state,
+                invoice_amount_sat=amount,
+                onchain_amount_sat=amount - fee,
+                service_fee_sat=fee,
+                miner_fee_sat=150,
+                payment_hash=hashlib.sha256(tag.encode()).hexdigest(),
+                invoice=f"lnbcrt{tag}",
+                lsp_pubkey="02" + "aa" * 32,
+                client_pubkey="03" + "bb" * 32,
+                timeout_height=500,
+                created_height=400,
+                confirmations=1,
+                witness_script="00",
+                address="bcrt1qtest",
+                script_pubkey="0014" + "00" * 20,
+            )
+        )
+
+
+def test_swaps_appear_in_statements_revenue_and_monitoring(make_api) -> None:
+    api = make_api(roomy_policy())
+    c = onboard(api)
+    lsp = client_of(api, c)
+    add_swap(api, c.client_id, "submarine", "claimed", 250_000, 1_250, "w1")  # completed: earns its fee
+    add_swap(api, c.client_id, "reverse", "invoice_settled", 300_000, 1_500, "w2")  # completed
+    add_swap(api, c.client_id, "reverse", "refunded", 400_000, 2_000, "w3")  # failed: no fee earned
+    st = lsp.request("GET", "/api/enterprise/reports")
+    assert sorted((w["kind"], w["state"]) for w in st["swaps"]) == [
+        ("reverse", "invoice_settled"),
+        ("reverse", "refunded"),
+        ("submarine", "claimed"),
+    ]
+    assert st["totals"]["swapFeesSat"] == 2_750
+    csv_rows = [
+        r for r in csv.DictReader(io.StringIO(raw_get(lsp, "/api/enterprise/reports?format=csv").text)) if r["section"] == "swap"
+    ]
+    assert sorted(int(r["amount_sat"]) for r in csv_rows) == [250_000, 300_000, 400_000]
+    assert api.get("/api/admin/reports/revenue", headers=ADMIN).json()["swapFeesSat"] == 2_750
+    # Swaps are transactions for monitoring too: 2 000 000 sat large-amount threshold in this policy.
+    add_swap(api, c.client_id, "submarine", "claimed", 2_500_000, 5_000, "w4")
+    assert api.post("/api/admin/compliance/scan", headers=ADMIN).json()["created"] == 1
+    [alert] = api.get("/api/admin/alerts", headers=ADMIN).json()
+    assert alert["rule"] == "large_amount" and alert["evidence"]["refs"][0].startswith("swap:")

@@ -1,7 +1,7 @@
 """compliance: KYC profiles, monitoring alerts, hash-chained audit log
 
 Revision ID: compliance_0001
-Revises: 0001
+Revises: lsps_0001
 Create Date: 2026-11-21
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "compliance_0001"
-down_revision: str | None = "0001"
+down_revision: str | None = "lsps_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,38 @@
+# The two commands a new user needs (both bootstrap everything first):
+#   make demo   bring up the default lab, run the default scenario suite, write a report
+#   make test   the test suite against live regtest nodes (what CI runs)
+SHELL := /bin/bash
+VENV  ?= .venv
+PYTEST_ARGS ?= -n 2
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: bootstrap demo test lint services stop-services
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	lab up star5
+	lab pay c1 c3 1000 && lab pay c2 c4 25000; rc=$$?; lab down; exit $$rc
+
+# PostgreSQL and a private Docker daemon are started (idempotently) for the
+# LSP's database tests and the Docker runtime tests.
+services:
+	@scripts/start-postgres.sh > .postgres-url
+	@scripts/dockerd.sh start > .dockerd-env
+
+test: bootstrap services
+	ruff check .
+	mypy
+	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
+	  pytest $(PYTEST_ARGS) && \
+	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py
+
+lint: bootstrap
+	ruff check .
+	mypy
+
+stop-services:
+	-@scripts/dockerd.sh stop
+	-@runuser -u postgres -- pg_ctl -D /tmp/lab-pg stop 2>/dev/null || pg_ctl -D /tmp/lab-pg stop

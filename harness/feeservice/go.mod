@@ -1,0 +1,3 @@
+module lightninglab/feeservice
+
+go 1.25

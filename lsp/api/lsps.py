@@ -1,0 +1,62 @@
+"""The LSPS JSON-RPC methods over HTTPS (``POST /api/lsps/``), for clients without a peer connection.
+
+Same dispatcher and methods as LSPS0 over Lightning messages, behind the core
+API's HMAC auth. Over HTTPS the transport cannot prove which Lightning node is
+asking, so the node the fee promise is bound to (and the JIT channel opened
+to) is named in the ``node_id`` query parameter, which the request signature
+covers (it signs the path with its query). JSON-RPC errors keep their JSON-RPC body and get a 4xx status so
+HTTP tooling sees the failure: 400 for malformed/invalid requests and the
+protocols' own errors, 404 for an unknown method.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from lsp.api.deps import Ctx, CurrentClient
+from lsp.errors import ValidationFailed
+from lsp.lsps import lsps0
+from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
+from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
+from lsp.lsps.server import DEFAULT_MENU, HTTPS_PROTOCOLS, promise_secret
+from lsp.lsps.store import LspsStore
+
+router = APIRouter(prefix="/api/lsps", tags=["lsps"])
+NODE_ID = re.compile(r"^(02|03)[0-9a-f]{64}$")
+
+
+def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
+    existing: Dispatcher | None = getattr(request.app.state, "lsps_dispatcher", None)
+    if existing is not None:
+        return existing
+    d = Dispatcher()
+    lsps0.register(d, HTTPS_PROTOCOLS)
+    cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
+    Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
+    request.app.state.lsps_dispatcher = d
+    return d
+
+
+@router.post("/", summary="Call an LSPS method (JSON-RPC 2.0 request body)")
+async def call(
+    request: Request,
+    ctx: Ctx,
+    _client: CurrentClient,
+    node_id: Annotated[str | None, Query(description="the client's Lightning node id (hex)")] = None,
+) -> Response:
+    if node_id is not None and not NODE_ID.match(node_id):
+        raise ValidationFailed("node_id must be a 33-byte compressed public key in lowercase hex", field="node_id")
+    body = await request.body()
+    out = await _dispatcher(request, ctx).handle(body, Caller(node_id=node_id, transport="https"))
+    if out is None:
+        return Response(status_code=204)
+    status = 200
+    doc: dict[str, Any] = json.loads(out)
+    if "error" in doc:
+        code = doc["error"]["code"]
+        status = 404 if code == METHOD_NOT_FOUND else 503 if code == INTERNAL_ERROR else 400
+    return Response(content=out, media_type="application/json", status_code=status)

@@ -1,0 +1,83 @@
+"""walletrpc.WalletKit: fee estimates, publishing transactions, paying outputs from LND's wallet,
+new addresses. Composition over an ``LndClient`` connection: ``WalletKit(lnd)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsp.errors import LndError
+from lsp.lnd.base import RpcBase
+
+
+class WalletKit:
+    def __init__(self, lnd: RpcBase):
+        self._lnd = lnd
+        self._pb = lnd.pb
+        self._stub = lnd.walletkit_stub
+
+    async def estimate_fee_sat_per_kw(self, conf_target: int = 6) -> int:
+        """EstimateFee; never below LND's min relay fee (the estimate can be, on an idle regtest chain)."""
+        resp: Any = await self._lnd._unary(
+            self._stub.EstimateFee, self._pb.walletkit.EstimateFeeRequest(conf_target=conf_target), rpc="EstimateFee"
+        )
+        return max(int(resp.sat_per_kw), int(resp.min_relay_fee_sat_per_kw))
+
+    async def publish(self, tx_hex: str, *, label: str = "") -> None:
+        """PublishTransaction; an already-known transaction is success (rebroadcast after a restart)."""
+        req = self._pb.walletkit.Transaction(tx_hex=bytes.fromhex(tx_hex), label=label)
+        try:
+            resp: Any = await self._lnd._unary(self._stub.PublishTransaction, req, rpc="PublishTransaction")
+        except LndError as exc:
+            if _already_known(exc.message):
+                return
+            raise
+        if resp.publish_error and not _already_known(resp.publish_error):
+            raise LndError(resp.publish_error, grpc_code="PUBLISH", rpc="PublishTransaction")
+
+    async def send_outputs(
+        self, outputs: list[tuple[bytes, int]], *, sat_per_kw: int, label: str = "", min_confs: int = 1
+    ) -> bytes:
+        """SendOutputs: pay [(script_pubkey, sat)] from LND's wallet; returns the signed, broadcast raw tx."""
+        req = self._pb.walletkit.SendOutputsRequest(
+            sat_per_kw=sat_per_kw,
+            outputs=[self._pb.signer.TxOut(value=v, pk_script=spk) for spk, v in outputs],
+            label=label,
+            min_confs=min_confs,
+            spend_unconfirmed=min_confs == 0,
+        )
+        resp: Any = await self._lnd._unary(self._stub.SendOutputs, req, rpc="SendOutputs", timeout=120)
+        return bytes(resp.raw_tx)
+
+    async def find_labeled(self, label: str, *, start_height: int) -> bytes | None:
+        """The raw transaction LND's wallet recorded under ``label`` since ``start_height`` (mempool included)."""
+        req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
+        for t in resp.transactions:
+            if t.label == label and t.raw_tx_hex:
+                return bytes.fromhex(t.raw_tx_hex)
+        return None
+
+    async def confirmed_height(self, txid: str, *, start_height: int) -> int | None:
+        """The block height of one of the wallet's own transactions, None while it is unconfirmed."""
+        req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
+        for t in resp.transactions:
+            if t.tx_hash == txid and t.num_confirmations > 0:
+                return int(t.block_height)
+        return None
+
+    async def new_address(self) -> str:
+        """A fresh P2WPKH address of LND's wallet (where claims and refunds are swept)."""
+        req = self._pb.ln.NewAddressRequest(type=self._pb.ln.AddressType.Value("WITNESS_PUBKEY_HASH"))
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.NewAddress, req, rpc="NewAddress")
+        return str(resp.address)
+
+
+def _already_known(message: str) -> bool:
+    m = message.lower()
+    return (
+        "already have transaction" in m
+        or "txn-already-in-mempool" in m
+        or "already exists" in m
+        or ("transaction already" in m)
+    )

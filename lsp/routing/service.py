@@ -1,0 +1,45 @@
+"""The LSP's one routing engine per app: built on first use, closed with the app.
+
+``executor_for(ctx)`` loads the live graph from LND (and the learned liquidity from the
+database) the first time a payment or an estimate asks for it, then keeps it current from
+LND's graph stream. Lazy because most deployments start before their node has synced the
+graph, and the ``lnd`` strategy never needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lsp.context import AppContext
+from lsp.errors import LndUnavailable
+from lsp.routing.executor import McfExecutor
+from lsp.routing.live import LiveGraph
+
+KEY = "routing.executor"
+LOCK = "routing.lock"
+
+
+async def executor_for(ctx: AppContext) -> McfExecutor:
+    existing = ctx.extras.get(KEY)
+    if isinstance(existing, McfExecutor):
+        return existing
+    lock = ctx.extras.setdefault(LOCK, asyncio.Lock())
+    async with lock:
+        existing = ctx.extras.get(KEY)
+        if isinstance(existing, McfExecutor):
+            return existing
+        if ctx.lnd is None:
+            raise LndUnavailable("the LSP is not connected to an LND node", grpc_code="CONFIG")
+        live = LiveGraph(ctx.lnd, sessions=ctx.sessions)
+        await live.load()
+        live.start()
+        executor = McfExecutor(live, max_attempts=ctx.settings.max_routing_attempts)
+        ctx.extras[KEY] = executor
+        return executor
+
+
+async def close(ctx: AppContext) -> None:
+    executor = ctx.extras.pop(KEY, None)
+    if isinstance(executor, McfExecutor):
+        await executor.live.close()
+        executor.live.save_model()

@@ -1,0 +1,1 @@
+"""Submarine swaps (chain <-> Lightning) on the LSP's LND node. See docs/SWAPS.md."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install everything the lab and the LSP need on a fresh machine; idempotent
+# and quick when everything is already there.
+#
+#   1. Go >= the pinned minimum (Debian's golang-go plus a newer toolchain
+#      fetched through the Go module proxy via GOTOOLCHAIN when it is too old)
+#   2. a Python venv (.venv) with the project and its dev tools
+#   3. `lab setup`: the pinned lnd/lncli/btcd/btcctl and LND's gRPC stubs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+GO_MIN=$($PY -c 'import re;t=open("lsp/versions.py").read();print(".".join(re.search(r"GO_MIN_VERSION: Final = \((\d+), (\d+), (\d+)\)",t).groups()))')
+
+# --- Go ------------------------------------------------------------------
+if ! command -v go >/dev/null 2>&1; then
+    say "Go not found: installing Debian's golang-go (a newer toolchain follows via GOTOOLCHAIN)"
+    if [[ $(id -u) -eq 0 ]]; then apt-get update -qq && apt-get install -y -qq golang-go >/dev/null
+    else say "error: install Go >= $GO_MIN (https://go.dev/dl) and run again"; exit 1; fi
+fi
+have=$(go env GOVERSION | sed 's/^go//')
+if [[ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -1)" != "$GO_MIN" ]]; then
+    say "Go $have is older than $GO_MIN: using GOTOOLCHAIN=go$GO_MIN (downloaded through the Go module proxy)"
+    export GOTOOLCHAIN="go$GO_MIN"
+    go version >/dev/null
+fi
+
+# --- Python ----------------------------------------------------------------
+if ! $PY -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    say "error: Python >= 3.11 is needed (found $($PY --version))"; exit 1
+fi
+[[ -x "$VENV/bin/python" ]] || $PY -m venv "$VENV"
+stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+    say "installing Python packages into $VENV"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -e '.[dev]'
+    # OR-tools' wheel pins protobuf<6.34, but the LND stubs need protobuf 7; its
+    # min-cost-flow solver does not use protobuf, so install it without deps.
+    "$VENV/bin/pip" install -q --no-deps 'ortools==9.15.6755'
+    "$VENV/bin/pip" install -q absl-py immutabledict
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+fi
+
+# --- toolchain -------------------------------------------------------------
+"$VENV/bin/lab" setup
