@@ -16,8 +16,7 @@ def stacked_bars(
     pad_l, pad_b, pad_t = 30, 18, 16
     bw = (width - pad_l) / n
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" xmlns="http://www.w3.org/2000/svg">',
         f'<text x="2" y="{pad_t}" font-size="10" fill="#666">{top}</text>',
         f'<line x1="{pad_l}" y1="{height - pad_b}" x2="{width}" y2="{height - pad_b}" stroke="#bbb"/>',
     ]

@@ -31,9 +31,7 @@ from lsp.errors import LSPError
 
 log = logging.getLogger("lsp.dashboard")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"])
-)
+TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"]))
 TEMPLATES.filters["sat"] = lambda v: f"{int(v or 0):,}"
 
 
@@ -133,12 +131,9 @@ async def overview(request: Request) -> Response:
         rev30 = reports.revenue(s, reports.Period(utcnow() - timedelta(days=30), utcnow() + timedelta(seconds=1)))
         counts = {
             "clients": int(s.scalar(select(func.count()).select_from(Client)) or 0),
-            "kycPending": int(
-                s.scalar(select(func.count()).select_from(KycProfile).where(KycProfile.state == "pending")) or 0
-            ),
+            "kycPending": int(s.scalar(select(func.count()).select_from(KycProfile).where(KycProfile.state == "pending")) or 0),
             "alertsOpen": int(
-                s.scalar(select(func.count()).select_from(ComplianceAlert).where(ComplianceAlert.status != "closed"))
-                or 0
+                s.scalar(select(func.count()).select_from(ComplianceAlert).where(ComplianceAlert.status != "closed")) or 0
             ),
         }
     labels, ok, bad = _hourly(pays)
@@ -269,9 +264,7 @@ def clients_page(request: Request) -> Response:
     ctx = _ctx(request)
     policy = kyc.policy_of(ctx.settings)
     with session_scope(ctx.sessions) as s:
-        rows = [
-            {**kyc.view(p, policy), "name": c.name, "createdAt": c.created_at} for c, p in kyc.queue(s, ctx.settings)
-        ]
+        rows = [{**kyc.view(p, policy), "name": c.name, "createdAt": c.created_at} for c, p in kyc.queue(s, ctx.settings)]
     return _render("clients.html", request, rows=rows, tiers=policy.tiers)
 
 
@@ -316,9 +309,7 @@ def alerts_page(request: Request) -> Response:
     for r in rows:
         r["clientName"] = names.get(r["clientId"] or "", r["clientId"])
         r["evidenceJson"] = json.dumps(r["evidence"], indent=2, sort_keys=True)
-    return _render(
-        "alerts.html", request, rows=rows, summary=summary, status=status, transitions=monitoring.ALERT_TRANSITIONS
-    )
+    return _render("alerts.html", request, rows=rows, summary=summary, status=status, transitions=monitoring.ALERT_TRANSITIONS)
 
 
 @router.post("/alerts/{alert_id}")
@@ -329,9 +320,7 @@ async def alerts_review(request: Request, alert_id: int) -> Response:
     form = await _form(request)
     try:
         with session_scope(ctx.sessions) as s:
-            monitoring.transition(
-                s, alert_id, form.get("status", ""), actor="admin:dashboard", reason=form.get("reason") or None
-            )
+            monitoring.transition(s, alert_id, form.get("status", ""), actor="admin:dashboard", reason=form.get("reason") or None)
     except LSPError as exc:
         return RedirectResponse(f"/dashboard/alerts?err={quote(exc.message)}", status_code=303)
     done = quote(f"alert {alert_id} is now {form.get('status')}")
@@ -341,6 +330,12 @@ async def alerts_review(request: Request, alert_id: int) -> Response:
 # --- orders / swaps (tables other features add) ---------------------------------------------------------
 
 ORDER_TABLE_HINTS = ("swap", "order", "jit")
+HIDDEN_SUFFIXES = ("_hex", "witness_script", "script_pubkey", "invoice", "secret", "preimage")
+
+
+def _short(value: object) -> object:
+    text_value = str(value) if value is not None else ""
+    return text_value if len(text_value) <= 40 else text_value[:24] + "…" + text_value[-8:]
 
 
 @router.get("/orders", response_model=None)
@@ -355,10 +350,12 @@ def orders_page(request: Request) -> Response:
         for name in sorted(insp.get_table_names()):
             if not any(h in name for h in ORDER_TABLE_HINTS):
                 continue
-            cols = [c["name"] for c in insp.get_columns(name)]
+            # Raw transactions and scripts are not for reading here: leave them out, shorten the rest.
+            cols = [c["name"] for c in insp.get_columns(name) if not c["name"].endswith(HIDDEN_SUFFIXES)]
             order = " ORDER BY created_at DESC" if "created_at" in cols else ""
-            rows = s.execute(text(f'SELECT * FROM "{name}"{order} LIMIT 100')).all()
-            tables.append({"name": name, "cols": cols, "rows": [list(r) for r in rows]})
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            rows = s.execute(text(f'SELECT {quoted} FROM "{name}"{order} LIMIT 100')).all()
+            tables.append({"name": name, "cols": cols, "rows": [[_short(v) for v in r] for r in rows]})
     return _render("orders.html", request, tables=tables)
 
 

@@ -85,9 +85,7 @@ class LiveLSP:
         inv = client.create_invoice(amount, "funding")
         paid = self.lab.node(payer).pay_invoice(inv["paymentRequest"], fee_limit_sat=1000)
         assert paid.succeeded, paid.failure_reason
-        wait_for(
-            lambda: client.balance()["balance"] == before + amount, what=f"ledger credit of {amount}", timeout_s=60
-        )
+        wait_for(lambda: client.balance()["balance"] == before + amount, what=f"ledger credit of {amount}", timeout_s=60)
 
     def invoice_from(self, node: str, amount: int) -> Any:
         return self.lab.node(node).add_invoice(amount)

@@ -98,9 +98,7 @@ def test_report_matches_the_clients_payments_to_the_sat(lab: LightningTestHarnes
     assert sum(int(line.split(",")[4]) for line in csv_text.splitlines() if line.startswith("payment,")) == t["sentSat"]
 
 
-def test_operator_reconciliation_of_a_busy_run_shows_zero_difference(
-    lab: LightningTestHarness, live_lsp: LiveLSP
-) -> None:
+def test_operator_reconciliation_of_a_busy_run_shows_zero_difference(lab: LightningTestHarness, live_lsp: LiveLSP) -> None:
     team = [live_lsp.onboard(f"busy{i}") for i in range(3)]
     for i, (_, client) in enumerate(team):
         live_lsp.fund(client, 100_000, payer="c1" if i % 2 == 0 else "c2")

@@ -17,9 +17,7 @@ from harness.wait import wait_for
 from tests.lab.compliance.conftest import ADMIN_PASSWORD, LiveLSP
 
 CHROMIUM = "/usr/bin/chromium"
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install playwright)"
-)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 pytestmark = [
     pytest.mark.topology("star5", shared=True),
     pytest.mark.skipif(
@@ -139,6 +137,9 @@ def test_operator_approves_sees_payments_live_and_reviews_the_alert(
             shown = sorted("healthy" if t.endswith("healthy") else "depleted" for t in rows.all_inner_texts())
             assert shown == sorted(expected.values())
             page.screenshot(path=str(shots / "8-channels.png"), full_page=True)
+            page.click("text=Orders & swaps")
+            assert page.locator("h2", has_text="swaps").count() >= 1  # lsp/swaps' table, shown generically
+            page.screenshot(path=str(shots / "9-orders.png"), full_page=True)
         finally:
             browser.close()
     if shots != tmp_path:

@@ -28,9 +28,7 @@ def upgrade() -> None:
     )
     # The chain's head exists from the start, so concurrent first appends queue on its row lock.
     op.bulk_insert(
-        sa.table(
-            "audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger), sa.column("hash", sa.String)
-        ),
+        sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger), sa.column("hash", sa.String)),
         [{"id": 1, "seq": 0, "hash": "0" * 64}],
     )
     op.create_table(
