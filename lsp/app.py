@@ -142,4 +142,18 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     routing.install(app)
     swaps.install(app)  # swaps router + swap loop (docs/SWAPS.md)
     app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)
+    _install_compliance(app, ctx)
     return app
+
+
+def _install_compliance(app: FastAPI, ctx: AppContext) -> None:
+    """Issue 9: KYC/alerts/reports endpoints, the operator dashboard, and monitoring + audit on the event bus."""
+    from lsp.api import compliance as compliance_api
+    from lsp.compliance import kyc, monitoring
+    from lsp.dashboard import views as dashboard
+
+    app.include_router(compliance_api.admin)
+    app.include_router(compliance_api.client_router)
+    app.include_router(dashboard.router)
+    monitoring.install(ctx, kyc.policy_of(ctx.settings))  # a bad policy file fails start-up, not a request
+    dashboard.install(ctx)

@@ -86,6 +86,85 @@ def check_config() -> None:
         click.echo(f"LSP_{name.upper()}={value}")
 
 
+# --- compliance (issue 9) --------------------------------------------------------------------------
+
+
+@main.group()
+def compliance() -> None:
+    """Transaction monitoring over the database's history."""
+
+
+@compliance.command("scan")
+@click.option("--from", "frm", default=None, help="ISO date/datetime (UTC); default: all history")
+@click.option("--to", "to", default=None, help="ISO date/datetime (UTC), exclusive")
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="policy file (default LSP_COMPLIANCE_CONFIG_PATH)",
+)
+def compliance_scan(frm: str | None, to: str | None, config_path: str | None) -> None:
+    """Run every monitoring rule over past transactions; new alerts are stored (a re-scan adds none)."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from lsp.compliance import monitoring
+    from lsp.compliance.policy import load_policy
+    from lsp.db.base import make_engine, make_sessionmaker, session_scope
+
+    settings = _settings()
+
+    def when(value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        d = datetime.fromisoformat(value)
+        return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+    try:
+        policy = load_policy(Path(config_path) if config_path else settings.compliance_config_path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            r = monitoring.scan(s, policy, since=when(frm), until=when(to))
+    finally:
+        engine.dispose()
+    click.echo(
+        f"scanned {r.transactions} transactions: {r.hits} rule hits, {r.created} new alerts, {r.extended} extended"
+    )
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check every entry's hash and link; exit 1 listing each edited, missing or reordered entry."""
+    from lsp.compliance import audit
+    from lsp.db.base import make_engine, make_sessionmaker, session_scope
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            n, problems = audit.verify(s)
+    finally:
+        engine.dispose()
+    if not problems:
+        click.echo(f"audit trail intact: {n} entries verified")
+        return
+    for p in problems:
+        where = f"seq {p.seq}" if p.seq is not None else "chain"
+        click.echo(f"TAMPERED {p.kind} at {where}: {p.detail}")
+    click.echo(f"audit trail BROKEN: {len(problems)} problem(s) in {n} entries", err=True)
+    sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
 

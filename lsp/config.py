@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff_base: float = Field(default=2.0, gt=0, description="seconds; doubles per attempt")
 
+    # --- compliance (KYC tiers, monitoring rules, operator dashboard): see docs/COMPLIANCE.md
+    compliance_config_path: Path | None = Field(default=None, description="YAML/JSON file: KYC tiers and rules")
+    kyc_initial_state: Literal["pending", "approved"] | None = Field(
+        default=None, description="state of a newly onboarded client; default approved on regtest, else pending"
+    )
+    admin_password: SecretStr = SecretStr("demo-admin-password")
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.min_channel_size > self.max_channel_size:
@@ -108,6 +115,8 @@ class Settings(BaseSettings):
                 )
             if self.debug:
                 problems.append("LSP_DEBUG is on")
+            if self.admin_password.get_secret_value() in ("demo-admin-password", ""):
+                problems.append("LSP_ADMIN_PASSWORD is the demo password")
             if problems:
                 raise ValueError("refusing unsafe settings on mainnet: " + "; ".join(problems))
         return self

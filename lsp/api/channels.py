@@ -6,9 +6,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Channel
 from lsp.errors import NotImplementedYet
 from lsp.services import channels
@@ -73,6 +75,9 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     channels.validate_open(
         ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
     )
+    await run_in_threadpool(
+        kyc.check, ctx.sessions, kyc.enforce_channel, ctx.settings, client.id, body.channel_size, "body.channelSize"
+    )
     ch = await channels.open_channel(
         get_lnd(ctx),
         db,
@@ -85,6 +90,17 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
         host=body.host,
         sat_per_vbyte=body.fee_rate,
     )
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="channel.open",
+        target=f"channel:{ch.id}",
+        after={"capacitySat": ch.capacity_sat, "openingFeeSat": ch.opening_fee_sat, "channelPoint": ch.channel_point},
+    )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
     return ChannelView.of(ch)
 
 
@@ -117,4 +133,18 @@ async def close_channel(
     channel_id: str, body: CloseChannelRequest, client: CurrentClient, db: DB, lnd: Lnd
 ) -> ChannelView:
     ch = channels.get_for_client(db, client.id, channel_id)
-    return ChannelView.of(await channels.close_channel(lnd, db, ch, force=body.force))
+    before = ch.status
+    closed = await channels.close_channel(lnd, db, ch, force=body.force)
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="channel.close",
+        target=f"channel:{ch.id}",
+        before={"status": before},
+        after={"status": closed.status, "force": body.force, "closingTxid": closed.closing_txid},
+    )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
+    return ChannelView.of(closed)

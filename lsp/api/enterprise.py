@@ -9,6 +9,7 @@ from pydantic import Field, HttpUrl
 
 from lsp.api.deps import DB, Ctx, CurrentClient, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Client, Webhook
 from lsp.services import clients, webhooks
 from lsp.services.events import EVENT_TYPES
@@ -81,7 +82,20 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
         priority_support=body.features.priority_support,
         dedicated_liquidity=body.features.dedicated_liquidity,
     )
+    kyc.get_profile(db, s, new.client.id)
+    audit.record(
+        db,
+        actor="admin:api",
+        action="client.onboard",
+        target=f"client:{new.client.id}",
+        after={
+            "name": new.client.name,
+            "requestsPerMinute": new.client.requests_per_minute,
+            "monthlyVolumeSat": new.client.monthly_volume_sat,
+        },
+    )
     view = ClientView.of(new.client)
+    db.commit()  # before answering: the caller's next request (e.g. the KYC decision) must see the client
     return OnboardResponse(**view.model_dump(), api_secret=new.api_secret)
 
 
@@ -131,6 +145,13 @@ class WebhookDetail(WebhookView):
 @router.post("/webhook", status_code=201, response_model=WebhookCreated)
 def create_webhook(body: WebhookRequest, client: CurrentClient, db: DB, ctx: Ctx) -> WebhookCreated:
     hook, secret = webhooks.register(db, ctx.box, client.id, str(body.url), body.events)
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="webhook.create",
+        target=f"webhook:{hook.id}",
+        after={"url": hook.url, "events": hook.events},
+    )
     return WebhookCreated(**WebhookView.of(hook).model_dump(), secret=secret)
 
 

@@ -6,9 +6,11 @@ from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
-from lsp.api.deps import DB, CurrentClient, Lnd
+from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Invoice
 from lsp.services import invoices
 
@@ -50,10 +52,24 @@ class InvoiceView(CamelModel):
 
 
 @router.post("/create", status_code=201, response_model=InvoiceView)
-async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, lnd: Lnd) -> InvoiceView:
+async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, ctx: Ctx) -> InvoiceView:
+    # Its own short transaction: holding a read snapshot across the LND call would make SQLite
+    # refuse this request's insert later ("database is locked") whenever another write lands meanwhile.
+    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_invoice, ctx.settings, client.id, body.amount)
     inv = await invoices.create(
-        lnd, db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
+        get_lnd(ctx), db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
     )
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="invoice.create",
+        target=f"invoice:{inv.id}",
+        after={"amountSat": inv.amount_sat, "paymentHash": inv.payment_hash},
+    )
+    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
+    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
+    # same lock (another request's insert) never does: a deadlock until the busy timeout.
+    db.commit()
     return InvoiceView.of(inv)
 
 

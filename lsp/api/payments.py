@@ -7,9 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Response
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
+from lsp.api.compliance import record_denied_attempt
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.db.models import Payment
 from lsp.routing import service as routing_service
 from lsp.services import notify, payments
@@ -69,16 +72,34 @@ async def send(
     lnd = get_lnd(ctx)
     # Built before the payment is recorded: if the router cannot start, nothing is reserved.
     mcf = await routing_service.executor_for(ctx) if body.strategy == "mcf" else None
-    payment, created = await payments.start(
-        lnd,
-        ctx.sessions,
-        ctx.settings,
-        client.id,
-        payment_request=body.invoice,
-        idempotency_key=idempotency_key,
-        max_fee_sat=body.max_fee,
-    )
+    try:
+        payment, created = await payments.start(
+            lnd,
+            ctx.sessions,
+            ctx.settings,
+            client.id,
+            payment_request=body.invoice,
+            idempotency_key=idempotency_key,
+            max_fee_sat=body.max_fee,
+            guard=lambda s, amount, dest: kyc.enforce_payment(s, ctx.settings, client.id, amount, dest),
+        )
+    except kyc.DeniedDestination as exc:
+        await run_in_threadpool(record_denied_attempt, ctx, client.id, exc.destination, exc.amount_sat)
+        raise
     if created:
+        # Off the event loop: waiting there for SQLite's write lock would stall every request.
+        await run_in_threadpool(
+            audit.record_in,
+            ctx.sessions,
+            actor=f"client:{client.id}",
+            action="payment.start",
+            target=f"payment:{payment.id}",
+            after={
+                "paymentHash": payment.payment_hash,
+                "amountSat": payment.amount_sat,
+                "maxFeeSat": payment.max_fee_sat,
+            },
+        )
         cap = ctx.settings.payment_timeout // 1000
         timeout = min(body.timeout_seconds or cap, cap)
         payment = await payments.execute(

@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import Field
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import LndUnavailable, NotFound
@@ -189,9 +191,20 @@ async def quote(
 
 
 @router.post("/submarine", status_code=201, response_model=SwapView)
-async def create_submarine(body: SubmarineRequest, client: CurrentClient, db: DB, svc: Service) -> SwapView:
+async def create_submarine(
+    body: SubmarineRequest, client: CurrentClient, db: DB, svc: Service, ctx: Ctx
+) -> SwapView:
     """Swap-in: pay ``onchainAmount`` to ``address``; the LSP pays ``invoice`` once the lockup confirms."""
+    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, client.id, None)  # issue 9
     swap = await svc.create_submarine(db, client.id, body.invoice, body.refund_public_key.lower())
+    kyc.enforce_swap(db, ctx.settings, client.id, swap.invoice_amount_sat)  # the amount is the invoice's
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="swap.create",
+        target=f"swap:{swap.id}",
+        after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
+    )
     db.commit()
     if ctx_running(svc):
         svc.start(swap.id)
@@ -199,10 +212,20 @@ async def create_submarine(body: SubmarineRequest, client: CurrentClient, db: DB
 
 
 @router.post("/reverse", status_code=201, response_model=SwapView)
-async def create_reverse(body: ReverseRequest, client: CurrentClient, db: DB, svc: Service) -> SwapView:
+async def create_reverse(
+    body: ReverseRequest, client: CurrentClient, db: DB, svc: Service, ctx: Ctx
+) -> SwapView:
     """Reverse swap: pay the hold ``invoice``; the LSP locks ``onchainAmount`` at ``address`` for your claim."""
+    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, client.id, body.amount)
     swap = await svc.create_reverse(
         db, client.id, body.amount, body.payment_hash.lower(), body.claim_public_key.lower()
+    )
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="swap.create",
+        target=f"swap:{swap.id}",
+        after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
     )
     db.commit()
     if ctx_running(svc):

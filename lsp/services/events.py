@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +52,11 @@ class EventBus:
         self._sessions = sessions
         self._subs: dict[str | None, set[asyncio.Queue[Event]]] = {}
         self._queue_size = queue_size
+        # Called with every event, whoever it is for (compliance monitoring, audit, the operator dashboard).
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        self._listeners.append(fn)
 
     @contextmanager
     def subscribe(self, client_id: str) -> Iterator[asyncio.Queue[Event]]:
@@ -63,6 +68,11 @@ class EventBus:
             self._subs[client_id].discard(q)
 
     def publish(self, event: Event) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event)
+            except Exception:  # a listener's bug must never stop the client's own events
+                log.exception("event listener %r failed on %s", fn, event.type)
         targets = (
             [q for qs in self._subs.values() for q in qs]
             if event.client_id is None

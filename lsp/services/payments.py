@@ -57,8 +57,12 @@ async def start(
     payment_request: str,
     idempotency_key: str | None,
     max_fee_sat: int | None,
+    guard: Callable[[Session, int, str], None] | None = None,
 ) -> tuple[Payment, bool]:
-    """Record the payment (or find the earlier one); returns (payment, created)."""
+    """Record the payment (or find the earlier one); returns (payment, created).
+
+    ``guard(session, amount_sat, destination)`` runs under the client's lock before the
+    balance check and may refuse the payment (compliance limits: issue 9)."""
     if idempotency_key:
         with session_scope(sessions) as s:
             existing = find_by_key(s, client_id, idempotency_key)
@@ -87,6 +91,7 @@ async def start(
             payment_request=payment_request,
             amount_sat=amount,
             max_fee_sat=max_fee,
+            guard=(lambda sess, amt: guard(sess, amt, decoded.destination)) if guard is not None else None,
         )
 
 
@@ -99,6 +104,7 @@ def record_new(
     payment_request: str,
     amount_sat: int,
     max_fee_sat: int,
+    guard: Callable[[Session, int], None] | None = None,
 ) -> tuple[Payment, bool]:
     """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns (payment, created)."""
     ledger.lock_client(s, client_id)
@@ -118,6 +124,8 @@ def record_new(
         raise Conflict(
             f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
         )
+    if guard is not None:
+        guard(s, amount_sat)
     available = ledger.balance(s, client_id)
     if available < amount_sat + max_fee_sat:
         raise InsufficientFunds(

@@ -51,7 +51,7 @@ def test_mainnet_refuses_debug() -> None:
 
 
 def test_mainnet_starts_with_strong_secrets() -> None:
-    s = load_settings(network="mainnet", admin_api_key=STRONG, secret_key=STRONG + "y")
+    s = load_settings(network="mainnet", admin_api_key=STRONG, secret_key=STRONG + "y", admin_password=STRONG + "z")
     assert s.network == "mainnet"
     assert DEMO_ADMIN_KEY not in repr(s)  # secrets are SecretStr: never printed
 

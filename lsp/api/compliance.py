@@ -1,0 +1,206 @@
+"""Compliance endpoints: KYC decisions, alerts, operator reports (admin key) and the client's statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import Field
+
+from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
+from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.compliance import audit, kyc, monitoring, reports
+from lsp.db.base import session_scope
+from lsp.errors import ValidationFailed
+
+admin = APIRouter(prefix="/api/admin", tags=["admin"], responses=ERROR_RESPONSES, dependencies=[Depends(require_admin)])
+client_router = APIRouter(prefix="/api/enterprise", tags=["enterprise"], responses=ERROR_RESPONSES)
+
+
+def parse_period(frm: str | None, to: str | None) -> reports.Period:
+    """ISO dates or datetimes (UTC if no zone); default: the last 30 days. ``to`` is exclusive."""
+
+    def parse(value: str, name: str) -> datetime:
+        try:
+            d = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationFailed(f"{name} must be an ISO-8601 date or datetime", field=f"query.{name}") from None
+        return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+    end = parse(to, "to") if to else datetime.now(UTC) + timedelta(seconds=1)
+    start = parse(frm, "from") if frm else end - timedelta(days=30)
+    if start >= end:
+        raise ValidationFailed("from must be before to", field="query.from")
+    return reports.Period(start, end)
+
+
+From = Annotated[str | None, Query(alias="from")]
+To = Annotated[str | None, Query()]
+
+
+class KycDecision(CamelModel):
+    state: Literal["pending", "approved", "rejected", "suspended"]
+    tier: str | None = None
+    fields: dict[str, Any] | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class KycSubmission(CamelModel):
+    fields: dict[str, Any] = Field(description="e.g. legal_name, email, country, registration_number")
+
+
+class AlertTransition(CamelModel):
+    status: Literal["open", "reviewing", "escalated", "closed"]
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@admin.post("/clients/{client_id}/kyc")
+def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
+    prof = kyc.change_state(
+        db,
+        ctx.settings,
+        client_id,
+        state=body.state,
+        actor="admin:api",
+        tier=body.tier,
+        fields=body.fields,
+        reason=body.reason,
+    )
+    db.commit()  # visible to the next request before we answer (the dependency commits only afterwards)
+    return kyc.view(prof, kyc.policy_of(ctx.settings))
+
+
+@admin.get("/clients/{client_id}/kyc")
+def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
+    return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
+
+
+@admin.get("/kyc")
+def kyc_queue(db: DB, ctx: Ctx) -> list[dict[str, Any]]:
+    policy = kyc.policy_of(ctx.settings)
+    return [{**kyc.view(p, policy), "name": c.name} for c, p in kyc.queue(db, ctx.settings)]
+
+
+@admin.get("/alerts")
+def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
+    return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
+
+
+@admin.post("/alerts/{alert_id}")
+def review_alert(alert_id: int, body: AlertTransition, db: DB) -> dict[str, Any]:
+    a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
+    db.commit()
+    return monitoring.alert_view(a)
+
+
+@admin.post("/compliance/scan")
+def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
+    p = parse_period(frm, to) if (frm or to) else None
+    r = monitoring.scan(db, kyc.policy_of(ctx.settings), since=p.start if p else None, until=p.end if p else None)
+    db.commit()
+    return {"transactions": r.transactions, "hits": r.hits, "created": r.created, "extended": r.extended}
+
+
+@admin.get("/audit")
+def audit_log(
+    db: DB, limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0
+) -> dict[str, Any]:
+    n, problems = audit.verify(db)
+    return {
+        "entries": n,
+        "intact": not problems,
+        "problems": [p.__dict__ for p in problems],
+        "log": [
+            {
+                "seq": e.seq,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "target": e.target,
+                "before": e.before,
+                "after": e.after,
+                "requestId": e.request_id,
+                "hash": e.hash,
+            }
+            for e in audit.recent(db, limit=limit, offset=offset)
+        ],
+    }
+
+
+@admin.get("/reports/volume")
+def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any]]:
+    return reports.volume_by_client(db, parse_period(frm, to))
+
+
+@admin.get("/reports/alerts")
+def report_alerts(db: DB, frm: From = None, to: To = None) -> dict[str, Any]:
+    return reports.alert_summary(db, parse_period(frm, to))
+
+
+@admin.get("/reports/revenue")
+def report_revenue(db: DB, frm: From = None, to: To = None) -> dict[str, int]:
+    return reports.revenue(db, parse_period(frm, to))
+
+
+@admin.get("/reports/reconciliation")
+async def report_reconciliation(ctx: Ctx) -> dict[str, Any]:
+    return await reports.reconcile(ctx.sessions, get_lnd(ctx))
+
+
+@client_router.get("/reports", response_model=None)
+def statement(
+    client: CurrentClient,
+    db: DB,
+    frm: From = None,
+    to: To = None,
+    format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
+) -> Response | dict[str, Any]:
+    """The client's statement for [from, to): payments, invoices, fees, channels (and swaps)."""
+    st = reports.client_statement(db, client.id, parse_period(frm, to))
+    if format == "csv":
+        name = f"statement-{client.id}-{st['from'][:10]}-{st['to'][:10]}.csv"
+        return PlainTextResponse(
+            reports.statement_csv(st),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    if format == "html":
+        return HTMLResponse(reports.statement_html(st))
+    return st
+
+
+@client_router.get("/kyc")
+def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+    return kyc.view(kyc.get_profile(db, ctx.settings, client.id), kyc.policy_of(ctx.settings))
+
+
+@client_router.post("/kyc")
+def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+    prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
+    db.commit()
+    return kyc.view(prof, kyc.policy_of(ctx.settings))
+
+
+def record_denied_attempt(ctx: Ctx, client_id: str, destination: str, amount_sat: int) -> None:
+    """A blocked payment to a deny-listed node is itself an alert (after the refused transaction rolled back)."""
+    from lsp.compliance.rules import Hit
+    from lsp.db.base import utcnow
+
+    policy = kyc.policy_of(ctx.settings)
+    now = utcnow()
+    with session_scope(ctx.sessions) as s:
+        monitoring.raise_manual(
+            s,
+            Hit(
+                "deny_list",
+                policy.rules.deny_list.severity,
+                client_id,
+                f"blocked payment of {amount_sat} sat to deny-listed node {destination[:16]}...",
+                (f"attempt:{destination}:{now.isoformat()}",),
+                now,
+                None,
+                {"counterparty": destination, "amountSat": amount_sat, "blocked": True},
+            ),
+        )

@@ -1,0 +1,366 @@
+"""Transaction monitoring: feed payments, invoices, channel opens (and swaps)
+through ``rules.evaluate``, live from the event bus and in batch over history,
+and keep the alerts with their review workflow.
+
+Alerts: open -> reviewing -> escalated -> closed (a reason is required to close); any
+open state may be closed. A pattern rule (window_s set) that fires again while its
+alert's window still overlaps extends that alert (more refs, fresh evidence) instead of
+opening a new one, and a transaction already in an alert never counts twice -- so the
+live path and ``lsp compliance scan`` agree and a re-scan creates nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lsp.compliance import audit
+from lsp.compliance.policy import Policy
+from lsp.compliance.rules import Hit, Tx, evaluate, max_window_s
+from lsp.db.base import session_scope, utcnow
+from lsp.db.models import Channel, Client, Invoice, Payment
+from lsp.db.models_compliance import ComplianceAlert
+from lsp.db.models_swaps import Swap
+from lsp.errors import Conflict, NotFound, ValidationFailed
+from lsp.logs import request_id_var
+
+if TYPE_CHECKING:
+    from lsp.context import AppContext
+
+from lsp.services.events import Event
+
+log = logging.getLogger("lsp.compliance")
+
+ALERT_STATES = ("open", "reviewing", "escalated", "closed")
+ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "open": ("reviewing", "escalated", "closed"),
+    "reviewing": ("escalated", "closed", "open"),
+    "escalated": ("reviewing", "closed"),
+    "closed": (),
+}
+
+
+# --- transactions from the database -------------------------------------------------------------
+
+
+def load_txs(
+    session: Session, *, client_id: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[Tx]:
+    """Money that moved, oldest first: succeeded/in-flight payments, settled invoices, channels, swaps."""
+    txs: list[Tx] = []
+    pq = select(Payment).where(Payment.status.in_(("in_flight", "succeeded")))
+    iq = select(Invoice).where(Invoice.status == "settled", Invoice.settled_at.is_not(None))
+    cq = select(Channel).where(Channel.status.in_(("pending", "open", "closing", "closed")))
+    if client_id is not None:
+        pq = pq.where(Payment.client_id == client_id)
+        iq = iq.where(Invoice.client_id == client_id)
+        cq = cq.where(Channel.client_id == client_id)
+    if since is not None:
+        pq = pq.where(Payment.created_at >= since)
+        iq = iq.where(Invoice.settled_at >= since)
+        cq = cq.where(Channel.created_at >= since)
+    txs += [Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) for p in session.scalars(pq)]
+    txs += [
+        Tx(f"invoice:{i.id}", "in", i.client_id, i.amount_paid_sat, i.settled_at)  # type: ignore[arg-type]
+        for i in session.scalars(iq)
+    ]
+    txs += [
+        Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey) for c in session.scalars(cq)
+    ]
+    sq = select(Swap)
+    if client_id is not None:
+        sq = sq.where(Swap.client_id == client_id)
+    if since is not None:
+        sq = sq.where(Swap.created_at >= since)
+    txs += [Tx(f"swap:{w.id}", "swap", w.client_id, w.invoice_amount_sat, w.created_at) for w in session.scalars(sq)]
+    if until is not None:
+        txs = [t for t in txs if t.at < until]
+    return sorted(txs, key=lambda t: (t.at, t.ref))
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def _evidence(a: ComplianceAlert) -> dict[str, Any]:
+    ev: dict[str, Any] = json.loads(a.evidence or "{}")
+    return ev
+
+
+def upsert(session: Session, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
+    """Store a hit: (alert, created) -- or None when it adds nothing (its transactions are known)."""
+    candidates = list(
+        session.scalars(
+            select(ComplianceAlert)
+            .where(ComplianceAlert.rule == hit.rule, ComplianceAlert.client_id == hit.client_id)
+            .order_by(ComplianceAlert.id.desc())
+            .limit(50)
+        )
+    )
+    new_ref = hit.refs[-1] if hit.window_s is not None else hit.refs[0]
+    for a in candidates:
+        ev = _evidence(a)
+        if new_ref in ev.get("refs", []):
+            return None
+    if hit.window_s is not None:
+        span = timedelta(seconds=hit.window_s)
+        for a in candidates:
+            ev = _evidence(a)
+            first = datetime.fromisoformat(ev.get("firstAt", a.last_event_at.isoformat()))
+            if a.status != "closed" and first - span <= hit.at <= a.last_event_at + span:
+                refs = list(dict.fromkeys([*ev.get("refs", []), *hit.refs]))
+                ev.update(hit.evidence)
+                ev["refs"] = refs
+                a.evidence = json.dumps(ev, sort_keys=True)
+                a.summary = hit.summary
+                a.last_event_at = max(a.last_event_at, hit.at)
+                session.flush()
+                return a, False
+    ev = {**hit.evidence, "refs": list(hit.refs), "firstAt": hit.at.isoformat()}
+    a = ComplianceAlert(
+        rule=hit.rule,
+        severity=hit.severity,
+        client_id=hit.client_id,
+        status="open",
+        summary=hit.summary,
+        evidence=json.dumps(ev, sort_keys=True),
+        last_event_at=hit.at,
+    )
+    session.add(a)
+    session.flush()
+    audit.record(
+        session,
+        actor="system:monitoring",
+        action="alert.raise",
+        target=f"alert:{a.id}",
+        after={"rule": a.rule, "severity": a.severity, "clientId": a.client_id, "summary": a.summary},
+    )
+    return a, True
+
+
+def _created_at(session: Session, client_id: str) -> datetime | None:
+    c = session.get(Client, client_id)
+    return c.created_at if c is not None else None
+
+
+def process(session: Session, policy: Policy, tx: Tx) -> list[ComplianceAlert]:
+    """Evaluate one new transaction against the client's recent history; returns alerts created."""
+    since = tx.at - timedelta(seconds=max_window_s(policy.rules))
+    history = load_txs(session, client_id=tx.client_id, since=since)
+    created = []
+    for hit in evaluate(policy.rules, tx, history, _created_at(session, tx.client_id)):
+        res = upsert(session, hit)
+        if res is not None and res[1]:
+            created.append(res[0])
+    return created
+
+
+@dataclass
+class ScanResult:
+    transactions: int
+    hits: int
+    created: int
+    extended: int
+
+
+def scan(session: Session, policy: Policy, *, since: datetime | None = None, until: datetime | None = None) -> ScanResult:
+    """Replay history through the rules, each transaction seeing only what came before it."""
+    txs = load_txs(session, since=since, until=until)
+    by_client: dict[str, list[Tx]] = {}
+    result = ScanResult(len(txs), 0, 0, 0)
+    for tx in txs:
+        prior = by_client.setdefault(tx.client_id, [])
+        for hit in evaluate(policy.rules, tx, prior, _created_at(session, tx.client_id)):
+            result.hits += 1
+            res = upsert(session, hit)
+            if res is not None:
+                if res[1]:
+                    result.created += 1
+                else:
+                    result.extended += 1
+        prior.append(tx)
+    return result
+
+
+def raise_manual(session: Session, hit: Hit) -> ComplianceAlert | None:
+    res = upsert(session, hit)
+    return res[0] if res else None
+
+
+def transition(session: Session, alert_id: int, status: str, *, actor: str, reason: str | None) -> ComplianceAlert:
+    a = session.get(ComplianceAlert, alert_id)
+    if a is None:
+        raise NotFound(f"no alert {alert_id}")
+    if status not in ALERT_STATES:
+        raise ValidationFailed(f"status must be one of {list(ALERT_STATES)}", field="body.status")
+    if status not in ALERT_TRANSITIONS[a.status]:
+        raise Conflict(
+            f"cannot move a {a.status} alert to {status} (allowed: {list(ALERT_TRANSITIONS[a.status])})",
+            field="body.status",
+        )
+    if status == "closed" and not (reason and reason.strip()):
+        raise ValidationFailed("closing an alert needs a reason", field="body.reason")
+    before = {"status": a.status}
+    a.status = status
+    if status == "closed":
+        a.close_reason = reason
+    a.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=f"alert.{status}",
+        target=f"alert:{a.id}",
+        before=before,
+        after={"status": status, "reason": reason},
+    )
+    return a
+
+
+def alert_view(a: ComplianceAlert) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "clientId": a.client_id,
+        "status": a.status,
+        "summary": a.summary,
+        "evidence": _evidence(a),
+        "closeReason": a.close_reason,
+        "lastEventAt": a.last_event_at.isoformat(),
+        "createdAt": a.created_at.isoformat(),
+        "updatedAt": a.updated_at.isoformat(),
+    }
+
+
+def list_alerts(session: Session, *, status: str | None = None, limit: int = 500) -> list[ComplianceAlert]:
+    q = select(ComplianceAlert).order_by(ComplianceAlert.id.desc()).limit(limit)
+    if status is not None:
+        q = q.where(ComplianceAlert.status == status)
+    return list(session.scalars(q))
+
+
+# --- live: the event bus ---------------------------------------------------------------------------
+
+
+def tx_for_event(session: Session, event: Event) -> Tx | None:
+    d = event.data
+    if event.type == "payment_sent" and event.client_id:
+        p = session.scalars(
+            select(Payment).where(Payment.client_id == event.client_id, Payment.payment_hash == d.get("paymentHash"))
+        ).first()
+        return Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) if p else None
+    if event.type == "payment_received" and d.get("invoiceId"):
+        i = session.get(Invoice, d["invoiceId"])
+        if i is not None and i.settled_at is not None:
+            return Tx(f"invoice:{i.id}", "in", i.client_id, i.amount_paid_sat, i.settled_at)
+    if event.type == "channel_opened" and d.get("channelId"):
+        c = session.get(Channel, d["channelId"])
+        if c is not None:
+            return Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
+    return None
+
+
+# Events that change state without an API request (the watchers): audited as the system's actions.
+SYSTEM_AUDITED = {
+    "payment_received": "invoice.settled",
+    "channel_opened": "channel.opened",
+    "channel_closed": "channel.closed",
+    "payment_sent": "payment.succeeded",
+    "payment_failed": "payment.failed",
+}
+
+
+def install(ctx: AppContext, policy: Policy) -> None:
+    """Subscribe monitoring (and the system half of the audit trail) to the app's event bus."""
+
+    def on_event(event: Event, request_id: str | None) -> None:
+        with session_scope(ctx.sessions) as s:
+            action = SYSTEM_AUDITED.get(event.type)
+            if action is not None:
+                ref = event.data.get("invoiceId") or event.data.get("channelId") or event.data.get("paymentHash")
+                audit.record(
+                    s,
+                    actor="system",
+                    action=action,
+                    target=f"client:{event.client_id}/{ref}",
+                    after=event.data,
+                    request_id=request_id or "",
+                )
+            tx = tx_for_event(s, event)
+            raised = process(s, policy, tx) if tx is not None else []
+            views = [alert_view(a) for a in raised]
+        for v in views:
+            log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])
+            # Operators only (the dashboard's stream), never the client's WebSocket or webhooks.
+            hub = ctx.extras.get("dashboard_live")
+            if hub is not None:
+                hub.on_event(
+                    Event(
+                        "alert_raised",
+                        v["clientId"],
+                        {"alertId": v["id"], "rule": v["rule"], "severity": v["severity"], "summary": v["summary"]},
+                    )
+                )
+
+    worker = EventWorker(on_event)
+    ctx.extras["compliance_worker"] = worker
+    ctx.bus.add_listener(worker.submit)
+
+
+class EventWorker:
+    """Runs the listener on a thread of its own, in event order.
+
+    ``EventBus.publish`` is called on the event loop; waiting there for SQLite's write lock
+    would stall the loop -- and with it the request that holds the lock and needs the loop to
+    commit (a deadlock until the busy timeout; seen in the live busy test). The thread exits
+    after ``IDLE_S`` without events and is started again by the next one."""
+
+    IDLE_S = 5.0
+
+    def __init__(self, handle: Callable[[Event, str | None], None]):
+        self._handle = handle
+        self._q: queue.Queue[tuple[Event, str | None]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._busy = 0
+
+    def submit(self, event: Event) -> None:
+        with self._lock:
+            self._busy += 1
+        self._q.put((event, request_id_var.get() or None))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lsp-compliance", daemon=True)
+                self._thread.start()
+
+    def idle(self) -> bool:
+        """True when every submitted event has been handled (tests and shutdown use it)."""
+        with self._lock:
+            return self._busy == 0
+
+    def _run(self) -> None:
+        while True:
+            try:
+                event, rid = self._q.get(timeout=self.IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._q.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                self._handle(event, rid)
+            except Exception:  # one bad event must not stop monitoring
+                log.exception("compliance listener failed on %s", event.type)
+            finally:
+                with self._lock:
+                    self._busy -= 1

@@ -1,0 +1,399 @@
+"""Statements and operator reports.
+
+Client statement (``GET /api/enterprise/reports?from=&to=&format=json|csv|html``): the
+payments, invoices, channels, liquidity reservations and swaps
+created in [from, to), with totals and the ledger's opening and closing balance, so a
+client can tie every sat of its balance to a line of the statement.
+
+Operator reports (admin): volume by client, alert summary, revenue (channel opening fees,
+liquidity fees, routing fees from LND's forwarding history, service fees of completed swaps), and
+``reconcile``: the ledger checked against LND, payment by payment and invoice by invoice,
+every difference listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lsp.db.base import session_scope
+from lsp.db.models import (
+    Channel,
+    Client,
+    ForwardingEvent,
+    Invoice,
+    LedgerEntry,
+    LiquidityReservation,
+    Payment,
+)
+from lsp.db.models_compliance import ComplianceAlert
+from lsp.db.models_swaps import Swap
+from lsp.errors import LndError, LndUnavailable
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+# A swap earns its service fee once it completed: a submarine swap when the LSP claimed the
+# lockup, a reverse swap when the client's hold invoice settled (lsp/swaps/state.py).
+SWAP_DONE = {("submarine", "claimed"), ("reverse", "invoice_settled")}
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d is not None else None
+
+
+def _ledger_sum(session: Session, client_id: str, before: datetime) -> int:
+    total = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_sat), 0)).where(
+            LedgerEntry.client_id == client_id, LedgerEntry.created_at < before
+        )
+    )
+    return int(total or 0)
+
+
+def client_statement(session: Session, client_id: str, period: Period) -> dict[str, Any]:
+    def in_period(col: Any) -> Any:
+        return (col >= period.start) & (col < period.end)
+
+    pays = list(
+        session.scalars(
+            select(Payment).where(Payment.client_id == client_id, in_period(Payment.created_at)).order_by(Payment.created_at)
+        )
+    )
+    invs = list(
+        session.scalars(
+            select(Invoice).where(Invoice.client_id == client_id, in_period(Invoice.created_at)).order_by(Invoice.created_at)
+        )
+    )
+    chans = list(
+        session.scalars(
+            select(Channel).where(Channel.client_id == client_id, in_period(Channel.created_at)).order_by(Channel.created_at)
+        )
+    )
+    res = list(
+        session.scalars(
+            select(LiquidityReservation)
+            .where(LiquidityReservation.client_id == client_id, in_period(LiquidityReservation.created_at))
+            .order_by(LiquidityReservation.created_at)
+        )
+    )
+    swaps: list[dict[str, Any]] = [
+        {
+            "id": w.id,
+            "kind": w.kind,
+            "state": w.state,
+            "invoiceAmountSat": w.invoice_amount_sat,
+            "onchainAmountSat": w.onchain_amount_sat,
+            "serviceFeeSat": w.service_fee_sat,
+            "createdAt": _iso(w.created_at),
+        }
+        for w in session.scalars(
+            select(Swap).where(Swap.client_id == client_id, in_period(Swap.created_at)).order_by(Swap.created_at)
+        )
+    ]
+
+    succeeded = [p for p in pays if p.status == "succeeded"]
+    settled = [i for i in invs if i.status == "settled"]
+    opening = _ledger_sum(session, client_id, period.start)
+    closing = _ledger_sum(session, client_id, period.end)
+    totals = {
+        "paymentsSucceeded": len(succeeded),
+        "paymentsFailed": sum(1 for p in pays if p.status == "failed"),
+        "paymentsInFlight": sum(1 for p in pays if p.status == "in_flight"),
+        "sentSat": sum(p.amount_sat for p in succeeded),
+        "routingFeesSat": sum(p.fee_sat for p in succeeded),
+        "invoicesSettled": len(settled),
+        "receivedSat": sum(i.amount_paid_sat for i in settled),
+        "channelOpeningFeesSat": sum(c.opening_fee_sat for c in chans),
+        "liquidityFeesSat": sum(r.fee_sat for r in res),
+        "swapFeesSat": sum(int(w["serviceFeeSat"] or 0) for w in swaps if (w["kind"], w["state"]) in SWAP_DONE),
+        "openingBalanceSat": opening,
+        "closingBalanceSat": closing,
+        "netChangeSat": closing - opening,
+    }
+    client = session.get(Client, client_id)
+    return {
+        "clientId": client_id,
+        "clientName": client.name if client else None,
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+        "totals": totals,
+        "payments": [
+            {
+                "id": p.id,
+                "paymentHash": p.payment_hash,
+                "amountSat": p.amount_sat,
+                "feeSat": p.fee_sat,
+                "status": p.status,
+                "createdAt": _iso(p.created_at),
+                "completedAt": _iso(p.completed_at),
+            }
+            for p in pays
+        ],
+        "invoices": [
+            {
+                "id": i.id,
+                "paymentHash": i.payment_hash,
+                "amountSat": i.amount_sat,
+                "amountPaidSat": i.amount_paid_sat,
+                "status": i.status,
+                "description": i.description,
+                "createdAt": _iso(i.created_at),
+                "settledAt": _iso(i.settled_at),
+            }
+            for i in invs
+        ],
+        "channels": [
+            {
+                "id": c.id,
+                "remotePubkey": c.remote_pubkey,
+                "capacitySat": c.capacity_sat,
+                "openingFeeSat": c.opening_fee_sat,
+                "status": c.status,
+                "channelPoint": c.channel_point,
+                "createdAt": _iso(c.created_at),
+            }
+            for c in chans
+        ],
+        "liquidity": [
+            {
+                "id": r.id,
+                "amountSat": r.amount_sat,
+                "feeSat": r.fee_sat,
+                "status": r.status,
+                "createdAt": _iso(r.created_at),
+            }
+            for r in res
+        ],
+        "swaps": swaps,
+    }
+
+
+CSV_COLUMNS = ("section", "id", "created_at", "status", "amount_sat", "fee_sat", "reference")
+
+
+def statement_csv(st: dict[str, Any]) -> str:
+    """One flat table: a row per line item, then one ``total`` row per figure (amount in amount_sat)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for p in st["payments"]:
+        w.writerow(("payment", p["id"], p["createdAt"], p["status"], p["amountSat"], p["feeSat"], p["paymentHash"]))
+    for i in st["invoices"]:
+        w.writerow(("invoice", i["id"], i["createdAt"], i["status"], i["amountPaidSat"], 0, i["paymentHash"]))
+    for c in st["channels"]:
+        w.writerow(("channel", c["id"], c["createdAt"], c["status"], c["capacitySat"], c["openingFeeSat"], c["channelPoint"]))
+    for r in st["liquidity"]:
+        w.writerow(("liquidity", r["id"], r["createdAt"], r["status"], r["amountSat"], r["feeSat"], ""))
+    for s in st["swaps"]:
+        w.writerow(("swap", s["id"], s["createdAt"], s["state"], s["invoiceAmountSat"], s["serviceFeeSat"], s["kind"]))
+    for name, value in st["totals"].items():
+        w.writerow(("total", name, st["to"], "", value, "", ""))
+    return buf.getvalue()
+
+
+def statement_html(st: dict[str, Any]) -> str:
+    return TEMPLATES.get_template("statement.html").render(st=st)
+
+
+# --- operator ------------------------------------------------------------------------------------
+
+
+def volume_by_client(session: Session, period: Period) -> list[dict[str, Any]]:
+    out = []
+    for c in session.scalars(select(Client).order_by(Client.name)):
+        st = client_statement(session, c.id, period)["totals"]
+        out.append(
+            {
+                "clientId": c.id,
+                "name": c.name,
+                "sentSat": st["sentSat"],
+                "receivedSat": st["receivedSat"],
+                "payments": st["paymentsSucceeded"],
+                "invoices": st["invoicesSettled"],
+                "feesPaidSat": st["routingFeesSat"] + st["channelOpeningFeesSat"] + st["liquidityFeesSat"],
+            }
+        )
+    return out
+
+
+def alert_summary(session: Session, period: Period | None = None) -> dict[str, Any]:
+    q = select(ComplianceAlert.rule, ComplianceAlert.severity, ComplianceAlert.status, func.count())
+    if period is not None:
+        q = q.where(ComplianceAlert.created_at >= period.start, ComplianceAlert.created_at < period.end)
+    rows = session.execute(q.group_by(ComplianceAlert.rule, ComplianceAlert.severity, ComplianceAlert.status)).all()
+    by_status: dict[str, int] = {}
+    by_rule: dict[str, int] = {}
+    by_severity: dict[str, int] = {}
+    for rule, sev, status, n in rows:
+        by_status[status] = by_status.get(status, 0) + n
+        by_rule[rule] = by_rule.get(rule, 0) + n
+        by_severity[sev] = by_severity.get(sev, 0) + n
+    return {"total": sum(by_status.values()), "byStatus": by_status, "byRule": by_rule, "bySeverity": by_severity}
+
+
+def revenue(session: Session, period: Period) -> dict[str, int]:
+    opening = session.scalar(
+        select(func.coalesce(func.sum(Channel.opening_fee_sat), 0)).where(
+            Channel.created_at >= period.start, Channel.created_at < period.end
+        )
+    )
+    liquidity = session.scalar(
+        select(func.coalesce(func.sum(LiquidityReservation.fee_sat), 0)).where(
+            LiquidityReservation.created_at >= period.start, LiquidityReservation.created_at < period.end
+        )
+    )
+    lo, hi = int(period.start.timestamp() * 1e9), int(period.end.timestamp() * 1e9)
+    routing_msat = session.scalar(
+        select(func.coalesce(func.sum(ForwardingEvent.fee_msat), 0)).where(
+            ForwardingEvent.timestamp_ns >= lo, ForwardingEvent.timestamp_ns < hi
+        )
+    )
+    swap_fees = sum(
+        w.service_fee_sat
+        for w in session.scalars(select(Swap).where(Swap.created_at >= period.start, Swap.created_at < period.end))
+        if (w.kind, w.state) in SWAP_DONE
+    )
+    out = {
+        "channelOpeningFeesSat": int(opening or 0),
+        "liquidityFeesSat": int(liquidity or 0),
+        "routingFeesMsat": int(routing_msat or 0),
+        "routingFeesSat": int(routing_msat or 0) // 1000,
+        "swapFeesSat": swap_fees,
+    }
+    out["totalSat"] = out["channelOpeningFeesSat"] + out["liquidityFeesSat"] + out["routingFeesSat"] + out["swapFeesSat"]
+    return out
+
+
+def _ledger_by_ref(session: Session) -> dict[str, int]:
+    rows = session.execute(select(LedgerEntry.reference, func.sum(LedgerEntry.amount_sat)).group_by(LedgerEntry.reference))
+    return {str(ref): int(total or 0) for ref, total in rows}
+
+
+async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]:
+    """The ledger against LND. For every final payment: LND's status, amount and fee, and the
+    ledger's net for it (must be -(amount + fee) if it succeeded, 0 if it failed). For every
+    settled invoice: LND's amt_paid and the ledger credit. For every open channel: LND has it,
+    with the same capacity. Returns the counts checked and every difference found."""
+    with session_scope(sessions) as s:
+        pays = [
+            (p.id, p.client_id, p.payment_hash, p.amount_sat, p.fee_sat, p.status)
+            for p in s.scalars(select(Payment).where(Payment.status.in_(("succeeded", "failed"))))
+        ]
+        in_flight = int(s.scalar(select(func.count()).where(Payment.status == "in_flight")) or 0)
+        invs = [
+            (i.id, i.client_id, i.payment_hash, i.amount_paid_sat)
+            for i in s.scalars(select(Invoice).where(Invoice.status == "settled"))
+        ]
+        chans = [
+            (c.id, c.client_id, c.channel_point, c.capacity_sat)
+            for c in s.scalars(select(Channel).where(Channel.status == "open"))
+        ]
+        ledger = _ledger_by_ref(s)
+    succeeded_hashes = {p[2] for p in pays if p[5] == "succeeded"}
+    diffs: list[dict[str, Any]] = []
+    ledger_payments = lnd_payments = ledger_invoices = lnd_invoices = 0
+    for pid, cid, phash, amount, fee, status in pays:
+        ref = f"payment:{pid}"
+        net = ledger.get(ref, 0)
+        ledger_payments += net
+        try:
+            out = await lnd.track_payment(phash, timeout_s=15)
+            lnd_status, lnd_value, lnd_fee = out.status, out.value_sat, out.fee_sat
+        except LndUnavailable:
+            raise
+        except LndError as exc:
+            if exc.grpc_code != "NOT_FOUND":
+                raise
+            lnd_status, lnd_value, lnd_fee = "NOT_FOUND", 0, 0
+        if lnd_status == "SUCCEEDED" and status == "failed" and phash in succeeded_hashes:
+            # Another client's payment of the same invoice is the one LND made; this attempt was refused.
+            lnd_status, lnd_value, lnd_fee = "REFUSED_DUPLICATE", 0, 0
+        expected = -(lnd_value + lnd_fee) if lnd_status == "SUCCEEDED" else 0
+        lnd_payments += expected
+        if status == "succeeded" and lnd_status != "SUCCEEDED":
+            diffs.append({"kind": "payment_status", "ref": ref, "clientId": cid, "ledger": status, "lnd": lnd_status})
+        if status == "failed" and lnd_status == "SUCCEEDED":
+            diffs.append({"kind": "payment_status", "ref": ref, "clientId": cid, "ledger": status, "lnd": lnd_status})
+        if lnd_status == "SUCCEEDED" and (amount, fee) != (lnd_value, lnd_fee):
+            diffs.append(
+                {
+                    "kind": "payment_amount",
+                    "ref": ref,
+                    "clientId": cid,
+                    "ledger": amount + fee,
+                    "lnd": lnd_value + lnd_fee,
+                }
+            )
+        if net != expected:
+            diffs.append(
+                {
+                    "kind": "payment_ledger",
+                    "ref": ref,
+                    "clientId": cid,
+                    "ledger": net,
+                    "lnd": expected,
+                    "differenceSat": net - expected,
+                }
+            )
+    for iid, cid, phash, paid in invs:
+        ref = f"invoice:{iid}"
+        credit = ledger.get(ref, 0)
+        ledger_invoices += credit
+        inv = await lnd.lookup_invoice(phash)
+        lnd_paid = int(inv.amt_paid_sat)
+        lnd_invoices += lnd_paid
+        if credit != lnd_paid or paid != lnd_paid:
+            diffs.append(
+                {
+                    "kind": "invoice_ledger",
+                    "ref": ref,
+                    "clientId": cid,
+                    "ledger": credit,
+                    "lnd": lnd_paid,
+                    "differenceSat": credit - lnd_paid,
+                }
+            )
+    lnd_chans = {c.channel_point: int(c.capacity) for c in await lnd.list_channels()}
+    for chid, cid, point, cap in chans:
+        if point not in lnd_chans:
+            diffs.append({"kind": "channel_missing", "ref": f"channel:{chid}", "clientId": cid, "ledger": cap, "lnd": None})
+        elif lnd_chans[point] != cap:
+            diffs.append(
+                {
+                    "kind": "channel_capacity",
+                    "ref": f"channel:{chid}",
+                    "clientId": cid,
+                    "ledger": cap,
+                    "lnd": lnd_chans[point],
+                }
+            )
+    return {
+        "checked": {
+            "payments": len(pays),
+            "invoices": len(invs),
+            "channels": len(chans),
+            "paymentsInFlight": in_flight,
+        },
+        "ledger": {"paymentsNetSat": ledger_payments, "invoicesSat": ledger_invoices},
+        "lnd": {"paymentsNetSat": lnd_payments, "invoicesSat": lnd_invoices},
+        "differenceSat": (ledger_payments - lnd_payments) + (ledger_invoices - lnd_invoices),
+        "differences": diffs,
+    }
