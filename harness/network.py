@@ -27,7 +27,7 @@ from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
-from harness.wait import wait_for
+from harness.wait import timeout, wait_for
 
 Progress = Callable[[str], None]
 
@@ -351,21 +351,28 @@ class Network:
         # A node with no channel (a JIT client, a watchtower) has no peer to
         # learn the graph from.
         in_channels = {n for oc in self.channels for n in (oc.spec.from_, oc.spec.to)}
+        limit = timeout(timeout_s)
         for node in self.nodes.values():
             if node.name not in in_channels:
                 continue
-            try:
-                wait_for(lambda: not self._graph_gaps(node), what="graph", timeout_s=REPAIR_AFTER_S)  # noqa: B023
-                continue
-            except WaitTimeout:
+            deadline = time.monotonic() + limit
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    wait_for(
+                        lambda: not self._graph_gaps(node),  # noqa: B023 - called before the loop moves on
+                        what=f"{node.name}'s graph to hold all {len(self._expected_public())} public channel(s) "
+                        f"with declared policies",
+                        timeout_s=max(min(REPAIR_AFTER_S, left), 0.5),
+                        describe=lambda: "; ".join(g[2] for g in self._graph_gaps(node)[:5]),  # noqa: B023
+                    )
+                    break
+                except WaitTimeout:
+                    if time.monotonic() >= deadline:
+                        raise
+                # Re-send what is still missing, as often as it takes: on a
+                # loaded machine one nudge is not always enough.
                 self._repair_gossip(self._graph_gaps(node))
-            wait_for(
-                lambda: not self._graph_gaps(node),  # noqa: B023
-                what=f"{node.name}'s graph to hold all {len(self._expected_public())} public channel(s) "
-                f"with declared policies",
-                timeout_s=timeout_s,
-                describe=lambda: "; ".join(g[2] for g in self._graph_gaps(node)[:5]),  # noqa: B023
-            )
 
     def _mine_to_announce(self) -> None:
         # The last block alone, after every node has the others, so all nodes
