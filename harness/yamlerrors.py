@@ -77,9 +77,7 @@ def validation_problems(
     problems = []
     for err in exc.errors():
         loc = tuple(
-            p
-            for p in err["loc"]
-            if not (isinstance(p, str) and (p.startswith(("function-", "literal[")) or p in drop))
+            p for p in err["loc"] if not (isinstance(p, str) and (p.startswith(("function-", "literal[")) or p in drop))
         )
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
