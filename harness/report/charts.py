@@ -9,7 +9,7 @@ from html import escape
 
 from harness.scenario.results import ChannelSnapshot
 
-FONT = 'font-family="system-ui,sans-serif" font-size="11"'
+FONT = 'font-family="system-ui,DejaVu Sans,Arial,sans-serif" font-size="11"'
 OK = "#2e9d5b"
 BAD = "#d64545"
 BLUE = "#3b6fd8"
@@ -55,8 +55,9 @@ def latency_histogram(latencies_s: list[float], percentiles: dict[str, float], *
         return ""
     pad = (48, 24, 16, 36)
     left, top, right, bottom = pad
-    hi = max(latencies_s)
-    lo = 0.0
+    lo, hi = min(latencies_s), max(latencies_s)
+    if hi - lo < 0.01:  # all about equal: centre them in a small window
+        lo, hi = max(0.0, lo - 0.01), hi + 0.01
     nb = min(20, max(5, int(math.sqrt(len(latencies_s))) + 1))
     width = (hi - lo) / nb or 0.01
     counts = [0] * nb
@@ -87,39 +88,46 @@ def latency_histogram(latencies_s: list[float], percentiles: dict[str, float], *
         out.append(
             f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="{colour}" stroke-dasharray="4 3"/>'
         )
+        # Labels in a fixed legend (top right), so close percentiles do not overprint.
         out.append(
-            f'<text x="{min(x + 3, w - 70):.1f}" y="{top + 10 + 12 * i}" {FONT} fill="{colour}">{name} {v:.3f}s</text>'
+            f'<text x="{w - right - 4}" y="{top + 10 + 13 * i}" text-anchor="end" {FONT} fill="{colour}">'
+            f"{name} {v:.3f}s</text>"
         )
     out.append(f'<text x="{left + pw / 2:.0f}" y="{h - 4}" text-anchor="middle" {FONT} fill="#555">latency</text>')
     out.append("</svg>")
     return "".join(out)
 
 
-def success_bars(rows: list[tuple[str, int, int]], *, w: int = 560) -> str:
-    """One horizontal bar per scenario: succeeded (green) and failed (red) payments."""
-    rows = [r for r in rows if r[1] + r[2] > 0]
+def success_bars(rows: list[tuple[str, int, int, int]], *, w: int = 560) -> str:
+    """One horizontal bar per scenario: payments that succeeded (green), failed
+    as the scenario expected (grey) and failed unexpectedly (red)."""
+    rows = [r for r in rows if sum(r[1:]) > 0]
     if not rows:
         return ""
-    row_h, left, right = 24, 170, 60
+    row_h, left, right = 24, 170, 150
     h = 20 + row_h * len(rows)
-    total_max = max(a + b for _, a, b in rows)
+    total_max = max(sum(r[1:]) for r in rows)
     pw = w - left - right
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">']
-    for i, (name, ok, bad) in enumerate(rows):
+    for i, (name, ok, expected, bad) in enumerate(rows):
         y = 10 + i * row_h
-        wo = pw * ok / total_max
-        wb = pw * bad / total_max
-        rate = ok / (ok + bad)
         out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end" {FONT}>{escape(name[:28])}</text>')
-        out.append(
-            f'<rect x="{left}" y="{y + 3}" width="{wo:.1f}" height="16" fill="{OK}">'
-            f"<title>{ok} succeeded</title></rect>"
-        )
-        out.append(
-            f'<rect x="{left + wo:.1f}" y="{y + 3}" width="{wb:.1f}" height="16" fill="{BAD}">'
-            f"<title>{bad} failed</title></rect>"
-        )
-        out.append(f'<text x="{left + wo + wb + 6:.1f}" y="{y + 15}" {FONT}>{rate:.0%} of {ok + bad}</text>')
+        x = float(left)
+        for count, colour, what in (
+            (ok, OK, "succeeded"),
+            (expected, GREY, "failed as expected"),
+            (bad, BAD, "failed"),
+        ):
+            width = pw * count / total_max
+            if count:
+                out.append(
+                    f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="16" fill="{colour}">'
+                    f"<title>{count} {what}</title></rect>"
+                )
+            x += width
+        total = ok + expected + bad
+        label = f"{(ok + expected) / total:.0%} as expected, {total}"
+        out.append(f'<text x="{x + 6:.1f}" y="{y + 15}" {FONT}>{label}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -218,9 +226,12 @@ def topology_drawing(nodes: list[str], channels: list[ChannelSnapshot], *, size:
         out.append(
             f'<line x1="{mx:.1f}" y1="{my:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#e0a030" stroke-width="6"{dash}/>'
         )
-        tx, ty = (x1 + x2) / 2, (y1 + y2) / 2
+        # The label sits beside the line (offset along its normal), not on it.
+        length = math.hypot(x2 - x1, y2 - y1) or 1.0
+        nx, ny = -(y2 - y1) / length, (x2 - x1) / length
+        tx, ty = (x1 + x2) / 2 + nx * 16, (y1 + y2) / 2 + ny * 16 + 4
         out.append(
-            f'<text x="{tx:.1f}" y="{ty - 6:.1f}" text-anchor="middle" {FONT} fill="#333" '
+            f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="middle" {FONT} fill="#333" '
             f'paint-order="stroke" stroke="#fff" stroke-width="3">{_fmt(c.local_sat)} | {_fmt(c.remote_sat)}</text></g>'
         )
     for n, (x, y) in pos.items():

@@ -31,6 +31,7 @@ class Figures:
     fees_msat: int
     steps: int
     steps_failed: int
+    failed_as_expected: int
 
 
 def figures(scenarios: list[ScenarioResult]) -> Figures:
@@ -48,6 +49,7 @@ def figures(scenarios: list[ScenarioResult]) -> Figures:
         fees_msat=sum(p.fee_msat for p in ok),
         steps=len(steps),
         steps_failed=sum(s.status in ("failed", "error") for s in steps),
+        failed_as_expected=sum(p.status == "FAILED" and p.expected_status == "FAILED" for p in pays),
     )
 
 
@@ -73,21 +75,18 @@ def _scenario_view(sc: ScenarioResult) -> dict[str, Any]:
     }
 
 
+def _outcomes(sc: ScenarioResult) -> tuple[str, int, int, int]:
+    ok = sum(p.status == "SUCCEEDED" for p in sc.payments)
+    expected = sum(p.status == "FAILED" and p.expected_status == "FAILED" for p in sc.payments)
+    return sc.name, ok, expected, len(sc.payments) - ok - expected
+
+
 def render_run(run: RunResult) -> str:
     ok = [p for p in run.payments if p.status == "SUCCEEDED"]
     lat = [p.latency_s for p in ok]
     fig = figures(run.scenarios)
     pct = {"p50": fig.p50_s, "p95": fig.p95_s, "p99": fig.p99_s} if lat else {}
-    success = charts.success_bars(
-        [
-            (
-                sc.name,
-                sum(p.status == "SUCCEEDED" for p in sc.payments),
-                sum(p.status != "SUCCEEDED" for p in sc.payments),
-            )
-            for sc in run.scenarios
-        ]
-    )
+    success = charts.success_bars([_outcomes(sc) for sc in run.scenarios])
     return (
         _env()
         .get_template("run.html.j2")

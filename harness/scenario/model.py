@@ -127,7 +127,7 @@ class PayStep(_Step):
     count: int = Field(1, ge=1, le=1000)
     fee_limit_sat: int = Field(100, ge=0)
     timeout_s: int = Field(60, ge=1, le=600)
-    expect: PaymentExpect = Field(default=PaymentExpect())
+    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
 
 
 class KeysendStep(_Step):
@@ -138,7 +138,7 @@ class KeysendStep(_Step):
     count: int = Field(1, ge=1, le=1000)
     fee_limit_sat: int = Field(100, ge=0)
     timeout_s: int = Field(60, ge=1, le=600)
-    expect: PaymentExpect = Field(default=PaymentExpect())
+    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
 
 
 class OpenChannelStep(_Step):

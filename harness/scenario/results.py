@@ -20,6 +20,7 @@ class PaymentRecord:
     memo: str = ""
     hops: int = 0
     expected_fee_msat: int | None = None
+    expected_status: str | None = None  # what the scenario said this payment should end as
 
 
 @dataclass
