@@ -9,7 +9,7 @@ from html import escape
 
 from harness.scenario.results import ChannelSnapshot
 
-FONT = 'font-family="system-ui,DejaVu Sans,Arial,sans-serif" font-size="11"'
+FONT = 'font-family="Segoe UI,Roboto,Helvetica Neue,Arial,Liberation Sans,sans-serif" font-size="11"'
 OK = "#2e9d5b"
 BAD = "#d64545"
 BLUE = "#3b6fd8"

@@ -72,7 +72,7 @@ def _scenario_problems(
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            field = "kind" if loc and loc[0] == "steps" else "dist"
+            field = "kind" if len(loc) == 2 and loc[0] == "steps" else "dist"
             loc.append(field)
             msg = f"must be one of: {', '.join(STEP_KINDS) if field == 'kind' else 'uniform, lognormal'}"
         problems.append((_locate(tuple(loc), lines), msg))
