@@ -192,7 +192,7 @@ def _locust_cmds(
         "--expect-workers-max-wait",
         "60",
     ]
-    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "WARNING"]
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "--loglevel", "INFO"]
     return master, [worker for _ in range(workers)]
 
 
@@ -289,6 +289,7 @@ def run_load(
             if not Path(f"{csv_prefix}_stats.csv").exists():
                 raise LabError(f"locust wrote no statistics; see {work / 'locust.log'}")
             stats, failures = parse_stats(csv_prefix)
+            locust_log = (work / "locust.log").read_bytes()
             hub.wait_no_pending_htlcs()
             payments = hub.ln.list_payments()
             sc.channels_after = channel_snapshot(lab)
@@ -325,4 +326,7 @@ def run_load(
     run.duration_s = sc.duration_s
     from harness.report.render import write_report
 
-    return run, write_report(run, report_root)
+    report = write_report(run, report_root)
+    # Locust's own output (errors, worker hand-shakes) next to the report: the lab directory is gone.
+    (report.parent / "locust.log").write_bytes(locust_log)
+    return run, report

@@ -42,8 +42,14 @@ def test_valid_scenario_parses_amount_distributions() -> None:
 
 def test_every_shipped_scenario_and_suite_is_valid() -> None:
     names = {p.stem for p in SCENARIO_DIR.glob("*.yaml")}
-    assert {"line3-payments", "star5-distribution", "pair-keysend", "pair-channels", "line3-restart",
-            "pair-over-capacity"} <= names
+    assert {
+        "line3-payments",
+        "star5-distribution",
+        "pair-keysend",
+        "pair-channels",
+        "line3-restart",
+        "pair-over-capacity",
+    } <= names
     _, smoke = load_target("smoke")
     _, release = load_target("release")
     assert {s.scenario.name for s in smoke} < {s.scenario.name for s in release}
