@@ -205,6 +205,10 @@ def run_load(
     report_root: Path,
     progress: Callable[[str], None] = print,
 ) -> tuple[RunResult, Path]:
+    import importlib.util
+
+    if importlib.util.find_spec("locust") is None:
+        raise LabError("lab load needs Locust: pip install 'lightning-lab[load]' (or: pip install locust)")
     run = RunResult(
         run_id=new_run_id(),
         target="load",

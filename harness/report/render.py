@@ -97,8 +97,7 @@ def render_run(run: RunResult) -> str:
             success=success,
             scenarios=[_scenario_view(sc) for sc in run.scenarios],
             load=run.load,
-            css=(TEMPLATES / "report.css").read_text(),
-        )
+            )
     )
 
 
@@ -163,7 +162,7 @@ def render_index(root: Path) -> str:
     return (
         _env()
         .get_template("index.html.j2")
-        .render(rows=list(reversed(rows)), trend=trend, css=(TEMPLATES / "report.css").read_text())
+        .render(rows=list(reversed(rows)), trend=trend)
     )
 
 

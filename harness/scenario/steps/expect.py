@@ -3,6 +3,8 @@ on earlier payments, balances and channel states."""
 
 from __future__ import annotations
 
+import math
+
 from harness.harness import LightningTestHarness
 from harness.rpc.lightning import Graph
 from harness.rpc.router import PaymentResult
@@ -16,7 +18,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    k = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
     return ordered[k]
 
 

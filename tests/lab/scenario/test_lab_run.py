@@ -32,6 +32,7 @@ steps:
   - kind: expect
     payments: [{step: tips, count: 3, min_success_rate: 1.0}]
     channels: [{node: nodea, peer: nodeb, state: active}]
+  - {kind: lsp, call: balance}
 """
 
 FAILING = """\
@@ -74,7 +75,7 @@ def test_passing_scenario_writes_a_self_contained_report(tmp_path: Path) -> None
     reports = tmp_path / "reports"
     r = lab_run(sc, reports, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "[1/3] keysend: tips" in r.stderr and "PASSED" in r.stderr
+    assert "[1/4] keysend: tips" in r.stderr and "PASSED" in r.stderr
     page = report_path(r.stdout)
     assert page.parent.parent == reports and page.exists()
 
@@ -91,7 +92,9 @@ def test_passing_scenario_writes_a_self_contained_report(tmp_path: Path) -> None
     data = json.loads((page.parent / "results.json").read_text())
     assert data["status"] == "passed" and data["runtime"] == "process"
     steps = data["scenarios"][0]["steps"]
-    assert [s["status"] for s in steps] == ["passed", "passed", "passed"]
+    # no LSP in this scenario: the lsp step is skipped, not failed
+    assert [s["status"] for s in steps] == ["passed", "passed", "passed", "skipped"]
+    assert "no LSP runs" in steps[3]["message"]
     tips = steps[0]["payments"]
     assert len(tips) == 3 and all(p["status"] == "SUCCEEDED" and p["fee_msat"] == 0 for p in tips)
     assert all(1000 <= p["amount_sat"] <= 3000 for p in tips)
@@ -101,7 +104,8 @@ def test_passing_scenario_writes_a_self_contained_report(tmp_path: Path) -> None
 
     junit = ET.parse(page.parent / "junit.xml").getroot()
     suite = junit.find("testsuite")
-    assert suite is not None and suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+    assert suite.get("skipped") == "1"
 
     index = (reports / "index.html").read_text()
     assert page.parent.name in index and "tiny-pass" in index
