@@ -256,3 +256,30 @@ def trend_spark(values: list[float], *, w: int = 120, h: int = 28, color: str = 
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
         f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"/></svg>'
     )
+
+
+def percentile_bars(rows: list[tuple[str, float, float, float]], *, w: int = 560) -> str:
+    """Per request name: p50, p95 and p99 response time (ms) as grouped horizontal bars."""
+    rows = [r for r in rows if r[3] > 0]
+    if not rows:
+        return ""
+    left, right, row_h = 190, 70, 34
+    h = 26 + row_h * len(rows)
+    pw = w - left - right
+    top = _nice_max(max(r[3] for r in rows))
+    colours = (("p50", OK), ("p95", "#d08a1e"), ("p99", BAD))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">']
+    for k, (name, colour) in enumerate(colours):
+        out.append(f'<rect x="{left + 70 * k}" y="4" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{left + 14 + 70 * k}" y="13" {FONT}>{name}</text>')
+    for i, (label, *values) in enumerate(rows):
+        y = 22 + i * row_h
+        out.append(f'<text x="{left - 6}" y="{y + 17}" text-anchor="end" {FONT}>{escape(label[:32])}</text>')
+        for k, ((name, colour), v) in enumerate(zip(colours, values, strict=True)):
+            out.append(
+                f'<rect x="{left}" y="{y + 2 + 9 * k}" width="{pw * v / top:.1f}" height="8" fill="{colour}">'
+                f"<title>{escape(label)} {name}: {v:.0f} ms</title></rect>"
+            )
+        out.append(f'<text x="{left + pw * values[2] / top + 6:.1f}" y="{y + 24}" {FONT}>{values[2]:.0f} ms</text>')
+    out.append("</svg>")
+    return "".join(out)

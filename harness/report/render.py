@@ -97,7 +97,12 @@ def render_run(run: RunResult) -> str:
             success=success,
             scenarios=[_scenario_view(sc) for sc in run.scenarios],
             load=run.load,
+            load_chart=charts.percentile_bars(
+                [(f"{x.method} {x.name}".strip(), x.p50_ms, x.p95_ms, x.p99_ms) for x in run.load.stats]
             )
+            if run.load
+            else "",
+        )
     )
 
 
@@ -159,11 +164,7 @@ def render_index(root: Path) -> str:
         "rate": charts.trend_spark([r["fig"].success_rate for r in rows if r["fig"].payments], color=charts.OK),
         "duration": charts.trend_spark([r["run"].duration_s for r in rows], color=charts.GREY),
     }
-    return (
-        _env()
-        .get_template("index.html.j2")
-        .render(rows=list(reversed(rows)), trend=trend)
-    )
+    return _env().get_template("index.html.j2").render(rows=list(reversed(rows)), trend=trend)
 
 
 def write_report(run: RunResult, root: Path = REPORTS_DIR) -> Path:

@@ -144,7 +144,10 @@ def resolve_scenario_path(name_or_path: str | Path) -> Path:
     if cand.exists():
         return cand
     known = ", ".join(sorted(x.stem for x in SCENARIO_DIR.glob("*.yaml")))
-    raise ScenarioError(str(name_or_path), [("", f"no such scenario (known: {known}) and no such file")])
+    suites = ", ".join(sorted(x.stem for x in SUITE_DIR.glob("*.yaml")))
+    raise ScenarioError(
+        str(name_or_path), [("", f"no such suite (known: {suites}), scenario (known: {known}) or file")], what="target"
+    )
 
 
 def parse_scenario(text: str, source: str = "<string>", *, base_dir: Path | None = None) -> LoadedScenario:
