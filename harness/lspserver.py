@@ -54,7 +54,7 @@ class LspServer:
             "LSP_API_HOST": "127.0.0.1",
             "LSP_API_PORT": str(self.port),
             "LSP_ADMIN_API_KEY": ADMIN_KEY,
-            "LSP_LOG_LEVEL": "WARNING",
+            "LSP_LOG_LEVEL": "INFO",
             "LSP_DEFAULT_REQUESTS_PER_MINUTE": str(self.requests_per_minute),
         }
 

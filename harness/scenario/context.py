@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.harness import LightningTestHarness
 from harness.scenario.model import Scenario
@@ -29,6 +29,7 @@ class StepContext:
     history: dict[str, StepResult] = field(default_factory=dict)
     lsp: LSPClient | None = None
     progress: Callable[[str], None] = lambda _msg: None
+    lsp_events: list[dict[str, Any]] = field(default_factory=list)  # from the LSP's WebSocket, in arrival order
 
     def fail(self, message: str) -> None:
         """Record a failed expectation; the step goes on so all its failures are seen."""

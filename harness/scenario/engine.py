@@ -19,6 +19,7 @@ from typing import Any
 from harness.errors import LabError
 from harness.harness import LightningTestHarness
 from harness.scenario.context import StepContext, StepSkipped
+from harness.scenario.events import EventCollector
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import KeysendStep, PayStep
 from harness.scenario.plan import plan_scenario
@@ -90,7 +91,7 @@ def _log_excerpt(lab: LightningTestHarness, offsets: dict[str, int], involved: l
 
 def _involved(step: Any) -> list[str]:
     out: list[str] = []
-    for f in ("from_", "to", "node", "peer"):
+    for f in ("from_", "to", "node", "peer", "payer", "payee"):
         v = getattr(step, f, None)
         for x in [v] if isinstance(v, str) else (v or []):
             if x not in out:
@@ -101,7 +102,7 @@ def _involved(step: Any) -> list[str]:
 def _step_label(step: Any) -> str:
     if step.name:
         return step.name
-    parts = [step.kind]
+    parts = [getattr(step, "call", None) or step.kind]
     inv = _involved(step)
     if inv:
         parts.append("->".join(inv) if hasattr(step, "from_") else ",".join(inv))
@@ -121,6 +122,7 @@ class Runner:
         self.keep_failed = keep_failed
         self._lab: LightningTestHarness | None = None
         self._lab_shareable = False
+        self._lsp_events: list[dict[str, Any]] = []
 
     # -- networks --------------------------------------------------------------
     def _network_for(self, ls: LoadedScenario) -> tuple[LightningTestHarness, bool, float]:
@@ -164,8 +166,17 @@ class Runner:
         plans = plan_scenario(sc)
         history: dict[str, StepResult] = {}
         aborted = False
+        self._lsp_events = []
         with ExitStack() as stack:
-            lsp_client = self._start_lsp(ls, lab, stack) if sc.lsp else None
+            try:
+                lsp_client = self._start_lsp(ls, lab, stack) if sc.lsp else None
+            except Exception as exc:  # the scenario errors; the run goes on
+                res.status, res.message = "error", f"the LSP did not start: {type(exc).__name__}: {exc}"
+                res.steps = [StepResult(i, s.kind, _step_label(s), status="skipped") for i, s in enumerate(sc.steps)]
+                res.duration_s = round(time.monotonic() - t0, 2)
+                self._release(failed=True)
+                self.progress(f"  [error] {res.message}")
+                return res
             res.channels_before = channel_snapshot(lab)
             for i, step in enumerate(sc.steps):
                 sr = StepResult(i, step.kind, _step_label(step))
@@ -200,6 +211,7 @@ class Runner:
         server = stack.enter_context(LspServer(lab.node(ls.scenario.lsp), lab.lab_dir))
         client = server.onboard(f"scenario {ls.scenario.name}")
         self.progress(f"  LSP API on {server.url} (node {ls.scenario.lsp}), client {client.client_id}")
+        self._lsp_events = stack.enter_context(EventCollector(server.url, client.api_key, client.api_secret)).events
         return stack.enter_context(LSPClient(server.url, client.api_key, client.api_secret))
 
     def _run_step(
@@ -215,7 +227,7 @@ class Runner:
     ) -> None:
         n = len(ls.scenario.steps)
         self.progress(f"  [{i + 1}/{n}] {step.kind}: {sr.name}")
-        ctx = StepContext(lab, ls.scenario, i, sr, planned, history, lsp_client, self.progress)
+        ctx = StepContext(lab, ls.scenario, i, sr, planned, history, lsp_client, self.progress, self._lsp_events)
         offsets = _log_offsets(lab)
         sr.started_at = time.time()
         t0 = time.monotonic()

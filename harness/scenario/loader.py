@@ -85,7 +85,7 @@ def _scenario_problems(
 
 def _node_refs(step: Any) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
-    for field in ("from_", "to", "node", "peer"):
+    for field in ("from_", "to", "node", "peer", "payer", "payee"):
         v = getattr(step, field, None)
         if v is None:
             continue
@@ -108,6 +108,10 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                 problems.append((("steps", i, key), f"unknown node {name!r} in topology {topo.name} (nodes: {known})"))
         if isinstance(step, OpenChannelStep) and step.push_sat >= step.capacity_sat:
             problems.append((("steps", i, "push_sat"), f"must be below capacity_sat ({step.capacity_sat})"))
+        if isinstance(step, ExpectStep) and step.events and sc.lsp is None:
+            problems.append(
+                (("steps", i, "events"), "event expectations need an LSP: set `lsp: <node>` on the scenario")
+            )
         if isinstance(step, ExpectStep):
             for j, chk in enumerate(step.payments):
                 if chk.step not in named:

@@ -205,16 +205,51 @@ class HealStep(_Step):
     peer: str
 
 
-LspCall = Literal["me", "balance", "channel_balance", "create_invoice", "liquidity_rates"]
+LspCall = Literal["me", "balance", "channel_balance", "create_invoice", "liquidity_rates", "receive", "send"]
 
 
 class LspStep(_Step):
-    """A call on the LSP's client API (signed). Skipped when no LSP runs."""
+    """A call on the LSP's client API (signed). Skipped when no LSP runs.
+
+    ``receive``: the client invoices through the LSP and ``payer`` (a node) pays
+    it; done when the LSP marks the invoice settled. ``send``: ``payee`` (a
+    node) invoices and the client pays it from its LSP balance."""
 
     kind: Literal["lsp"]
     call: LspCall
-    amount_sat: int | None = Field(None, ge=1, description="for create_invoice")
+    amount_sat: int | None = Field(None, ge=1, description="for create_invoice, receive, send")
+    payer: str | None = Field(None, description="for receive: the node that pays the client's invoice")
+    payee: str | None = Field(None, description="for send: the node whose invoice the client pays")
+    balance_sat: Range | None = Field(None, description="for balance: the client's balance must be in this range")
     expect_error: str | None = Field(None, description="expected error code, e.g. 'validation_error'")
+
+    @model_validator(mode="after")
+    def _needs(self) -> LspStep:
+        need = {"receive": ("amount_sat", "payer"), "send": ("amount_sat", "payee"), "create_invoice": ("amount_sat",)}
+        missing = [f for f in need.get(self.call, ()) if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"call {self.call!r} needs {' and '.join(missing)}")
+        return self
+
+
+EventType = Literal[
+    "payment_received",
+    "payment_sent",
+    "payment_failed",
+    "channel_opened",
+    "channel_closed",
+    "routing_fee_earned",
+    "liquidity_request",
+]
+
+
+class EventCheck(_M):
+    """Events the scenario's LSP client received on its WebSocket (since the scenario began)."""
+
+    type: EventType
+    min_count: int = Field(1, ge=0)
+    max_count: int | None = Field(None, ge=0)
+    timeout_s: float = Field(30, gt=0, le=300, description="how long to wait for min_count to arrive")
 
 
 class ExpectStep(_Step):
@@ -222,11 +257,12 @@ class ExpectStep(_Step):
     payments: list[PaymentsCheck] = Field(default_factory=list)
     balances: list[BalanceCheck] = Field(default_factory=list)
     channels: list[ChannelCheck] = Field(default_factory=list)
+    events: list[EventCheck] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> ExpectStep:
-        if not (self.payments or self.balances or self.channels):
-            raise ValueError("an expect step needs at least one of 'payments', 'balances', 'channels'")
+        if not (self.payments or self.balances or self.channels or self.events):
+            raise ValueError("an expect step needs at least one of 'payments', 'balances', 'channels', 'events'")
         return self
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+from harness.errors import WaitTimeout
 from harness.harness import LightningTestHarness
 from harness.rpc.lightning import Graph
 from harness.rpc.router import PaymentResult
 from harness.scenario.context import StepContext
-from harness.scenario.model import ExpectStep, PaymentExpect, Range
+from harness.scenario.model import EventCheck, ExpectStep, PaymentExpect, Range
 from harness.scenario.results import PaymentRecord
+from harness.wait import wait_for
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,12 +84,32 @@ def check_rate(ctx: StepContext, records: list[PaymentRecord], exp: PaymentExpec
         ctx.fail(f"success rate {rate:.0%} below the expected {exp.min_success_rate:.0%}")
 
 
-def _in(value: int, rng: Range) -> bool:
+def in_range(value: int, rng: Range) -> bool:
     return (rng.min is None or value >= rng.min) and (rng.max is None or value <= rng.max)
 
 
-def _rng(r: Range) -> str:
+def range_text(r: Range) -> str:
     return f"[{'' if r.min is None else r.min}..{'' if r.max is None else r.max}]"
+
+
+def _check_events(ctx: StepContext, ev: EventCheck) -> str:
+    """Events arrive asynchronously (LND -> LSP watcher -> WebSocket): wait for the minimum."""
+
+    def count() -> int:
+        return sum(e.get("type") == ev.type for e in ctx.lsp_events)
+
+    if ev.min_count > 0:
+        try:
+            wait_for(lambda: count() >= ev.min_count, what=f"{ev.min_count} {ev.type} event(s)", timeout_s=ev.timeout_s)
+        except WaitTimeout:
+            seen = sorted({str(e.get("type")) for e in ctx.lsp_events}) or ["none"]
+            ctx.fail(
+                f"{count()} {ev.type} event(s) in {ev.timeout_s:g}s, expected at least {ev.min_count} "
+                f"(seen: {', '.join(seen)})"
+            )
+    if ev.max_count is not None and count() > ev.max_count:
+        ctx.fail(f"{count()} {ev.type} event(s), expected at most {ev.max_count}")
+    return f"{count()} {ev.type} event(s)"
 
 
 def run(step: ExpectStep, ctx: StepContext) -> None:
@@ -113,10 +135,12 @@ def run(step: ExpectStep, ctx: StepContext) -> None:
         checked.append(f"payments of {chk.step}")
     for b in step.balances:
         bal = ctx.lab.node(b.node).balances()
-        if b.channel_local_sat is not None and not _in(bal.channel_local_sat, b.channel_local_sat):
-            ctx.fail(f"{b.node}: channel balance {bal.channel_local_sat} sat outside {_rng(b.channel_local_sat)}")
-        if b.onchain_confirmed_sat is not None and not _in(bal.onchain_confirmed_sat, b.onchain_confirmed_sat):
-            ctx.fail(f"{b.node}: on-chain {bal.onchain_confirmed_sat} sat outside {_rng(b.onchain_confirmed_sat)}")
+        if b.channel_local_sat is not None and not in_range(bal.channel_local_sat, b.channel_local_sat):
+            ctx.fail(f"{b.node}: channel balance {bal.channel_local_sat} sat outside {range_text(b.channel_local_sat)}")
+        if b.onchain_confirmed_sat is not None and not in_range(bal.onchain_confirmed_sat, b.onchain_confirmed_sat):
+            ctx.fail(
+                f"{b.node}: on-chain {bal.onchain_confirmed_sat} sat outside {range_text(b.onchain_confirmed_sat)}"
+            )
         checked.append(f"balance of {b.node}")
     for c in step.channels:
         node, peer = ctx.lab.node(c.node), ctx.lab.node(c.peer)
@@ -135,9 +159,13 @@ def run(step: ExpectStep, ctx: StepContext) -> None:
             ch = chans[0]
             if (c.state == "active") != ch.active:
                 ctx.fail(f"channel {pair}: {'active' if ch.active else 'inactive'}, expected {c.state}")
-            if c.local_sat is not None and not _in(ch.local_balance_sat, c.local_sat):
-                ctx.fail(f"channel {pair}: local balance {ch.local_balance_sat} sat outside {_rng(c.local_sat)}")
-            if c.remote_sat is not None and not _in(ch.remote_balance_sat, c.remote_sat):
-                ctx.fail(f"channel {pair}: remote balance {ch.remote_balance_sat} sat outside {_rng(c.remote_sat)}")
+            if c.local_sat is not None and not in_range(ch.local_balance_sat, c.local_sat):
+                ctx.fail(f"channel {pair}: local balance {ch.local_balance_sat} sat outside {range_text(c.local_sat)}")
+            if c.remote_sat is not None and not in_range(ch.remote_balance_sat, c.remote_sat):
+                ctx.fail(
+                    f"channel {pair}: remote balance {ch.remote_balance_sat} sat outside {range_text(c.remote_sat)}"
+                )
         checked.append(f"channel {pair}")
+    for ev in step.events:
+        checked.append(_check_events(ctx, ev))
     ctx.result.detail = "checked " + ", ".join(checked)
