@@ -119,3 +119,15 @@ def test_suite_unknown_key() -> None:
 def test_uniform_model_rejects_zero() -> None:
     with pytest.raises(ValueError):
         Uniform(dist="uniform", low=0, high=5)
+
+
+def test_lsp_receive_needs_a_payer_and_events_need_an_lsp() -> None:
+    text = "name: t\ntopology: star5\nsteps:\n  - {kind: lsp, call: receive, amount_sat: 5}\n"
+    assert "steps[0] (line 4): call 'receive' needs payer" in problems(text)
+    text = "name: t\ntopology: star5\nsteps:\n  - kind: expect\n    events: [{type: payment_received}]\n"
+    assert "steps[0].events (line 5): event expectations need an LSP: set `lsp: <node>`" in problems(text)
+    text = "name: t\ntopology: star5\nlsp: hub\nsteps:\n  - kind: expect\n    events: [{type: paid}]\n"
+    assert "steps[0].events[0].type (line 6): Input should be 'payment_received'" in problems(text)
+    ok = "name: t\ntopology: star5\nlsp: hub\nsteps:\n  - {kind: lsp, call: send, amount_sat: 5, payee: c3}\n"
+    assert parse_scenario(ok, "ok.yaml").scenario.lsp == "hub"
+    assert "unknown node 'c9'" in problems(ok.replace("payee: c3", "payee: c9"))
