@@ -93,6 +93,11 @@ def render_run(run: RunResult) -> str:
         .render(
             run=run,
             fig=fig,
+            step_counts={
+                st: n
+                for st in ("passed", "failed", "error", "skipped")
+                if (n := sum(x.status == st for sc in run.scenarios for x in sc.steps))
+            },
             histogram=charts.latency_histogram(lat, pct),
             success=success,
             scenarios=[_scenario_view(sc) for sc in run.scenarios],

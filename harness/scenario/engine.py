@@ -28,6 +28,7 @@ from harness.scenario.steps import RUNNERS
 
 Progress = Callable[[str], None]
 LOG_LINES_PER_NODE = 25
+BRINGUP_ATTEMPTS = 2
 
 
 def new_run_id() -> str:
@@ -123,6 +124,7 @@ class Runner:
         self._lab: LightningTestHarness | None = None
         self._lab_shareable = False
         self._lsp_events: list[dict[str, Any]] = []
+        self._bringup_notes: list[str] = []
 
     # -- networks --------------------------------------------------------------
     def _network_for(self, ls: LoadedScenario) -> tuple[LightningTestHarness, bool, float]:
@@ -132,12 +134,26 @@ class Runner:
             return lab, True, 0.0
         self._release()
         t0 = time.monotonic()
-        lab = LightningTestHarness(
-            ls.topology, runtime=self.runtime, tie_to_parent=True, progress=lambda m: self.progress(f"    {m}")
-        )
-        lab.start()
-        self._lab = lab
-        return lab, False, time.monotonic() - t0
+        failures: list[str] = []
+        # A bring-up can fail for reasons outside the scenario (a busy machine
+        # slowing gossip, a port taken between probe and bind); one fresh
+        # attempt keeps such noise out of the gate. Steps are never retried.
+        for attempt in range(1, BRINGUP_ATTEMPTS + 1):
+            lab = LightningTestHarness(
+                ls.topology, runtime=self.runtime, tie_to_parent=True, progress=lambda m: self.progress(f"    {m}")
+            )
+            try:
+                lab.start()
+            except LabError as exc:
+                kept = f" (logs kept in {lab.lab_dir})" if lab.lab_dir.exists() else ""
+                failures.append(f"attempt {attempt}: {str(exc).splitlines()[0]}{kept}")
+                if attempt < BRINGUP_ATTEMPTS:
+                    self.progress(f"  bring-up failed, trying once more with a fresh network: {failures[-1]}")
+                continue
+            self._lab = lab
+            self._bringup_notes = failures
+            return lab, False, time.monotonic() - t0
+        raise LabError("bring-up failed: " + "; ".join(failures))
 
     def _release(self, *, failed: bool = False) -> None:
         if self._lab is not None:
@@ -155,12 +171,14 @@ class Runner:
         try:
             lab, reused, bringup = self._network_for(ls)
         except LabError as exc:
-            res.status, res.message = "error", f"bring-up failed: {exc}"
+            res.status, res.message = "error", str(exc)
             res.duration_s = time.monotonic() - t0
             res.steps = [StepResult(i, s.kind, _step_label(s), status="skipped") for i, s in enumerate(sc.steps)]
             self.progress(f"  [error] {res.message}")
             return res
         res.reused_network, res.bringup_s = reused, round(bringup, 2)
+        if not reused and self._bringup_notes:
+            res.message = "network came up on the second attempt; first: " + self._bringup_notes[0]
         if reused:
             self.progress(f"  reusing the {ls.topology.name} network of the previous scenario")
         plans = plan_scenario(sc)
