@@ -64,7 +64,7 @@ def latency_histogram(latencies_s: list[float], percentiles: dict[str, float], *
     counts = [0] * nb
     for v in latencies_s:
         counts[min(nb - 1, int((v - lo) / width))] += 1
-    ymax = _nice_max(max(counts))
+    ymax = _nice_max(max(counts) * 1.3)  # headroom for the percentile legend
     pw, ph = w - left - right, h - top - bottom
     bw = pw / nb
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">']
