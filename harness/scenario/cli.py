@@ -14,7 +14,13 @@ from rich.console import Console
 def register(main: click.Group, *, console: Console, out: Console) -> None:
     @main.command("run")
     @click.argument("target")
-    @click.option("--runtime", type=click.Choice(["process"]), default="process", show_default=True)
+    @click.option(
+        "--runtime",
+        type=click.Choice(["process", "docker", "auto"]),
+        default="process",
+        show_default=True,
+        help="where the nodes run (auto: process); the harness says when a runtime is not available",
+    )
     @click.option(
         "--report",
         "report_root",
@@ -32,6 +38,8 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
         def progress(msg: str) -> None:
             console.print(msg, highlight=False, markup=False)
 
+        if runtime == "auto":
+            runtime = "process"
         result, report = run_target(target, runtime=runtime, progress=progress, report_root=report_root or REPORTS_DIR)
         for sc in result.scenarios:
             console.print(f"  {sc.status.upper():7} {sc.name} ({sc.duration_s:.1f}s)", highlight=False, markup=False)

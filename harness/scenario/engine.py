@@ -139,6 +139,7 @@ class Runner:
         # slowing gossip, a port taken between probe and bind); one fresh
         # attempt keeps such noise out of the gate. Steps are never retried.
         for attempt in range(1, BRINGUP_ATTEMPTS + 1):
+            # An unavailable runtime raises here, before any process starts: no retry.
             lab = LightningTestHarness(
                 ls.topology, runtime=self.runtime, tie_to_parent=True, progress=lambda m: self.progress(f"    {m}")
             )
