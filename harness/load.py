@@ -23,8 +23,9 @@ from harness.errors import LabError
 from harness.harness import LightningTestHarness
 from harness.lspserver import LspServer, OnboardedClient
 from harness.runtime.ports import free_port
-from harness.scenario.engine import channel_snapshot, new_run_id, versions
+from harness.scenario.engine import channel_snapshot, new_run_id, running, start_lab, versions
 from harness.scenario.results import LoadResult, LoadStats, RunResult, ScenarioResult
+from harness.topology import load_topology
 from harness.wait import wait_for
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
@@ -218,7 +219,10 @@ def run_load(
     )
     t_start = time.monotonic()
     sc = ScenarioResult("load", f"Locust against the LSP API: {users} users", "star5", 0, str(LOCUSTFILE))
-    with LightningTestHarness("star5", tie_to_parent=True, progress=lambda m: progress(f"  {m}")) as lab:
+    lab, retried = start_lab(load_topology("star5"), runtime="process", progress=progress)
+    if retried:
+        sc.message = "network came up on the second attempt; first: " + retried[0]
+    with running(lab):
         sc.nodes = [n.name for n in lab.topology.nodes]
         hub = lab.node("hub")
         with LspServer(hub, lab.lab_dir) as lsp:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import platform
 import secrets
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from harness.scenario.model import KeysendStep, PayStep
 from harness.scenario.plan import plan_scenario
 from harness.scenario.results import ChannelSnapshot, RunResult, ScenarioResult, StepResult
 from harness.scenario.steps import RUNNERS
+from harness.topology import Topology
 
 Progress = Callable[[str], None]
 LOG_LINES_PER_NODE = 25
@@ -116,6 +117,43 @@ def _step_label(step: Any) -> str:
     return " ".join(parts)
 
 
+def start_lab(
+    topology: Topology, *, runtime: str, progress: Progress, attempts: int = BRINGUP_ATTEMPTS
+) -> tuple[LightningTestHarness, list[str]]:
+    """A started lab, and the failures of earlier attempts (empty when the first worked).
+
+    A bring-up can fail for reasons outside the scenario (a busy machine
+    slowing gossip, a port taken between probe and bind); one fresh attempt
+    keeps such noise out of the gate. Steps are never retried."""
+    failures: list[str] = []
+    for attempt in range(1, attempts + 1):
+        # An unavailable runtime raises here, before any process starts: no retry.
+        lab = LightningTestHarness(
+            topology, runtime=runtime, tie_to_parent=True, progress=lambda m: progress(f"    {m}")
+        )
+        try:
+            lab.start()
+        except LabError as exc:
+            kept = f" (logs kept in {lab.lab_dir})" if lab.lab_dir.exists() else ""
+            failures.append(f"attempt {attempt}: {str(exc).splitlines()[0]}{kept}")
+            if attempt < attempts:
+                progress(f"  bring-up failed, trying once more with a fresh network: {failures[-1]}")
+            continue
+        return lab, failures
+    raise LabError("bring-up failed: " + "; ".join(failures))
+
+
+@contextmanager
+def running(lab: LightningTestHarness) -> Iterator[LightningTestHarness]:
+    """Stop an already started lab on the way out (kept on failure), like its own ``with``."""
+    try:
+        yield lab
+    except BaseException:
+        lab.stop(failed=True)
+        raise
+    lab.stop()
+
+
 class Runner:
     def __init__(self, *, runtime: str = "process", progress: Progress = print, keep_failed: bool = True):
         self.runtime = runtime
@@ -134,27 +172,9 @@ class Runner:
             return lab, True, 0.0
         self._release()
         t0 = time.monotonic()
-        failures: list[str] = []
-        # A bring-up can fail for reasons outside the scenario (a busy machine
-        # slowing gossip, a port taken between probe and bind); one fresh
-        # attempt keeps such noise out of the gate. Steps are never retried.
-        for attempt in range(1, BRINGUP_ATTEMPTS + 1):
-            # An unavailable runtime raises here, before any process starts: no retry.
-            lab = LightningTestHarness(
-                ls.topology, runtime=self.runtime, tie_to_parent=True, progress=lambda m: self.progress(f"    {m}")
-            )
-            try:
-                lab.start()
-            except LabError as exc:
-                kept = f" (logs kept in {lab.lab_dir})" if lab.lab_dir.exists() else ""
-                failures.append(f"attempt {attempt}: {str(exc).splitlines()[0]}{kept}")
-                if attempt < BRINGUP_ATTEMPTS:
-                    self.progress(f"  bring-up failed, trying once more with a fresh network: {failures[-1]}")
-                continue
-            self._lab = lab
-            self._bringup_notes = failures
-            return lab, False, time.monotonic() - t0
-        raise LabError("bring-up failed: " + "; ".join(failures))
+        lab, self._bringup_notes = start_lab(ls.topology, runtime=self.runtime, progress=self.progress)
+        self._lab = lab
+        return lab, False, time.monotonic() - t0
 
     def _release(self, *, failed: bool = False) -> None:
         if self._lab is not None:
