@@ -266,5 +266,12 @@ def bench_jit(runs: int, out_path: Path | None) -> None:
     run(runs=runs, out_path=out_path, echo=out.print)
 
 
+
+# `lab run` and `lab load` (scenario replays, load runs) live beside their code.
+from harness.scenario.cli import register as _register_scenario_commands  # noqa: E402
+
+_register_scenario_commands(main, console=console, out=out)
+
+
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import TopologyError
+from harness.yamlerrors import _line_map, _locate, validation_problems, yaml_syntax_problem
 
 # LND's limits on a channel's capacity (lnd/funding: MinChanFundingSize,
 # MaxBtcFundingAmount and MaxBtcFundingAmountWumbo).
@@ -136,79 +137,23 @@ def _check_graph(t: Topology) -> list[tuple[tuple[Any, ...], str]]:
             hi = MAX_WUMBO_CHANNEL_SAT if wumbo else MAX_CHANNEL_SAT
             if not MIN_CHANNEL_SAT <= ch.capacity_sat <= hi:
                 hint = "" if wumbo else f" (larger channels need {WUMBO_FLAG} on both nodes)"
-                problems.append(
-                    (("channels", i, "capacity_sat"), f"{ch.capacity_sat} is outside LND's limits {MIN_CHANNEL_SAT}..{hi}{hint}")
-                )
+                limits = f"{ch.capacity_sat} is outside LND's limits {MIN_CHANNEL_SAT}..{hi}{hint}"
+                problems.append((("channels", i, "capacity_sat"), limits))
     return problems
-
-
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that also remembers the line of every mapping key and item."""
-
-
-def _line_map(text: str) -> dict[tuple[Any, ...], int]:
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = k.value
-                lines[(*path, key)] = k.start_mark.line + 1
-                walk(v, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                walk(item, (*path, i))
-
-    try:
-        root = yaml.compose(text, Loader=_LineLoader)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
-def _fmt_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _locate(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
-    path = tuple("from" if p == "from_" else p for p in loc)
-    for cut in range(len(path), -1, -1):
-        if path[:cut] in lines:
-            return f"{_fmt_loc(path)} (line {lines[path[:cut]]})"
-    return _fmt_loc(path)
 
 
 def parse_topology(text: str, source: str = "<string>") -> Topology:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise TopologyError(source, [(where, f"YAML syntax error: {problem}")]) from None
+        raise TopologyError(source, [yaml_syntax_problem(exc)]) from None
     if not isinstance(data, dict):
         raise TopologyError(source, [("", "expected a mapping with 'name', 'nodes' and 'channels'")])
     lines = _line_map(text)
     try:
         topo = Topology.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append((_locate(loc, lines), msg))
-        raise TopologyError(source, problems) from None
+        raise TopologyError(source, validation_problems(exc, lines)) from None
     graph_problems = _check_graph(topo)
     if graph_problems:
         raise TopologyError(source, [(_locate(p, lines), m) for p, m in graph_problems])

@@ -36,7 +36,7 @@ stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [[ ! -f "$stamp" ]]; then
     say "installing Python packages into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-    "$VENV/bin/pip" install -q -e '.[dev,e2e]'
+    "$VENV/bin/pip" install -q -e '.[dev,e2e,load]'
     # OR-tools' wheel pins protobuf<6.34, but the LND stubs need protobuf 7; its
     # min-cost-flow solver does not use protobuf, so install it without deps.
     "$VENV/bin/pip" install -q --no-deps 'ortools==9.15.6755'

@@ -1,0 +1,71 @@
+"""Collect the LSP client's live events (``/ws/lightning``) during a scenario.
+
+A background thread holds a signed WebSocket open and appends each event
+(``{"type", "at", "data"}``) to a list that ``expect`` steps read; the
+``hello`` greeting proves the connection is authenticated before any step runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from types import TracebackType
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from harness.errors import LabError
+from lsp.security import signing
+
+WS_PATH = "/ws/lightning"
+
+
+class EventCollector:
+    def __init__(self, base_url: str, api_key: str, api_secret: str):
+        h = signing.signed_headers(api_key, api_secret, "GET", WS_PATH, b"")
+        query = urllib.parse.urlencode(
+            {
+                "apiKey": h[signing.HEADER_KEY],
+                "timestamp": h[signing.HEADER_TIMESTAMP],
+                "nonce": h[signing.HEADER_NONCE],
+                "signature": h[signing.HEADER_SIGNATURE],
+            }
+        )
+        self.url = base_url.replace("http", "ws", 1) + f"{WS_PATH}?{query}"
+        self.events: list[dict[str, Any]] = []
+        self._ws: ClientConnection | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventCollector:
+        self._ws = connect(self.url, open_timeout=20)
+        hello = json.loads(self._ws.recv(timeout=20))
+        if hello.get("type") != "hello":
+            self._ws.close()
+            raise LabError(f"the LSP WebSocket greeted with {hello!r} instead of hello")
+        self._thread = threading.Thread(target=self._read, name="lsp-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            for msg in self._ws:
+                self.events.append(json.loads(msg))
+        except ConnectionClosed:
+            return
+
+    def stop(self) -> None:
+        if self._ws is not None:
+            self._ws.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> EventCollector:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,320 @@
+"""Scenario and suite files: what a replay does, validated with pydantic.
+
+A scenario names a topology, a seed and ordered steps; each step has a
+``kind`` (pay, keysend, open_channel, ...) and may carry expectations. A
+suite is a list of scenarios. Unknown keys are errors (``extra="forbid"``):
+a misspelt expectation must not silently pass.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.errors import LabError
+
+
+class ScenarioError(LabError):
+    """A scenario or suite file is invalid. ``problems`` lists (location, message)."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]], *, what: str = "scenario"):
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: invalid {what}"]
+        lines += [f"  {loc}: {msg}" if loc else f"  {msg}" for loc, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- amounts ---------------------------------------------------------------
+class Uniform(_M):
+    """An integer amount drawn uniformly from [low, high]."""
+
+    dist: Literal["uniform"]
+    low: int = Field(ge=1)
+    high: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> Uniform:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class LogNormal(_M):
+    """Payment sizes are heavy-tailed: many small, a few large. ``median`` is
+    the distribution's median in sat; the draw is clamped to [min, max]."""
+
+    dist: Literal["lognormal"]
+    median: int = Field(ge=1)
+    sigma: float = Field(gt=0, le=5)
+    min: int = Field(1, ge=1)
+    max: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LogNormal:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) must not be below min ({self.min})")
+        return self
+
+
+Distribution = Annotated[Uniform | LogNormal, Field(discriminator="dist")]
+Amount = Annotated[int, Field(ge=1)] | Distribution
+NodeRef = str | list[str]
+
+
+# -- expectations ------------------------------------------------------------
+PaymentStatus = Literal["SUCCEEDED", "FAILED"]
+
+
+class PaymentExpect(_M):
+    """What every payment of a pay/keysend step must show."""
+
+    status: PaymentStatus | None = "SUCCEEDED"
+    failure_reason: str | None = Field(None, description="e.g. FAILURE_REASON_NO_ROUTE")
+    fee_msat: int | None = Field(None, ge=0, description="exact fee of each payment")
+    max_fee_msat: int | None = Field(None, ge=0)
+    fee_per_policy: bool = Field(False, description="fee equals what the route's hop policies charge")
+    min_success_rate: float | None = Field(None, ge=0, le=1, description="instead of every payment succeeding")
+
+
+class Range(_M):
+    min: int | None = None
+    max: int | None = None
+
+
+class PaymentsCheck(_M):
+    """Aggregate checks over the payments of an earlier step (by its name)."""
+
+    step: str
+    min_success_rate: float | None = Field(None, ge=0, le=1)
+    max_p95_latency_s: float | None = Field(None, gt=0)
+    max_total_fee_msat: int | None = Field(None, ge=0)
+    count: int | None = Field(None, ge=0)
+
+
+class BalanceCheck(_M):
+    node: str
+    channel_local_sat: Range | None = None
+    onchain_confirmed_sat: Range | None = None
+
+
+class ChannelCheck(_M):
+    node: str
+    peer: str
+    state: Literal["active", "inactive", "absent"] = "active"
+    capacity_sat: int | None = Field(None, ge=1, description="which channel, when the two nodes share several")
+    local_sat: Range | None = None
+    remote_sat: Range | None = None
+
+
+# -- steps -------------------------------------------------------------------
+class _Step(_M):
+    name: str | None = Field(None, min_length=1, max_length=80)
+
+
+class PayStep(_Step):
+    """Pay invoices: the payee creates each invoice (memo from Faker), the payer pays it."""
+
+    kind: Literal["pay"]
+    from_: NodeRef = Field(alias="from")
+    to: NodeRef
+    amount_sat: Amount
+    count: int = Field(1, ge=1, le=1000)
+    fee_limit_sat: int = Field(100, ge=0)
+    timeout_s: int = Field(60, ge=1, le=600)
+    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
+
+
+class KeysendStep(_Step):
+    kind: Literal["keysend"]
+    from_: NodeRef = Field(alias="from")
+    to: NodeRef
+    amount_sat: Amount
+    count: int = Field(1, ge=1, le=1000)
+    fee_limit_sat: int = Field(100, ge=0)
+    timeout_s: int = Field(60, ge=1, le=600)
+    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
+
+
+class OpenChannelStep(_Step):
+    kind: Literal["open_channel"]
+    from_: str = Field(alias="from")
+    to: str
+    capacity_sat: int = Field(ge=20_000, le=16_777_215)
+    push_sat: int = Field(0, ge=0)
+    private: bool = False
+
+
+class CloseChannelStep(_Step):
+    """Close the (first) channel between two nodes, from ``from``'s side."""
+
+    kind: Literal["close_channel"]
+    from_: str = Field(alias="from")
+    to: str
+    force: bool = False
+    capacity_sat: int | None = Field(None, ge=1, description="which channel, when the two nodes share several")
+
+
+class MineStep(_Step):
+    kind: Literal["mine"]
+    blocks: int = Field(1, ge=1, le=500)
+
+
+class WaitStep(_Step):
+    kind: Literal["wait"]
+    until: Literal["channels_active", "no_pending_htlcs", "graph_synced", "synced"]
+    node: str | None = Field(None, description="the node to watch; all nodes when absent")
+    timeout_s: float | None = Field(None, gt=0, le=600)
+
+
+class RestartStep(_Step):
+    """Stop a node (SIGTERM) and start it again; waits until its channels are active."""
+
+    kind: Literal["restart"]
+    node: str
+
+
+class PauseStep(_Step):
+    """Freeze a node's process (SIGSTOP); ``resume`` thaws it."""
+
+    kind: Literal["pause"]
+    node: str
+
+
+class ResumeStep(_Step):
+    kind: Literal["resume"]
+    node: str
+
+
+class PartitionStep(_Step):
+    """Cut the p2p connection between two nodes (LND may reconnect; ``heal`` forces it)."""
+
+    kind: Literal["partition"]
+    node: str
+    peer: str
+
+
+class HealStep(_Step):
+    kind: Literal["heal"]
+    node: str
+    peer: str
+
+
+LspCall = Literal["me", "balance", "channel_balance", "create_invoice", "liquidity_rates", "receive", "send"]
+
+
+class LspStep(_Step):
+    """A call on the LSP's client API (signed). Skipped when no LSP runs.
+
+    ``receive``: the client invoices through the LSP and ``payer`` (a node) pays
+    it; done when the LSP marks the invoice settled. ``send``: ``payee`` (a
+    node) invoices and the client pays it from its LSP balance."""
+
+    kind: Literal["lsp"]
+    call: LspCall
+    amount_sat: int | None = Field(None, ge=1, description="for create_invoice, receive, send")
+    payer: str | None = Field(None, description="for receive: the node that pays the client's invoice")
+    payee: str | None = Field(None, description="for send: the node whose invoice the client pays")
+    balance_sat: Range | None = Field(None, description="for balance: the client's balance must be in this range")
+    expect_error: str | None = Field(None, description="expected error code, e.g. 'validation_error'")
+
+    @model_validator(mode="after")
+    def _needs(self) -> LspStep:
+        need = {"receive": ("amount_sat", "payer"), "send": ("amount_sat", "payee"), "create_invoice": ("amount_sat",)}
+        missing = [f for f in need.get(self.call, ()) if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"call {self.call!r} needs {' and '.join(missing)}")
+        return self
+
+
+EventType = Literal[
+    "payment_received",
+    "payment_sent",
+    "payment_failed",
+    "channel_opened",
+    "channel_closed",
+    "routing_fee_earned",
+    "liquidity_request",
+]
+
+
+class EventCheck(_M):
+    """Events the scenario's LSP client received on its WebSocket (since the scenario began)."""
+
+    type: EventType
+    min_count: int = Field(1, ge=0)
+    max_count: int | None = Field(None, ge=0)
+    timeout_s: float = Field(30, gt=0, le=300, description="how long to wait for min_count to arrive")
+
+
+class ExpectStep(_Step):
+    kind: Literal["expect"]
+    payments: list[PaymentsCheck] = Field(default_factory=list)
+    balances: list[BalanceCheck] = Field(default_factory=list)
+    channels: list[ChannelCheck] = Field(default_factory=list)
+    events: list[EventCheck] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> ExpectStep:
+        if not (self.payments or self.balances or self.channels or self.events):
+            raise ValueError("an expect step needs at least one of 'payments', 'balances', 'channels', 'events'")
+        return self
+
+
+Step = Annotated[
+    PayStep
+    | KeysendStep
+    | OpenChannelStep
+    | CloseChannelStep
+    | MineStep
+    | WaitStep
+    | RestartStep
+    | PauseStep
+    | ResumeStep
+    | PartitionStep
+    | HealStep
+    | LspStep
+    | ExpectStep,
+    Field(discriminator="kind"),
+]
+
+STEP_KINDS = (
+    "pay",
+    "keysend",
+    "open_channel",
+    "close_channel",
+    "mine",
+    "wait",
+    "restart",
+    "pause",
+    "resume",
+    "partition",
+    "heal",
+    "lsp",
+    "expect",
+)
+
+
+class Scenario(_M):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    description: str = ""
+    topology: str = Field(description="a name in topologies/ or a path relative to the scenario file")
+    seed: int = Field(1, ge=0, le=2**32 - 1)
+    share_network: bool = Field(
+        False,
+        description="safe to run on a network an earlier scenario of the same topology used, "
+        "and leaves it usable for the next",
+    )
+    lsp: str | None = Field(None, description="run the LSP API on this node for the scenario (lsp steps)")
+    steps: list[Step] = Field(min_length=1)
+
+
+class Suite(_M):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    description: str = ""
+    scenarios: list[str] = Field(min_length=1, description="scenario names in scenarios/ or paths")
