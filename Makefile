@@ -1,19 +1,22 @@
 # The two commands a new user needs (both bootstrap everything first):
-#   make demo   bring up the default lab, run the default scenario suite, write a report
+#   make demo   the main job: the smoke scenario suite on live regtest labs, HTML report
 #   make test   the test suite against live regtest nodes (what CI runs)
 SHELL := /bin/bash
 VENV  ?= .venv
 PYTEST_ARGS ?= -n 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: bootstrap demo test lint services stop-services
+.PHONY: bootstrap demo gate test lint services stop-services
 
 bootstrap:
 	@scripts/bootstrap.sh
 
 demo: bootstrap
-	lab up star5
-	lab pay c1 c3 1000 && lab pay c2 c4 25000; rc=$$?; lab down; exit $$rc
+	lab run smoke
+
+# The release gate CI runs after the tests: fails on any failed expectation.
+gate: bootstrap
+	lab run smoke
 
 # PostgreSQL and a private Docker daemon are started (idempotently) for the
 # LSP's database tests and the Docker runtime tests.

@@ -19,7 +19,7 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
         type=click.Choice(["process", "docker", "auto"]),
         default="process",
         show_default=True,
-        help="where the nodes run (auto: process); the harness says when a runtime is not available",
+        help="where the nodes run (auto: Docker when a daemon answers, else local processes)",
     )
     @click.option(
         "--report",
@@ -38,8 +38,10 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
         def progress(msg: str) -> None:
             console.print(msg, highlight=False, markup=False)
 
-        if runtime == "auto":
-            runtime = "process"
+        from harness.harness import resolve_runtime
+
+        runtime = resolve_runtime(runtime)
+        console.print(f"runtime: {runtime}", highlight=False, markup=False)
         result, report = run_target(target, runtime=runtime, progress=progress, report_root=report_root or REPORTS_DIR)
         for sc in result.scenarios:
             console.print(f"  {sc.status.upper():7} {sc.name} ({sc.duration_s:.1f}s)", highlight=False, markup=False)
