@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -22,6 +23,16 @@ from harness.errors import NodeError
 from harness.runtime.base import NodeHandle
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL``, which sets the death signal and execs the
+    node. Preferred over a ``preexec_fn``: that forces a plain fork() of this
+    (multi-threaded) Python process, and a child that runs Python code before
+    exec can abort in gRPC's fork handlers (seen: lnd "exited" with -6/-11
+    when a test had an asyncio gRPC client running)."""
+    path = shutil.which("setpriv")
+    return [path, "--pdeathsig", "KILL", "--"] if path else []
 
 
 def _die_with_parent() -> None:
@@ -154,13 +165,13 @@ class ProcessRuntime:
         out = log_path.open("ab")
         try:
             popen = subprocess.Popen(
-                list(argv),
+                [*_pdeathsig_prefix(), *argv] if self.tie_to_parent else list(argv),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
-                preexec_fn=_die_with_parent if self.tie_to_parent else None,
+                preexec_fn=_die_with_parent if self.tie_to_parent and not _pdeathsig_prefix() else None,
             )
         except OSError as exc:
             raise NodeError(f"cannot start {name}: {argv[0]}: {exc}") from exc
