@@ -79,7 +79,9 @@ async def open_channel(
             if exc.grpc_code == "UNAVAILABLE":  # LND itself is down, not the client's node
                 raise
             # Unreachable host or wrong node there: the client gave us an address we cannot use.
-            raise ValidationFailed(f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host") from None
+            raise ValidationFailed(
+                f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host"
+            ) from None
     try:
         cp = await lnd.open_channel(
             pubkey, capacity_sat, push_sat=push_sat, private=private, sat_per_vbyte=sat_per_vbyte

@@ -212,9 +212,7 @@ def lsp_env(lab: LightningTestHarness, db_url: str, **extra: str) -> dict[str, s
 
 
 @pytest.fixture
-def lsp_factory(
-    lab: LightningTestHarness, lsp_db_url: str, tmp_path: Path
-) -> Iterator[Callable[..., LiveLsp]]:
+def lsp_factory(lab: LightningTestHarness, lsp_db_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveLsp]]:
     """Start the LSP on the hub (extra LSP_* settings as keyword arguments) and onboard one client."""
     made: list[LiveLsp] = []
 

@@ -7,12 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import Credentials, LiveLsp  # type: ignore[import-not-found]
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
 from lsp.security import signing
-
-from conftest import Credentials, LiveLsp  # type: ignore[import-not-found]
 
 NOBODY = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"  # valid point (G); no lab node
 
@@ -66,15 +65,27 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     # --- channels: pubkey, size, push, host
     good = {"clientPubkey": c4.pubkey, "channelSize": 1_000_000}
     expect(post("/api/channels/open", {**good, "clientPubkey": "zz"}), 422, "validation_error", "body.clientPubkey")
-    expect(post("/api/channels/open", {**good, "clientPubkey": "04" + "ab" * 32}), 422, "validation_error", "body.clientPubkey")
+    expect(
+        post("/api/channels/open", {**good, "clientPubkey": "04" + "ab" * 32}),
+        422,
+        "validation_error",
+        "body.clientPubkey",
+    )
     off_curve = "02" + "11" * 32  # right shape, not a point: LND used to answer 502
-    expect(post("/api/channels/open", {**good, "clientPubkey": off_curve}), 422, "validation_error", "body.clientPubkey")
+    expect(
+        post("/api/channels/open", {**good, "clientPubkey": off_curve}), 422, "validation_error", "body.clientPubkey"
+    )
     expect(post("/api/channels/open", {**good, "channelSize": 1000}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "channelSize": 10**12}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "channelSize": -5}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "channelSize": "lots"}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "pushAmount": 1_000_000}), 422, "validation_error", "body.pushAmount")
-    expect(post("/api/channels/open", {"clientPubkey": NOBODY, "channelSize": 1_000_000}), 422, "validation_error", "body.host")
+    expect(
+        post("/api/channels/open", {"clientPubkey": NOBODY, "channelSize": 1_000_000}),
+        422,
+        "validation_error",
+        "body.host",
+    )
     # A host where no such node listens: the LSP cannot connect -- the client's input is wrong.
     r = post("/api/channels/open", {"clientPubkey": NOBODY, "channelSize": 1_000_000, "host": "127.0.0.1:1"})
     expect(r, 422, "validation_error", "body.host")
@@ -97,10 +108,20 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     payable = lab.node("c2").add_invoice(5_000, memo="too much").payment_request
     expect(post("/api/payments/send", {"invoice": payable}), 402, "insufficient_funds")
     expect(post("/api/payments/send", {"invoice": payable, "maxFee": -1}), 422, "validation_error", "body.maxFee")
-    expect(post("/api/payments/send", {"invoice": payable, "timeoutSeconds": 0}), 422, "validation_error", "body.timeoutSeconds")
+    expect(
+        post("/api/payments/send", {"invoice": payable, "timeoutSeconds": 0}),
+        422,
+        "validation_error",
+        "body.timeoutSeconds",
+    )
 
     # --- liquidity
-    expect(post("/api/liquidity/request", {"amount": 0, "duration": 1000, "maxFeeRate": 5000}), 422, "validation_error", "body.amount")
+    expect(
+        post("/api/liquidity/request", {"amount": 0, "duration": 1000, "maxFeeRate": 5000}),
+        422,
+        "validation_error",
+        "body.amount",
+    )
     r = post("/api/liquidity/request", {"amount": 100_000, "duration": 10**12, "maxFeeRate": 5000})
     expect(r, 422, "validation_error", "body.duration")
 
@@ -114,7 +135,7 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     ):
         expect(get(path), 404, "not_found")
     expect(post("/api/channels/nope/close", {"force": False}), 404, "not_found")
-    other_creds, other = live_lsp.onboard("other")
+    _other_creds, other = live_lsp.onboard("other")
     theirs = other.create_invoice(1000, "theirs")
     expect(get(f"/api/invoices/{theirs['invoiceId']}"), 404, "not_found")
     expect(get(f"/api/invoices/{theirs['paymentHash']}"), 404, "not_found")
@@ -142,12 +163,13 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     expect(httpx.get(base + "/api/balance"), 401, "missing_auth_header")
     r = httpx.post(base + "/api/enterprise/onboard", json={"name": "x"}, headers={"X-Admin-Key": "guess"})
     expect(r, 401, "invalid_admin_key", "X-Admin-Key")
-    with pytest.raises((InvalidStatus, WebSocketException)):
-        with connect(f"ws://127.0.0.1:{live_lsp.server.port}/ws/lightning?apiKey={me.api_key}&timestamp=1&nonce=n&signature=00") as ws:
-            ws.recv(timeout=10)
+    with pytest.raises((InvalidStatus, WebSocketException)), connect(
+        f"ws://127.0.0.1:{live_lsp.server.port}/ws/lightning?apiKey={me.api_key}&timestamp=1&nonce=n&signature=00"
+    ) as ws:
+        ws.recv(timeout=10)
 
     # --- rate limit: the documented 429 with Retry-After
-    slow_creds, slow = live_lsp.onboard("slow", requests_per_minute=3)
+    slow_creds, _slow = live_lsp.onboard("slow", requests_per_minute=3)
     statuses = [signed(base, slow_creds, "GET", "/api/balance") for _ in range(4)]
     assert [r.status_code for r in statuses[:3]] == [200, 200, 200]
     expect(statuses[3], 429, "rate_limited")

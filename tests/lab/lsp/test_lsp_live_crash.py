@@ -10,13 +10,12 @@ import threading
 from typing import Any
 
 import pytest
+from conftest import LiveLsp  # type: ignore[import-not-found]
 
 from harness.wait import wait_for
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
 from lsp.lnd.client import LndClient
 from lsp.services.reconcile import Reconciliation, reconcile
-
-from conftest import LiveLsp  # type: ignore[import-not-found]
 
 
 def reconcile_now(live: LiveLsp) -> Reconciliation:

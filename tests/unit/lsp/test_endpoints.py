@@ -77,10 +77,16 @@ def test_liquidity_request_above_max_fee_rate_is_422(lsp: LSPClient) -> None:
     assert "2000 ppm" in exc.value.message
 
 
-def test_rebalance_is_honestly_not_implemented(lsp: LSPClient) -> None:
+def test_rebalance_validates_and_needs_lnd(lsp: LSPClient, api: TestClient) -> None:
+    # The circle itself is proven live (tests/lab/lsp/test_lsp_live_rebalance.py); here: the edges.
     with pytest.raises(LSPAPIError) as exc:
-        lsp.request("POST", "/api/channels/rebalance")
-    assert err(exc)[:2] == (501, "not_implemented")
+        lsp.request("POST", "/api/channels/rebalance", json={"channelId": "x", "amount": 0})
+    assert err(exc) == (422, "validation_error", "body.amount")
+    with pytest.raises(LSPAPIError) as exc:
+        lsp.request("POST", "/api/channels/rebalance", json={"channelId": "x", "amount": 1000})
+    assert err(exc)[:2] == (503, "lnd_unavailable")
+    # The health view shows every client's channels: operator only.
+    assert api.get("/api/channels/health").json()["error"]["code"] == "invalid_admin_key"
 
 
 def test_channel_view_and_metrics(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
