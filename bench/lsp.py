@@ -129,6 +129,15 @@ class LspServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
@@ -199,6 +208,8 @@ def run(
 
             lat: dict[str, list[float]] = {"direct": [], "api": []}
             wall: dict[str, float] = {"direct": 0.0, "api": 0.0}
+            lsp_cpu = 0.0
+            assert server.proc is not None
             sizes = [payments // rounds + (1 if i < payments % rounds else 0) for i in range(rounds)]
             with ThreadPoolExecutor(max_workers=concurrency) as pool:
                 for i, n in enumerate(sizes):
@@ -206,13 +217,15 @@ def run(
                     for side in order:
                         prs = [c3.add_invoice(amount_sat, memo=f"bench {side}").payment_request for _ in range(n)]
                         fn = direct if side == "direct" else api
-                        t0 = time.perf_counter()
+                        t0, cpu0 = time.perf_counter(), cpu_seconds(server.proc.pid)
                         lat[side].extend(pool.map(fn, prs))
                         wall[side] += time.perf_counter() - t0
+                        if side == "api":
+                            lsp_cpu += cpu_seconds(server.proc.pid) - cpu0
             client.close()
         finally:
             server.stop()
-    result = {
+    result: dict[str, Any] = {
         "topology": "star5",
         "path": "hub -> c3 (one hop)",
         "payments_per_side": payments,
@@ -221,6 +234,8 @@ def run(
         "database": "postgresql" if url.startswith("postgresql") else "sqlite",
         "direct": _side(lat["direct"], wall["direct"]),
         "api": _side(lat["api"], wall["api"]),
+        "lsp_cpu_ms_per_payment": lsp_cpu * 1000 / payments,
+        "load_avg_1m": os.getloadavg()[0],
         "host": f"{platform.node()} {os.cpu_count()} cpu",
     }
     result["ratio_api_to_direct"] = result["api"]["payments_per_s"] / result["direct"]["payments_per_s"]
@@ -231,7 +246,9 @@ def run(
             f"| {result[side]['p50_ms']:.0f} | {result[side]['p95_ms']:.0f} |\n"
             for side in ("direct", "api")
         )
-        + f"\nratio api/direct (payments/s): {result['ratio_api_to_direct']:.2f} (target >= 0.8)"
+        + f"\nratio api/direct (payments/s): {result['ratio_api_to_direct']:.2f} (target >= 0.8); "
+        f"LSP process CPU per API payment: {result['lsp_cpu_ms_per_payment']:.1f} ms; "
+        f"load average {result['load_avg_1m']:.1f} on {os.cpu_count()} cpu"
     )
     if out_path is not None:
         out_path.write_text(json.dumps(result, indent=2))

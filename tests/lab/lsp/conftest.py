@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
 from harness.wait import wait_for
 from lsp.client import LSPClient
@@ -34,13 +31,6 @@ from lsp.security import signing
 
 ADMIN_KEY = "live-test-admin-key"
 PG_ENV = "LSP_TEST_POSTGRES_URL"
-REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fresh_postgres_db(base_url: str) -> Iterator[str]:
@@ -66,70 +56,6 @@ def lsp_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if not base:
         pytest.skip(f"{PG_ENV} is unset; start PostgreSQL with scripts/start-postgres.sh and export its URL")
     yield from _fresh_postgres_db(base)
-
-
-@dataclass
-class LspServer:
-    """``lsp serve`` as a child process; ``kill9`` and ``start`` again for crash tests."""
-
-    env: dict[str, str]
-    port: int
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.starts += 1
-        log = self.log_path.open("ab")
-        log.write(f"\n===== start #{self.starts} =====\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lsp.cli", "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.log_path.parent,
-        )
-        log.close()
-
-        def healthy() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"lsp serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                return httpx.get(self.base_url + "/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, what="the LSP to answer /health", timeout_s=60, describe=self.log_tail)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @dataclass
@@ -191,33 +117,13 @@ class LiveLsp:
             c.close()
 
 
-def lsp_env(lab: LightningTestHarness, db_url: str, **extra: str) -> dict[str, str]:
-    hub = lab.node("hub").config
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LSP_")}
-    env.update(
-        {
-            "PYTHONPATH": str(REPO),
-            "LSP_NETWORK": "regtest",
-            "LSP_DATABASE_URL": db_url,
-            "LSP_ADMIN_API_KEY": ADMIN_KEY,
-            "LSP_SECRET_KEY": "live-test-secret-key-" + uuid.uuid4().hex,
-            "LSP_LND_HOST": f"127.0.0.1:{hub.rpc_port}",
-            "LSP_LND_TLS_CERT_PATH": str(hub.tls_cert),
-            "LSP_LND_MACAROON_PATH": str(hub.macaroon),
-            "LSP_LOG_LEVEL": "INFO",
-        }
-    )
-    env.update(extra)
-    return env
-
-
 @pytest.fixture
 def lsp_factory(lab: LightningTestHarness, lsp_db_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveLsp]]:
     """Start the LSP on the hub (extra LSP_* settings as keyword arguments) and onboard one client."""
     made: list[LiveLsp] = []
 
     def make(**extra: str) -> LiveLsp:
-        server = LspServer(env=lsp_env(lab, lsp_db_url, **extra), port=free_port(), log_path=tmp_path / "lsp.log")
+        server = LspServer(lsp_env(lab, lsp_db_url, admin_key=ADMIN_KEY, **extra), free_port(), tmp_path / "lsp.log")
         server.start()
         live = LiveLsp(lab, server, lsp_db_url, Credentials("", "", ""), None)  # type: ignore[arg-type]
         made.append(live)
