@@ -9,6 +9,7 @@ scripts/start-postgres.sh), a fresh PostgreSQL database per test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -27,7 +28,10 @@ from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
 from harness.wait import wait_for
 from lsp.client import LSPClient
+from lsp.db.base import make_engine, make_sessionmaker, session_scope
+from lsp.lnd.client import LndClient
 from lsp.security import signing
+from lsp.services.reconcile import Reconciliation, reconcile
 
 ADMIN_KEY = "live-test-admin-key"
 PG_ENV = "LSP_TEST_POSTGRES_URL"
@@ -163,3 +167,18 @@ def ws_events(ws: Any, want: Callable[[dict[str, Any]], bool], *, timeout_s: flo
         if want(msg):
             return dict(msg)
     raise AssertionError(f"no matching WebSocket event within {timeout_s} s; saw {seen}")
+
+
+def reconcile_now(live: LiveLsp) -> Reconciliation:
+    hub = live.lab.node("hub").config
+
+    async def run() -> Reconciliation:
+        async with LndClient.from_paths(f"127.0.0.1:{hub.rpc_port}", hub.tls_cert, hub.macaroon) as lnd:
+            engine = make_engine(live.db_url)
+            try:
+                with session_scope(make_sessionmaker(engine)) as s:
+                    return await reconcile(lnd, s)
+            finally:
+                engine.dispose()
+
+    return asyncio.run(run())

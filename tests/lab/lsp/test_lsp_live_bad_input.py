@@ -163,9 +163,12 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     expect(httpx.get(base + "/api/balance"), 401, "missing_auth_header")
     r = httpx.post(base + "/api/enterprise/onboard", json={"name": "x"}, headers={"X-Admin-Key": "guess"})
     expect(r, 401, "invalid_admin_key", "X-Admin-Key")
-    with pytest.raises((InvalidStatus, WebSocketException)), connect(
-        f"ws://127.0.0.1:{live_lsp.server.port}/ws/lightning?apiKey={me.api_key}&timestamp=1&nonce=n&signature=00"
-    ) as ws:
+    with (
+        pytest.raises((InvalidStatus, WebSocketException)),
+        connect(
+            f"ws://127.0.0.1:{live_lsp.server.port}/ws/lightning?apiKey={me.api_key}&timestamp=1&nonce=n&signature=00"
+        ) as ws,
+    ):
         ws.recv(timeout=10)
 
     # --- rate limit: the documented 429 with Retry-After

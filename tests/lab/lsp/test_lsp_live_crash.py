@@ -3,34 +3,19 @@ final state, nothing is paid twice, and the ledger reconciles with LND."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 import threading
 from typing import Any
 
 import pytest
-from conftest import LiveLsp  # type: ignore[import-not-found]
+from conftest import LiveLsp, reconcile_now  # type: ignore[import-not-found]
+from sqlalchemy import select
 
 from harness.wait import wait_for
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
-from lsp.lnd.client import LndClient
-from lsp.services.reconcile import Reconciliation, reconcile
-
-
-def reconcile_now(live: LiveLsp) -> Reconciliation:
-    hub = live.lab.node("hub").config
-
-    async def run() -> Reconciliation:
-        async with LndClient.from_paths(f"127.0.0.1:{hub.rpc_port}", hub.tls_cert, hub.macaroon) as lnd:
-            engine = make_engine(live.db_url)
-            try:
-                with session_scope(make_sessionmaker(engine)) as s:
-                    return await reconcile(lnd, s)
-            finally:
-                engine.dispose()
-
-    return asyncio.run(run())
+from lsp.db.models import Invoice
+from lsp.services import ledger
 
 
 @pytest.mark.topology("star5")
@@ -93,3 +78,16 @@ def test_kill9_with_payment_and_channel_in_flight(live_lsp: LiveLsp) -> None:
     report = reconcile_now(live_lsp)
     assert report.ok, report.differences
     assert report.payments_checked == 1 and report.invoices_checked == 1
+
+    # The reconciliation can fail: a duplicated credit (as a double-applied settlement would
+    # leave) is reported against LND's figure.
+    engine = make_engine(live_lsp.db_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            inv = s.scalars(select(Invoice)).one()
+            ledger.record(s, inv.client_id, inv.amount_paid_sat, "invoice_settled", f"invoice:{inv.id}")
+    finally:
+        engine.dispose()
+    bad = reconcile_now(live_lsp)
+    assert [d.kind for d in bad.differences] == ["invoice"]
+    assert "credited 400000 sat, LND received 200000" in bad.differences[0].problem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import LiveLsp, ws_events  # type: ignore[import-not-found]
+from conftest import LiveLsp, reconcile_now, ws_events  # type: ignore[import-not-found]
 from websockets.sync.client import connect
 
 from harness.wait import wait_for
@@ -81,3 +81,5 @@ def test_idempotent_payment_pays_once_and_metrics_move(live_lsp: LiveLsp) -> Non
     )
     assert _metric(metrics, "lsp_payment_seconds_count", '{status="succeeded"}') >= 1
     assert _metric(metrics, "lsp_payment_success_ratio") == 1.0
+    report = reconcile_now(live_lsp)
+    assert report.ok and report.payments_checked == 1, report.differences
