@@ -273,5 +273,25 @@ from harness.scenario.cli import register as _register_scenario_commands  # noqa
 _register_scenario_commands(main, console=console, out=out)
 
 
+@bench.command("lsp")
+@click.option("--payments", type=click.IntRange(1, 500), default=50, show_default=True, help="per side")
+@click.option("--amount", "amount_sat", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--db", "db_url", default=None, help="LSP database URL (default: SQLite in the lab dir)")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_lsp(payments: int, amount_sat: int, concurrency: int, db_url: str | None, out_path: Path | None) -> None:
+    """Payments through the LSP API versus straight to LND's router (star5, same run)."""
+    from bench.lsp import run as run_lsp
+
+    run_lsp(
+        payments=payments,
+        amount_sat=amount_sat,
+        concurrency=concurrency,
+        db_url=db_url,
+        out_path=out_path,
+        echo=out.print,
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd
+from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import Channel
-from lsp.errors import NotImplementedYet
 from lsp.services import channels
+from lsp.services import health as health_svc
+from lsp.services import rebalance as rebalance_svc
+from lsp.services.payments import default_max_fee
 
 router = APIRouter(prefix="/api/channels", tags=["channels"], responses=ERROR_RESPONSES)
 
@@ -118,9 +121,61 @@ async def balance(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, object]:
     return out
 
 
-@router.post("/rebalance", status_code=501)
-def rebalance(client: CurrentClient) -> dict[str, object]:
-    raise NotImplementedYet("channel rebalancing is not implemented yet")
+class RebalanceRequest(CamelModel):
+    channel_id: str = Field(description="your channel (LSP channel id) that should get more LSP-side liquidity")
+    amount: int = Field(gt=0, description="sats to move")
+    max_fee: int | None = Field(default=None, ge=0, description="routing fee cap, sats; charged to you")
+    source_chan_id: int | None = Field(
+        default=None, ge=1, description="LND short channel id of the LSP channel to take it from; default: the richest"
+    )
+    timeout_seconds: int | None = Field(default=None, ge=1, description="capped by LSP_PAYMENT_TIMEOUT")
+
+
+class RebalanceView(CamelModel):
+    status: str
+    amount: int
+    fee: int
+    max_fee: int
+    payment_hash: str
+    source_chan_id: str
+    target_chan_id: str
+    failure_reason: str | None
+
+
+@router.post("/rebalance", response_model=RebalanceView)
+async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> RebalanceView:
+    """Circular payment from another LSP channel to yours, with a fee cap; 200 with status succeeded/failed."""
+    lnd = get_lnd(ctx)
+    with session_scope(ctx.sessions) as s:
+        ch = channels.get_for_client(s, client.id, body.channel_id)
+    cap = ctx.settings.payment_timeout // 1000
+    res = await rebalance_svc.rebalance(
+        lnd,
+        ctx.sessions,
+        client.id,
+        ch,
+        amount_sat=body.amount,
+        max_fee_sat=body.max_fee if body.max_fee is not None else default_max_fee(ctx.settings, body.amount),
+        source_chan_id=body.source_chan_id,
+        timeout_s=min(body.timeout_seconds or cap, cap),
+    )
+    return RebalanceView(
+        status=res.status,
+        amount=res.amount_sat,
+        fee=res.fee_sat,
+        max_fee=res.max_fee_sat,
+        payment_hash=res.payment_hash,
+        source_chan_id=str(res.source_chan_id),
+        target_chan_id=str(res.target_chan_id),
+        failure_reason=res.failure_reason,
+    )
+
+
+@router.get("/health", dependencies=[Depends(require_admin)])
+async def health(ctx: Ctx, lnd: Lnd) -> dict[str, object]:
+    """Operator only (X-Admin-Key): it shows every client's channels. Inactive peers, stuck HTLCs,
+    local/remote ratio against LSP_REBALANCE_THRESHOLD."""
+    return await health_svc.node_health(lnd, ctx.settings.rebalance_threshold)
 
 
 @router.get("/{channel_id}", response_model=ChannelView)

@@ -148,3 +148,9 @@ class LightningMixin(RpcBase):
         return await self._unary(
             self.lightning_stub.DecodePayReq, self.pb.ln.PayReqString(pay_req=payment_request), rpc="DecodePayReq"
         )
+
+    async def list_payments(self, *, include_incomplete: bool = True, max_payments: int = 10_000) -> list[Any]:
+        """Every payment this node sent (one record per payment hash, with its HTLC attempts)."""
+        req = self.pb.ln.ListPaymentsRequest(include_incomplete=include_incomplete, max_payments=max_payments)
+        resp = await self._unary(self.lightning_stub.ListPayments, req, rpc="ListPayments")
+        return list(resp.payments)

@@ -50,6 +50,9 @@ class RouterMixin(RpcBase):
         amount_sat: int | None = None,
         max_parts: int | None = None,
         on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+        outgoing_chan_ids: list[int] | None = None,
+        last_hop_pubkey: str | None = None,
+        allow_self_payment: bool = False,
     ) -> PaymentOutcome:
         """Pay an invoice; returns the final outcome (SUCCEEDED with preimage/fee, or FAILED with the reason).
 
@@ -59,12 +62,21 @@ class RouterMixin(RpcBase):
             payment_request=payment_request,
             fee_limit_sat=fee_limit_sat,
             timeout_seconds=timeout_s,
-            no_inflight_updates=False,
+            # In-flight updates only matter to a caller that watches them; skipping them saves a
+            # message (and a protobuf decode) per HTLC attempt on every payment.
+            no_inflight_updates=on_update is None,
         )
         if amount_sat:
             req.amt = amount_sat
         if max_parts:
             req.max_parts = max_parts
+        # Circular rebalancing: leave through one of our channels, come back through another.
+        if outgoing_chan_ids:
+            req.outgoing_chan_ids.extend(outgoing_chan_ids)
+        if last_hop_pubkey:
+            req.last_hop_pubkey = bytes.fromhex(last_hop_pubkey)
+        if allow_self_payment:
+            req.allow_self_payment = True
         stream = self._stream(self.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 60)
         return await self._until_final(stream, on_update)
 

@@ -7,6 +7,7 @@ import logging
 import re
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,12 +19,27 @@ from lsp.services import ledger
 
 log = logging.getLogger("lsp.channels")
 PUBKEY_RE = re.compile(r"^(02|03)[0-9a-f]{64}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$")
+
+
+def is_valid_pubkey(pubkey: str) -> bool:
+    """33-byte compressed secp256k1 point. The shape alone is not enough: found live, LND answers
+    an off-curve key with an RPC error, which reached the client as a 502 instead of a 422."""
+    if not PUBKEY_RE.match(pubkey):
+        return False
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), bytes.fromhex(pubkey))
+    except ValueError:
+        return False
+    return True
 
 
 def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sat: int) -> int:
     """Everything checkable without LND; returns the opening fee (the seed's base + capacity fee)."""
-    if not PUBKEY_RE.match(pubkey):
-        raise ValidationFailed("clientPubkey must be a 33-byte compressed public key in hex", field="body.clientPubkey")
+    if not is_valid_pubkey(pubkey):
+        raise ValidationFailed(
+            "clientPubkey must be a 33-byte compressed secp256k1 public key in hex", field="body.clientPubkey"
+        )
     if capacity_sat < settings.min_channel_size:
         raise ValidationFailed(
             f"channelSize {capacity_sat} is below the minimum {settings.min_channel_size} sat", field="body.channelSize"
@@ -55,7 +71,17 @@ async def open_channel(
     if pubkey not in peers:
         if not host:
             raise ValidationFailed(f"not connected to {pubkey[:16]}...; give its host:port", field="body.host")
-        await lnd.connect_peer(pubkey, host)
+        if not HOST_RE.match(host):
+            raise ValidationFailed(f"host {host!r} is not host:port", field="body.host")
+        try:
+            await lnd.connect_peer(pubkey, host, timeout_s=15)
+        except LndError as exc:
+            if exc.grpc_code == "UNAVAILABLE":  # LND itself is down, not the client's node
+                raise
+            # Unreachable host or wrong node there: the client gave us an address we cannot use.
+            raise ValidationFailed(
+                f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host"
+            ) from None
     try:
         cp = await lnd.open_channel(
             pubkey, capacity_sat, push_sat=push_sat, private=private, sat_per_vbyte=sat_per_vbyte

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from lsp.db.models import Client, LedgerEntry
 
-KINDS = ("invoice_settled", "payment_reserve", "payment_refund", "channel_opening_fee", "liquidity_fee", "adjustment")
+KINDS = (
+    "invoice_settled",
+    "payment_reserve",
+    "payment_refund",
+    "channel_opening_fee",
+    "liquidity_fee",
+    "adjustment",
+    "rebalance_fee",
+)
 
 
 def record(session: Session, client_id: str, amount_sat: int, kind: str, reference: str) -> LedgerEntry:

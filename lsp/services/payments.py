@@ -13,6 +13,7 @@ what became of every in_flight payment.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -64,8 +65,14 @@ async def start(
     ``guard(session, amount_sat, destination)`` runs under the client's lock before the
     balance check and may refuse the payment (compliance limits: issue 9)."""
     if idempotency_key:
-        with session_scope(sessions) as s:
-            existing = find_by_key(s, client_id, idempotency_key)
+
+        def lookup() -> Payment | None:
+            with session_scope(sessions) as s:
+                return find_by_key(s, client_id, idempotency_key)
+
+        # Database work runs in a worker thread: found live under concurrent payments, blocking
+        # calls on the event loop (SQLite waits for its write lock there) stalled every request.
+        existing = await asyncio.to_thread(lookup)
         if existing is not None:
             if existing.payment_request != payment_request:
                 raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
@@ -82,17 +89,21 @@ async def start(
             "amountless invoices are not supported; ask for an invoice with an amount", field="body.invoice"
         )
     max_fee = default_max_fee(settings, amount) if max_fee_sat is None else max_fee_sat
-    with session_scope(sessions) as s:
-        return record_new(
-            s,
-            client_id,
-            idempotency_key=idempotency_key or decoded.payment_hash,
-            payment_hash=decoded.payment_hash,
-            payment_request=payment_request,
-            amount_sat=amount,
-            max_fee_sat=max_fee,
-            guard=(lambda sess, amt: guard(sess, amt, decoded.destination)) if guard is not None else None,
-        )
+
+    def record() -> tuple[Payment, bool]:
+        with session_scope(sessions) as s:
+            return record_new(
+                s,
+                client_id,
+                idempotency_key=idempotency_key or decoded.payment_hash,
+                payment_hash=decoded.payment_hash,
+                payment_request=payment_request,
+                amount_sat=amount,
+                max_fee_sat=max_fee,
+                guard=(lambda sess, amt: guard(sess, amt, decoded.destination)) if guard is not None else None,
+            )
+
+    return await asyncio.to_thread(record)
 
 
 def record_new(
@@ -196,9 +207,12 @@ async def execute(
         raise
     except LndError as exc:
         outcome, failure = await _outcome_after_error(lnd, payment.payment_hash, exc)
-    with session_scope(sessions) as s:
-        done = finish(s, payment.id, outcome, failure=failure)
-        current = s.get(Payment, payment.id)
+
+    def apply() -> tuple[Payment | None, Payment | None]:
+        with session_scope(sessions) as s:
+            return finish(s, payment.id, outcome, failure=failure), s.get(Payment, payment.id)
+
+    done, current = await asyncio.to_thread(apply)
     if done is not None and on_final is not None:
         on_final(done)
     assert current is not None

@@ -73,10 +73,21 @@ async def reconcile_channels(ctx: AppContext, lnd: LndClient) -> None:
         notify.channel_changed(ctx, kind, ch)
 
 
+# Only these change a channel's pending/open/closed state. Found live: LND also sends
+# CHANNEL_UPDATE on every commitment update (several per payment, per channel), and
+# reconciling on each of those (ListChannels + ClosedChannels + a query) was the largest
+# CPU cost of a payment through the API.
+STATE_EVENTS = frozenset(
+    {"OPEN_CHANNEL", "CLOSED_CHANNEL", "PENDING_OPEN_CHANNEL", "FULLY_RESOLVED_CHANNEL", "CHANNEL_FUNDING_TIMEOUT"}
+)
+
+
 async def watch_channels(ctx: AppContext, lnd: LndClient) -> None:
     await reconcile_channels(ctx, lnd)
-    async for _update in lnd.subscribe_channel_events():
-        await reconcile_channels(ctx, lnd)
+    names = lnd.pb.ln.ChannelEventUpdate.UpdateType
+    async for update in lnd.subscribe_channel_events():
+        if names.Name(update.type) in STATE_EVENTS:
+            await reconcile_channels(ctx, lnd)
 
 
 async def poll_channels(ctx: AppContext, lnd: LndClient) -> None:

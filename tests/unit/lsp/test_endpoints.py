@@ -24,7 +24,7 @@ from tests.unit.lsp.conftest import Creds
 
 pytestmark = pytest.mark.unit
 
-PUBKEY = "02" + "11" * 32
+PUBKEY = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"  # the generator: on the curve
 
 
 def err(exc: pytest.ExceptionInfo[LSPAPIError]) -> tuple[int, str, str | None]:
@@ -47,7 +47,8 @@ def test_lnd_backed_endpoints_are_503_without_lnd(lsp: LSPClient) -> None:
         (999_999, 0, PUBKEY, "body.channelSize", "below the minimum 1000000"),
         (100_000_001, 0, PUBKEY, "body.channelSize", "above the maximum 100000000"),
         (1_000_000, 1_000_000, PUBKEY, "body.pushAmount", "smaller than channelSize"),
-        (1_000_000, 0, "zz", "body.clientPubkey", "compressed public key"),
+        (1_000_000, 0, "zz", "body.clientPubkey", "compressed secp256k1 public key"),
+        (1_000_000, 0, "02" + "11" * 32, "body.clientPubkey", "compressed secp256k1 public key"),  # off the curve
     ],
 )
 def test_channel_open_is_validated_before_lnd(lsp: LSPClient, size, push, pubkey, field, text) -> None:
@@ -76,10 +77,16 @@ def test_liquidity_request_above_max_fee_rate_is_422(lsp: LSPClient) -> None:
     assert "2000 ppm" in exc.value.message
 
 
-def test_rebalance_is_honestly_not_implemented(lsp: LSPClient) -> None:
+def test_rebalance_validates_and_needs_lnd(lsp: LSPClient, api: TestClient) -> None:
+    # The circle itself is proven live (tests/lab/lsp/test_lsp_live_rebalance.py); here: the edges.
     with pytest.raises(LSPAPIError) as exc:
-        lsp.request("POST", "/api/channels/rebalance")
-    assert err(exc)[:2] == (501, "not_implemented")
+        lsp.request("POST", "/api/channels/rebalance", json={"channelId": "x", "amount": 0})
+    assert err(exc) == (422, "validation_error", "body.amount")
+    with pytest.raises(LSPAPIError) as exc:
+        lsp.request("POST", "/api/channels/rebalance", json={"channelId": "x", "amount": 1000})
+    assert err(exc)[:2] == (503, "lnd_unavailable")
+    # The health view shows every client's channels: operator only.
+    assert api.get("/api/channels/health").json()["error"]["code"] == "invalid_admin_key"
 
 
 def test_channel_view_and_metrics(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
