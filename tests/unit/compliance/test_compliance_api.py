@@ -58,6 +58,9 @@ POLICY = {
     },
 }
 
+# A real secp256k1 point (the generator): the channel API refuses off-curve keys first.
+ON_CURVE_PUBKEY = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+
 
 @pytest.fixture
 def make_api(db_url: str, tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
@@ -153,7 +156,7 @@ def test_pending_client_is_refused_on_every_money_moving_endpoint(make_api) -> N
     c = onboard(api)
     lsp = client_of(api, c)
     assert refused(lambda: lsp.create_invoice(1000, "x"))[:2] == (403, "kyc_pending")
-    assert refused(lambda: lsp.open_channel("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798", 1_000_000))[:2] == (403, "kyc_pending")
+    assert refused(lambda: lsp.open_channel(ON_CURVE_PUBKEY, 1_000_000))[:2] == (403, "kyc_pending")
     assert refused(lambda: lsp.request_liquidity(1_000_000, 3_600_000, 2000))[:2] == (403, "kyc_pending")
     with pytest.raises(Forbidden, match="KYC state is pending"):
         pay(api, c.client_id, 1000, "p1")
@@ -198,7 +201,7 @@ def test_tier_limits_are_enforced_with_the_reason(make_api) -> None:
     lsp = client_of(api, c)
     status, code, msg = refused(lambda: lsp.create_invoice(100_001, "x"))
     assert (status, code) == (403, "limit_per_payment") and "100000" in msg
-    assert refused(lambda: lsp.open_channel("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798", 2_000_001))[:2] == (403, "limit_channel_size")
+    assert refused(lambda: lsp.open_channel(ON_CURVE_PUBKEY, 2_000_001))[:2] == (403, "limit_channel_size")
     fund(api, c.client_id, 1_000_000, "f")
     pay(api, c.client_id, 100_000, "a")
     pay(api, c.client_id, 100_000, "b")
