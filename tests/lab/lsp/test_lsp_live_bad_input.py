@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Credentials, LiveLsp  # type: ignore[import-not-found]
 from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
 from lsp.security import signing
+from tests.lab.lsp.conftest import Credentials, LiveLsp  # type: ignore[import-not-found]
 
 NOBODY = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"  # valid point (G); no lab node
 

@@ -9,13 +9,13 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import LiveLsp, reconcile_now  # type: ignore[import-not-found]
 from sqlalchemy import select
 
 from harness.wait import wait_for
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
 from lsp.db.models import Invoice
 from lsp.services import ledger
+from tests.lab.lsp.conftest import LiveLsp, reconcile_now  # type: ignore[import-not-found]
 
 
 @pytest.mark.topology("star5")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import LiveLsp, reconcile_now, ws_events  # type: ignore[import-not-found]
 from websockets.sync.client import connect
 
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
+from tests.lab.lsp.conftest import LiveLsp, reconcile_now, ws_events  # type: ignore[import-not-found]
 
 
 def _metric(text: str, name: str, labels: str = "") -> float:

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import ADMIN_KEY, LiveLsp  # type: ignore[import-not-found]
 
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
+from tests.lab.lsp.conftest import ADMIN_KEY, LiveLsp  # type: ignore[import-not-found]
 
 
 def health(live: LiveLsp) -> dict[str, object]:
