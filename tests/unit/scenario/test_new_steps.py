@@ -88,8 +88,11 @@ def test_breach_unknown_node_names_step_index_and_field(old: str, new: str, fiel
 
 
 def test_breach_victim_without_nolisten_is_rejected_before_anything_starts() -> None:
-    msg = problems(BREACH.replace("topology: breach", "topology: pair").replace("cheater: cheater", "cheater: nodea")
-                   .replace("victim: victim", "victim: nodeb"))
+    msg = problems(
+        BREACH.replace("topology: breach", "topology: pair")
+        .replace("cheater: cheater", "cheater: nodea")
+        .replace("victim: victim", "victim: nodeb")
+    )
     assert "steps[0].victim" in msg and "--nolisten --minbackoff=1h" in msg
 
 
@@ -136,5 +139,7 @@ steps:
   - {kind: breach, name: cheat, cheater: cheater, victim: victim}
 """
     assert "steps[0].results[0].step" in problems(forward)
-    dup = BREACH.replace("  - kind: expect", "  - {kind: breach, name: cheat, cheater: cheater, victim: victim}\n  - kind: expect")
+    dup = BREACH.replace(
+        "  - kind: expect", "  - {kind: breach, name: cheat, cheater: cheater, victim: victim}\n  - kind: expect"
+    )
     assert "steps[1].name" in problems(dup) and "duplicate step name 'cheat'" in problems(dup)
