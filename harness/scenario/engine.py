@@ -21,7 +21,7 @@ from harness.harness import LightningTestHarness
 from harness.scenario.context import StepContext, StepSkipped
 from harness.scenario.events import EventCollector
 from harness.scenario.loader import LoadedScenario
-from harness.scenario.model import KeysendStep, PayStep
+from harness.scenario.model import RECORDED_FIELDS, KeysendStep, PayStep
 from harness.scenario.plan import plan_scenario
 from harness.scenario.results import ChannelSnapshot, RunResult, ScenarioResult, StepResult
 from harness.scenario.steps import RUNNERS
@@ -93,7 +93,7 @@ def _log_excerpt(lab: LightningTestHarness, offsets: dict[str, int], involved: l
 
 def _involved(step: Any) -> list[str]:
     out: list[str] = []
-    for f in ("from_", "to", "node", "peer", "payer", "payee"):
+    for f in ("from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client"):
         v = getattr(step, f, None)
         for x in [v] if isinstance(v, str) else (v or []):
             if x not in out:
@@ -225,7 +225,7 @@ class Runner:
                     sr.message = "skipped: an earlier step errored"
                     continue
                 self._run_step(lab, ls, i, step, sr, plans.get(i, []), history, lsp_client)
-                if step.name and isinstance(step, PayStep | KeysendStep):
+                if step.name and (isinstance(step, PayStep | KeysendStep) or step.kind in RECORDED_FIELDS):
                     history[step.name] = sr
                 if sr.status == "error":
                     aborted = True

@@ -11,7 +11,9 @@ from pydantic import ValidationError
 
 from harness.errors import TopologyError
 from harness.scenario.model import (
+    RECORDED_FIELDS,
     STEP_KINDS,
+    BreachStep,
     ExpectStep,
     KeysendStep,
     OpenChannelStep,
@@ -19,6 +21,8 @@ from harness.scenario.model import (
     Scenario,
     ScenarioError,
     Suite,
+    SwapInStep,
+    SwapOutStep,
 )
 from harness.topology import Topology, load_topology
 from harness.yamlerrors import _line_map, _locate, validation_problems, yaml_syntax_problem
@@ -85,7 +89,7 @@ def _scenario_problems(
 
 def _node_refs(step: Any) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
-    for field in ("from_", "to", "node", "peer", "payer", "payee"):
+    for field in ("from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client"):
         v = getattr(step, field, None)
         if v is None:
             continue
@@ -100,6 +104,7 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
     known = ", ".join(sorted(names))
     problems: list[tuple[tuple[Any, ...], str]] = []
     named: dict[str, int] = {}
+    recorded: dict[str, str] = {}  # name -> kind of the steps whose outcome `expect: results` may check
     if sc.lsp is not None and sc.lsp not in names:
         problems.append((("lsp",), f"unknown node {sc.lsp!r} (nodes: {known})"))
     for i, step in enumerate(sc.steps):
@@ -108,6 +113,21 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                 problems.append((("steps", i, key), f"unknown node {name!r} in topology {topo.name} (nodes: {known})"))
         if isinstance(step, OpenChannelStep) and step.push_sat >= step.capacity_sat:
             problems.append((("steps", i, "push_sat"), f"must be below capacity_sat ({step.capacity_sat})"))
+        if isinstance(step, SwapInStep | SwapOutStep) and sc.lsp is None:
+            problems.append((("steps", i, "kind"), f"{step.kind} needs an LSP: set `lsp: <node>` on the scenario"))
+        if isinstance(step, BreachStep) and step.victim in names:
+            from harness.breach import VICTIM_FLAGS
+
+            have = set(topo.flags_for(topo.node(step.victim)))
+            missing = [f for f in VICTIM_FLAGS if f not in have]
+            if missing:
+                problems.append(
+                    (
+                        ("steps", i, "victim"),
+                        f"the victim {step.victim!r} must run with {' '.join(VICTIM_FLAGS)} in topology "
+                        f"{topo.name} (missing: {' '.join(missing)}; see topologies/breach.yaml)",
+                    )
+                )
         if isinstance(step, ExpectStep) and step.events and sc.lsp is None:
             problems.append(
                 (("steps", i, "events"), "event expectations need an LSP: set `lsp: <node>` on the scenario")
@@ -122,6 +142,23 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                             f"no earlier pay/keysend step named {chk.step!r} (named: {earlier})",
                         )
                     )
+            for j, rc in enumerate(step.results):
+                if rc.step not in recorded:
+                    earlier = ", ".join(recorded) or "none"
+                    problems.append(
+                        (
+                            ("steps", i, "results", j, "step"),
+                            f"no earlier breach/jit_receive/swap step named {rc.step!r} (named: {earlier})",
+                        )
+                    )
+                elif rc.field not in RECORDED_FIELDS[recorded[rc.step]]:
+                    fields = ", ".join(RECORDED_FIELDS[recorded[rc.step]])
+                    problems.append(
+                        (
+                            ("steps", i, "results", j, "field"),
+                            f"a {recorded[rc.step]} step records no {rc.field!r} (fields: {fields})",
+                        )
+                    )
             for group in ("balances", "channels"):
                 for j, chk in enumerate(getattr(step, group)):
                     for key in ("node", "peer"):
@@ -129,12 +166,16 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                         if v is not None and v not in names:
                             problems.append(((("steps", i, group, j, key)), f"unknown node {v!r} (nodes: {known})"))
         if step.name is not None:
-            if step.name in named:
+            if step.name in recorded:
+                problems.append((("steps", i, "name"), f"duplicate step name {step.name!r}"))
+            elif step.name in named:
                 problems.append(
                     (("steps", i, "name"), f"duplicate step name {step.name!r} (also step {named[step.name]})")
                 )
             elif isinstance(step, PayStep | KeysendStep):
                 named[step.name] = i
+            elif step.kind in RECORDED_FIELDS:
+                recorded[step.name] = step.kind
     return problems
 
 

@@ -252,17 +252,123 @@ class EventCheck(_M):
     timeout_s: float = Field(30, gt=0, le=300, description="how long to wait for min_count to arrive")
 
 
+class BreachStep(_Step):
+    """``cheater`` broadcasts a revoked state of its channel with ``victim`` (``lab.breach``); the
+    victim (or ``tower``, with the victim offline) sweeps it. The victim must run with
+    ``--nolisten --minbackoff=1h`` (topologies/breach.yaml, watchtower.yaml)."""
+
+    kind: Literal["breach"]
+    cheater: str
+    victim: str
+    tower: str | None = Field(None, description="a watchtower node: the victim goes offline and the tower sweeps")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> BreachStep:
+        roles = [self.cheater, self.victim] + ([self.tower] if self.tower else [])
+        if len(set(roles)) != len(roles):
+            raise ValueError("cheater, victim and tower must be different nodes")
+        return self
+
+
+class JitReceiveStep(_Step):
+    """``client`` (no channel needed) receives ``amount_msat`` from ``payer`` through a JIT channel of
+    ``lsp``, in the wrapped-invoice mode (``lab.jit_wrap_invoice``: works with stock clients). The
+    LSPS service runs against ``lsp`` for the step (``harness.lsps_lsp.LspsRunner``)."""
+
+    kind: Literal["jit_receive"]
+    lsp: str
+    client: str
+    payer: str
+    amount_msat: int = Field(ge=1_000_000, description="what the client's own invoice asks for")
+    menu_index: int = Field(0, ge=0, description="which entry of the LSP's opening fee menu to use")
+    timeout_s: int = Field(60, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> JitReceiveStep:
+        if len({self.lsp, self.client, self.payer}) != 3:
+            raise ValueError("lsp, client and payer must be different nodes")
+        return self
+
+
+class SwapInStep(_Step):
+    """Chain -> Lightning through the scenario's LSP (``harness.swaps.swap_in``): ``node`` invoices
+    ``amount_sat``, the faucet funds the lockup, the LSP pays the invoice and claims the lockup."""
+
+    kind: Literal["swap_in"]
+    node: str
+    amount_sat: int = Field(ge=1000)
+    timeout_s: int = Field(120, ge=1, le=600)
+
+
+class SwapOutStep(_Step):
+    """Lightning -> chain (a reverse swap, ``harness.swaps.swap_out``): ``node`` pays the LSP's hold
+    invoice and claims the lockup to a fresh address of its own wallet."""
+
+    kind: Literal["swap_out"]
+    node: str
+    amount_sat: int = Field(ge=1000)
+    timeout_s: int = Field(120, ge=1, le=600)
+
+
+# What each recording step puts in its result's ``outcome`` (``expect: results`` may check these).
+RECORDED_FIELDS: dict[str, tuple[str, ...]] = {
+    "breach": (
+        "close_type",
+        "breach_txid",
+        "justice_txid",
+        "swept_by",
+        "victim_onchain_before_sat",
+        "victim_onchain_after_sat",
+        "victim_gain_sat",
+        "victim_channel_balance_sat",
+        "cheater_revoked_balance_sat",
+        "cheater_loss_sat",
+    ),
+    "jit_receive": (
+        "amount_msat",
+        "received_msat",
+        "payment_size_msat",
+        "lsp_fee_msat",
+        "formula_fee_msat",
+        "fee_matches_formula",
+        "payer_fee_msat",
+        "new_channel",
+    ),
+    "swap_in": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
+    "swap_out": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
+}
+
+
+class ResultCheck(_M):
+    """A check on what an earlier breach / jit_receive / swap step recorded (by its name)."""
+
+    step: str
+    field: str
+    equals: str | int | bool | None = None
+    min: int | None = None
+    max: int | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ResultCheck:
+        if self.equals is None and self.min is None and self.max is None:
+            raise ValueError("a result check needs 'equals', 'min' or 'max'")
+        return self
+
+
 class ExpectStep(_Step):
     kind: Literal["expect"]
     payments: list[PaymentsCheck] = Field(default_factory=list)
     balances: list[BalanceCheck] = Field(default_factory=list)
     channels: list[ChannelCheck] = Field(default_factory=list)
     events: list[EventCheck] = Field(default_factory=list)
+    results: list[ResultCheck] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> ExpectStep:
-        if not (self.payments or self.balances or self.channels or self.events):
-            raise ValueError("an expect step needs at least one of 'payments', 'balances', 'channels', 'events'")
+        if not (self.payments or self.balances or self.channels or self.events or self.results):
+            raise ValueError(
+                "an expect step needs at least one of 'payments', 'balances', 'channels', 'events', 'results'"
+            )
         return self
 
 
@@ -279,6 +385,10 @@ Step = Annotated[
     | PartitionStep
     | HealStep
     | LspStep
+    | BreachStep
+    | JitReceiveStep
+    | SwapInStep
+    | SwapOutStep
     | ExpectStep,
     Field(discriminator="kind"),
 ]
@@ -296,6 +406,10 @@ STEP_KINDS = (
     "partition",
     "heal",
     "lsp",
+    "breach",
+    "jit_receive",
+    "swap_in",
+    "swap_out",
     "expect",
 )
 

@@ -36,6 +36,7 @@ class StepResult:
     failures: list[str] = field(default_factory=list)
     payments: list[PaymentRecord] = field(default_factory=list)
     log_excerpt: list[str] = field(default_factory=list)  # node log lines around a failure
+    outcome: dict[str, Any] = field(default_factory=dict)  # breach / jit_receive / swap figures (`expect: results`)
 
 
 @dataclass

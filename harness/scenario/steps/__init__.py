@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.scenario.context import StepContext
-from harness.scenario.steps import channel, expect, keysend, lsp, mine, node, pay, wait
+from harness.scenario.steps import breach, channel, expect, jit, keysend, lsp, mine, node, pay, swaps, wait
 
 Runner = Callable[[Any, StepContext], None]
 
@@ -23,5 +23,9 @@ RUNNERS: dict[str, Runner] = {
     "partition": node.run_partition,
     "heal": node.run_heal,
     "lsp": lsp.run,
+    "breach": breach.run,
+    "jit_receive": jit.run,
+    "swap_in": swaps.run_in,
+    "swap_out": swaps.run_out,
     "expect": expect.run,
 }

@@ -10,7 +10,7 @@ from harness.harness import LightningTestHarness
 from harness.rpc.lightning import Graph
 from harness.rpc.router import PaymentResult
 from harness.scenario.context import StepContext
-from harness.scenario.model import EventCheck, ExpectStep, PaymentExpect, Range
+from harness.scenario.model import EventCheck, ExpectStep, PaymentExpect, Range, ResultCheck
 from harness.scenario.results import PaymentRecord
 from harness.wait import wait_for
 
@@ -92,6 +92,23 @@ def range_text(r: Range) -> str:
     return f"[{'' if r.min is None else r.min}..{'' if r.max is None else r.max}]"
 
 
+def _check_result(ctx: StepContext, rc: ResultCheck) -> str:
+    """A figure an earlier breach / jit_receive / swap step recorded (validated names, so only the value may miss)."""
+    outcome = ctx.history[rc.step].outcome
+    if rc.field not in outcome:
+        ctx.fail(f"step {rc.step!r} recorded no {rc.field!r} (it did not finish)")
+        return f"{rc.step}.{rc.field}"
+    value = outcome[rc.field]
+    if rc.equals is not None and value != rc.equals:
+        ctx.fail(f"step {rc.step!r}: {rc.field} is {value!r}, expected {rc.equals!r}")
+    if rc.min is not None or rc.max is not None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            ctx.fail(f"step {rc.step!r}: {rc.field} is {value!r}, not a number")
+        elif not in_range(value, Range(min=rc.min, max=rc.max)):
+            ctx.fail(f"step {rc.step!r}: {rc.field} = {value:,} outside {range_text(Range(min=rc.min, max=rc.max))}")
+    return f"{rc.step}.{rc.field}"
+
+
 def _check_events(ctx: StepContext, ev: EventCheck) -> str:
     """Events arrive asynchronously (LND -> LSP watcher -> WebSocket): wait for the minimum."""
 
@@ -168,4 +185,6 @@ def run(step: ExpectStep, ctx: StepContext) -> None:
         checked.append(f"channel {pair}")
     for ev in step.events:
         checked.append(_check_events(ctx, ev))
+    for rc in step.results:
+        checked.append(_check_result(ctx, rc))
     ctx.result.detail = "checked " + ", ".join(checked)
