@@ -18,6 +18,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from harness.runtime.process import pid_alive
+
 PORT_RANGE = (20000, 32000)
 _lock = threading.Lock()
 
@@ -33,15 +35,7 @@ def _owner_alive(path: Path) -> bool:
         pid = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _reserve(port: int) -> bool:
