@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.breach import Breach, BreachResult
 from harness.chain.btcd import Btcd
-from harness.errors import InvariantError, LabError
+from harness.errors import InvariantError, LabError, ProcessDied, WaitTimeout
 from harness.faults import Faults
 from harness.network import Network, Progress
 from harness.node import LndNode
@@ -148,7 +148,26 @@ class LightningTestHarness:
             return DockerRuntime(self.lab_dir, progress=self.progress, owned=self.tie_to_parent)
         return ProcessRuntime(tie_to_parent=self.tie_to_parent)
 
-    def start(self) -> LightningTestHarness:
+    def start(self, *, retries: int = 0) -> LightningTestHarness:
+        """Bring the network up. With ``retries``, a bring-up that times out
+        or loses a node process is tried again on a fresh network (the failed
+        one's directory is kept): on a loaded machine LND's gossip can stall
+        in ways no step of the test is about. Nothing after start is retried."""
+        for attempt in range(retries + 1):
+            try:
+                return self._start_once()
+            except (WaitTimeout, ProcessDied) as exc:
+                if attempt == retries:
+                    raise
+                kept = self._lab_dir
+                self.progress(
+                    f"bring-up failed ({str(exc).splitlines()[0]}); logs kept in {kept}; "
+                    "trying once more with a fresh network"
+                )
+                self._lab_dir, self.network, self.runtime, self.failed = None, None, None, False
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> LightningTestHarness:
         toolchain = find_toolchain()
         try:
             self.runtime = self._make_runtime()

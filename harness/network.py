@@ -318,23 +318,46 @@ class Network:
                     gaps.append((oc, side, f"{oc.spec.from_}->{oc.spec.to} policy of {side}: {got}"))
         return gaps
 
-    def _repair_gossip(self, gaps: list[tuple[OpenedChannel, str | None, str]]) -> None:
-        """Nudge gossip that LND dropped in a race (see wait_graph_synced)."""
+    def _reconnect(self, a: LndNode, b: LndNode) -> None:
+        try:
+            a.disconnect(b)
+        except Exception:
+            pass
+        a.connect(b)
+
+    def _repair_gossip(
+        self, gaps: list[tuple[OpenedChannel, str | None, str]], observer: LndNode, round_: int
+    ) -> None:
+        """Nudge gossip that LND dropped in a race (see wait_graph_synced).
+
+        First a missing edge gets its endpoints reconnected (LND re-sends
+        pending announcement signatures then) and a missing policy is issued
+        again. If that was not enough, later rounds also reconnect the
+        endpoints for a policy gap and the observer with its channel peers,
+        which restarts their gossip sync."""
+        reconnected: set[frozenset[str]] = set()
+
+        def reconnect(x: str, y: str) -> None:
+            key = frozenset((x, y))
+            if key not in reconnected:
+                reconnected.add(key)
+                self._reconnect(self.node(x), self.node(y))
+
         for oc, side, _ in gaps:
-            if side is None:
-                a, b = self.node(oc.spec.from_), self.node(oc.spec.to)
-                # LND re-sends pending announcement signatures on reconnect.
-                try:
-                    a.disconnect(b)
-                except Exception:
-                    pass
-                a.connect(b)
-            else:
+            if side is None or round_ >= 2:
+                reconnect(oc.spec.from_, oc.spec.to)
+            if side is not None:
                 pol = oc.spec.policy if side == oc.spec.from_ else (oc.spec.peer_policy or Policy())
                 self.node(side).ln.update_policy(
                     oc.channel_point, base_fee_msat=pol.base_fee_msat, fee_rate_ppm=pol.fee_rate_ppm,
                     cltv_delta=pol.cltv_delta,
                 )
+        if round_ >= 2:
+            for oc in self.channels:
+                ends = (oc.spec.from_, oc.spec.to)
+                if observer.name in ends:
+                    other = ends[1] if ends[0] == observer.name else ends[0]
+                    reconnect(observer.name, other)
 
     def wait_graph_synced(self, *, timeout_s: str | float = "GRAPH_SYNC") -> None:
         """Every node sees every public channel with both declared policies.
@@ -356,6 +379,7 @@ class Network:
             if node.name not in in_channels:
                 continue
             deadline = time.monotonic() + limit
+            round_ = 0
             while True:
                 left = deadline - time.monotonic()
                 try:
@@ -372,7 +396,8 @@ class Network:
                         raise
                 # Re-send what is still missing, as often as it takes: on a
                 # loaded machine one nudge is not always enough.
-                self._repair_gossip(self._graph_gaps(node))
+                round_ += 1
+                self._repair_gossip(self._graph_gaps(node), node, round_)
 
     def _mine_to_announce(self) -> None:
         # The last block alone, after every node has the others, so all nodes

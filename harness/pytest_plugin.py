@@ -22,6 +22,9 @@ import pytest
 from harness.harness import LightningTestHarness
 
 DEFAULT_TOPOLOGY = "line3"
+# A bring-up that times out is tried once more on a fresh network (the failed
+# one's logs are kept): tests are about what happens after start.
+BRINGUP_RETRIES = 1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,7 +68,7 @@ class _SharedLabs:
     def get(self, topology: str) -> LightningTestHarness:
         if topology not in self.labs:
             lab = LightningTestHarness(topology, runtime=self.runtime, keep=self.keep or None)
-            lab.start()
+            lab.start(retries=BRINGUP_RETRIES)
             self.labs[topology] = lab
         return self.labs[topology]
 
@@ -95,7 +98,7 @@ def lab(request: pytest.FixtureRequest, _lab_shared: _SharedLabs) -> Iterator[Li
         harness = _lab_shared.get(topology)
     else:
         harness = LightningTestHarness(topology, runtime=runtime, keep=keep or None)
-        harness.start()
+        harness.start(retries=BRINGUP_RETRIES)
     harness.mark_logs()
     invariant_error: Exception | None = None
     try:
