@@ -128,7 +128,9 @@ class DockerRuntime:
         import os
 
         self.client = require_docker()
-        reap_orphans(self.client)
+        # Best effort: other labs start and stop concurrently.
+        with contextlib.suppress(docker_errors.APIError):
+            reap_orphans(self.client)
         self.images = ensure_images(self.client, progress=progress)
         self.lab_dir = lab_dir
         self.lab_id = lab_id or f"{lab_dir.name[:40]}-{secrets.token_hex(2)}".replace("_", "-")

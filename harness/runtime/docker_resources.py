@@ -250,7 +250,8 @@ def put_files(container: Any, files: Mapping[str, bytes], mode: int = 0o600) -> 
 
 def lab_containers(client: Any, lab_id: str | None = None) -> list[Any]:
     label = LABEL_LAB if lab_id is None else f"{LABEL_LAB}={lab_id}"
-    return list(client.containers.list(all=True, filters={"label": label}))
+    # ignore_removed: another lab (an xdist worker) may remove its containers mid-listing.
+    return list(client.containers.list(all=True, filters={"label": label}, ignore_removed=True))
 
 
 def lab_networks(client: Any, lab_id: str | None = None) -> list[Any]:
