@@ -117,28 +117,26 @@ class _Step(_M):
     name: str | None = Field(None, min_length=1, max_length=80)
 
 
-class PayStep(_Step):
+class _PaymentStep(_Step):
+    """What pay and keysend steps share: who pays whom, how much, how often."""
+
+    from_: NodeRef = Field(alias="from")
+    to: NodeRef
+    amount_sat: Amount
+    count: int = Field(1, ge=1, le=1000)
+    fee_limit_sat: int = Field(100, ge=0)
+    timeout_s: int = Field(60, ge=1, le=600)
+    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
+
+
+class PayStep(_PaymentStep):
     """Pay invoices: the payee creates each invoice (memo from Faker), the payer pays it."""
 
     kind: Literal["pay"]
-    from_: NodeRef = Field(alias="from")
-    to: NodeRef
-    amount_sat: Amount
-    count: int = Field(1, ge=1, le=1000)
-    fee_limit_sat: int = Field(100, ge=0)
-    timeout_s: int = Field(60, ge=1, le=600)
-    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
 
 
-class KeysendStep(_Step):
+class KeysendStep(_PaymentStep):
     kind: Literal["keysend"]
-    from_: NodeRef = Field(alias="from")
-    to: NodeRef
-    amount_sat: Amount
-    count: int = Field(1, ge=1, le=1000)
-    fee_limit_sat: int = Field(100, ge=0)
-    timeout_s: int = Field(60, ge=1, le=600)
-    expect: PaymentExpect = Field(default_factory=lambda: PaymentExpect.model_validate({}))
 
 
 class OpenChannelStep(_Step):
