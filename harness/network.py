@@ -291,12 +291,7 @@ class Network:
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
             node = self.node(name)
-            wait_for(
-                lambda: any(c.channel_point == channel_point for c in node.list_channels(active_only=True)),  # noqa: B023
-                what=f"channel {channel_point} ({a}->{b}) to be active on {name}",
-                timeout_s="CHANNEL_OPEN",
-                log=node.config.log_path,
-            )
+            node.wait_can_send_over(channel_point)
 
     def _expected_public(self) -> list[tuple[OpenedChannel, Policy, Policy]]:
         return [(oc, oc.spec.policy, oc.spec.peer_policy or Policy()) for oc in self.channels if not oc.spec.private]

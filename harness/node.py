@@ -353,6 +353,25 @@ class LndNode:
     def describe_graph(self) -> Graph:
         return self.ln.describe_graph()
 
+    def can_send_over(self, channel_point: str) -> bool:
+        """True when this node's pathfinding can use its channel: LND lists it
+        active *and* its own graph (announced or not) holds the edge with this
+        node's outgoing policy. LND counts local balance only over such edges,
+        so between the link going active and the edge reaching its graph a
+        payment fails at once with FAILURE_REASON_INSUFFICIENT_BALANCE."""
+        if not any(c.channel_point == channel_point for c in self.list_channels(active_only=True)):
+            return False
+        edge = self.ln.describe_graph(include_unannounced=True).edge(channel_point)
+        return edge is not None and edge.policy_of(self.pubkey) is not None
+
+    def wait_can_send_over(self, channel_point: str, *, timeout_s: str | float = "CHANNEL_OPEN") -> None:
+        wait_for(
+            lambda: self.can_send_over(channel_point),
+            what=f"channel {channel_point} to be usable for sending from {self.name} (active, own edge in its graph)",
+            timeout_s=timeout_s,
+            log=self.config.log_path,
+        )
+
     def channel_with(self, peer: LndNode) -> ChannelInfo:
         for ch in self.list_channels():
             if ch.remote_pubkey == peer.pubkey:

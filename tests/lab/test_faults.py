@@ -95,11 +95,7 @@ def test_one_block_reorg_under_a_just_confirmed_channel_is_survived(lab: Lightni
     assert first not in {lab.chain.block_hash(h) for h in range(lab.chain.height() - 3, lab.chain.height() + 1)}
     assert lab.chain.confirmations(txid) >= 1, "the funding tx was not mined again in the new branch"
     lab.mine(2)
-    wait_for(
-        lambda: any(c.channel_point == point and c.active for c in a.list_channels()),
-        what="the channel to open on the new branch",
-        timeout_s="CHANNEL_OPEN",
-    )
+    a.wait_can_send_over(point)
     reorged = next(c for c in a.list_channels() if c.channel_point == point)
     invoice = b.add_invoice(1_000)
     res = a.router.pay_invoice(invoice.payment_request, outgoing_chan_ids=[reorged.chan_id])
