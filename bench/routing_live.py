@@ -206,7 +206,7 @@ def run(
 ) -> list[dict[str, Any]]:
     t0 = time.monotonic()
     lab = LightningTestHarness(TOPOLOGY)
-    lab.start()
+    lab.start(retries=lab.bringup_retries)
     echo(f"{TOPOLOGY} up in {time.monotonic() - t0:.0f} s")
     failed = True
     try:

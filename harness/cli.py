@@ -83,7 +83,7 @@ def up(topology: str, runtime: str) -> None:
     console.print(f"runtime: {runtime}")
     with _progress(f"lab up {topology}") as step:
         lab = LightningTestHarness(topology, runtime=runtime, tie_to_parent=False, progress=step)
-        lab.start()
+        lab.start(retries=lab.bringup_retries)
     net = lab.net
     net.write_state(lab.lab_dir / STATE_FILE)
     set_active(lab.lab_dir)

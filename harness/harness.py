@@ -118,6 +118,7 @@ class LightningTestHarness:
         keep: bool | None = None,
         tie_to_parent: bool = True,
         progress: Progress | None = None,
+        bringup_retries: int = 1,
     ):
         if runtime not in RUNTIMES:
             raise LabError(f"unknown runtime {runtime!r} (expected one of: {', '.join(RUNTIMES)})")
@@ -133,6 +134,8 @@ class LightningTestHarness:
         self._log_offsets: dict[Path, int] = {}
         self._faults: Faults | None = None
         self._expected_errors: list[str] = []
+        # ``with LightningTestHarness(...)`` retries a stalled bring-up this many times (see start).
+        self.bringup_retries = bringup_retries
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -199,7 +202,7 @@ class LightningTestHarness:
                     shutil.rmtree(self._lab_dir, ignore_errors=True)
 
     def __enter__(self) -> LightningTestHarness:
-        return self.start()
+        return self.start(retries=self.bringup_retries)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lsp.api import channels, enterprise, invoices, liquidity, lsps, payments, routing, swaps, ws
 from lsp.api import errors as api_errors
+from lsp.api.middleware import RequestContextMiddleware
 from lsp.config import Settings
 from lsp.context import AppContext
 from lsp.db.base import make_engine, make_sessionmaker
-from lsp.logs import request_id_var
 from lsp.metrics import Metrics
 from lsp.security.auth import Authenticator
 from lsp.security.crypto import SecretBox
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
     from lsp.lnd.client import LndClient
 
 log = logging.getLogger("lsp.app")
-REQUEST_ID_HEADER = "X-Request-ID"
 
 
 def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContext:
@@ -77,6 +74,9 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            worker = ctx.extras.get("compliance_worker")
+            if worker is not None:  # audit and monitor what is still queued before the database goes
+                await asyncio.to_thread(worker.flush)
             if owns_lnd and ctx.lnd is not None:
                 await ctx.lnd.close()
                 ctx.lnd = None
@@ -92,38 +92,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     app.state.ctx = ctx
     api_errors.install(app)
 
-    @app.middleware("http")
-    async def api_latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # Label by route template (/api/channels/{channel_id}), never the raw path: bounded cardinality.
-        template = getattr(route, "path", None) or "unmatched"
-        ctx.metrics.api_latency.labels(template, request.method, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
-
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        rid = rid[:64]
-        token = request_id_var.set(rid)
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-            # The path only, never the query string: WebSocket signatures and keys can travel there.
-            log.info(
-                "%s %s -> %d (%.1f ms)",
-                request.method,
-                request.url.path,
-                response.status_code,
-                (time.perf_counter() - start) * 1000,
-            )
-        finally:
-            request_id_var.reset(token)
-        response.headers[REQUEST_ID_HEADER] = rid
-        return response
+    app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

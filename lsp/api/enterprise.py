@@ -152,6 +152,8 @@ def create_webhook(body: WebhookRequest, client: CurrentClient, db: DB, ctx: Ctx
         target=f"webhook:{hook.id}",
         after={"url": hook.url, "events": hook.events},
     )
+    db.commit()
+    ctx.bus.webhooks_changed(client.id)  # after the commit: the bus re-reads committed hooks
     return WebhookCreated(**WebhookView.of(hook).model_dump(), secret=secret)
 
 

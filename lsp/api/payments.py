@@ -82,24 +82,18 @@ async def send(
             idempotency_key=idempotency_key,
             max_fee_sat=body.max_fee,
             guard=lambda s, amount, dest: kyc.enforce_payment(s, ctx.settings, client.id, amount, dest),
+            on_created=lambda s, p: audit.record(
+                s,
+                actor=f"client:{client.id}",
+                action="payment.start",
+                target=f"payment:{p.id}",
+                after={"paymentHash": p.payment_hash, "amountSat": p.amount_sat, "maxFeeSat": p.max_fee_sat},
+            ),
         )
     except kyc.DeniedDestination as exc:
         await run_in_threadpool(record_denied_attempt, ctx, client.id, exc.destination, exc.amount_sat)
         raise
     if created:
-        # Off the event loop: waiting there for SQLite's write lock would stall every request.
-        await run_in_threadpool(
-            audit.record_in,
-            ctx.sessions,
-            actor=f"client:{client.id}",
-            action="payment.start",
-            target=f"payment:{payment.id}",
-            after={
-                "paymentHash": payment.payment_hash,
-                "amountSat": payment.amount_sat,
-                "maxFeeSat": payment.max_fee_sat,
-            },
-        )
         cap = ctx.settings.payment_timeout // 1000
         timeout = min(body.timeout_seconds or cap, cap)
         payment = await payments.execute(

@@ -64,32 +64,46 @@ def record(
     request_id: str | None = None,
 ) -> AuditEntry:
     """Append one entry inside the caller's transaction (it commits or rolls back with the change)."""
+    item = {"actor": actor, "action": action, "target": target, "before": before, "after": after}
+    return record_many(session, [{**item, "request_id": request_id}])[0]
+
+
+def record_many(session: Session, items: Sequence[dict[str, Any]]) -> list[AuditEntry]:
+    """Append several entries, in order, taking the head's lock once (``record``'s keywords per item)."""
     # Take the write lock *before* reading the head: a no-op UPDATE locks the row on PostgreSQL and
     # takes SQLite's write lock (a plain SELECT there runs outside any transaction, so two writers
     # could read the same head -- the unique seq then refuses the second, but it must wait instead).
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)).first()
-    if head is None:  # the migration creates the row; this covers a database built without it
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-    seq = head.seq + 1
-    rid = request_id if request_id is not None else (request_id_var.get() or None)
-    fields = {
-        "seq": seq,
-        "at": utcnow().isoformat(),
-        "actor": actor[:128],
-        "action": action[:64],
-        "target": target[:128],
-        "before": _canon(before),
-        "after": _canon(after),
-        "request_id": rid[:64] if rid else None,
-    }
-    h = entry_hash(head.hash, **fields)  # type: ignore[arg-type]
-    entry = AuditEntry(prev_hash=head.hash, hash=h, **fields)
-    session.add(entry)
-    head.seq, head.hash = seq, h
-    session.flush()
-    return entry
+    # RETURNING reads the head in the same statement (SQLite >= 3.35, PostgreSQL).
+    row = session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
+    ).first()
+    if row is None:  # the migration creates the row; this covers a database built without it
+        session.add(AuditHead(id=1, seq=0, hash=GENESIS))
+        session.flush()
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(row[0]), str(row[1])
+    entries = []
+    for item in items:
+        seq += 1
+        request_id = item.get("request_id")
+        rid = request_id if request_id is not None else (request_id_var.get() or None)
+        fields = {
+            "seq": seq,
+            "at": utcnow().isoformat(),
+            "actor": item["actor"][:128],
+            "action": item["action"][:64],
+            "target": item["target"][:128],
+            "before": _canon(item.get("before")),
+            "after": _canon(item.get("after")),
+            "request_id": rid[:64] if rid else None,
+        }
+        h = entry_hash(prev, **fields)  # type: ignore[arg-type]
+        entries.append(AuditEntry(prev_hash=prev, hash=h, **fields))
+        prev = h
+    session.add_all(entries)
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    return entries
 
 
 def record_in(sessions: sessionmaker[Session], **kw: Any) -> None:

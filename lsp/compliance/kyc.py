@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
@@ -196,18 +196,16 @@ def period_starts(now: datetime) -> tuple[datetime, datetime]:
 
 def usage(session: Session, client_id: str, now: datetime | None = None) -> Usage:
     day, month = period_starts(now or utcnow())
-
-    def since(start: datetime) -> int:
-        total = session.scalar(
-            select(func.coalesce(func.sum(Payment.amount_sat), 0)).where(
-                Payment.client_id == client_id,
-                Payment.status.in_(("in_flight", "succeeded")),
-                Payment.created_at >= start,
-            )
+    # One pass for both periods (it runs under the client's lock on every payment).
+    in_day = case((Payment.created_at >= day, Payment.amount_sat), else_=0)
+    row = session.execute(
+        select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(Payment.amount_sat), 0)).where(
+            Payment.client_id == client_id,
+            Payment.status.in_(("in_flight", "succeeded")),
+            Payment.created_at >= month,
         )
-        return int(total or 0)
-
-    return Usage(day_sat=since(day), month_sat=since(month))
+    ).one()
+    return Usage(day_sat=int(row[0] or 0), month_sat=int(row[1] or 0))
 
 
 # --- enforcement (raise Forbidden with the reason) -------------------------------------------------

@@ -54,9 +54,17 @@ class EventBus:
         self._queue_size = queue_size
         # Called with every event, whoever it is for (compliance monitoring, audit, the operator dashboard).
         self._listeners: list[Callable[[Event], None]] = []
+        # client id -> its active webhooks as (id, wanted event types). ``publish`` runs on the event
+        # loop for every payment; most clients have no webhook, and asking the database each time
+        # cost a session per event there. Filled on first use, dropped by ``webhooks_changed``.
+        self._hooks: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         self._listeners.append(fn)
+
+    def webhooks_changed(self, client_id: str) -> None:
+        """Call after committing a change to the client's webhooks."""
+        self._hooks.pop(client_id, None)
 
     @contextmanager
     def subscribe(self, client_id: str) -> Iterator[asyncio.Queue[Event]]:
@@ -84,16 +92,24 @@ class EventBus:
             except asyncio.QueueFull:
                 log.warning("dropping %s for a slow WebSocket subscriber", event.type)
         if event.client_id is not None:
-            with session_scope(self._sessions) as session:
-                queue_webhooks(session, event)
+            hooks = self._hooks.get(event.client_id)
+            if hooks is None:
+                with session_scope(self._sessions) as session:
+                    hooks = self._hooks[event.client_id] = active_webhooks(session, event.client_id)
+            wanted = [hook_id for hook_id, types in hooks if "*" in types or event.type in types]
+            if wanted:
+                with session_scope(self._sessions) as session:
+                    queue_deliveries(session, wanted, event)
 
 
-def queue_webhooks(session: Session, event: Event) -> int:
-    hooks = session.scalars(select(Webhook).where(Webhook.client_id == event.client_id, Webhook.active.is_(True)))
-    n = 0
-    for hook in hooks:
-        wanted = hook.events.split(",")
-        if "*" in wanted or event.type in wanted:
-            session.add(WebhookDelivery(webhook_id=hook.id, event_type=event.type, payload=event.to_json()))
-            n += 1
-    return n
+def active_webhooks(session: Session, client_id: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    rows = session.execute(
+        select(Webhook.id, Webhook.events).where(Webhook.client_id == client_id, Webhook.active.is_(True))
+    )
+    return tuple((str(hook_id), frozenset(events.split(","))) for hook_id, events in rows)
+
+
+def queue_deliveries(session: Session, webhook_ids: list[str], event: Event) -> None:
+    payload = event.to_json()
+    session.add_all(WebhookDelivery(webhook_id=i, event_type=event.type, payload=payload) for i in webhook_ids)
+

@@ -27,8 +27,9 @@ KINDS = (
 def record(session: Session, client_id: str, amount_sat: int, kind: str, reference: str) -> LedgerEntry:
     assert kind in KINDS, kind
     entry = LedgerEntry(client_id=client_id, amount_sat=amount_sat, kind=kind, reference=reference)
+    # No flush here: the session's autoflush writes it before any later query (a balance read
+    # sees it) and the commit writes it otherwise -- one flush per transaction, not per entry.
     session.add(entry)
-    session.flush()
     return entry
 
 

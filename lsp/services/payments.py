@@ -18,12 +18,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
-from lsp.db.models import Payment
+from lsp.db.models import Payment, new_id
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.lnd.client import LndClient
 from lsp.lnd.types import PaymentOutcome
@@ -59,11 +59,14 @@ async def start(
     idempotency_key: str | None,
     max_fee_sat: int | None,
     guard: Callable[[Session, int, str], None] | None = None,
+    on_created: Callable[[Session, Payment], object] | None = None,
 ) -> tuple[Payment, bool]:
     """Record the payment (or find the earlier one); returns (payment, created).
 
     ``guard(session, amount_sat, destination)`` runs under the client's lock before the
-    balance check and may refuse the payment (compliance limits: issue 9)."""
+    balance check and may refuse the payment (compliance limits: issue 9).
+    ``on_created(session, payment)`` runs in the same transaction once a new payment is
+    recorded (the audit entry: it commits with the payment or not at all)."""
     if idempotency_key:
 
         def lookup() -> Payment | None:
@@ -92,7 +95,7 @@ async def start(
 
     def record() -> tuple[Payment, bool]:
         with session_scope(sessions) as s:
-            return record_new(
+            payment, created = record_new(
                 s,
                 client_id,
                 idempotency_key=idempotency_key or decoded.payment_hash,
@@ -102,6 +105,9 @@ async def start(
                 max_fee_sat=max_fee,
                 guard=(lambda sess, amt: guard(sess, amt, decoded.destination)) if guard is not None else None,
             )
+            if created and on_created is not None:
+                on_created(s, payment)
+            return payment, created
 
     return await asyncio.to_thread(record)
 
@@ -119,18 +125,24 @@ def record_new(
 ) -> tuple[Payment, bool]:
     """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns (payment, created)."""
     ledger.lock_client(s, client_id)
-    existing = find_by_key(s, client_id, idempotency_key)
+    # One query for both questions: is this key known, is this invoice already being paid?
+    same = list(
+        s.scalars(
+            select(Payment).where(
+                Payment.client_id == client_id,
+                or_(
+                    Payment.idempotency_key == idempotency_key,
+                    and_(Payment.payment_hash == payment_hash, Payment.status.in_(("in_flight", "succeeded"))),
+                ),
+            )
+        )
+    )
+    existing = next((p for p in same if p.idempotency_key == idempotency_key), None)
     if existing is not None:  # a retry (possibly racing the original)
         if existing.payment_request != payment_request:
             raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
         return existing, False
-    paid = s.scalars(
-        select(Payment).where(
-            Payment.client_id == client_id,
-            Payment.payment_hash == payment_hash,
-            Payment.status.in_(("in_flight", "succeeded")),
-        )
-    ).first()
+    paid = same[0] if same else None
     if paid is not None:
         raise Conflict(
             f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
@@ -143,6 +155,7 @@ def record_new(
             f"balance {available} sat cannot cover {amount_sat} sat + max fee {max_fee_sat} sat", field="body.invoice"
         )
     payment = Payment(
+        id=new_id(),  # set here, not at flush: the ledger reference needs it and one flush at commit suffices
         client_id=client_id,
         idempotency_key=idempotency_key,
         payment_hash=payment_hash,
@@ -151,7 +164,6 @@ def record_new(
         max_fee_sat=max_fee_sat,
     )
     s.add(payment)
-    s.flush()
     ledger.record(s, client_id, -(amount_sat + max_fee_sat), "payment_reserve", f"payment:{payment.id}")
     return payment, True
 

@@ -1,12 +1,17 @@
-"""The audit chain detects an edited, deleted, reordered or truncated entry (pure rows)."""
+"""The audit chain detects an edited, deleted, reordered or truncated entry (pure rows); appends
+through the database, one at a time or batched, verify."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
+from lsp.compliance import audit
 from lsp.compliance.audit import GENESIS, Row, entry_hash, verify_rows
+from lsp.db import migrate
+from lsp.db.base import make_engine, make_sessionmaker, session_scope
 
 pytestmark = pytest.mark.unit
 
@@ -97,3 +102,22 @@ def test_recomputed_hash_after_edit_still_breaks_the_next_link() -> None:
     )
     rows[1] = forged
     assert kinds(verify_rows(rows, h)) == [(3, "reordered")]
+
+
+def test_entries_appended_in_one_batch_chain_like_single_appends(tmp_path: Path) -> None:
+    """The monitoring worker appends a batch under one head lock; the chain must verify as if
+    each entry had been appended alone, and the next single append must link onto the batch."""
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    migrate.upgrade(url)
+    sessions = make_sessionmaker(make_engine(url))
+    with session_scope(sessions) as s:
+        audit.record(s, actor="a", action="one", target="t:1")
+        batch = audit.record_many(
+            s, [{"actor": "system", "action": f"batch{i}", "target": f"t:{i}", "after": {"i": i}} for i in range(3)]
+        )
+        last = audit.record(s, actor="a", action="after", target="t:9")
+    assert [e.seq for e in batch] == [2, 3, 4]
+    assert [e.prev_hash for e in batch[1:]] == [e.hash for e in batch[:-1]]
+    assert last.prev_hash == batch[-1].hash
+    with session_scope(sessions) as s:
+        assert audit.verify(s) == (5, [])

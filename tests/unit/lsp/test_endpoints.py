@@ -150,6 +150,16 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def test_webhook_registered_after_events_still_gets_the_next_ones(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
+    """The bus caches each client's webhooks; registering one must take effect at once."""
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    api.portal.call(lambda: ctx.bus.publish(Event("payment_received", creds.client_id, {"amount": 1})))  # type: ignore[attr-defined]
+    hook = lsp.set_webhook("http://127.0.0.1:9/hook", ["payment_received"])
+    api.portal.call(lambda: ctx.bus.publish(Event("payment_received", creds.client_id, {"amount": 2})))  # type: ignore[attr-defined]
+    detail = lsp.request("GET", f"/api/enterprise/webhooks/{hook['id']}")
+    assert [d["eventType"] for d in detail["deliveries"]] == ["payment_received"]
+
+
 def test_webhook_is_signed_retried_and_logged(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.seen = []
