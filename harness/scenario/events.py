@@ -7,6 +7,7 @@ A background thread holds a signed WebSocket open and appends each event
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import urllib.parse
@@ -37,12 +38,14 @@ class EventCollector:
         self.events: list[dict[str, Any]] = []
         self._ws: ClientConnection | None = None
         self._thread: threading.Thread | None = None
+        self._stack = contextlib.ExitStack()
 
     def start(self) -> EventCollector:
-        self._ws = connect(self.url, open_timeout=20)
+        # Entered as a context manager (websockets deprecates the bare call); ``stop`` exits it.
+        self._ws = self._stack.enter_context(connect(self.url, open_timeout=20))
         hello = json.loads(self._ws.recv(timeout=20))
         if hello.get("type") != "hello":
-            self._ws.close()
+            self._stack.close()
             raise LabError(f"the LSP WebSocket greeted with {hello!r} instead of hello")
         self._thread = threading.Thread(target=self._read, name="lsp-events", daemon=True)
         self._thread.start()
@@ -57,8 +60,7 @@ class EventCollector:
             return
 
     def stop(self) -> None:
-        if self._ws is not None:
-            self._ws.close()
+        self._stack.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
