@@ -299,7 +299,7 @@ def grouped_bars(
     h: int = 240,
 ) -> str:
     """Vertical bars per category (x axis), one bar per series side by side, with a legend.
-    ``None`` values (nothing measured) leave a gap with a "–" mark. Each bar carries its
+    ``None`` values (nothing measured) leave a gap with a dash. Each bar carries its
     value as a tooltip and, when there is room, as a label above it."""
     if not categories or not series:
         return ""
@@ -328,7 +328,7 @@ def grouped_bars(
             if v is None:
                 out.append(
                     f'<text x="{x + bar_w / 2:.1f}" y="{h - bottom - 3}" text-anchor="middle" {FONT} fill="#999">'
-                    f"–<title>{escape(name)} at {escape(cat)}: no data</title></text>"
+                    f"&#8211;<title>{escape(name)} at {escape(cat)}: no data</title></text>"
                 )
                 continue
             bh = ph * min(v, top) / top

@@ -22,10 +22,8 @@ SIZES = (10_000, 200_000, 1_000_000)
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:  # type: ignore[type-arg]
     d = tmp_path_factory.mktemp("routing")
     out, report = d / "r.json", d / "r.html"
-    rc = bench_routing.main(
-        ["--nodes", "400", "--channels", "1600", "--payments", "4", "--seed", "3"]
-        + ["--sizes", ",".join(map(str, SIZES)), "--out", str(out), "--report", str(report)]
-    )
+    graph = ["--nodes", "400", "--channels", "1600", "--payments", "4", "--seed", "3"]
+    rc = bench_routing.main([*graph, "--sizes", ",".join(map(str, SIZES)), "--out", str(out), "--report", str(report)])
     assert rc == 0
     return json.loads(out.read_text()), report.read_text()
 
@@ -56,8 +54,8 @@ def test_report_has_a_chart_per_figure_with_both_strategies_at_every_amount(run:
         label = {10_000: "10k", 200_000: "200k", 1_000_000: "1M"}[row["amount_sat"]]
         assert f"{row['strategy']} at {label}: {s['success_rate'] * 100:.0f}" in titles
     # The full table lists every amount for both strategies.
-    for amount in SIZES:
-        assert html.count(f">{amount:,}<") >= 2
+    for sat in SIZES:
+        assert html.count(f">{sat:,}<") >= 2
 
 
 def test_targets_verdict_follows_the_numbers(run: tuple[dict, str]) -> None:  # type: ignore[type-arg]
