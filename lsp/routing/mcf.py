@@ -11,9 +11,15 @@ taking its convex envelope, see ``linearize``), so each channel becomes a few pa
 increasing unit cost. The base fee is not linear in ``x``; we amortise it over a typical part
 size, which is the usual approximation (renepay does something similar).
 
+One fee weight does not fit all payments, so each plan solves the flow for several weights
+(``mu`` times ``mu_factors``) on the same network and keeps the cheapest result that is
+nearly as reliable as the most reliable one (``select_plan``). Only the arc costs change
+between these solves, so each extra weight costs one solver run, not a new corridor.
+
 To keep the problem small the graph is first cut to a corridor: one Dijkstra from the sender
 and one to the recipient (scipy, C speed) on a per-edge proxy cost; nodes whose best
-sender->node->recipient proxy cost is among the cheapest ``max_nodes`` are kept.
+sender->node->recipient proxy cost is among the cheapest ``max_nodes`` are kept, once for the
+smallest and once for the largest fee weight (cheap routes can lie outside the reliable corridor).
 """
 
 from __future__ import annotations
@@ -62,9 +68,9 @@ class McfConfig:
     backend: str = "auto"
     mu_factors: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
     """The fee weights tried per plan, as multiples of ``mu``; ``(1.0,)`` plans with ``mu`` only."""
-    probability_tolerance: float = 0.8
-    """Candidates less likely to succeed than this fraction of the most reliable one are not
-    taken, however cheap (see ``select_plan``)."""
+    reliability_tolerance: float = 0.95
+    """Take the cheapest candidate whose expected delivered share is at least this fraction of
+    the most reliable candidate's (see ``select_plan``)."""
 
     def mu_values(self) -> tuple[float, ...]:
         return tuple(sorted({self.mu * f for f in self.mu_factors}))
@@ -90,29 +96,24 @@ class _Arcs:
     fee: FloatArray
 
 
-def plan_cost(plan: PaymentPlan, mu: float) -> float:
-    """The planner's objective evaluated exactly on a finished plan: ``-log P`` of the whole plan
-    (parts sharing a channel conditioned on each other) plus ``mu`` times its real fee in
-    per-mille, base fees of every HTLC included. The flow solver only sees a linearised version
-    of this (convex envelope, base fees amortised, parts independent)."""
-    return -math.log(max(plan.probability, 1e-300)) + mu * 1000.0 * plan.fee_msat / max(plan.amount_msat, 1)
-
-
-def select_plan(plans: Sequence[PaymentPlan], mu: float, tolerance: float) -> PaymentPlan:
-    """Among the plans whose success probability is at least ``tolerance`` times the best one's,
-    the one with the lowest exact cost (``plan_cost``); ties go to the more reliable plan.
+def select_plan(plans: Sequence[PaymentPlan], tolerance: float) -> PaymentPlan:
+    """The cheapest plan whose expected delivered share is at least ``tolerance`` times the
+    largest among ``plans``; ties go to the more reliable plan.
 
     The candidates come from solving the flow with several fee weights: a higher weight finds
-    cheaper flows, and scoring them exactly (instead of trusting the linearised objective of
-    one solve) picks the cheaper one whenever its fee saving outweighs its loss in probability.
-    The tolerance bounds that loss whatever the fee saving (Core Lightning's renepay/askrene
-    search their fee weight under a similar probability floor).
+    cheaper flows, usually less reliable ones. The tolerance bounds what reliability we give up
+    for the saving, relative to the most reliable candidate (Core Lightning's renepay/askrene
+    search their fee weight under a similar probability floor). Reliability is measured as the
+    expected share of the amount that arrives, not as the probability that every part arrives:
+    parts that arrive are kept and only the rest is retried, so a cheap single path that fails
+    as a whole sets a payment back much more than a split of equal probability where some
+    parts get through.
     """
     if not plans:
         raise ValueError("no plans to choose from")
-    floor = tolerance * max(p.probability for p in plans)
-    ok = [p for p in plans if p.probability >= floor]
-    return min(ok, key=lambda p: (plan_cost(p, mu), -p.probability))
+    floor = tolerance * max(p.expected_fraction for p in plans)
+    ok = [p for p in plans if p.expected_fraction >= floor]
+    return min(ok, key=lambda p: (p.fee_msat, -p.expected_fraction, -p.probability))
 
 
 def gcm_slopes(x: FloatArray, c: FloatArray) -> FloatArray:
@@ -260,7 +261,7 @@ class McfPlanner:
         if not candidates:
             raise NoRouteError(source, target, amount_msat, "fees exceed the known channel liquidity")
         plans = [PaymentPlan(tuple(parts)) for _, parts in candidates]
-        chosen = select_plan(plans, cfg.mu, cfg.probability_tolerance)
+        chosen = select_plan(plans, cfg.reliability_tolerance)
         k = plans.index(chosen)
         info = {
             "corridor_nodes": float(arcs.n_nodes),
@@ -269,6 +270,7 @@ class McfPlanner:
             "mu": candidates[k][0],
             "candidates": float(len(plans)),
             "best_probability": max(p.probability for p in plans),
+            "best_expected_fraction": max(p.expected_fraction for p in plans),
         }
         for (mu, _), p in zip(candidates, plans, strict=True):
             info[f"probability@{mu:g}"] = p.probability
