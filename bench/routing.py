@@ -80,6 +80,7 @@ def summarize(results: list[PaymentResult], feasible: list[bool], other: list[Pa
         "parts_mean": statistics.fmean(r.parts_sent for r in results),
         "fee_ppm_median": statistics.median(r.fee_ppm for r in ok) if ok else None,
         "fee_ppm_median_both_ok": statistics.median(r.fee_ppm for r in both) if both else None,
+        "both_ok": len(both),
         "plan_ms_p50": percentile(plans, 50),
         "plan_ms_p95": percentile(plans, 95),
     }

@@ -62,6 +62,7 @@ def routing_view(data: dict[str, Any]) -> dict[str, Any]:
                     "fee": fee,
                     "base_fee": base_fee,
                     "fee_ok": fee_ok,
+                    "both_ok": s.get("both_ok"),
                     "met": success_ok and fee_ok is not False,
                 }
             )
