@@ -1,6 +1,8 @@
 """Routing benchmark: LND-style apriori Dijkstra vs our min-cost-flow planner on a synthetic graph.
 
     python -m bench.routing --nodes 15000 --channels 60000 --payments 50 --seed 1 --out r.json
+    python -m bench.routing ... --report reports/routing.html     # also an HTML report with charts
+    python -m bench.routing --from-json r.json --report r.html     # report from a saved run
 
 Without arguments it runs a small graph that finishes in well under two minutes on 2 cores.
 """
@@ -78,6 +80,7 @@ def summarize(results: list[PaymentResult], feasible: list[bool], other: list[Pa
         "parts_mean": statistics.fmean(r.parts_sent for r in results),
         "fee_ppm_median": statistics.median(r.fee_ppm for r in ok) if ok else None,
         "fee_ppm_median_both_ok": statistics.median(r.fee_ppm for r in both) if both else None,
+        "both_ok": len(both),
         "plan_ms_p50": percentile(plans, 50),
         "plan_ms_p95": percentile(plans, 95),
     }
@@ -116,7 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--prior", default="uniform", choices=["bimodal", "uniform"])
     ap.add_argument("--mu", type=float, default=McfConfig().mu)
     ap.add_argument("--out", default=None, help="write JSON results here")
+    ap.add_argument("--report", default=None, help="write an HTML report with charts here")
+    ap.add_argument("--from-json", default=None, help="no simulation: report on the results in this JSON file")
     args = ap.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            data = json.load(f)
+        print(render_table(data["rows"]))
+        if args.report:
+            print(f"report: {write_report(data, args.report)}")
+        return 0
 
     t0 = time.perf_counter()
     net = generate_network(args.nodes, args.channels, args.seed)
@@ -144,10 +156,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table = render_table(rows)
     print(table)
+    data = {"args": vars(args), "elapsed_s": time.perf_counter() - t0, "rows": rows}
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "elapsed_s": time.perf_counter() - t0, "rows": rows}, f, indent=2)
+            json.dump(data, f, indent=2)
+    if args.report:
+        print(f"report: {write_report(data, args.report)}")
     return 0
+
+
+def write_report(data: dict[str, Any], path: str) -> str:
+    from pathlib import Path
+
+    from harness.report.routing import write_routing_report
+
+    return str(write_routing_report(data, Path(path)))
 
 
 if __name__ == "__main__":

@@ -239,7 +239,10 @@ def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None
 @click.option("--payments", type=int, default=20, show_default=True, help="simulation: payments per amount")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--live-rounds", type=click.IntRange(0, 20), default=3, show_default=True, help="0: no live part")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="write JSON results here")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=None,
+    help="write JSON results and the HTML report (routing.html) here",
+)
 def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_rounds: int, out_dir: Path | None) -> None:
     """Routing: simulated mainnet-like graph (LND-style vs MCF), then live lnd vs mcf on mpp6."""
     from bench import routing as sim
@@ -248,6 +251,7 @@ def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_roun
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         args += ["--out", str(out_dir / "routing-sim.json")]
+        args += ["--report", str(out_dir / "routing.html")]
     sim.main(args)
     if live_rounds:
         from bench.routing_live import run as run_live

@@ -283,3 +283,68 @@ def percentile_bars(rows: list[tuple[str, float, float, float]], *, w: int = 560
         out.append(f'<text x="{left + pw * values[2] / top + 6:.1f}" y="{y + 24}" {FONT}>{values[2]:.0f} ms</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+SERIES_COLOURS = (GREY, BLUE, "#d08a1e", OK, "#8e44ad", BAD)
+
+
+def grouped_bars(
+    categories: list[str],
+    series: dict[str, list[float | None]],
+    *,
+    ylabel: str,
+    value_fmt: str = "{:.0f}",
+    ymax: float | None = None,
+    w: int = 560,
+    h: int = 240,
+) -> str:
+    """Vertical bars per category (x axis), one bar per series side by side, with a legend.
+    ``None`` values (nothing measured) leave a gap with a dash. Each bar carries its
+    value as a tooltip and, when there is room, as a label above it."""
+    if not categories or not series:
+        return ""
+    values = [v for vs in series.values() for v in vs if v is not None]
+    top = ymax if ymax is not None else _nice_max(max(values, default=0.0) * 1.15)
+    pad = (52, 30, 12, 40)
+    left, top_pad, right, bottom = pad
+    pw, ph = w - left - right, h - top_pad - bottom
+    group_w = pw / len(categories)
+    bar_w = max(3.0, (group_w - 10) / len(series))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img">']
+    out += _axes(w, h, pad, top, ylabel)
+    names = list(series)
+    step = min(150.0, (w - left - 8) / len(names))  # the legend fits on one line
+    for k, name in enumerate(names):
+        colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+        x = left + 4 + step * k
+        out.append(f'<rect x="{x:.0f}" y="6" width="10" height="10" fill="{colour}"/>')
+        out.append(f'<text x="{x + 14:.0f}" y="15" {FONT}>{escape(name[: int(step / 6.5)])}</text>')
+    for i, cat in enumerate(categories):
+        gx = left + group_w * i + 5
+        for k, name in enumerate(names):
+            v = series[name][i] if i < len(series[name]) else None
+            x = gx + bar_w * k
+            colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
+            if v is None:
+                out.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{h - bottom - 3}" text-anchor="middle" {FONT} fill="#999">'
+                    f"&#8211;<title>{escape(name)} at {escape(cat)}: no data</title></text>"
+                )
+                continue
+            bh = ph * min(v, top) / top
+            label = value_fmt.format(v)
+            out.append(
+                f'<rect x="{x:.1f}" y="{h - bottom - bh:.1f}" width="{bar_w - 1:.1f}" height="{bh:.1f}" '
+                f'fill="{colour}"><title>{escape(name)} at {escape(cat)}: {escape(label)}</title></rect>'
+            )
+            if bar_w >= 22:
+                out.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{h - bottom - bh - 3:.1f}" text-anchor="middle" '
+                    f'{FONT} fill="#333">{escape(label)}</text>'
+                )
+        out.append(
+            f'<text x="{left + group_w * (i + 0.5):.1f}" y="{h - bottom + 14}" text-anchor="middle" '
+            f'{FONT} fill="#555">{escape(cat)}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)

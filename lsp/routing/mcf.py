@@ -11,23 +11,30 @@ taking its convex envelope, see ``linearize``), so each channel becomes a few pa
 increasing unit cost. The base fee is not linear in ``x``; we amortise it over a typical part
 size, which is the usual approximation (renepay does something similar).
 
+One fee weight does not fit all payments, so each plan solves the flow for several weights
+(``mu`` times ``mu_factors``) on the same network and keeps the cheapest result that is
+nearly as reliable as the most reliable one (``select_plan``). Only the arc costs change
+between these solves, so each extra weight costs one solver run, not a new corridor.
+
 To keep the problem small the graph is first cut to a corridor: one Dijkstra from the sender
 and one to the recipient (scipy, C speed) on a per-edge proxy cost; nodes whose best
-sender->node->recipient proxy cost is among the cheapest ``max_nodes`` are kept.
+sender->node->recipient proxy cost is among the cheapest ``max_nodes`` are kept, once for the
+smallest and once for the largest fee weight (cheap routes can lie outside the reliable corridor).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from lsp.routing.decompose import FlowEdge, decompose_flow
-from lsp.routing.graph import ChannelGraph, FloatArray, IntArray
+from lsp.routing.graph import BoolArray, ChannelGraph, FloatArray, IntArray
 from lsp.routing.linearize import piece_breakpoints
 from lsp.routing.liquidity import LiquidityModel, success_probability_array
 from lsp.routing.plan import NoRouteError, PaymentPart, PaymentPlan
@@ -59,6 +66,54 @@ class McfConfig:
     max_hops: int = 20
     cost_scale: float = 1_000_000.0
     backend: str = "auto"
+    mu_factors: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0)
+    """The fee weights tried per plan, as multiples of ``mu``; ``(1.0,)`` plans with ``mu`` only."""
+    reliability_tolerance: float = 0.95
+    """Take the cheapest candidate whose expected delivered share is at least this fraction of
+    the most reliable candidate's (see ``select_plan``)."""
+
+    def mu_values(self) -> tuple[float, ...]:
+        return tuple(sorted({self.mu * f for f in self.mu_factors}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Arcs:
+    """A corridor's flow network without the fee weight: arc ``i`` belongs to corridor edge
+    ``arc_edge[i]`` (graph edge ``e_idx[arc_edge[i]]``); its unit cost is
+    ``uncertainty[i] + mu * fee[i] + hop_cost``."""
+
+    e_idx: IntArray
+    s_idx: int
+    t_idx: int
+    n_nodes: int
+    source: int
+    sink: int
+    tail: IntArray
+    head: IntArray
+    arc_edge: IntArray
+    capacity: IntArray
+    uncertainty: FloatArray
+    fee: FloatArray
+
+
+def select_plan(plans: Sequence[PaymentPlan], tolerance: float) -> PaymentPlan:
+    """The cheapest plan whose expected delivered share is at least ``tolerance`` times the
+    largest among ``plans``; ties go to the more reliable plan.
+
+    The candidates come from solving the flow with several fee weights: a higher weight finds
+    cheaper flows, usually less reliable ones. The tolerance bounds what reliability we give up
+    for the saving, relative to the most reliable candidate (Core Lightning's renepay/askrene
+    search their fee weight under a similar probability floor). Reliability is measured as the
+    expected share of the amount that arrives, not as the probability that every part arrives:
+    parts that arrive are kept and only the rest is retried, so a cheap single path that fails
+    as a whole sets a payment back much more than a split of equal probability where some
+    parts get through.
+    """
+    if not plans:
+        raise ValueError("no plans to choose from")
+    floor = tolerance * max(p.expected_fraction for p in plans)
+    ok = [p for p in plans if p.expected_fraction >= floor]
+    return min(ok, key=lambda p: (p.fee_msat, -p.expected_fraction, -p.probability))
 
 
 def gcm_slopes(x: FloatArray, c: FloatArray) -> FloatArray:
@@ -158,64 +213,118 @@ class McfPlanner:
         p_probe = success_probability_array(prior, cap, lower, upper, np.minimum(probe, room) + inflight, scale)
         ppm, base = g.array("fee_rate_ppm"), g.array("base_fee_msat")
         fee_rate = ppm / 1e6 + base / probe  # fee per msat of the probe part
-        w = -np.log(np.maximum(p_probe, _MIN_P)) + cfg.mu * 1000.0 * fee_rate + 0.01
-        w = np.where(usable, w, _UNREACHABLE)
-        d_s, d_t = self._corridor_dists(w, s_idx, t_idx)
-        best = d_s[t_idx]
-        if not best < _UNREACHABLE / 2:
+        uncertainty = -np.log(np.maximum(p_probe, _MIN_P)) + 0.01
+        mus = cfg.mu_values()
+        # One corridor per end of the mu range (the cheap routes a high mu wants can lie outside
+        # the reliable corridor); the flows for every mu are solved on their union.
+        corridors: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        for mu in (mus[0], mus[-1]) if len(mus) > 1 else mus:
+            w = np.where(usable, uncertainty + mu * 1000.0 * fee_rate, _UNREACHABLE)
+            d_s, d_t = self._corridor_dists(w, s_idx, t_idx)
+            corridors.append((d_s, d_t, w))
+        if not corridors[0][0][t_idx] < _UNREACHABLE / 2:
             raise NoRouteError(source, target, amount_msat, "recipient unreachable through usable channels")
 
-        args = (s_idx, t_idx, amount_msat, n_units, unit, d_s, d_t, w, usable, hard_room, lower, upper, inflight)
-        attempt_cfg = cfg
-        for _ in range(3):
-            plan_parts, info = self._solve_corridor(*args, attempt_cfg)
-            if plan_parts is None:
-                wide = replace(attempt_cfg, max_nodes=cfg.max_nodes * 4, max_edges=cfg.max_edges * 4)
-                plan_parts, info = self._solve_corridor(*args, wide)
-            if plan_parts is None:
-                raise NoRouteError(source, target, amount_msat, "not enough liquidity in the corridor")
+        liq = (lower, upper, inflight)
+        e_idx = self._corridor_edges(corridors, s_idx, t_idx, usable, cfg.max_nodes, cfg.max_edges)
+        arcs = self._arcs(e_idx, s_idx, t_idx, amount_msat, n_units, unit, hard_room, liq, cfg.fee_margin)
+        first = self._solve_arcs(arcs, mus[0], amount_msat, n_units, liq)
+        if first is None:
+            # Feasibility does not depend on mu: widen the corridor once for all of them.
+            e_idx = self._corridor_edges(corridors, s_idx, t_idx, usable, cfg.max_nodes * 4, cfg.max_edges * 4)
+            arcs = self._arcs(e_idx, s_idx, t_idx, amount_msat, n_units, unit, hard_room, liq, cfg.fee_margin)
+            first = self._solve_arcs(arcs, mus[0], amount_msat, n_units, liq)
+        if first is None:
+            raise NoRouteError(source, target, amount_msat, "not enough liquidity in the corridor")
+
+        arcs_by_margin = {cfg.fee_margin: arcs}
+        candidates: list[tuple[float, list[PaymentPart]]] = []
+        for mu in mus:
+            parts = first if mu == mus[0] else self._solve_arcs(arcs, mu, amount_msat, n_units, liq)
+            margin = cfg.fee_margin
             # The flow is planned on delivered amounts; upstream hops also carry fees. If that
             # pushes any channel past what we know it holds, re-plan with a wider fee margin
             # rather than ever sending more than a known upper bound.
-            excess = _max_load_ratio(plan_parts, g, hard_room)
-            if excess <= 1.0:
-                break
-            attempt_cfg = replace(attempt_cfg, fee_margin=(1.0 + attempt_cfg.fee_margin) * excess * 1.01 - 1.0)
-        else:
+            for _ in range(3):
+                if parts is None:
+                    break
+                excess = _max_load_ratio(parts, g, hard_room)
+                if excess <= 1.0:
+                    candidates.append((mu, parts))
+                    break
+                margin = (1.0 + margin) * excess * 1.01 - 1.0
+                if margin not in arcs_by_margin:
+                    arcs_by_margin[margin] = self._arcs(
+                        e_idx, s_idx, t_idx, amount_msat, n_units, unit, hard_room, liq, margin
+                    )
+                parts = self._solve_arcs(arcs_by_margin[margin], mu, amount_msat, n_units, liq)
+        if not candidates:
             raise NoRouteError(source, target, amount_msat, "fees exceed the known channel liquidity")
-        return PaymentPlan(tuple(plan_parts), (time.perf_counter() - t0) * 1000.0, info)
+        plans = [PaymentPlan(tuple(parts)) for _, parts in candidates]
+        chosen = select_plan(plans, cfg.reliability_tolerance)
+        k = plans.index(chosen)
+        info = {
+            "corridor_nodes": float(arcs.n_nodes),
+            "corridor_edges": float(len(e_idx)),
+            "arcs": float(len(arcs.capacity)),
+            "mu": candidates[k][0],
+            "candidates": float(len(plans)),
+            "best_probability": max(p.probability for p in plans),
+            "best_expected_fraction": max(p.expected_fraction for p in plans),
+        }
+        for (mu, _), p in zip(candidates, plans, strict=True):
+            info[f"probability@{mu:g}"] = p.probability
+            info[f"fee_msat@{mu:g}"] = float(p.fee_msat)
+        return PaymentPlan(chosen.parts, (time.perf_counter() - t0) * 1000.0, info)
 
-    def _solve_corridor(
+    def _corridor_edges(
         self,
+        corridors: list[tuple[FloatArray, FloatArray, FloatArray]],
+        s_idx: int,
+        t_idx: int,
+        usable: BoolArray,
+        max_nodes: int,
+        max_edges: int,
+    ) -> IntArray:
+        """Edges of the union of the corridors: per corridor, nodes whose best
+        sender->node->recipient proxy cost is among the ``max_nodes`` cheapest, and among the
+        edges between kept nodes the ``max_edges`` cheapest."""
+        g = self.graph
+        src, dst = g.array("src"), g.array("dst")
+        chosen = np.zeros(len(usable), np.bool_)
+        for d_s, d_t, w in corridors:
+            score = d_s + d_t
+            finite = np.flatnonzero(score < _UNREACHABLE / 2)
+            if len(finite) > max_nodes:
+                finite = finite[np.argpartition(score[finite], max_nodes - 1)[:max_nodes]]
+            keep = np.zeros(g.node_count, np.bool_)
+            keep[finite] = True
+            keep[[s_idx, t_idx]] = True
+            e_idx = np.flatnonzero(usable & keep[src] & keep[dst])
+            if len(e_idx) > max_edges:
+                e_score = d_s[src[e_idx]] + w[e_idx] + d_t[dst[e_idx]]
+                e_idx = e_idx[np.argpartition(e_score, max_edges - 1)[:max_edges]]
+            chosen[e_idx] = True
+        return np.flatnonzero(chosen)
+
+    def _arcs(
+        self,
+        e_idx: IntArray,
         s_idx: int,
         t_idx: int,
         amount_msat: int,
         n_units: int,
         unit: float,
-        d_s: FloatArray,
-        d_t: FloatArray,
-        w: FloatArray,
-        usable: FloatArray,
         hard_room: FloatArray,
-        lower: FloatArray,
-        upper: FloatArray,
-        inflight: FloatArray,
-        cfg: McfConfig,
-    ) -> tuple[list[PaymentPart] | None, dict[str, float]]:
+        liq: tuple[FloatArray, FloatArray, FloatArray],
+        fee_margin: float,
+    ) -> _Arcs:
+        """The flow network for a corridor, everything but the fee weight ``mu``."""
+        cfg = self.config
         g = self.graph
+        lower, upper, inflight = liq
         src, dst = g.array("src"), g.array("dst")
-        room = hard_room / (1.0 + cfg.fee_margin)
-        score = d_s + d_t
-        finite = np.flatnonzero(score < _UNREACHABLE / 2)
-        if len(finite) > cfg.max_nodes:
-            finite = finite[np.argpartition(score[finite], cfg.max_nodes - 1)[: cfg.max_nodes]]
-        keep = np.zeros(g.node_count, np.bool_)
-        keep[finite] = True
-        keep[[s_idx, t_idx]] = True
-        e_idx = np.flatnonzero(usable & keep[src] & keep[dst])
-        if len(e_idx) > cfg.max_edges:
-            e_score = d_s[src[e_idx]] + w[e_idx] + d_t[dst[e_idx]]
-            e_idx = e_idx[np.argpartition(e_score, cfg.max_edges - 1)[: cfg.max_edges]]
+        room = hard_room / (1.0 + fee_margin)
         m = len(e_idx)
 
         # Piecewise costs in unit space: breakpoints are integer unit counts per edge.
@@ -239,40 +348,62 @@ class McfPlanner:
 
         a_ref = max(unit, amount_msat / cfg.base_fee_parts)
         ppm, base = g.array("fee_rate_ppm")[e_idx], g.array("base_fee_msat")[e_idx]
-        fee_per_unit = cfg.mu * 1000.0 * (ppm * unit / 1e6 + base * unit / a_ref) / amount_msat
-        unit_cost = slopes + (fee_per_unit + cfg.hop_cost)[:, None]
+        fee_per_unit = 1000.0 * (ppm * unit / 1e6 + base * unit / a_ref) / amount_msat
 
         local = np.full(g.node_count, -1, np.int64)
         nodes_used = np.unique(np.r_[src[e_idx], dst[e_idx], s_idx, t_idx])
         local[nodes_used] = np.arange(len(nodes_used))
-        tail = np.repeat(local[src[e_idx]], cfg.n_pieces + 1)
-        head = np.repeat(local[dst[e_idx]], cfg.n_pieces + 1)
-        arc_edge = np.repeat(np.arange(m), cfg.n_pieces + 1)
-        capf = widths.ravel()
-        costf = np.round(unit_cost.ravel() * cfg.cost_scale).astype(np.int64)
-        nz = capf > 0
-        problem = FlowProblem(
+        nz = widths.ravel() > 0
+        return _Arcs(
+            e_idx=e_idx,
+            s_idx=s_idx,
+            t_idx=t_idx,
             n_nodes=len(nodes_used),
-            tail=tail[nz],
-            head=head[nz],
-            capacity=capf[nz],
-            cost=np.maximum(costf[nz], 0),
             source=int(local[s_idx]),
             sink=int(local[t_idx]),
+            tail=np.repeat(local[src[e_idx]], cfg.n_pieces + 1)[nz],
+            head=np.repeat(local[dst[e_idx]], cfg.n_pieces + 1)[nz],
+            arc_edge=np.repeat(np.arange(m), cfg.n_pieces + 1)[nz],
+            capacity=widths.ravel()[nz],
+            uncertainty=slopes.ravel()[nz],
+            fee=np.repeat(fee_per_unit, cfg.n_pieces + 1)[nz],
+        )
+
+    def _solve_arcs(
+        self,
+        arcs: _Arcs,
+        mu: float,
+        amount_msat: int,
+        n_units: int,
+        liq: tuple[FloatArray, FloatArray, FloatArray],
+    ) -> list[PaymentPart] | None:
+        cfg = self.config
+        g = self.graph
+        src, dst = g.array("src"), g.array("dst")
+        unit_cost = arcs.uncertainty + mu * arcs.fee + cfg.hop_cost
+        problem = FlowProblem(
+            n_nodes=arcs.n_nodes,
+            tail=arcs.tail,
+            head=arcs.head,
+            capacity=arcs.capacity,
+            cost=np.maximum(np.round(unit_cost * cfg.cost_scale).astype(np.int64), 0),
+            source=arcs.source,
+            sink=arcs.sink,
             supply=n_units,
         )
-        info = {"corridor_nodes": float(len(nodes_used)), "corridor_edges": float(m), "arcs": float(nz.sum())}
         try:
             flows = solve(problem, cfg.backend)
         except InfeasibleFlow:
-            return None, info
-        edge_flow = np.bincount(arc_edge[nz], weights=flows, minlength=m).astype(np.int64)
+            return None
+        m = len(arcs.e_idx)
+        e_idx = arcs.e_idx
+        edge_flow = np.bincount(arcs.arc_edge, weights=flows, minlength=m).astype(np.int64)
         flow_edges = [
             FlowEdge(int(e_idx[i]), int(src[e_idx[i]]), int(dst[e_idx[i]]), int(edge_flow[i]))
             for i in np.flatnonzero(edge_flow)
         ]
-        paths = decompose_flow(flow_edges, s_idx, t_idx)
-        return self._parts(paths, amount_msat, n_units, lower, upper, inflight), info
+        paths = decompose_flow(flow_edges, arcs.s_idx, arcs.t_idx)
+        return self._parts(paths, amount_msat, n_units, *liq)
 
     def _parts(
         self,

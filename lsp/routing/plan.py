@@ -66,3 +66,11 @@ class PaymentPlan:
         # Parts are treated as independent; shared channels were already conditioned on the
         # earlier parts' amounts when each part's probability was computed.
         return math.prod(p.probability for p in self.parts)
+
+    @property
+    def expected_fraction(self) -> float:
+        """Expected share of the amount this plan delivers. Parts that arrive are kept (the
+        recipient holds them) and only the rest is retried, so with retries this measures an
+        attempt's progress better than ``probability``, the chance that every part arrives."""
+        amount = self.amount_msat
+        return sum(p.amount_msat * p.probability for p in self.parts) / amount if amount else 0.0

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from lsp.routing.fees import RouteAmounts
 from lsp.routing.graph import Channel, ChannelGraph
 from lsp.routing.liquidity import LiquidityModel, Prior
-from lsp.routing.mcf import McfConfig, McfPlanner
-from lsp.routing.plan import NoRouteError, PaymentPlan
+from lsp.routing.mcf import McfConfig, McfPlanner, select_plan
+from lsp.routing.plan import NoRouteError, PaymentPart, PaymentPlan
 from lsp.routing.solver import ortools_available
 
 pytestmark = pytest.mark.unit
@@ -175,3 +176,86 @@ def test_plan_invariants_on_random_graphs(case: tuple[ChannelGraph, LiquidityMod
         ch = g.channels[g.edge_index(*key)]
         _, upper, inflight = liq.bounds(ch)
         assert amt <= upper - 1 - inflight
+
+
+# --- fee weight search and plan selection ---------------------------------------------------
+
+
+def _plan(parts: list[tuple[int, float, int]]) -> PaymentPlan:
+    """A plan from ``(amount_msat, probability, fee_msat)`` per part, over a one-hop fee-free
+    route whose fee we set directly (only the selection logic reads these plans)."""
+    out = []
+    for amt, p, fee in parts:
+        ch = Channel("1", "S", "T", 10_000_000)
+        part = PaymentPart.build([ch], amt, p)
+        out.append(PaymentPart(part.route, amt, p, RouteAmounts((amt + fee,), fee, 0)))
+    return PaymentPlan(tuple(out))
+
+
+def test_expected_fraction_counts_parts_that_arrive() -> None:
+    split = _plan([(600, 0.5, 0), (400, 0.9, 0)])
+    assert split.expected_fraction == pytest.approx((600 * 0.5 + 400 * 0.9) / 1000)
+    assert split.probability == pytest.approx(0.45)
+
+
+def test_select_takes_the_cheapest_plan_within_the_tolerance() -> None:
+    reliable = _plan([(1000, 0.80, 900)])
+    cheaper = _plan([(1000, 0.78, 400)])  # 97.5 % of the best reliability
+    cheapest = _plan([(1000, 0.50, 100)])  # far less reliable
+    assert select_plan([reliable, cheaper, cheapest], 0.95) is cheaper
+    assert select_plan([reliable, cheaper, cheapest], 1.0) is reliable
+    assert select_plan([reliable, cheaper, cheapest], 0.5) is cheapest
+
+
+def test_select_prefers_a_split_over_a_single_path_of_equal_probability() -> None:
+    # Same chance that everything arrives, but the split delivers most of the amount even
+    # when it fails, so only the rest has to be retried.
+    single = _plan([(1000, 0.5, 100)])
+    split = _plan([(500, 0.7071, 200), (500, 0.7071, 200)])
+    assert abs(single.probability - split.probability) < 1e-3
+    assert select_plan([single, split], 0.95) is split
+
+
+def test_select_rejects_no_plans() -> None:
+    with pytest.raises(ValueError):
+        select_plan([], 0.9)
+
+
+plan_parts = st.lists(
+    st.tuples(st.integers(1, 10**6), st.floats(0.0, 1.0), st.integers(0, 10**5)), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(plan_parts, min_size=1, max_size=6), st.floats(0.0, 1.0))
+def test_select_property(plans_parts: list[list[tuple[int, float, int]]], tol: float) -> None:
+    plans = [_plan(p) for p in plans_parts]
+    chosen = select_plan(plans, tol)
+    best = max(p.expected_fraction for p in plans)
+    # Never below the reliability floor, and nothing within the floor is cheaper.
+    assert chosen.expected_fraction >= tol * best
+    assert all(p.fee_msat >= chosen.fee_msat for p in plans if p.expected_fraction >= tol * best)
+    # With tolerance 1 the choice is (one of) the most reliable.
+    assert select_plan(plans, 1.0).expected_fraction == best
+
+
+def test_fee_weight_search_finds_the_cheap_route_when_it_is_nearly_as_reliable() -> None:
+    # Route via A alone: 3000 ppm, P = 0.9 for 2M sat. Route via A then B: 500 ppm, two hops
+    # of 30M sat, P = 0.87. A low fee weight alone takes the pricier route; the search also
+    # solves with higher weights and keeps the cheap one, which is within 5 % of reliability.
+    chs: list[Channel] = []
+    both(chs, "1", "S", "A", 200_000_000, ppm=0, base=0)
+    both(chs, "2", "A", "T", 20_000_000, ppm=3000, base=0)
+    both(chs, "3", "A", "B", 30_000_000, ppm=0, base=0)
+    both(chs, "4", "B", "T", 30_000_000, ppm=500, base=0)
+    g = ChannelGraph.from_channels(chs, local_balances_msat={("1", "S"): 200_000_000_000})
+    fixed = planner(g, "auto", mu=0.005, mu_factors=(1.0,)).plan("S", "T", 2_000_000_000)
+    searched = planner(g, "auto", mu=0.005).plan("S", "T", 2_000_000_000)
+    assert [c.scid for c in fixed.parts[0].route] == ["1", "2"]
+    assert [[c.scid for c in p.route] for p in searched.parts] == [["1", "3", "4"]]
+    assert searched.fee_msat == 1_000_000 < fixed.fee_msat == 6_000_000
+    assert searched.expected_fraction >= 0.95 * fixed.expected_fraction
+    assert searched.info["candidates"] == 4 and searched.info["mu"] > 0.005
+    # With no tolerance for lost reliability the reliable route stays.
+    strict = planner(g, "auto", mu=0.005, reliability_tolerance=1.0).plan("S", "T", 2_000_000_000)
+    assert strict.fee_msat == 6_000_000
