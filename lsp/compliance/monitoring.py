@@ -165,13 +165,19 @@ def process_many(session: Session, policy: Policy, txs: list[Tx]) -> list[Compli
     for client_id in dict.fromkeys(t.client_id for t in txs):
         since = min(t.at for t in txs if t.client_id == client_id) - window
         histories[client_id] = load_txs(session, client_id=client_id, since=since)
-    for tx in txs:
-        # ``evaluate`` only looks back from ``tx`` (its windows end at tx.at), so one history
-        # that also holds the batch's later transactions gives the same answers.
-        for hit in evaluate(policy.rules, tx, histories[tx.client_id], _created_at(session, tx.client_id)):
-            res = upsert(session, hit)
-            if res is not None and res[1]:
-                created.append(res[0])
+    # Evaluate everything before writing anything: the first write takes SQLite's write lock (and
+    # upserts lock alert rows on PostgreSQL) until commit, and the API's payments wait for it.
+    # ``evaluate`` only looks back from ``tx`` (its windows end at tx.at), so one history that
+    # also holds the batch's later transactions gives the same answers.
+    hits = [
+        hit
+        for tx in txs
+        for hit in evaluate(policy.rules, tx, histories[tx.client_id], _created_at(session, tx.client_id))
+    ]
+    for hit in hits:
+        res = upsert(session, hit)
+        if res is not None and res[1]:
+            created.append(res[0])
     return created
 
 
@@ -315,9 +321,11 @@ def install(ctx: AppContext, policy: Policy) -> None:
                 tx = tx_for_event(s, event)
                 if tx is not None:
                     txs.append(tx)
+            raised = process_many(s, policy, txs) if txs else []
+            # Last, so the audit head's lock (which every payment's reservation also takes) is
+            # held only for the commit, not while the batch is evaluated.
             if entries:
                 audit.record_many(s, entries)
-            raised = process_many(s, policy, txs) if txs else []
             views = [alert_view(a) for a in raised]
         for v in views:
             log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])
