@@ -23,6 +23,8 @@ gate: bootstrap
 services:
 	@scripts/start-postgres.sh > .postgres-url
 	@scripts/dockerd.sh start > .dockerd-env
+	@# lab setup skipped the images when bootstrap ran before the daemon: build them now (idempotent)
+	@eval "$$(cat .dockerd-env)"; lab setup >/dev/null
 
 test: bootstrap services
 	ruff check .

@@ -7,6 +7,9 @@ an invalid or unsafe configuration is printed, without a traceback, and exits 2.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 
@@ -14,12 +17,20 @@ from lsp.config import Settings, load_settings
 from lsp.errors import ConfigError
 
 
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
 def _settings() -> Settings:
+    from lsp.compliance.policy import load_policy
+
     try:
         settings = load_settings()
+        # The policy file is read at start, not at the first request that needs it.
+        load_policy(settings.compliance_config_path)
     except ConfigError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        _fail(exc.message)
     for var, path in (
         ("LSP_LND_TLS_CERT_PATH", settings.lnd_tls_cert_path),
         ("LSP_LND_MACAROON_PATH", settings.lnd_macaroon_path),
@@ -28,6 +39,25 @@ def _settings() -> Settings:
             click.echo(f"error: {var}={path} is not a readable file", err=True)
             sys.exit(2)
     return settings
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[None]:
+    """Turn a database that cannot be reached or used into one line naming the setting."""
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        yield
+    except sqlalchemy.exc.OperationalError as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        _fail(f"LSP_DATABASE_URL={where}: cannot use the database: {reason}")
+
+
+def _lnd_or_fail(settings: Settings) -> None:
+    if not settings.lnd_configured:
+        _fail("this command needs LND: set LSP_LND_HOST, LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH")
 
 
 @click.group()
@@ -42,8 +72,9 @@ def migrate(revision: str) -> None:
     from lsp.db import migrate as m
 
     settings = _settings()
-    m.upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {m.current_revision(settings.database_url)}")
+    with _database(settings):
+        m.upgrade(settings.database_url, revision)
+        click.echo(f"database at revision {m.current_revision(settings.database_url)}")
 
 
 @main.command()
@@ -67,8 +98,12 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     settings = _settings()
     logs.configure(settings.log_level)
     if run_migrations:
-        m.upgrade(settings.database_url)
-    app = create_app(settings)
+        with _database(settings):
+            m.upgrade(settings.database_url)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        _fail(exc.message)
     uvicorn.run(
         app,
         host=host or settings.api_host,
@@ -115,11 +150,16 @@ def compliance_scan(frm: str | None, to: str | None, config_path: str | None) ->
 
     settings = _settings()
 
-    def when(value: str | None) -> datetime | None:
+    def when(value: str | None, option: str) -> datetime | None:
         if value is None:
             return None
-        d = datetime.fromisoformat(value)
+        try:
+            d = datetime.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not an ISO date or datetime", param_hint=option) from None
         return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+    since, until = when(frm, "--from"), when(to, "--to")
 
     try:
         policy = load_policy(Path(config_path) if config_path else settings.compliance_config_path)
@@ -128,8 +168,8 @@ def compliance_scan(frm: str | None, to: str | None, config_path: str | None) ->
         sys.exit(2)
     engine = make_engine(settings.database_url)
     try:
-        with session_scope(make_sessionmaker(engine)) as s:
-            r = monitoring.scan(s, policy, since=when(frm), until=when(to))
+        with _database(settings), session_scope(make_sessionmaker(engine)) as s:
+            r = monitoring.scan(s, policy, since=since, until=until)
     finally:
         engine.dispose()
     click.echo(
@@ -151,7 +191,7 @@ def audit_verify() -> None:
     settings = _settings()
     engine = make_engine(settings.database_url)
     try:
-        with session_scope(make_sessionmaker(engine)) as s:
+        with _database(settings), session_scope(make_sessionmaker(engine)) as s:
             n, problems = audit.verify(s)
     finally:
         engine.dispose()
@@ -163,10 +203,6 @@ def audit_verify() -> None:
         click.echo(f"TAMPERED {p.kind} at {where}: {p.detail}")
     click.echo(f"audit trail BROKEN: {len(problems)} problem(s) in {n} entries", err=True)
     sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()
 
 
 @main.group()
@@ -187,6 +223,9 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
     from lsp.swaps.service import SwapService
 
     settings = _settings()
+    _lnd_or_fail(settings)
+    if from_height < 0 or (to_height is not None and to_height < from_height):
+        _fail("--from-height must be >= 0 and --to-height (when given) >= --from-height")
 
     async def run() -> list[tuple[str, str, str | None]]:
         async with LndClient.from_settings(settings) as lnd:
@@ -197,7 +236,17 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
                 ctx.engine.dispose()
             return [(s.id, s.state, s.lockup_txid) for s in found]
 
-    found = asyncio.run(run())
+    from lsp.errors import LSPError
+
+    try:
+        with _database(settings):
+            found = asyncio.run(run())
+    except LSPError as exc:
+        _fail(exc.message)
     for swap_id, state, txid in found:
         click.echo(f"swap {swap_id}: lockup {txid} recorded, state {state}")
     click.echo(f"{len(found)} lockup(s) recovered")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,8 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from lsp.errors import ConfigError
 
@@ -94,6 +96,24 @@ class Settings(BaseSettings):
         default=None, description="state of a newly onboarded client; default approved on regtest, else pending"
     )
     admin_password: SecretStr = SecretStr("demo-admin-password")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        # The seed's DATABASE_URL is the common postgresql://user@host/db form; SQLAlchemy reads that
+        # as "use psycopg2", which is not installed: the LSP's PostgreSQL driver is psycopg 3.
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                value = "postgresql+psycopg://" + value.removeprefix(prefix)
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("is not a database URL (e.g. sqlite:///./lsp.db or postgresql://user@host/db)") from None
+        if url.drivername not in ("sqlite", "postgresql+psycopg"):
+            raise ValueError(
+                f"unsupported database {url.drivername!r}: use sqlite:///PATH or postgresql://user:pass@host/db"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

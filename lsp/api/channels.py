@@ -9,7 +9,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, Lnd, get_lnd, require_admin
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, MAX_SCID, MAX_TIMEOUT_S, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope
 from lsp.db.models import Channel
@@ -25,9 +25,9 @@ class OpenChannelRequest(CamelModel):
     """The seed's ChannelRequest."""
 
     client_pubkey: str = Field(description="the client's node id (66 hex chars)")
-    channel_size: int = Field(gt=0, description="sats")
-    push_amount: int = Field(default=0, ge=0, description="sats pushed to the client at open")
-    fee_rate: int | None = Field(default=None, ge=1, description="on-chain fee rate, sat/vbyte")
+    channel_size: int = Field(gt=0, le=MAX_SAT, description="sats")
+    push_amount: int = Field(default=0, ge=0, le=MAX_SAT, description="sats pushed to the client at open")
+    fee_rate: int | None = Field(default=None, ge=1, le=100_000, description="on-chain fee rate, sat/vbyte")
     is_private: bool = False
     host: str | None = Field(default=None, description="client node host:port, if the LSP is not yet connected")
 
@@ -123,12 +123,17 @@ async def balance(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, object]:
 
 class RebalanceRequest(CamelModel):
     channel_id: str = Field(description="your channel (LSP channel id) that should get more LSP-side liquidity")
-    amount: int = Field(gt=0, description="sats to move")
-    max_fee: int | None = Field(default=None, ge=0, description="routing fee cap, sats; charged to you")
+    amount: int = Field(gt=0, le=MAX_SAT, description="sats to move")
+    max_fee: int | None = Field(default=None, ge=0, le=MAX_SAT, description="routing fee cap, sats; charged to you")
     source_chan_id: int | None = Field(
-        default=None, ge=1, description="LND short channel id of the LSP channel to take it from; default: the richest"
+        default=None,
+        ge=1,
+        le=MAX_SCID,
+        description="LND short channel id of the LSP channel to take it from; default: the richest",
     )
-    timeout_seconds: int | None = Field(default=None, ge=1, description="capped by LSP_PAYMENT_TIMEOUT")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_S, description="capped by LSP_PAYMENT_TIMEOUT"
+    )
 
 
 class RebalanceView(CamelModel):

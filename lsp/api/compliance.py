@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
@@ -30,7 +30,12 @@ def parse_period(frm: str | None, to: str | None) -> reports.Period:
         return d if d.tzinfo else d.replace(tzinfo=UTC)
 
     end = parse(to, "to") if to else datetime.now(UTC) + timedelta(seconds=1)
-    start = parse(frm, "from") if frm else end - timedelta(days=30)
+    if frm:
+        start = parse(frm, "from")
+    elif end - datetime.min.replace(tzinfo=UTC) < timedelta(days=30):
+        raise ValidationFailed("to is too early for the default 30-day period: give from as well", field="query.to")
+    else:
+        start = end - timedelta(days=30)
     if start >= end:
         raise ValidationFailed("from must be before to", field="query.from")
     return reports.Period(start, end)
@@ -89,7 +94,7 @@ def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[s
 
 
 @admin.post("/alerts/{alert_id}")
-def review_alert(alert_id: int, body: AlertTransition, db: DB) -> dict[str, Any]:
+def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
     db.commit()
     return monitoring.alert_view(a)

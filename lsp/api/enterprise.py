@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field, HttpUrl
 
 from lsp.api.deps import DB, Ctx, CurrentClient, require_admin
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.models import Client, Webhook
 from lsp.services import clients, webhooks
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/enterprise", tags=["enterprise"], responses=ERRO
 
 class ApiLimits(CamelModel):
     requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    monthly_volume: int | None = Field(default=None, ge=0, description="sats per calendar month")
+    monthly_volume: int | None = Field(default=None, ge=0, le=MAX_SAT, description="sats per calendar month")
 
 
 class Features(CamelModel):

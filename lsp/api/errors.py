@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -107,6 +108,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(message), headers=getattr(exc, "headers", None))
 
 
+async def _db_data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The last line of defence: request models bound every field, so a value the database refuses
+    # (out of range, NUL in text) means a bound is missing somewhere. It is still the client's
+    # value: 422, and logged so the missing bound gets added.
+    log.warning("database refused a request value (add a bound to the request model): %s", exc)
+    return error_response(422, "invalid_value", "a value in the request is out of range or not storable")
+
+
+async def _db_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A concurrent request created the same thing first (unique constraint).
+    log.info("integrity conflict: %s", exc)
+    return error_response(409, "conflict", "the request conflicts with the current state (a concurrent change?)")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (request %s)", request_id_var.get())
     return error_response(500, "internal_error", f"internal server error (request id {request_id_var.get()})")
@@ -116,4 +131,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(e.LSPError, _lsp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _db_data_error)
+    app.add_exception_handler(sqlalchemy.exc.IntegrityError, _db_integrity_error)
     app.add_exception_handler(Exception, _unexpected)

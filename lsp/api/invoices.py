@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
@@ -19,8 +19,16 @@ router = APIRouter(prefix="/api/invoices", tags=["invoices"], responses=ERROR_RE
 
 class CreateInvoiceRequest(CamelModel):
     amount: int = Field(gt=0, le=4_294_967, description="sats (BOLT 11 limit for non-wumbo: < 2^32 msat)")
-    description: str = Field(default="", max_length=639)
+    description: str = Field(default="", max_length=639, description="at most 639 bytes as UTF-8 (BOLT 11)")
     expiry: int = Field(default=3600, ge=60, le=31_536_000, description="seconds")
+
+    @field_validator("description")
+    @classmethod
+    def _fits_bolt11(cls, value: str) -> str:
+        # BOLT 11 limits the description field to 639 bytes; LND counts bytes, not characters.
+        if len(value.encode()) > 639:
+            raise ValueError(f"is {len(value.encode())} bytes as UTF-8; BOLT 11 allows at most 639")
+        return value
 
 
 class InvoiceView(CamelModel):

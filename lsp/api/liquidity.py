@@ -10,7 +10,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.models import LiquidityReservation
 from lsp.services import ledger, liquidity, notify
@@ -21,9 +21,9 @@ router = APIRouter(tags=["liquidity"], responses=ERROR_RESPONSES)
 class LiquidityRequest(CamelModel):
     """The seed's LiquidityRequest."""
 
-    amount: int = Field(gt=0, description="sats")
-    duration: int = Field(gt=0, description="milliseconds")
-    max_fee_rate: int = Field(ge=0, description="ppm")
+    amount: int = Field(gt=0, le=MAX_SAT, description="sats")
+    duration: int = Field(gt=0, le=10 * 365 * 86_400_000, description="milliseconds (at most 10 years)")
+    max_fee_rate: int = Field(ge=0, le=1_000_000, description="ppm")
 
 
 class ReservationView(CamelModel):

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lsp.api.compliance import record_denied_attempt
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, MAX_TIMEOUT_S, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.models import Payment
 from lsp.routing import service as routing_service
@@ -22,8 +22,10 @@ router = APIRouter(prefix="/api/payments", tags=["payments"], responses=ERROR_RE
 
 class SendPaymentRequest(CamelModel):
     invoice: str = Field(min_length=10, description="BOLT 11 payment request")
-    max_fee: int | None = Field(default=None, ge=0, description="sats; default from ROUTING_FEE_RATE")
-    timeout_seconds: int | None = Field(default=None, ge=1, description="capped by LSP_PAYMENT_TIMEOUT")
+    max_fee: int | None = Field(default=None, ge=0, le=MAX_SAT, description="sats; default from ROUTING_FEE_RATE")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_S, description="capped by LSP_PAYMENT_TIMEOUT"
+    )
     strategy: Literal["lnd", "mcf"] = Field(
         default="lnd", description="lnd: LND's own pathfinding; mcf: the LSP's min-cost-flow router (docs/ROUTING.md)"
     )

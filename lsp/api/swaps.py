@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import DB, Ctx, CurrentClient
-from lsp.api.schemas import ERROR_RESPONSES, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.models_swaps import Swap, SwapEvent
@@ -70,7 +70,9 @@ class SubmarineRequest(CamelModel):
 
 
 class ReverseRequest(CamelModel):
-    amount: int = Field(gt=0, description="sats the client pays over Lightning (the hold invoice amount)")
+    amount: int = Field(
+        gt=0, le=MAX_SAT, description="sats the client pays over Lightning (the hold invoice amount)"
+    )
     payment_hash: str = Field(description="SHA256 of the client's 32-byte preimage (hex)")
     claim_public_key: str = Field(description="client's 33-byte compressed pubkey (hex): claims with the preimage")
 

@@ -151,5 +151,10 @@ def load_policy(path: Path | None) -> Policy:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"LSP_COMPLIANCE_CONFIG_PATH={path}: {exc.strerror}") from None
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"LSP_COMPLIANCE_CONFIG_PATH={path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"LSP_COMPLIANCE_CONFIG_PATH={path}: the top level must be a mapping")
     return parse_policy(data or {})

@@ -33,7 +33,7 @@ def valid(settings: Settings, token: str | None, now: float | None = None) -> bo
         return False
     exp, sig = token.split(".", 1)
     good = hmac.new(_key(settings), exp.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(sig, good):
+    if not hmac.compare_digest(sig.encode("utf-8", "replace"), good.encode()):
         return False
     try:
         return int(exp) > (now or time.time())

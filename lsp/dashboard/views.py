@@ -316,6 +316,8 @@ def alerts_page(request: Request) -> Response:
 async def alerts_review(request: Request, alert_id: int) -> Response:
     if not _authed(request) or not _same_origin(request):
         return _login_redirect()
+    if not 1 <= alert_id <= 2**63 - 1:
+        return RedirectResponse(f"/dashboard/alerts?err={quote(f'no alert {alert_id}')}", status_code=303)
     ctx = _ctx(request)
     form = await _form(request)
     try:

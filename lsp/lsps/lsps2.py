@@ -154,7 +154,8 @@ class OpeningFeeParams:
 
     def promise_ok(self, secret: bytes, client_node_id: str) -> bool:
         expected = hmac.new(secret, self.canonical(client_node_id), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.promise)
+        # Bytes: compare_digest refuses non-ASCII str, and the promise comes from the client.
+        return hmac.compare_digest(expected.encode(), self.promise.encode("utf-8", "replace"))
 
     def expired(self, now: datetime) -> bool:
         return parse_datetime(self.valid_until) <= now

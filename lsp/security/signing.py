@@ -39,7 +39,8 @@ def verify(
     secret: str, signature: str, *, timestamp_ms: int | str, nonce: str, method: str, path: str, body: bytes
 ) -> bool:
     expected = sign(secret, timestamp_ms, nonce, method, path, body)
-    return hmac.compare_digest(expected, signature.lower())
+    # Bytes: compare_digest raises TypeError on non-ASCII str, and the header is the client's.
+    return hmac.compare_digest(expected.encode(), signature.lower().encode("utf-8", "replace"))
 
 
 def new_nonce() -> str:

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lsp.db.models import Client
@@ -46,8 +47,14 @@ def onboard(
     )
     if client_id is not None:
         client.id = client_id
-    session.add(client)
-    session.flush()
+    try:
+        # A savepoint: a concurrent onboarding of the same clientId that won the race makes this
+        # insert fail; the caller's transaction stays usable and the client gets a 409.
+        with session.begin_nested():
+            session.add(client)
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"client {client_id!r} already exists", field="clientId") from None
     return NewClient(client=client, api_secret=api_secret)
 
 

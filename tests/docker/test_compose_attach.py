@@ -28,6 +28,11 @@ PORT_VARS = ("BTCD_RPC_PORT", "ALICE_GRPC_PORT", "ALICE_REST_PORT", "BOB_GRPC_PO
 
 @pytest.fixture
 def compose_project(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    from harness.runtime.images import ensure_images
+
+    # The compose file names the lab's local images; without them compose would try a registry
+    # (none is reachable). Built here unless they exist: this test may be a worker's first Docker test.
+    ensure_images()
     project = f"labtest{os.getpid()}"
     env = {**os.environ, **{v: str(free_port()) for v in PORT_VARS}, "LAB_RUNS_DIR": str(tmp_path), "COLUMNS": "200"}
     cmd = ["docker-compose", "-p", project, "-f", str(ROOT / "docker-compose.regtest.yml"), "--profile", "lab"]

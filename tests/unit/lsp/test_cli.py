@@ -32,3 +32,57 @@ def test_migrate_builds_the_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["migrate"], env={"LSP_DATABASE_URL": url})
     assert result.exit_code == 0, result.output
     assert migrate.current_revision(url) == migrate.head_revision()
+
+
+def test_seed_style_postgresql_url_uses_psycopg3() -> None:
+    from lsp.config import load_settings
+
+    s = load_settings(database_url="postgresql://lsp:pw@db.example/lsp")
+    assert s.database_url == "postgresql+psycopg://lsp:pw@db.example/lsp"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LSP_DATABASE_URL": "mysql://x@y/z"}, "LSP_DATABASE_URL: unsupported database 'mysql'"),
+        ({"LSP_DATABASE_URL": "not a url"}, "LSP_DATABASE_URL: is not a database URL"),
+        ({"LSP_COMPLIANCE_CONFIG_PATH": "/nonexistent/policy.yaml"}, "LSP_COMPLIANCE_CONFIG_PATH=/nonexistent/policy.yaml"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_variable(env: dict[str, str], expected: str) -> None:
+    result = CliRunner().invoke(main, ["check-config"], env=env)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_malformed_policy_file_is_refused_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("tiers: [unclosed\n")
+    result = CliRunner().invoke(main, ["check-config"], env={"LSP_COMPLIANCE_CONFIG_PATH": str(bad)})
+    assert result.exit_code == 2
+    assert f"LSP_COMPLIANCE_CONFIG_PATH={bad}: not valid yaml" in result.output
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    # Port 1 on loopback: nothing listens there; the connection is refused at once.
+    result = CliRunner().invoke(
+        main, ["migrate"], env={"LSP_DATABASE_URL": "postgresql://nobody:secretpw@127.0.0.1:1/lsp"}
+    )
+    assert result.exit_code == 2
+    assert "LSP_DATABASE_URL=postgresql+psycopg://nobody:***@127.0.0.1:1/lsp: cannot use the database" in result.output
+    assert "secretpw" not in result.output and "Traceback" not in result.output
+
+
+def test_scan_with_a_bad_date_names_the_option(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert CliRunner().invoke(main, ["migrate"], env={"LSP_DATABASE_URL": url}).exit_code == 0
+    result = CliRunner().invoke(main, ["compliance", "scan", "--from", "garbage"], env={"LSP_DATABASE_URL": url})
+    assert result.exit_code == 2
+    assert "--from" in result.output and "'garbage' is not an ISO date" in result.output
+
+
+def test_rescan_without_lnd_says_what_to_set(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["swaps", "rescan", "--from-height", "1"])
+    assert result.exit_code == 2
+    assert "this command needs LND: set LSP_LND_HOST" in result.output
