@@ -129,6 +129,9 @@ class LSPClient:
             body["feeRate"] = fee_rate
         return self.request("POST", "/api/channels/open", json=body)
 
+    def list_channels(self, *, status: str | None = None) -> Any:
+        return self.request("GET", "/api/channels", params={"status": status} if status else None)
+
     def get_channel(self, channel_id: str) -> Any:
         return self.request("GET", f"/api/channels/{channel_id}")
 

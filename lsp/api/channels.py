@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -105,6 +106,18 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     # same lock (another request's insert) never does: a deadlock until the busy timeout.
     db.commit()
     return ChannelView.of(ch)
+
+
+@router.get("", response_model=list[ChannelView])
+def list_channels(
+    client: CurrentClient,
+    db: DB,
+    status: Annotated[
+        Literal["pending", "open", "closing", "closed", "failed"] | None, Query(description="only this status")
+    ] = None,
+) -> list[ChannelView]:
+    """Your channels, newest first."""
+    return [ChannelView.of(c) for c in channels.list_for_client(db, client.id, status=status)]
 
 
 @router.get("/balance")

@@ -154,6 +154,14 @@ async def reconcile(lnd: LndClient, session: Session) -> list[tuple[str, Channel
     )
 
 
+def list_for_client(session: Session, client_id: str, *, status: str | None = None) -> list[Channel]:
+    """The client's channels, newest first."""
+    q = select(Channel).where(Channel.client_id == client_id)
+    if status is not None:
+        q = q.where(Channel.status == status)
+    return list(session.scalars(q.order_by(Channel.created_at.desc(), Channel.id)))
+
+
 def summary_for_client(session: Session, client_id: str) -> dict[str, Any]:
     chans = list(session.scalars(select(Channel).where(Channel.client_id == client_id)))
     counts: dict[str, int] = {}

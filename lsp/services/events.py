@@ -2,8 +2,9 @@
 
 ``publish`` fans an event out to the client's live WebSocket subscribers and
 queues one webhook delivery per matching webhook (persisted, so a restart
-does not lose it). Events without a client (routing_fee_earned) go to
-subscribers of every client -- they describe the LSP, not a client's money.
+does not lose it). Events without a client (a forward through no client's
+channel) reach only the listeners (monitoring, audit, the operator's
+dashboard), never a client's WebSocket or webhooks.
 """
 
 from __future__ import annotations
@@ -81,11 +82,7 @@ class EventBus:
                 fn(event)
             except Exception:  # a listener's bug must never stop the client's own events
                 log.exception("event listener %r failed on %s", fn, event.type)
-        targets = (
-            [q for qs in self._subs.values() for q in qs]
-            if event.client_id is None
-            else self._subs.get(event.client_id, ())
-        )
+        targets = () if event.client_id is None else self._subs.get(event.client_id, ())
         for q in list(targets):
             try:
                 q.put_nowait(event)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from lsp.context import AppContext
+from lsp.db.base import session_scope
 from lsp.db.models import Channel, ForwardingEvent, Invoice, LiquidityReservation, Payment
 from lsp.services.events import Event
 
@@ -57,15 +60,24 @@ def liquidity_reserved(ctx: AppContext, r: LiquidityReservation) -> None:
 
 
 def routing_fee(ctx: AppContext, fwd: ForwardingEvent) -> None:
-    ctx.bus.publish(
-        Event(
-            "routing_fee_earned",
-            None,
-            {
-                "feeMsat": fwd.fee_msat,
-                "amountInMsat": fwd.amt_in_msat,
-                "chanIdIn": str(fwd.chan_id_in),
-                "chanIdOut": str(fwd.chan_id_out),
-            },
+    """A forward the LSP earned a fee on goes to the clients whose channels carried it (in or out),
+    each seeing only its own side's channel id; the operator's listeners see every forward. Other
+    clients never see it: amounts and channel ids of someone else's traffic are not theirs to see."""
+    with session_scope(ctx.sessions) as s:
+        owners = dict(
+            s.execute(
+                select(Channel.chan_id, Channel.client_id).where(Channel.chan_id.in_([fwd.chan_id_in, fwd.chan_id_out]))
+            ).all()
         )
-    )
+    data: dict[str, object] = {"feeMsat": fwd.fee_msat, "amountInMsat": fwd.amt_in_msat}
+    if not owners:  # no client's channel: for the operator only
+        both = {"chanIdIn": str(fwd.chan_id_in), "chanIdOut": str(fwd.chan_id_out)}
+        ctx.bus.publish(Event("routing_fee_earned", None, {**data, **both}))
+        return
+    for client_id in sorted(set(owners.values())):
+        mine = {
+            key: str(chan)
+            for key, chan in (("chanIdIn", fwd.chan_id_in), ("chanIdOut", fwd.chan_id_out))
+            if owners.get(chan) == client_id
+        }
+        ctx.bus.publish(Event("routing_fee_earned", client_id, {**data, **mine}))

@@ -182,3 +182,62 @@ def test_webhook_is_signed_retried_and_logged(api: TestClient, lsp: LSPClient, c
     expected = hmac.new(hook["secret"].encode(), f"{headers['X-LSP-Timestamp']}.".encode() + body, hashlib.sha256)
     assert headers["X-LSP-Signature"] == expected.hexdigest()
     assert json.loads(body)["data"] == {"amount": 7}
+
+
+def _channel(ctx, client_id: str, *, status: str = "open", chan_id: int | None = None) -> Channel:
+    with session_scope(ctx.sessions) as s:
+        ch = Channel(
+            client_id=client_id,
+            remote_pubkey=PUBKEY,
+            capacity_sat=1_000_000,
+            opening_fee_sat=2000,
+            status=status,
+            chan_id=chan_id,
+        )
+        s.add(ch)
+    return ch
+
+
+def test_channel_list_is_the_clients_own_newest_first(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
+    from tests.unit.lsp.conftest import onboard
+
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    other = onboard(api, "other")
+    first = _channel(ctx, creds.client_id, status="closed")
+    second = _channel(ctx, creds.client_id, status="open")
+    _channel(ctx, other.client_id)
+    assert [c["channelId"] for c in lsp.list_channels()] == [second.id, first.id]
+    assert [c["channelId"] for c in lsp.list_channels(status="closed")] == [first.id]
+    with pytest.raises(LSPAPIError) as exc:
+        lsp.list_channels(status="bogus")
+    assert err(exc) == (422, "validation_error", "query.status")
+
+
+def test_routing_fee_event_reaches_only_the_clients_whose_channels_carried_it(
+    api: TestClient, creds: Creds
+) -> None:
+    from lsp.db.models import ForwardingEvent
+    from lsp.services import notify
+    from tests.unit.lsp.conftest import onboard
+
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    bystander = onboard(api, "bystander")
+    _channel(ctx, creds.client_id, chan_id=111)
+    _channel(ctx, bystander.client_id, chan_id=333)
+    seen: list[Event] = []
+    ctx.bus.add_listener(seen.append)
+    fwd = ForwardingEvent(timestamp_ns=1, chan_id_in=111, chan_id_out=222, amt_in_msat=10_000, amt_out_msat=9_000, fee_msat=1_000)
+    with api.websocket_connect(ws_url(creds)) as mine, api.websocket_connect(ws_url(bystander)) as theirs:
+        mine.receive_json(), theirs.receive_json()  # hello
+        api.portal.call(lambda: notify.routing_fee(ctx, fwd))  # type: ignore[attr-defined]
+        api.portal.call(lambda: ctx.bus.publish(Event("payment_received", bystander.client_id, {"amount": 1})))  # type: ignore[attr-defined]
+        got = mine.receive_json()
+        # The bystander's next message is its own event: the forward never reached it.
+        assert theirs.receive_json()["type"] == "payment_received"
+    assert got["type"] == "routing_fee_earned"
+    assert got["data"] == {"feeMsat": 1000, "amountInMsat": 10_000, "chanIdIn": "111"}  # not the other side's id
+    # A forward through no client's channel is for the operator's listeners only.
+    api.portal.call(lambda: notify.routing_fee(ctx, ForwardingEvent(  # type: ignore[attr-defined]
+        timestamp_ns=2, chan_id_in=7, chan_id_out=8, amt_in_msat=5, amt_out_msat=4, fee_msat=1)))
+    assert [(e.client_id, e.data.get("chanIdOut")) for e in seen if e.type == "routing_fee_earned"] == [
+        (creds.client_id, None), (None, "8")]
