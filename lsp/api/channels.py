@@ -163,6 +163,7 @@ class RebalanceView(CamelModel):
 @router.post("/rebalance", response_model=RebalanceView)
 async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> RebalanceView:
     """Circular payment from another LSP channel to yours, with a fee cap; 200 with status succeeded/failed."""
+    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_rebalance, ctx.settings, client.id, body.amount)
     lnd = get_lnd(ctx)
     with session_scope(ctx.sessions) as s:
         ch = channels.get_for_client(s, client.id, body.channel_id)

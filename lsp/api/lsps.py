@@ -16,8 +16,10 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import Ctx, CurrentClient
+from lsp.compliance import kyc
 from lsp.errors import ValidationFailed
 from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
@@ -27,6 +29,18 @@ from lsp.lsps.store import LspsStore
 
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
 NODE_ID = re.compile(r"^(02|03)[0-9a-f]{64}$")
+BUYING = frozenset({"lsps1.create_order", "lsps2.buy"})
+
+
+def _method_of(body: bytes) -> str | None:
+    """The JSON-RPC method a request names, if it is well formed enough to name one (the
+    dispatcher answers malformed requests with the JSON-RPC errors)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    method = doc.get("method") if isinstance(doc, dict) else None
+    return method if isinstance(method, str) else None
 
 
 def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
@@ -51,6 +65,10 @@ async def call(
     if node_id is not None and not NODE_ID.match(node_id):
         raise ValidationFailed("node_id must be a 33-byte compressed public key in lowercase hex", field="node_id")
     body = await request.body()
+    if _method_of(body) in BUYING:
+        # Buying a channel (LSPS1) or a JIT channel (LSPS2) is money movement: approved clients only
+        # (403 in the API's error shape; reading the menu and orders stays open).
+        await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, _client.id, None)
     out = await _dispatcher(request, ctx).handle(body, Caller(node_id=node_id, transport="https"))
     if out is None:
         return Response(status_code=204)

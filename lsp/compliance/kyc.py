@@ -14,6 +14,12 @@ What is enforced where (each refusal is a 403 whose code and message say why):
 * ``POST /api/liquidity/request``: state approved; amount <= tier channel limit.
 * ``POST /api/invoices/create``: state approved; amount <= tier per-payment limit. Receiving is
   money movement too: a suspended client must not keep taking funds in.
+* ``POST /api/swaps/submarine`` and ``/reverse``: state approved; amount within the per-payment
+  limit and, with the day's and month's volume (payments and swaps), the volume limits. A
+  swap-in whose client is no longer approved when its lockup confirms is not paid (the client
+  refunds after the timeout).
+* ``POST /api/channels/rebalance``: state approved; amount <= tier channel limit.
+* LSPS1/LSPS2 over ``/api/lsps`` (channel purchases, JIT buys): state approved.
 
 A client onboarded without a profile gets ``LSP_KYC_INITIAL_STATE`` (default: approved at the
 default tier on regtest, so the lab works out of the box; pending on every other network).
@@ -194,18 +200,35 @@ def period_starts(now: datetime) -> tuple[datetime, datetime]:
     return day, day.replace(day=1)
 
 
-def usage(session: Session, client_id: str, now: datetime | None = None) -> Usage:
+# Swap states in which no money moved (or it went back to where it came from): not volume.
+SWAP_STATES_WITHOUT_VOLUME = ("lockup_failed", "expired", "invoice_failed", "invoice_expired", "refund_pending", "refunded")
+
+
+def usage(session: Session, client_id: str, now: datetime | None = None, *, exclude_swap: str | None = None) -> Usage:
+    """The client's volume this UTC day and month: outgoing payments (in flight or succeeded) plus
+    swaps in either direction (from creation on, unless they failed or were refunded)."""
+    from lsp.db.models_swaps import Swap  # the swap tables register themselves after the core models
+
     day, month = period_starts(now or utcnow())
-    # One pass for both periods (it runs under the client's lock on every payment).
+    # One pass per table for both periods (it runs under the client's lock on every payment).
     in_day = case((Payment.created_at >= day, Payment.amount_sat), else_=0)
-    row = session.execute(
+    pay = session.execute(
         select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(Payment.amount_sat), 0)).where(
             Payment.client_id == client_id,
             Payment.status.in_(("in_flight", "succeeded")),
             Payment.created_at >= month,
         )
     ).one()
-    return Usage(day_sat=int(row[0] or 0), month_sat=int(row[1] or 0))
+    swap_in_day = case((Swap.created_at >= day, Swap.invoice_amount_sat), else_=0)
+    swap = session.execute(
+        select(func.coalesce(func.sum(swap_in_day), 0), func.coalesce(func.sum(Swap.invoice_amount_sat), 0)).where(
+            Swap.client_id == client_id,
+            Swap.state.not_in(SWAP_STATES_WITHOUT_VOLUME),
+            Swap.created_at >= month,
+            Swap.id != (exclude_swap or ""),
+        )
+    ).one()
+    return Usage(day_sat=int(pay[0] or 0) + int(swap[0] or 0), month_sat=int(pay[1] or 0) + int(swap[1] or 0))
 
 
 # --- enforcement (raise Forbidden with the reason) -------------------------------------------------
@@ -261,12 +284,31 @@ def enforce_invoice(session: Session, settings: Settings, client_id: str, amount
         )
 
 
-def enforce_swap(session: Session, settings: Settings, client_id: str, amount_sat: int | None) -> None:
-    """Swaps move money on- and off-chain: approved clients only, each within the per-payment limit."""
+def enforce_swap(
+    session: Session,
+    settings: Settings,
+    client_id: str,
+    amount_sat: int | None,
+    field: str = "body.amount",
+    *,
+    exclude_swap: str | None = None,
+) -> None:
+    """Swaps move money on- and off-chain: approved clients only, each within the per-payment limit and,
+    with what the client already moved today and this month, within the volume limits."""
+    prof = get_profile(session, settings, client_id)
+    _require_approved(prof)
     if amount_sat is None:
-        _require_approved(get_profile(session, settings, client_id))
-    else:
-        enforce_invoice(session, settings, client_id, amount_sat)
+        return
+    spent = usage(session, client_id, exclude_swap=exclude_swap)
+    breach = limit_breach(policy_of(settings).tier(prof.tier), amount_sat, spent)
+    if breach is not None:
+        raise Forbidden(breach[1], code=breach[0], field=field)
+
+
+def enforce_rebalance(session: Session, settings: Settings, client_id: str, amount_sat: int) -> None:
+    """A rebalance moves the LSP's liquidity into the client's channel (the client pays the fee):
+    approved clients only, and no more than the tier lets it hold in one channel."""
+    enforce_channel(session, settings, client_id, amount_sat, "body.amount")
 
 
 def queue(session: Session, settings: Settings) -> list[tuple[Client, KycProfile]]:

@@ -26,11 +26,12 @@ from embit.transaction import Transaction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lsp.compliance import kyc
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import new_id
 from lsp.db.models_swaps import Swap, SwapEvent
-from lsp.errors import LndError, NotFound, ValidationFailed
+from lsp.errors import Forbidden, LndError, NotFound, ValidationFailed
 from lsp.lnd.chainnotifier import ChainNotifier
 from lsp.lnd.client import LndClient
 from lsp.lnd.holdinvoices import HoldInvoices
@@ -332,6 +333,8 @@ class SwapService:
             # A 0-conf lockup the client submitted and the LSP accepted (see submit_lockup).
             if await self.tip() >= pay_deadline:
                 self.move(swap.id, S.EXPIRED, detail="too close to the timeout to pay safely; refundable")
+            elif (refusal := self._kyc_refusal(swap)) is not None:
+                self.move(swap.id, S.LOCKUP_FAILED, failure_reason=refusal)
             else:
                 self.move(swap.id, S.INVOICE_PENDING, detail="0-conf lockup accepted")
         elif st in (S.CREATED, S.LOCKUP_MEMPOOL):
@@ -347,6 +350,9 @@ class SwapService:
         elif st == S.LOCKUP_CONFIRMED:
             if await self.tip() >= pay_deadline:
                 self.move(swap.id, S.EXPIRED, detail="too close to the timeout to pay safely; refundable")
+                return
+            if (refusal := self._kyc_refusal(swap)) is not None:
+                self.move(swap.id, S.LOCKUP_FAILED, failure_reason=refusal)
                 return
             self.move(swap.id, S.INVOICE_PENDING)
         elif st == S.INVOICE_PENDING:
@@ -444,6 +450,15 @@ class SwapService:
             lockup_txid=lockup.txid().hex(), lockup_vout=vout, lockup_value_sat=value, lockup_tx_hex=raw_hex,
             confirmations=0 if zero_conf else swap.confirmations,
         )  # fmt: skip
+
+    def _kyc_refusal(self, swap: Swap) -> str | None:
+        """Why the LSP must not pay this swap-in's invoice now (the client was suspended or rejected
+        after creating it), or None. The lockup stays the client's: it refunds after the timeout."""
+        try:
+            kyc.check(self.ctx.sessions, kyc.enforce_swap, self.ctx.settings, swap.client_id, None)
+        except Forbidden as exc:
+            return f"not paid: {exc.message}; refund after height {swap.timeout_height}"
+        return None
 
     async def _pay(self, swap: Swap) -> PaymentOutcome:
         """Pay the client's invoice, or (after a restart) follow the payment already made."""

@@ -458,3 +458,49 @@ def test_swaps_appear_in_statements_revenue_and_monitoring(make_api) -> None:
     assert api.post("/api/admin/compliance/scan", headers=ADMIN).json()["created"] == 1
     [alert] = api.get("/api/admin/alerts", headers=ADMIN).json()
     assert alert["rule"] == "large_amount" and alert["evidence"]["refs"][0].startswith("swap:")
+
+
+def test_swaps_count_toward_the_volume_limits(make_api) -> None:
+    from lsp.compliance import kyc
+
+    api = make_api()  # small tier: 100k per payment, 250k a day
+    c = onboard(api)
+    fund(api, c.client_id, 1_000_000, "fv")
+    add_swap(api, c.client_id, "submarine", "claimed", 90_000, 500, "v1")
+    add_swap(api, c.client_id, "reverse", "invoice_accepted", 80_000, 400, "v2")  # in progress: counts
+    add_swap(api, c.client_id, "reverse", "refunded", 99_000, 400, "v3")  # nothing moved: does not count
+    with session_scope(ctx(api).sessions) as s:
+        assert kyc.usage(s, c.client_id).day_sat == 170_000
+    pay(api, c.client_id, 80_000, "within")  # 250k exactly
+    with pytest.raises(Forbidden, match="daily limit"):
+        pay(api, c.client_id, 1, "over")
+    # And a new swap is held to the same volume.
+    with session_scope(ctx(api).sessions) as s, pytest.raises(Forbidden, match="daily limit") as exc:
+        kyc.enforce_swap(s, ctx(api).settings, c.client_id, 10_000)
+    assert exc.value.code == "limit_daily_volume"
+
+
+def test_rebalance_and_channel_purchases_need_an_approved_client(make_api) -> None:
+    api = make_api(kyc_initial_state="pending")
+    c = onboard(api)
+    lsp = client_of(api, c)
+    # Refused by compliance before the LSP would need LND (which these tests do not have).
+    assert refused(lambda: lsp.request("POST", "/api/channels/rebalance", json={"channelId": "x", "amount": 1000}))[
+        :2
+    ] == (403, "kyc_pending")
+    node = "02" + "ab" * 32
+    menu = lsp.http.post(
+        f"/api/lsps/?node_id={node}",
+        content=json.dumps({"jsonrpc": "2.0", "id": "1", "method": "lsps2.get_info", "params": {}}).encode(),
+        auth=lsp.auth,
+    )
+    assert menu.status_code == 200, menu.text  # reading the menu is not buying
+    params = menu.json()["result"]["opening_fee_params_menu"][0]
+    buy = lsp.http.post(
+        f"/api/lsps/?node_id={node}",
+        content=json.dumps(
+            {"jsonrpc": "2.0", "id": "2", "method": "lsps2.buy", "params": {"opening_fee_params": params}}
+        ).encode(),
+        auth=lsp.auth,
+    )
+    assert buy.status_code == 403 and buy.json()["error"]["code"] == "kyc_pending"
