@@ -14,6 +14,7 @@ from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, MAX_SCID, MAX_TIMEOUT_S, C
 from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope
 from lsp.db.models import Channel
+from lsp.routing import service as routing_service
 from lsp.services import channels
 from lsp.services import health as health_svc
 from lsp.services import rebalance as rebalance_svc
@@ -147,10 +148,15 @@ class RebalanceRequest(CamelModel):
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=MAX_TIMEOUT_S, description="capped by LSP_PAYMENT_TIMEOUT"
     )
+    strategy: Literal["lnd", "mcf"] = Field(
+        default="lnd",
+        description="lnd: LND finds the circle; mcf: the LSP's min-cost-flow router plans it (docs/ROUTING.md)",
+    )
 
 
 class RebalanceView(CamelModel):
     status: str
+    strategy: str
     amount: int
     fee: int
     max_fee: int
@@ -168,6 +174,7 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
     with session_scope(ctx.sessions) as s:
         ch = channels.get_for_client(s, client.id, body.channel_id)
     cap = ctx.settings.payment_timeout // 1000
+    mcf = await routing_service.executor_for(ctx) if body.strategy == "mcf" else None
     res = await rebalance_svc.rebalance(
         lnd,
         ctx.sessions,
@@ -177,9 +184,11 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
         max_fee_sat=body.max_fee if body.max_fee is not None else default_max_fee(ctx.settings, body.amount),
         source_chan_id=body.source_chan_id,
         timeout_s=min(body.timeout_seconds or cap, cap),
+        mcf=mcf,
     )
     return RebalanceView(
         status=res.status,
+        strategy=body.strategy,
         amount=res.amount_sat,
         fee=res.fee_sat,
         max_fee=res.max_fee_sat,

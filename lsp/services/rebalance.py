@@ -11,13 +11,19 @@ leaves the LSP; it is capped by ``max_fee`` and charged to the client who asked
 A client only names its own channel; the source is any other active channel of
 the LSP (given by LND's short channel id, or chosen: the one with the most local
 balance), which reveals nothing a graph listing does not.
+
+Two strategies, as for payments: ``lnd`` (one SendPaymentV2 with the source as the
+outgoing channel and the client's peer as the last hop; LND finds the circle) and
+``mcf`` (the LSP's own router, lsp/routing: the circle planned as a min-cost flow from
+the source channel back in through the client's channel, possibly in several parts,
+sent with SendToRouteV2 and learning from each part).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +31,11 @@ from lsp.db.base import session_scope
 from lsp.db.models import Channel
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, ValidationFailed
 from lsp.lnd.client import LndClient
+from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
+
+if TYPE_CHECKING:
+    from lsp.routing.executor import McfExecutor
 
 log = logging.getLogger("lsp.rebalance")
 
@@ -71,7 +81,9 @@ async def rebalance(
     max_fee_sat: int,
     source_chan_id: int | None,
     timeout_s: int,
+    mcf: McfExecutor | None = None,
 ) -> RebalanceResult:
+    """``mcf`` given: strategy ``mcf`` (the LSP's router plans and sends the circle); else LND's."""
     if channel.status != "open" or channel.chan_id is None:
         raise Conflict(f"channel {channel.id} is {channel.status}; only open channels can be rebalanced")
     chans = await lnd.list_channels()
@@ -90,23 +102,34 @@ async def rebalance(
         raise InsufficientFunds(
             f"balance {available} sat cannot cover the max fee {max_fee_sat} sat", field="body.maxFee"
         )
-    inv = await lnd.add_invoice(amount_sat, f"rebalance to {channel.id}", expiry_s=max(timeout_s * 2, 600))
-    phash = inv.r_hash.hex()
-    try:
-        outcome = await lnd.send_payment_v2(
-            inv.payment_request,
-            fee_limit_sat=max_fee_sat,
-            timeout_s=timeout_s,
-            outgoing_chan_ids=[int(source.chan_id)],
-            last_hop_pubkey=channel.remote_pubkey,
-            allow_self_payment=True,
+    if mcf is not None:
+        # The executor makes its own invoice and never raises for a failed circle: it reports it.
+        res = await mcf.rebalance(
+            str(source.chan_id), str(target.chan_id), amount_sat, fee_limit_msat=max_fee_sat * 1000, timeout_s=timeout_s
         )
+        phash = res.payment_hash
+        outcome: PaymentOutcome | None = res.to_outcome()
+    else:
+        inv = await lnd.add_invoice(amount_sat, f"rebalance to {channel.id}", expiry_s=max(timeout_s * 2, 600))
+        phash = inv.r_hash.hex()
+        try:
+            outcome = await lnd.send_payment_v2(
+                inv.payment_request,
+                fee_limit_sat=max_fee_sat,
+                timeout_s=timeout_s,
+                outgoing_chan_ids=[int(source.chan_id)],
+                last_hop_pubkey=channel.remote_pubkey,
+                allow_self_payment=True,
+            )
+        except LndUnavailable:
+            raise
+        except LndError as exc:
+            outcome, error = None, exc.message
+    if outcome is not None:
         status = "succeeded" if outcome.status == "SUCCEEDED" else "failed"
         fee, reason = outcome.fee_sat, outcome.failure_reason
-    except LndUnavailable:
-        raise
-    except LndError as exc:
-        status, fee, reason = "failed", 0, exc.message
+    else:
+        status, fee, reason = "failed", 0, error
     if status == "succeeded" and fee > 0:
         with session_scope(sessions) as s:
             ledger.record(s, client_id, -fee, "rebalance_fee", f"rebalance:{phash}")
@@ -115,7 +138,15 @@ async def rebalance(
             await lnd.cancel_invoice(phash)
         except LndError as exc:
             log.warning("could not cancel rebalance invoice %s: %s", phash, exc)
-    log.info("rebalance %s sat %s -> %s: %s (fee %s)", amount_sat, source.chan_id, target.chan_id, status, fee)
+    log.info(
+        "rebalance (%s) %s sat %s -> %s: %s (fee %s)",
+        "mcf" if mcf is not None else "lnd",
+        amount_sat,
+        source.chan_id,
+        target.chan_id,
+        status,
+        fee,
+    )
     return RebalanceResult(
         status=status,
         amount_sat=amount_sat,

@@ -78,6 +78,24 @@ def test_rebalance_moves_liquidity_in_a_circle_and_health_shows_it(lsp_factory: 
     bal = lsp.balance()
     assert bal["byKind"]["rebalance_fee"] == -res["fee"]
 
+    # The same circle planned by the LSP's own router (strategy mcf): parts sent with SendToRouteV2
+    # out through the source channel and back in through the client's channel.
+    target_mid, source_mid = hub.channel_with(c2).local_balance_sat, hub.channel_with(c1).local_balance_sat
+    res2 = lsp.request(
+        "POST",
+        "/api/channels/rebalance",
+        json={"channelId": ch["channelId"], "amount": 150_000, "maxFee": 500, "strategy": "mcf"},
+    )
+    assert (res2["status"], res2["strategy"]) == ("succeeded", "mcf"), res2
+    assert res2["sourceChanId"] == str(source.chan_id)  # the only other channel with the funds
+    assert 0 < res2["fee"] <= 500
+    hub.wait_no_pending_htlcs()
+    assert hub.channel_with(c2).local_balance_sat == target_mid + 150_000
+    assert source_mid - hub.channel_with(c1).local_balance_sat - 150_000 - res2["fee"] in (0, 1)
+    assert lsp.balance()["byKind"]["rebalance_fee"] == -(res["fee"] + res2["fee"])
+    # The router's circle is a self-payment LND recorded through SendToRouteV2.
+    assert any(p.payment_hash == res2["paymentHash"] for p in hub.ln.list_payments())
+
     after = health(live)
     assert by_chan(after, target_id)["localRatio"] > by_chan(before, target_id)["localRatio"]
 
