@@ -244,11 +244,22 @@ class JitInterceptor:
             self.groups.pop(buy.id, None)
             await self._fail_parts(parts, "unknown_next_peer")
             return
+        # A buy already OPENING was being opened by an earlier run of this service that stopped
+        # (crash, restart) before recording the result; LND replayed the held parts. Its channel
+        # may exist: find it by the memo LND stores with it rather than open a second one.
+        resumed = buy.state == "OPENING"
+        memo = f"lsps2 buy {buy.id}"
         self.store.set_buy_state(buy.id, "OPENING", fee_msat=fee)
         try:
-            opened = await self.lnd.open_zero_conf(buy.client_node_id, self.sizing.capacity_sat(size))
+            existing = await self.lnd.find_by_memo(buy.client_node_id, memo) if resumed else None
+            if existing is not None:
+                log.info("JIT buy %s: resuming with the channel %s an earlier run opened", buy.id, existing)
+                opened = await self.lnd.wait_active(buy.client_node_id, existing)
+            else:
+                opened = await self.lnd.open_zero_conf(buy.client_node_id, self.sizing.capacity_sat(size), memo=memo)
             base = await self._base_scid(opened.chan_id)
-            await self.lnd.add_alias(base, buy.jit_scid)
+            if not await self._has_alias(base, buy.jit_scid):
+                await self.lnd.add_alias(base, buy.jit_scid)
         except LndError as exc:
             log.warning("JIT buy %s: channel open failed: %s", buy.id, exc.message)
             self.store.set_buy_state(buy.id, "FAILED", reason=exc.message)
@@ -281,6 +292,9 @@ class JitInterceptor:
             if m.base_scid == chan_id or chan_id in m.aliases:
                 return int(m.base_scid)
         return chan_id
+
+    async def _has_alias(self, base_scid: int, alias: int) -> bool:
+        return any(int(m.base_scid) == base_scid and alias in m.aliases for m in await self.lnd.list_aliases())
 
     async def close(self) -> None:
         for g in self.groups.values():

@@ -88,11 +88,14 @@ class LspsLnd:
         await self.lnd._unary(self.lnd.router_stub.XAddLocalChanAliases, req, rpc="XAddLocalChanAliases")
 
     # -- zero-conf channel ----------------------------------------------------
-    async def open_zero_conf(self, peer: str, capacity_sat: int, *, timeout_s: float = 60) -> OpenedChannel:
+    async def open_zero_conf(
+        self, peer: str, capacity_sat: int, *, timeout_s: float = 60, memo: str = ""
+    ) -> OpenedChannel:
         """Open a private zero-conf anchors channel with scid-alias and return once it is usable.
 
         Usable means: LND reported ``chan_open`` (channel_ready exchanged, no confirmation needed)
-        and the channel is listed active with its alias, so a forward can be resumed onto it."""
+        and the channel is listed active with its alias, so a forward can be resumed onto it.
+        ``memo`` is stored by LND with the channel (``find_by_memo`` finds it after a restart)."""
         ln = self.pb.ln
         req = ln.OpenChannelRequest(
             node_pubkey=bytes.fromhex(peer),
@@ -108,6 +111,7 @@ class LspsLnd:
             fee_rate=0,
             use_base_fee=True,
             use_fee_rate=True,
+            memo=memo,
         )
         channel_point = ""
         async for update in self.lnd._stream(
@@ -123,6 +127,18 @@ class LspsLnd:
         if not channel_point:
             raise LndError("OpenChannel ended without a channel point", grpc_code="UNKNOWN", rpc="OpenChannel")
         return await self.wait_active(peer, channel_point, timeout_s=timeout_s)
+
+    async def find_by_memo(self, peer: str, memo: str) -> str | None:
+        """The channel point of a channel to ``peer`` (open or still pending) that LND stores with
+        ``memo``, or None: how a restarted LSP finds the channel an earlier run opened."""
+        for ch in await self.lnd.list_channels(peer=peer):
+            if ch.memo == memo:
+                return str(ch.channel_point)
+        pending = await self.lnd.pending_channels()
+        for p in pending.pending_open_channels:
+            if p.channel.remote_node_pub == peer and p.channel.memo == memo:
+                return str(p.channel.channel_point)
+        return None
 
     async def wait_active(self, peer: str, channel_point: str, *, timeout_s: float = 60) -> OpenedChannel:
         import asyncio

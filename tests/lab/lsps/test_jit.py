@@ -392,3 +392,48 @@ def test_service_restart_with_part_held_then_rest_arrives_opens_one_channel(
         assert first.received_msat + second.received_msat == 40_000_000 - fee
         assert sum(first.fees_msat) + sum(second.fees_msat) == fee
     assert len(channels_with(lab, "client", "lsp")) == before + 1
+
+
+def test_service_stopped_mid_open_resumes_with_the_channel_it_opened(lab: LightningTestHarness, tmp_path: Path) -> None:
+    """The service stops after LND opened the JIT channel but before it recorded the result and
+    mapped the JIT SCID (a crash in the middle of step 5). LND keeps the HTLC held and replays it
+    to the restarted service, which finds the channel by the memo LND stored with it and
+    forwards over it: the payment settles and no second (orphan) channel is opened."""
+    import asyncio
+
+    lab.node("client").connect(lab.node("lsp"))
+    with (
+        LspsRunner(lab.node("lsp"), tmp_path / "midopen.db") as runner,
+        LspsClient(lab.node("client"), lab.node("lsp").pubkey) as c,
+    ):
+        params = c.get_info()["opening_fee_params_menu"][0]
+        before = len(channels_with(lab, "client", "lsp"))
+        inv = c.jit_invoice(params, amount_msat=20_000_000)
+
+        async def never(_chan_id: int) -> int:  # the first run "dies" right after the open
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+        assert runner.server is not None
+        runner.server.interceptor._base_scid = never  # type: ignore[method-assign]
+        result: dict[str, PaymentResult] = {}
+        t = threading.Thread(
+            target=lambda: result.update(
+                paid=lab.node("payer").pay_invoice(inv.payment_request, fee_limit_sat=0, timeout_s=90)
+            )
+        )
+        t.start()
+        wait_for(
+            lambda: len(channels_with(lab, "client", "lsp")) == before + 1,
+            what="the first run's JIT channel to be open",
+            timeout_s=60,
+        )
+        runner.restart()
+        t.join(timeout=120)
+        assert result["paid"].status == "SUCCEEDED", result["paid"].failure_reason
+        fee = opening_fee_msat(20_000_000, int(params["min_fee_msat"]), params["proportional"])
+        assert inv.received_msat == 20_000_000 - fee
+        assert c.last_buy is not None
+        parts = held_htlcs(tmp_path / "midopen.db", c.last_buy["jit_channel_scid"])
+    assert [(p.state, p.fee_msat) for p in parts] == [("FORWARDED", fee)]
+    assert len(channels_with(lab, "client", "lsp")) == before + 1
