@@ -45,9 +45,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def lsp_env(lab: LightningTestHarness, db_url: str, *, admin_key: str, **extra: str) -> dict[str, str]:
-    """The environment of an ``lsp serve`` on the lab's hub: only LSP_* variables, as in production."""
-    hub = lab.node("hub").config
+def lsp_env(
+    lab: LightningTestHarness, db_url: str, *, admin_key: str, node: str = "hub", **extra: str
+) -> dict[str, str]:
+    """The environment of an ``lsp serve`` on the lab's ``node`` (the hub by default): only LSP_*
+    variables, as in production."""
+    hub = lab.node(node).config
     env = {k: v for k, v in os.environ.items() if not k.startswith("LSP_")}
     env.update(
         {

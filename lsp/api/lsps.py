@@ -23,6 +23,8 @@ from lsp.compliance import kyc
 from lsp.errors import ValidationFailed
 from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
+from lsp.lsps.lnd_ext import LspsLnd
+from lsp.lsps.lsps1 import Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
 from lsp.lsps.server import DEFAULT_MENU, HTTPS_PROTOCOLS, promise_secret
 from lsp.lsps.store import LspsStore
@@ -51,6 +53,9 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     lsps0.register(d, HTTPS_PROTOCOLS)
     cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
     Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
+    # LSPS1 orders are created and read here; the LSPS daemon (python -m lsp.lsps) follows their
+    # payments and opens the channels (it picks up new orders from the shared database).
+    Lsps1Methods(LspsLnd(ctx.lnd) if ctx.lnd is not None else None, ctx.sessions, follow=False).register(d)
     request.app.state.lsps_dispatcher = d
     return d
 

@@ -102,3 +102,12 @@ class Lsps1Order(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # On-chain payment option (only when the client gave a refund address; migration lsps_0002).
+    # onchain_state EXPECT_PAYMENT -> PAID | REFUNDED; paid_via says which option paid (set once).
+    onchain_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    refund_onchain_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    onchain_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    onchain_paid_sat: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    onchain_outpoints: Mapped[str | None] = mapped_column(Text, nullable=True)  # "txid:vout,..." received
+    refund_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    paid_via: Mapped[str | None] = mapped_column(String(16), nullable=True)  # bolt11 | onchain

@@ -1,11 +1,23 @@
 """LSPS1 (bLIP-51): buy a channel. ``lsps1.get_info``, ``lsps1.create_order``, ``lsps1.get_order``.
 
-Payment is a hold invoice whose preimage only the LSP knows: when the payer's
-HTLC is ACCEPTED the LSP opens the channel to the client, and settles the
-invoice once the funding transaction is published; if the open fails, it
-cancels the invoice, which fails the HTLC back (REFUNDED). Orders persist, and
-``resume_all`` follows the unfinished ones after a restart. On-chain payment
-is not offered (``payment.onchain`` is null, which the bLIP allows).
+Two ways to pay, whichever comes first:
+
+* ``payment.bolt11``: a hold invoice whose preimage only the LSP knows. When the
+  payer's HTLC is ACCEPTED (HOLD) the LSP opens the channel to the client and
+  settles the invoice once the funding transaction is published (PAID); if the
+  open fails it cancels the invoice, which fails the HTLC back (REFUNDED).
+* ``payment.onchain`` (only when the client gave ``refund_onchain_address``, as the
+  bLIP requires): a fresh address of the LSP's wallet. Once outputs paying it add
+  up to the order total with ``min_onchain_payment_confirmations`` the order is
+  PAID and the channel is opened; if the open fails, or the order expires with
+  less than the total received, exactly the received outputs are swept back to
+  the refund address, minus the miner fee (REFUNDED).
+
+Which option paid is claimed once in the database (``paid_via``), so the other
+is withdrawn (the invoice is cancelled). Orders persist; ``resume_all`` follows
+the unfinished ones after a restart, and a daemon calls it periodically so
+orders created by another process (the HTTPS API) are followed too
+(``follow=False`` there).
 """
 
 from __future__ import annotations
@@ -19,11 +31,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
-from lsp.errors import LndError
+from lsp.errors import LndError, LndUnavailable
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import format_datetime
@@ -46,6 +58,9 @@ ORDER_FIELDS = {
 }
 
 
+REFUND_LABEL = "lsps1 refund {order_id}"
+
+
 @dataclass
 class Lsps1Config:
     min_channel_balance_sat: int = 100_000
@@ -56,6 +71,9 @@ class Lsps1Config:
     base_fee_sat: int = 2_000
     fee_ppm: int = 5_000  # of the LSP's balance
     order_expiry: timedelta = timedelta(hours=1)
+    onchain: bool = True  # offer payment.onchain to clients that give a refund address
+    min_onchain_payment_confirmations: int = 1
+    onchain_poll_s: float = 1.0
 
 
 def _sat(value: Any, name: str) -> int:
@@ -71,11 +89,23 @@ def _int(value: Any, name: str) -> int:
 
 
 class Lsps1Methods:
-    def __init__(self, lnd: LspsLnd, sessions: Any, config: Lsps1Config | None = None):
-        self.lnd = lnd
+    def __init__(
+        self, lnd: LspsLnd | None, sessions: Any, config: Lsps1Config | None = None, *, follow: bool = True
+    ):
+        """``lnd`` None: only ``get_info`` works (an API without a node). ``follow`` False: orders
+        are created and read here, and followed by the daemon (see the module docstring)."""
+        self._lnd = lnd
         self.sessions = sessions
         self.config = config or Lsps1Config()
+        self.follow = follow
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._network: str | None = None
+
+    @property
+    def lnd(self) -> LspsLnd:
+        if self._lnd is None:
+            raise LndUnavailable("the LSP is not connected to its Lightning node", grpc_code="CONFIG")
+        return self._lnd
 
     def register(self, d: Dispatcher) -> None:
         d.register("lsps1.get_info", self.get_info)
@@ -133,6 +163,9 @@ class Lsps1Methods:
             raise self._mismatch("channel_expiry_blocks", f"above {c.max_channel_expiry_blocks}")
         if not caller.node_id:
             raise invalid_params("the caller's node id is unknown", field_name="node_id")
+        refund = params.get("refund_onchain_address")
+        if refund is not None:
+            await self._check_address(refund)
         fee = self.fee_sat(lsp_sat)
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).hexdigest()
@@ -144,6 +177,8 @@ class Lsps1Methods:
             expiry_s=int(c.order_expiry.total_seconds()),
             cltv_expiry=144,
         )
+        onchain = refund is not None and self.config.onchain
+        address = await self.lnd.new_address() if onchain else None
         with session_scope(self.sessions) as s:
             row = Lsps1Order(
                 client_node_id=caller.node_id,
@@ -154,12 +189,35 @@ class Lsps1Methods:
                 fee_total_sat=fee,
                 order_total_sat=fee + client_sat,
                 expires_at=expires,
+                onchain_address=address,
+                refund_onchain_address=refund,
+                onchain_state="EXPECT_PAYMENT" if onchain else None,
             )
             s.add(row)
             s.flush()
             order_id = row.id
-        self.watch(order_id, payment_hash)
+        if self.follow:
+            self.watch(order_id, payment_hash)
         return await self.get_order({"order_id": order_id}, caller)
+
+    async def _check_address(self, address: Any) -> None:
+        """A refund address must be one the LSP's network can pay (-32602 naming the field)."""
+        from embit import script as escript
+        from embit.networks import NETWORKS
+
+        if not isinstance(address, str) or not 14 <= len(address) <= 100:
+            raise invalid_params("refund_onchain_address must be an address string", field_name="refund_onchain_address")
+        if self._network is None:
+            self._network = await self.lnd.network()
+        net = NETWORKS[{"mainnet": "main", "testnet": "test"}.get(self._network, self._network)]
+        try:
+            ok = escript.address_to_scriptpubkey(address).address(net) == address
+        except Exception:
+            ok = False
+        if not ok:
+            raise invalid_params(
+                f"refund_onchain_address is not a valid {self._network} address", field_name="refund_onchain_address"
+            )
 
     async def get_order(self, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         order_id = params["order_id"]
@@ -190,7 +248,22 @@ class Lsps1Methods:
                         "order_total_sat": str(row.order_total_sat),
                         "invoice": row.invoice,
                     },
-                    "onchain": None,
+                    **(
+                        {
+                            "onchain": {
+                                "state": row.onchain_state,
+                                "expires_at": format_datetime(row.expires_at),
+                                "fee_total_sat": str(row.fee_total_sat),
+                                "order_total_sat": str(row.order_total_sat),
+                                "address": row.onchain_address,
+                                "min_onchain_payment_confirmations": self.config.min_onchain_payment_confirmations,
+                                "min_fee_for_0conf": None,
+                                "refund_onchain_address": row.refund_onchain_address,
+                            }
+                        }
+                        if row.onchain_address is not None
+                        else {}
+                    ),
                 },
                 "channel": None
                 if row.channel_point is None or row.funded_at is None
@@ -211,12 +284,22 @@ class Lsps1Methods:
             task.add_done_callback(lambda _t: self._tasks.pop(order_id, None))
 
     def resume_all(self) -> None:
+        """Follow every unfinished order not yet followed (after a restart, or created elsewhere)."""
         with session_scope(self.sessions) as s:
             rows = s.execute(
                 select(Lsps1Order.id, Lsps1Order.payment_hash).where(Lsps1Order.order_state == "CREATED")
             ).all()
         for order_id, payment_hash in rows:
             self.watch(order_id, payment_hash)
+
+    async def poll_new_orders(self, every_s: float = 2.0) -> None:
+        """Pick up orders another process created (``follow=False`` there), until cancelled."""
+        while True:
+            try:
+                self.resume_all()
+            except Exception:
+                log.exception("LSPS1: looking for new orders failed")
+            await asyncio.sleep(every_s)
 
     def _update(self, order_id: str, **fields: Any) -> None:
         with session_scope(self.sessions) as s:
@@ -225,16 +308,60 @@ class Lsps1Methods:
                 for k, v in fields.items():
                     setattr(row, k, v)
 
+    def _load(self, order_id: str) -> Lsps1Order:
+        with session_scope(self.sessions) as s:
+            row = s.get(Lsps1Order, order_id)
+            assert row is not None
+            s.expunge(row)
+            return row
+
+    def _claim(self, order_id: str, via: str) -> bool:
+        """Record which payment option paid the order; False if the other one already did."""
+        with session_scope(self.sessions) as s:
+            done = s.execute(
+                update(Lsps1Order)
+                .where(Lsps1Order.id == order_id, or_(Lsps1Order.paid_via.is_(None), Lsps1Order.paid_via == via))
+                .values(paid_via=via)
+            )
+            return bool(getattr(done, "rowcount", 0))
+
     async def _follow(self, order_id: str, payment_hash: str) -> None:
+        """Whichever option pays first wins; the order's expiry ends both waits."""
+        row = self._load(order_id)
+        watchers = [asyncio.create_task(self._follow_invoice(order_id, payment_hash))]
+        if row.onchain_address is not None:
+            watchers.append(asyncio.create_task(self._follow_onchain(order_id)))
+        try:
+            # The invoice watcher ends when the invoice does (settled, cancelled: bolt11's outcome or
+            # the on-chain option's withdrawal of it); the on-chain one when its option is decided.
+            await asyncio.gather(*watchers)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("LSPS1 order %s: following it failed", order_id)
+        finally:
+            for w in watchers:
+                w.cancel()
+
+    async def _follow_invoice(self, order_id: str, payment_hash: str) -> None:
         states = self.lnd.pb.ln.Invoice.InvoiceState
         try:
             async for inv in self.lnd.invoice_updates(payment_hash):
                 if inv.state == states.ACCEPTED:
+                    if not self._claim(order_id, "bolt11"):  # paid on chain meanwhile: give the HTLC back
+                        await self.lnd.lnd.cancel_invoice(payment_hash)
+                        continue
                     self._update(order_id, payment_state="HOLD")
                     await self._open_and_settle(order_id)
                     return
                 if inv.state == states.CANCELED:
-                    self._update(order_id, order_state="FAILED", payment_state="REFUNDED")
+                    row = self._load(order_id)
+                    if row.paid_via == "bolt11" or (row.paid_via is None and row.onchain_address is None):
+                        self._update(order_id, order_state="FAILED", payment_state="REFUNDED")
+                    else:
+                        # Withdrawn (paid on chain), or expired while the on-chain watcher decides
+                        # the order (and refunds what arrived there).
+                        self._update(order_id, payment_state="REFUNDED")
                     return
                 if inv.state == states.SETTLED:
                     self._update(order_id, order_state="COMPLETED", payment_state="PAID")
@@ -242,26 +369,100 @@ class Lsps1Methods:
         except LndError as exc:
             log.warning("LSPS1 order %s: invoice subscription ended: %s", order_id, exc.message)
 
-    async def _open_and_settle(self, order_id: str) -> None:
-        with session_scope(self.sessions) as s:
-            row = s.get(Lsps1Order, order_id)
-            assert row is not None
-            req = json.loads(row.request)
-            node, preimage, payment_hash, opened = row.client_node_id, row.preimage, row.payment_hash, row.channel_point
-        if opened is None:
-            try:
-                cp = await self.lnd.lnd.open_channel(
-                    str(node), int(req["lsp_balance_sat"]), private=not req["announce_channel"]
-                )
-            except LndError as exc:
-                log.warning("LSPS1 order %s: channel open failed: %s; refunding", order_id, exc.message)
-                await self.lnd.lnd.cancel_invoice(payment_hash)
-                self._update(order_id, order_state="FAILED", payment_state="REFUNDED", failure_reason=exc.message)
+    async def _follow_onchain(self, order_id: str) -> None:
+        c = self.config
+        while True:
+            row = self._load(order_id)
+            if row.order_state != "CREATED" or row.onchain_state not in ("EXPECT_PAYMENT", "PAID"):
                 return
-            # Recorded before settling: a crash in between settles on resume instead of reopening.
-            self._update(order_id, channel_point=str(cp), funded_at=utcnow())
-        await self.lnd.settle_invoice(preimage)
+            if row.onchain_state == "PAID":  # paid before a restart: open (or find the open) now
+                await self._open_paid_onchain(order_id)
+                return
+            assert row.onchain_address is not None
+            got = await self.lnd.received(row.onchain_address, min_confs=c.min_onchain_payment_confirmations)
+            total = sum(sat for _op, sat in got)
+            if total >= row.order_total_sat and row.paid_via in (None, "onchain") and self._claim(order_id, "onchain"):
+                self._update(
+                    order_id,
+                    onchain_state="PAID",
+                    onchain_paid_sat=total,
+                    onchain_outpoints=",".join(op for op, _sat in got),
+                )
+                if row.payment_state == "EXPECT_PAYMENT":  # withdraw the Lightning option
+                    try:
+                        await self.lnd.lnd.cancel_invoice(row.payment_hash)
+                    except LndError as exc:
+                        log.warning("LSPS1 order %s: could not cancel the invoice: %s", order_id, exc.message)
+                await self._open_paid_onchain(order_id)
+                return
+            if row.paid_via == "bolt11":
+                return  # paid by Lightning: nothing to watch here
+            if datetime.now(UTC) >= row.expires_at:
+                # Claimed so a Lightning payment arriving late cannot open a channel for a dead order.
+                if not self._claim(order_id, "onchain" if got else "expired"):
+                    return  # paid by Lightning at the last moment: that path completes the order
+                try:
+                    await self.lnd.lnd.cancel_invoice(row.payment_hash)
+                except LndError as exc:
+                    log.info("LSPS1 order %s: invoice already gone: %s", order_id, exc.message)
+                reason = f"order expired with {total} of {row.order_total_sat} sat received on chain"
+                if got:
+                    self._update(order_id, onchain_paid_sat=total, onchain_outpoints=",".join(op for op, _ in got))
+                    await self._refund_onchain(order_id, reason)
+                else:
+                    self._update(order_id, order_state="FAILED", failure_reason=reason)
+                return
+            await asyncio.sleep(c.onchain_poll_s)
+
+    async def _open(self, order_id: str) -> str | None:
+        """Open the order's channel once; the funding outpoint, or None with the order's failure recorded."""
+        row = self._load(order_id)
+        if row.channel_point is not None:  # opened before a restart: never reopen
+            return row.channel_point
+        req = json.loads(row.request)
+        try:
+            cp = await self.lnd.lnd.open_channel(
+                str(row.client_node_id), int(req["lsp_balance_sat"]), private=not req["announce_channel"]
+            )
+        except LndError as exc:
+            log.warning("LSPS1 order %s: channel open failed: %s; refunding", order_id, exc.message)
+            self._update(order_id, failure_reason=exc.message)
+            return None
+        # Recorded before the payment is taken: a crash in between takes it on resume instead of reopening.
+        self._update(order_id, channel_point=str(cp), funded_at=utcnow())
+        return str(cp)
+
+    async def _open_and_settle(self, order_id: str) -> None:
+        row = self._load(order_id)
+        if await self._open(order_id) is None:
+            await self.lnd.lnd.cancel_invoice(row.payment_hash)
+            self._update(order_id, order_state="FAILED", payment_state="REFUNDED")
+            return
+        await self.lnd.settle_invoice(row.preimage)
         self._update(order_id, order_state="COMPLETED", payment_state="PAID")
+
+    async def _open_paid_onchain(self, order_id: str) -> None:
+        if await self._open(order_id) is None:
+            row = self._load(order_id)
+            await self._refund_onchain(order_id, row.failure_reason or "channel open failed")
+            return
+        self._update(order_id, order_state="COMPLETED")
+
+    async def _refund_onchain(self, order_id: str, reason: str) -> None:
+        """Sweep exactly the outputs received for the order back to the client's refund address."""
+        row = self._load(order_id)
+        label = REFUND_LABEL.format(order_id=order_id)
+        txid = row.refund_txid or await self.lnd.labeled_txid(label)  # swept before a restart?
+        if txid is None:
+            assert row.refund_onchain_address is not None and row.onchain_outpoints
+            try:
+                txid = await self.lnd.sweep_to(row.refund_onchain_address, row.onchain_outpoints.split(","), label=label)
+            except LndError as exc:
+                log.error("LSPS1 order %s: refund failed (operator must refund by hand): %s", order_id, exc.message)
+                self._update(order_id, order_state="FAILED", failure_reason=f"{reason}; refund failed: {exc.message}")
+                return
+        log.info("LSPS1 order %s: refunded on chain in %s (%s)", order_id, txid, reason)
+        self._update(order_id, order_state="FAILED", onchain_state="REFUNDED", refund_txid=txid, failure_reason=reason)
 
     async def close(self) -> None:
         for t in list(self._tasks.values()):

@@ -31,7 +31,9 @@ from lsp.lsps.wrapped import WrappedJit
 log = logging.getLogger("lsp.lsps")
 
 SUPPORTED_PROTOCOLS = [1, 2]
-HTTPS_PROTOCOLS = [2]  # the HTTPS mirror serves LSPS2's methods; LSPS1 needs the daemon's loops
+# The HTTPS mirror serves both: its LSPS1 orders are followed by this daemon (poll_new_orders).
+HTTPS_PROTOCOLS = [1, 2]
+LSPS1_POLL_S = 2.0
 
 DEFAULT_MENU = [
     MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1)),
@@ -80,6 +82,7 @@ class LspsServer:
             await asyncio.wait_for(self.interceptor.connected.wait(), 30)
         self.wrapped.resume_all()
         self.lsps1.resume_all()
+        self._tasks.append(asyncio.create_task(self.lsps1.poll_new_orders(LSPS1_POLL_S)))
 
     async def stop(self) -> None:
         await self.interceptor.close()

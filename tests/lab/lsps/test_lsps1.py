@@ -116,3 +116,155 @@ def test_order_options_are_validated_with_the_spec_errors(lab: LightningTestHarn
         with pytest.raises(LspsRpcError) as typed:
             c.request("lsps1.create_order", {**ORDER, "lsp_balance_sat": 500000})
         assert typed.value.code == -32602 and typed.value.data["field"] == "lsp_balance_sat"
+
+
+def _refund_tx(lab: LightningTestHarness, order_id: str) -> tuple[str, int]:
+    """(txid, miner fee) of the LSP wallet's refund for the order (the sweep is labelled with it)."""
+    node = lab.node("lsp")
+    txs = node.ln.stub.GetTransactions(node.ln.s.ln.GetTransactionsRequest(start_height=0, end_height=-1), timeout=30)
+    tx = next(t for t in txs.transactions if t.label == f"lsps1 refund {order_id}")
+    return tx.tx_hash, int(tx.total_fees)
+
+
+def test_order_paid_on_chain_opens_the_channel(lab: LightningTestHarness, lsp: LspsRunner) -> None:
+    client = lab.node("client")
+    client.connect(lab.node("lsp"))
+    refund = client.new_address()
+    with LspsClient(client, lab.node("lsp").pubkey) as c:
+        order = c.request("lsps1.create_order", {**ORDER, "refund_onchain_address": refund})
+        onchain = order["payment"]["onchain"]
+        assert (onchain["state"], onchain["refund_onchain_address"]) == ("EXPECT_PAYMENT", refund)
+        assert onchain["min_onchain_payment_confirmations"] == 1 and onchain["min_fee_for_0conf"] is None
+        assert onchain["order_total_sat"] == order["payment"]["bolt11"]["order_total_sat"]
+
+        lab.send_onchain(onchain["address"], int(onchain["order_total_sat"]))  # and mines the block
+
+        done = wait_for(
+            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
+            and o,
+            what="the order paid on chain to complete",
+            timeout_s=60,
+        )
+        assert done["order_state"] == "COMPLETED", done
+        assert done["payment"]["onchain"]["state"] == "PAID"
+        assert done["payment"]["bolt11"]["state"] == "REFUNDED"  # the Lightning option was withdrawn
+        outpoint = done["channel"]["funding_outpoint"]
+    lab.mine(1)
+    wait_for(
+        lambda: any(ch.channel_point == outpoint and ch.capacity_sat == 500_000 for ch in client.list_channels()),
+        what="the ordered channel to be open at the client",
+        timeout_s=60,
+    )
+
+
+def test_onchain_order_whose_open_fails_is_refunded_to_the_refund_address(
+    lab: LightningTestHarness, lsp: LspsRunner
+) -> None:
+    node = lab.node("client2")
+    node.connect(lab.node("lsp"))
+    refund = node.new_address()
+    before = node.balances().onchain_confirmed_sat
+    with LspsClient(node, lab.node("lsp").pubkey, accept_channels=False) as c:
+        order = c.request("lsps1.create_order", {**ORDER, "lsp_balance_sat": "1000000", "refund_onchain_address": refund})
+        total = int(order["payment"]["onchain"]["order_total_sat"])
+        lab.send_onchain(order["payment"]["onchain"]["address"], total)
+        done = wait_for(
+            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
+            and o,
+            what="the order whose open fails to end",
+            timeout_s=60,
+        )
+        assert done["order_state"] == "FAILED" and done["payment"]["onchain"]["state"] == "REFUNDED", done
+        assert done["channel"] is None
+    txid, fee = _refund_tx(lab, order["order_id"])
+    assert 0 < fee < total // 2
+    lab.mine(1)
+    # Exactly what was paid comes back, minus the refund's own miner fee (bLIP-51 3.3).
+    wait_for(
+        lambda: node.balances().onchain_confirmed_sat == before + total - fee,
+        what=f"the refund {txid} to reach the client's address",
+        timeout_s=60,
+    )
+    assert not node.list_channels()
+    other = [
+        line
+        for line in lab.new_error_lines()
+        if "does not accept channels" not in line and "unable to cancel reservation" not in line
+    ]
+    assert not other, other
+    lab.mark_logs()
+
+
+def test_order_created_over_https_is_followed_by_the_daemon(
+    lab: LightningTestHarness, lsp: LspsRunner, tmp_path: Path
+) -> None:
+    """The API process (``lsp serve``) creates the order; the LSPS daemon, sharing its database,
+    picks it up, opens the channel when the hold invoice is paid and settles it."""
+    import httpx
+
+    from bench.lsp import LspServer, free_port, lsp_env
+    from lsp.client import LSPClient
+
+    client = lab.node("client")
+    client.connect(lab.node("lsp"))
+    server = LspServer(
+        lsp_env(lab, lsp.url, admin_key="lsps1-https-admin", node="lsp"), free_port(), tmp_path / "api.log"
+    )
+    server.start()
+    try:
+        made = httpx.post(
+            server.base_url + "/api/enterprise/onboard",
+            headers={"X-Admin-Key": "lsps1-https-admin"},
+            json={"name": "wallet-vendor"},
+            timeout=30,
+        ).json()
+        with LSPClient(server.base_url, made["apiKey"], made["apiSecret"]) as api:
+
+            def call(method: str, params: dict[str, object]) -> dict[str, object]:
+                body = {"jsonrpc": "2.0", "id": method, "method": method, "params": params}
+                doc = api.request("POST", "/api/lsps/", params={"node_id": client.pubkey}, json=body)
+                return dict(doc["result"])
+
+            assert call("lsps0.list_protocols", {}) == {"protocols": [1, 2]}
+            order = call("lsps1.create_order", ORDER)
+            bolt11 = order["payment"]["bolt11"]  # type: ignore[index]
+            paid = lab.node("payer").pay_invoice(bolt11["invoice"], fee_limit_sat=0, timeout_s=60)
+            assert paid.status == "SUCCEEDED", paid.failure_reason
+            done = call("lsps1.get_order", {"order_id": order["order_id"]})
+        assert done["order_state"] == "COMPLETED"
+        assert done["payment"]["bolt11"]["state"] == "PAID"  # type: ignore[index]
+        assert "onchain" not in done["payment"]  # type: ignore[operator]  # no refund address: no on-chain option
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log_text()
+
+
+def test_underpaid_onchain_order_is_refunded_when_it_expires(lab: LightningTestHarness, lsp: LspsRunner) -> None:
+    from datetime import timedelta
+
+    assert lsp.server is not None
+    lsp.server.lsps1.config.order_expiry = timedelta(seconds=8)
+    node = lab.node("client2")
+    node.connect(lab.node("lsp"))
+    refund = node.new_address()
+    before = node.balances().onchain_confirmed_sat
+    with LspsClient(node, lab.node("lsp").pubkey) as c:
+        order = c.request("lsps1.create_order", {**ORDER, "refund_onchain_address": refund})
+        short = int(order["payment"]["onchain"]["order_total_sat"]) - 1_000
+        lab.send_onchain(order["payment"]["onchain"]["address"], short)
+        done = wait_for(
+            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
+            and o,
+            what="the underpaid order to expire",
+            timeout_s=60,
+        )
+    assert done["order_state"] == "FAILED" and done["payment"]["onchain"]["state"] == "REFUNDED", done
+    assert done["payment"]["bolt11"]["state"] == "REFUNDED"  # the invoice expired unpaid
+    _txid, fee = _refund_tx(lab, order["order_id"])
+    lab.mine(1)
+    wait_for(
+        lambda: node.balances().onchain_confirmed_sat == before + short - fee,
+        what="the underpayment to come back",
+        timeout_s=60,
+    )
+    assert not node.list_channels()
