@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select
@@ -260,6 +261,47 @@ def get_for_client(session: Session, client_id: str, payment_hash: str) -> Payme
 
 def in_flight(session: Session) -> list[Payment]:
     return list(session.scalars(select(Payment).where(Payment.status == "in_flight")))
+
+
+STALE_MARGIN_S = 90.0
+"""A payment still in flight this long after its timeout lost its request's stream (LND was
+unreachable or the stream's deadline passed): the stale-payment loop asks LND about it."""
+
+
+async def settle_stale(
+    lnd: LndClient,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    on_final: Callable[[Payment], None] | None = None,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Ask LND once (briefly) about every payment in flight past its timeout plus a margin, and
+    apply any final answer; a payment LND still has in flight stays so. Returns how many finished."""
+    cutoff = (now or utcnow()) - timedelta(seconds=settings.payment_timeout / 1000 + STALE_MARGIN_S)
+    with session_scope(sessions) as s:
+        stale = [
+            (p.id, p.payment_hash)
+            for p in s.scalars(select(Payment).where(Payment.status == "in_flight", Payment.created_at < cutoff))
+        ]
+    finished = 0
+    for pid, phash in stale:
+        try:
+            outcome: PaymentOutcome | None = await lnd.track_payment(phash, timeout_s=5)
+            failure = None
+        except LndUnavailable:
+            continue  # LND unreachable, or the payment is still in flight (the stream timed out)
+        except LndError as exc:
+            if exc.grpc_code != "NOT_FOUND":
+                raise
+            outcome, failure = None, "LND never started this payment"
+        with session_scope(sessions) as s:
+            done = finish(s, pid, outcome, failure=failure)
+        if done is not None:
+            finished += 1
+            if on_final is not None:
+                on_final(done)
+    return finished
 
 
 async def resume_in_flight(

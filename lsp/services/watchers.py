@@ -1,6 +1,6 @@
 """Background loops that keep the database in step with LND, each restarted with backoff on error:
-invoice settlements, channel state, forwarding revenue, in-flight payments (once at start-up),
-reservation expiry. They run only when the app has an LND client."""
+invoice settlements, channel state, forwarding revenue, in-flight payments (all of them once at
+start-up, then those stuck past their timeout every 30 s), reservation expiry. They run only when the app has an LND client."""
 
 from __future__ import annotations
 
@@ -127,6 +127,19 @@ async def resume_payments(ctx: AppContext, lnd: LndClient) -> None:
         log.info("reconciled %d in-flight payment(s) with LND", n)
 
 
+async def settle_stale_payments(ctx: AppContext, lnd: LndClient) -> None:
+    """Payments whose request lost LND mid-payment (unreachable, or the stream's deadline passed)
+    stay in flight with their funds reserved; this asks LND about them until they are final,
+    instead of waiting for the next restart's ``resume_in_flight``."""
+    while True:
+        n = await payments.settle_stale(
+            lnd, ctx.sessions, ctx.settings, on_final=lambda p: notify.payment_final(ctx, p)
+        )
+        if n:
+            log.info("settled %d stale in-flight payment(s) with LND", n)
+        await asyncio.sleep(RECONCILE_EVERY_S)
+
+
 async def expire_reservations(ctx: AppContext) -> None:
     while True:
         with session_scope(ctx.sessions) as s:
@@ -153,6 +166,7 @@ def start_all(ctx: AppContext) -> list[asyncio.Task[None]]:
                 "channel-events": lambda: watch_channels(ctx, lnd),
                 "channel-poll": lambda: poll_channels(ctx, lnd),
                 "forwards": lambda: poll_forwards(ctx, lnd),
+                "stale-payments": lambda: settle_stale_payments(ctx, lnd),
             }
         )
     tasks = [asyncio.create_task(supervise(name, fn), name=f"lsp-{name}") for name, fn in loops.items()]
