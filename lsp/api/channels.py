@@ -75,7 +75,7 @@ class ChannelView(CamelModel):
 
 
 @router.post("/open", status_code=201, response_model=ChannelView)
-async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ChannelView:
+async def open_channel(body: OpenChannelRequest, client: CurrentClient, ctx: Ctx) -> ChannelView:
     # Validate before touching LND so bad requests get a 422 even when LND is down.
     channels.validate_open(
         ctx.settings, pubkey=body.client_pubkey, capacity_sat=body.channel_size, push_sat=body.push_amount
@@ -85,7 +85,7 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
     )
     ch = await channels.open_channel(
         get_lnd(ctx),
-        db,
+        ctx.sessions,
         ctx.settings,
         client.id,
         pubkey=body.client_pubkey,
@@ -94,18 +94,15 @@ async def open_channel(body: OpenChannelRequest, client: CurrentClient, db: DB, 
         private=body.is_private,
         host=body.host,
         sat_per_vbyte=body.fee_rate,
+        # Audited with the intent (row + fee), before LND is asked: the trail never misses an open.
+        on_intent=lambda s, c: audit.record(
+            s,
+            actor=f"client:{client.id}",
+            action="channel.open",
+            target=f"channel:{c.id}",
+            after={"capacitySat": c.capacity_sat, "openingFeeSat": c.opening_fee_sat, "pushSat": c.push_sat},
+        ),
     )
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="channel.open",
-        target=f"channel:{ch.id}",
-        after={"capacitySat": ch.capacity_sat, "openingFeeSat": ch.opening_fee_sat, "channelPoint": ch.channel_point},
-    )
-    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
-    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
-    # same lock (another request's insert) never does: a deadlock until the busy timeout.
-    db.commit()
     return ChannelView.of(ch)
 
 
@@ -114,7 +111,8 @@ def list_channels(
     client: CurrentClient,
     db: DB,
     status: Annotated[
-        Literal["pending", "open", "closing", "closed", "failed"] | None, Query(description="only this status")
+        Literal["opening", "pending", "open", "closing", "closed", "failed"] | None,
+        Query(description="only this status"),
     ] = None,
 ) -> list[ChannelView]:
     """Your channels, newest first."""

@@ -121,7 +121,7 @@ def client_statement(session: Session, client_id: str, period: Period) -> dict[s
         "routingFeesSat": sum(p.fee_sat for p in succeeded),
         "invoicesSettled": len(settled),
         "receivedSat": sum(i.amount_paid_sat for i in settled),
-        "channelOpeningFeesSat": sum(c.opening_fee_sat for c in chans),
+        "channelOpeningFeesSat": sum(c.opening_fee_sat for c in chans if c.status != "failed"),  # failed: refunded
         "liquidityFeesSat": sum(r.fee_sat for r in res),
         "swapFeesSat": sum(int(w["serviceFeeSat"] or 0) for w in swaps if (w["kind"], w["state"]) in SWAP_DONE),
         "openingBalanceSat": opening,
@@ -252,7 +252,7 @@ def alert_summary(session: Session, period: Period | None = None) -> dict[str, A
 def revenue(session: Session, period: Period) -> dict[str, int]:
     opening = session.scalar(
         select(func.coalesce(func.sum(Channel.opening_fee_sat), 0)).where(
-            Channel.created_at >= period.start, Channel.created_at < period.end
+            Channel.created_at >= period.start, Channel.created_at < period.end, Channel.status != "failed"
         )
     )
     liquidity = session.scalar(

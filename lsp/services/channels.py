@@ -1,18 +1,22 @@
 """The channel manager: open channels to clients (validated, fee charged), track them
-pending -> open -> closing -> closed from LND's state, and close them on request."""
+opening -> pending -> open -> closing -> closed (or opening -> failed, fee refunded) from LND's
+state, and close them on request."""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.config import Settings
-from lsp.db.models import Channel
+from lsp.db.base import session_scope, utcnow
+from lsp.db.models import Channel, new_id
 from lsp.errors import Conflict, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.lnd.client import LndClient
 from lsp.services import ledger
@@ -53,9 +57,19 @@ def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sa
     return settings.opening_fee(capacity_sat)
 
 
+OPENING_GRACE_S = 180.0
+"""An ``opening`` row older than this whose request is gone (the LSP died or lost LND between
+writing it and recording LND's answer) is resolved from LND by the channel's memo."""
+
+
+def memo_for(channel_id: str) -> str:
+    """What LND stores with the channel: how a restarted LSP finds a channel it opened."""
+    return f"lsp channel {channel_id}"
+
+
 async def open_channel(
     lnd: LndClient,
-    session: Session,
+    sessions: sessionmaker[Session],
     settings: Settings,
     client_id: str,
     *,
@@ -65,7 +79,13 @@ async def open_channel(
     private: bool = False,
     host: str | None = None,
     sat_per_vbyte: int | None = None,
+    on_intent: Callable[[Session, Channel], object] | None = None,
 ) -> Channel:
+    """Open a channel for a client. The row (status ``opening``) and the opening fee are committed
+    *before* LND is asked, and LND stores the row's id as the channel's memo: a crash or a lost
+    LND between the two leaves a row that ``resolve_opening`` matches to LND's channel (or fails
+    and refunds), never a channel the database does not know. ``on_intent`` runs in that first
+    transaction (the audit record)."""
     fee = validate_open(settings, pubkey=pubkey, capacity_sat=capacity_sat, push_sat=push_sat)
     peers = {p.pub_key for p in await lnd.list_peers()}
     if pubkey not in peers:
@@ -82,30 +102,93 @@ async def open_channel(
             raise ValidationFailed(
                 f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host"
             ) from None
+    channel_id = new_id()
+    with session_scope(sessions) as s:
+        channel = Channel(
+            id=channel_id,
+            client_id=client_id,
+            remote_pubkey=pubkey,
+            capacity_sat=capacity_sat,
+            push_sat=push_sat,
+            private=private,
+            opening_fee_sat=fee,
+            status="opening",
+        )
+        s.add(channel)
+        ledger.record(s, client_id, -fee, "channel_opening_fee", f"channel:{channel_id}")
+        s.flush()
+        if on_intent is not None:
+            on_intent(s, channel)
     try:
         cp = await lnd.open_channel(
-            pubkey, capacity_sat, push_sat=push_sat, private=private, sat_per_vbyte=sat_per_vbyte
+            pubkey,
+            capacity_sat,
+            push_sat=push_sat,
+            private=private,
+            sat_per_vbyte=sat_per_vbyte,
+            memo=memo_for(channel_id),
         )
     except LndError as exc:
         if not isinstance(exc, LndUnavailable):
             # LND refused (not enough funds, peer rejected, ...): the client's request cannot be met.
+            with session_scope(sessions) as s:
+                _fail_opening(s, channel_id, exc.message)
             raise ValidationFailed(f"LND refused to open the channel: {exc.message}") from None
-        raise
-    channel = Channel(
-        client_id=client_id,
-        remote_pubkey=pubkey,
-        capacity_sat=capacity_sat,
-        push_sat=push_sat,
-        private=private,
-        opening_fee_sat=fee,
-        status="pending",
-        funding_txid=cp.funding_txid,
-        output_index=cp.output_index,
-    )
-    session.add(channel)
-    session.flush()
-    ledger.record(session, client_id, -fee, "channel_opening_fee", f"channel:{channel.id}")
-    return channel
+        raise  # LND may have the channel: resolve_opening settles the row once LND answers
+    with session_scope(sessions) as s:
+        row = s.get(Channel, channel_id)
+        assert row is not None
+        if row.status == "opening":  # (resolve_opening may have got there first)
+            row.status, row.funding_txid, row.output_index = "pending", cp.funding_txid, cp.output_index
+        s.flush()
+        s.expunge(row)
+    return row
+
+
+def _fail_opening(session: Session, channel_id: str, reason: str) -> Channel | None:
+    row = session.get(Channel, channel_id)
+    if row is None or row.status != "opening":
+        return None
+    row.status = "failed"
+    ledger.record(session, row.client_id, row.opening_fee_sat, "channel_opening_refund", f"channel:{channel_id}")
+    log.info("channel %s failed to open (%s); opening fee refunded", channel_id, reason)
+    return row
+
+
+async def resolve_opening(
+    lnd: LndClient, sessions: sessionmaker[Session], *, now: datetime | None = None
+) -> list[tuple[str, str]]:
+    """Settle ``opening`` rows whose request is gone: LND's channel with the row's memo (open or
+    pending) makes it pending/open with its funding outpoint; none means the open never happened,
+    so the row fails and the fee is refunded. Returns (channel id, new status) per row settled."""
+    cutoff = (now or utcnow()) - timedelta(seconds=OPENING_GRACE_S)
+    with session_scope(sessions) as s:
+        stale = [c.id for c in s.scalars(select(Channel).where(Channel.status == "opening", Channel.created_at < cutoff))]
+    if not stale:
+        return []
+    by_memo: dict[str, tuple[str, int | None]] = {}
+    for c in await lnd.list_channels():
+        by_memo[c.memo] = (c.channel_point, int(c.chan_id))
+    pending = await lnd.pending_channels()
+    for p in pending.pending_open_channels:
+        by_memo.setdefault(p.channel.memo, (p.channel.channel_point, None))
+    out: list[tuple[str, str]] = []
+    with session_scope(sessions) as s:
+        for cid in stale:
+            found = by_memo.get(memo_for(cid))
+            if found is None:
+                if _fail_opening(s, cid, "LND has no channel with its memo") is not None:
+                    out.append((cid, "failed"))
+                continue
+            row = s.get(Channel, cid)
+            if row is None or row.status != "opening":
+                continue
+            point, _chan_id = found
+            txid, vout = point.rsplit(":", 1)
+            # Pending with its outpoint: the next reconciliation moves it to open (with the event).
+            row.funding_txid, row.output_index, row.status = txid, int(vout), "pending"
+            out.append((cid, row.status))
+    return out
 
 
 def get_for_client(session: Session, client_id: str, channel_id: str) -> Channel:

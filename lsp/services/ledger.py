@@ -1,9 +1,9 @@
 """The per-client ledger: every sat in (+) or out (-), append-only. A balance is a sum.
 
 Kinds: invoice_settled (+), payment_reserve (- amount + max fee, when a payment
-starts), payment_refund (+ what was reserved but not spent), channel_opening_fee (-),
-liquidity_fee (-). Reserving the maximum up front means concurrent payments can
-never spend more than the balance.
+starts), payment_refund (+ what was reserved but not spent), channel_opening_fee (-, when the
+open is requested), channel_opening_refund (+, the open failed), liquidity_fee (-). Reserving
+the maximum up front means concurrent payments can never spend more than the balance.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ KINDS = (
     "payment_reserve",
     "payment_refund",
     "channel_opening_fee",
+    "channel_opening_refund",  # + the fee back when LND refused the open or never made it
     "liquidity_fee",
     "adjustment",
     "rebalance_fee",

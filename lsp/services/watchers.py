@@ -65,6 +65,8 @@ async def watch_invoices(ctx: AppContext, lnd: LndClient) -> None:
 
 
 async def reconcile_channels(ctx: AppContext, lnd: LndClient) -> None:
+    for cid, status in await channels.resolve_opening(lnd, ctx.sessions):
+        log.warning("channel %s: its open request was interrupted; resolved from LND as %s", cid, status)
     open_chans = await lnd.list_channels()
     closed = await lnd.closed_channels()
     with session_scope(ctx.sessions) as s:
