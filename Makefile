@@ -16,7 +16,8 @@ demo: bootstrap
 
 # The release gate CI runs after the tests: every shipped scenario; fails on any failed expectation.
 gate: bootstrap
-	lab run release
+	@# Processes, explicitly: CI's private dockerd still answers here, and `auto` would pick it.
+	lab run release --runtime process
 
 # PostgreSQL and a private Docker daemon are started (idempotently) for the
 # LSP's database tests and the Docker runtime tests.

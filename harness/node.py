@@ -121,7 +121,19 @@ class LndConfig:
 
 
 class LndNode:
-    """A live LND node: typed RPC handles per service plus everyday verbs."""
+    """A live LND node: typed RPC handles per service plus everyday verbs.
+
+    There is no ``open_channel`` / ``close_channel`` here: doing either whole
+    (mine the funding or closing transaction, wait until both ends and every
+    graph agree, sweep a force close) needs the chain and the peer, and a node
+    holds neither: ``harness.network`` imports this module and owns both. Use
+    ``lab.open_channel("alice", "bob", 500_000, push_sat=...)`` and
+    ``lab.close_channel("alice", channel_point, force=...)`` on
+    ``LightningTestHarness`` (``Network`` has the same verbs). The bare RPCs,
+    which only start the open or close and return, are
+    ``node.ln.open_channel(peer_pubkey, capacity_sat, ...)`` and
+    ``node.ln.close_channel(channel_point, ...)``.
+    """
 
     def __init__(self, config: LndConfig, runtime: Runtime):
         self.config = config

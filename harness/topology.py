@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.errors import TopologyError
-from harness.yamlerrors import _line_map, _locate, validation_problems, yaml_syntax_problem
+from harness.yamlerrors import _fmt_loc, _line_map, _locate, validation_problems, yaml_syntax_problem
 
 # LND's limits on a channel's capacity (lnd/funding: MinChanFundingSize,
 # MaxBtcFundingAmount and MaxBtcFundingAmountWumbo).
@@ -27,6 +27,9 @@ DEFAULT_BALANCE_SAT = 100_000_000
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
+
+# Validation context key: the caller runs ``_check_graph`` itself (see ``Topology._graph``).
+GRAPH_CHECKS_DEFERRED = "graph_checks_deferred"
 
 
 class _Model(BaseModel):
@@ -75,13 +78,24 @@ class Channel(_Model):
     policy: Policy = Field(default_factory=Policy)
     peer_policy: Policy | None = None
 
-    @model_validator(mode="after")
-    def _amounts(self) -> Channel:
-        if self.from_ == self.to:
-            raise ValueError(f"a channel cannot connect {self.from_!r} to itself")
-        if self.push_sat >= self.capacity_sat:
-            raise ValueError(f"push_sat ({self.push_sat}) must be below capacity_sat ({self.capacity_sat})")
-        return self
+    # Field validators reading earlier fields (``info.data``) rather than a
+    # model validator, so the error points at ``channels[i].to`` or
+    # ``channels[i].push_sat`` and its line, not at the whole channel. A field
+    # missing from ``info.data`` failed its own validation and is reported there.
+    @field_validator("to")
+    @classmethod
+    def _not_to_itself(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("from_") == v:
+            raise ValueError(f"a channel cannot connect {v!r} to itself")
+        return v
+
+    @field_validator("push_sat")
+    @classmethod
+    def _push_below_capacity(cls, v: int, info: ValidationInfo) -> int:
+        capacity = info.data.get("capacity_sat")
+        if capacity is not None and v >= capacity:
+            raise ValueError(f"push_sat ({v}) must be below capacity_sat ({capacity})")
+        return v
 
 
 class Topology(_Model):
@@ -93,12 +107,15 @@ class Topology(_Model):
     channels: list[Channel] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _references(self) -> Topology:
-        seen: set[str] = set()
-        for n in self.nodes:
-            if n.name in seen:
-                raise ValueError(f"duplicate node name {n.name!r}")
-            seen.add(n.name)
+    def _graph(self, info: ValidationInfo) -> Topology:
+        # A topology built in code gets the cross-field checks too. pydantic
+        # locates a model validator's error at the model ("(top level)"), so
+        # parse_topology defers them here and reports each at its field path
+        # and line from _check_graph instead.
+        if not (info.context or {}).get(GRAPH_CHECKS_DEFERRED):
+            problems = _check_graph(self)
+            if problems:
+                raise ValueError("; ".join(f"{_fmt_loc(path)}: {msg}" for path, msg in problems))
         return self
 
     def node(self, name: str) -> Node:
@@ -127,7 +144,13 @@ class Topology(_Model):
 def _check_graph(t: Topology) -> list[tuple[tuple[Any, ...], str]]:
     """Cross-field checks that need the whole file; returns (path, message)."""
     problems: list[tuple[tuple[Any, ...], str]] = []
-    names = {n.name for n in t.nodes}
+    first_index: dict[str, int] = {}
+    for i, n in enumerate(t.nodes):
+        if n.name in first_index:
+            problems.append((("nodes", i, "name"), f"duplicate node name {n.name!r} (first at nodes[{first_index[n.name]}])"))
+        else:
+            first_index[n.name] = i
+    names = set(first_index)
     for i, ch in enumerate(t.channels):
         for side, key in ((ch.from_, "from"), (ch.to, "to")):
             if side not in names:
@@ -151,7 +174,7 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
         raise TopologyError(source, [("", "expected a mapping with 'name', 'nodes' and 'channels'")])
     lines = _line_map(text)
     try:
-        topo = Topology.model_validate(data)
+        topo = Topology.model_validate(data, context={GRAPH_CHECKS_DEFERRED: True})
     except ValidationError as exc:
         raise TopologyError(source, validation_problems(exc, lines)) from None
     graph_problems = _check_graph(topo)

@@ -17,9 +17,10 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
     @click.option(
         "--runtime",
         type=click.Choice(["process", "docker", "auto"]),
-        default="process",
+        # The CLI's default, as for `lab up`; pytest's --lab-runtime stays `process`.
+        default="auto",
         show_default=True,
-        help="where the nodes run (auto: Docker when a daemon answers, else local processes)",
+        help="auto: Docker when a daemon answers (DOCKER_HOST or scripts/dockerd.sh), else local processes",
     )
     @click.option(
         "--report",
@@ -66,7 +67,7 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
     )
     @click.option("--report", "report_root", type=click.Path(path_type=Path), default=None)
     def load_cmd(users: int, spawn_rate: float, duration_s: int, workers: int, report_root: Path | None) -> None:
-        """Bring up star5 and the LSP, run Locust headless against the LSP API, and report."""
+        """Bring up star5 (local processes) and the LSP, run Locust headless against the LSP API, and report."""
         from harness.load import run_load
         from harness.report.render import REPORTS_DIR
 

@@ -120,24 +120,113 @@ def _run(cmd: list[str], *, cwd: Path, what: str, env: dict[str, str] | None = N
 
 
 def _binary_version(path: Path) -> str:
+    """What ``path --version`` prints, or why it did not run (a string either
+    way, so the caller reports it next to what was expected)."""
     try:
         proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=20, check=False)
     except OSError as exc:
         return f"cannot run: {exc}"
-    return (proc.stdout + proc.stderr).strip()
+    except subprocess.TimeoutExpired:
+        return "no answer to --version within 20 s"
+    output = (proc.stdout + proc.stderr).strip()
+    # All four binaries exit 0 after printing their version: anything else is
+    # a broken binary even if it printed something that looks right.
+    return output if proc.returncode == 0 else f"exit {proc.returncode}: {output}"
 
 
-def _stamp_ok(directory: Path, names: tuple[str, ...], pin: str, expect_in_version: str | None) -> bool:
+_PSEUDO_TIME_HASH = r"\d{14}-[0-9a-f]{12}"
+
+
+def module_release(module_version: str) -> str | None:
+    """The release a Go module version's code describes itself as, without the ``v``.
+
+    A tag (``v0.21.2-beta``) is its own release. A pseudo-version names a
+    commit after a tag, and the code at that commit still carries the tag's
+    version constants: ``vX.Y.(Z+1)-0.<time>-<hash>`` follows ``vX.Y.Z``,
+    ``vX.Y.Z-pre.0.<time>-<hash>`` follows ``vX.Y.Z-pre``. ``vX.0.0-<time>-<hash>``
+    follows no tag at all: None (nothing to compare with).
+    """
+    m = re.fullmatch(r"v(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?", module_version)
+    if m is None:
+        raise ToolchainError(f"{module_version!r} is not a Go module version (vMAJOR.MINOR.PATCH[-PRE])")
+    major, minor, patch, pre = int(m[1]), int(m[2]), int(m[3]), m[4]
+    if pre is None:
+        return f"{major}.{minor}.{patch}"
+    if re.fullmatch(_PSEUDO_TIME_HASH, pre):
+        return None
+    if re.fullmatch(rf"0\.{_PSEUDO_TIME_HASH}", pre):
+        if patch == 0:
+            raise ToolchainError(f"{module_version!r}: a pseudo-version after a release cannot have patch 0")
+        return f"{major}.{minor}.{patch - 1}"
+    after_pre = re.fullmatch(rf"(.+)\.0\.{_PSEUDO_TIME_HASH}", pre)
+    if after_pre is not None:
+        return f"{major}.{minor}.{patch}-{after_pre[1]}"
+    return f"{major}.{minor}.{patch}-{pre}"
+
+
+def version_problem(name: str, output: str, want: str | None) -> str | None:
+    """Why ``output`` (of ``<name> --version``) does not show release ``want``; None when it does.
+
+    lnd, lncli, btcd and btcctl all print ``<name> version <semver>`` (lnd and
+    lncli append `` commit=...``). A ``want`` with a pre-release label must
+    match the semver exactly; without one only MAJOR.MINOR.PATCH is compared,
+    because btcd appends its own label (``beta``) that its tags (``v0.25.0``)
+    do not carry. ``want`` None: only that the binary runs and names itself.
+    """
+    lines = output.strip().splitlines()
+    m = re.match(rf"{re.escape(name)} version (\S+)", lines[0]) if lines else None
+    if m is None:
+        return f"{name} --version printed {output!r}, expected '{name} version <semver>'"
+    got = m[1]
+    if want is None or got == want or ("-" not in want and got.split("-", 1)[0] == want):
+        return None
+    return f"{name} reports version {got}, expected {want}"
+
+
+def lnd_versions() -> dict[str, str | None]:
+    """Expected ``--version`` release per binary of the LND build (both flavors)."""
+    want = module_release(LND_VERSION)
+    return {"lnd": want, "lncli": want}
+
+
+def btcd_versions() -> dict[str, str | None]:
+    """Expected ``--version`` release per binary of the btcd build.
+
+    btcd reports the release its pinned commit follows (see ``module_release``).
+    btcctl keeps separate version constants (cmd/btcctl/version.go) that
+    upstream does not bump: at v0.25.1-0.20260310163610-1c55c7c18179 btcctl
+    says 0.23.1-beta and btcd 0.25.0-beta. Nothing in the pin predicts
+    btcctl's, so for it only that it
+    runs and answers ``btcctl version ...`` is checked; the ``.pin`` stamp and
+    the shared build directory tie it to the pinned commit.
+    """
+    return {"btcd": module_release(BTCD_VERSION), "btcctl": None}
+
+
+def _version_problems(directory: Path, expect: dict[str, str | None]) -> list[str]:
+    problems = (version_problem(name, _binary_version(directory / name), want) for name, want in expect.items())
+    return [p for p in problems if p is not None]
+
+
+def _stamp_ok(directory: Path, pin: str, expect: dict[str, str | None]) -> bool:
+    """The cache holds a build of ``pin`` whose every binary runs and reports the pinned release."""
     stamp = directory / ".pin"
     if not stamp.exists() or stamp.read_text().strip() != pin:
         return False
-    for name in names:
+    for name in expect:
         p = directory / name
         if not p.exists() or not os.access(p, os.X_OK):
             return False
-    if expect_in_version is not None:
-        return expect_in_version in _binary_version(directory / names[0])
-    return True
+    return not _version_problems(directory, expect)
+
+
+def _check_built(directory: Path, expect: dict[str, str | None], pin: str) -> None:
+    problems = _version_problems(directory, expect)
+    if problems:
+        raise ToolchainError(
+            f"the binaries built from {pin} in {directory} do not report the pinned version "
+            f"(lsp/versions.py): {'; '.join(problems)}"
+        )
 
 
 def _go_build(packages: list[str], tags: str, out: Path, progress: Progress) -> None:
@@ -161,14 +250,12 @@ def ensure_lnd(flavor: str = "lab", progress: Progress = _noop) -> Path:
     out = lnd_dir(flavor)
     tags = LND_LAB_TAGS if flavor == "lab" else LND_RELEASE_TAGS
     pin = f"{LND_MODULE}@{LND_VERSION} tags={tags}"
-    want = LND_VERSION.lstrip("v")
-    if _stamp_ok(out, ("lnd", "lncli"), pin, want):
+    expect = lnd_versions()
+    if _stamp_ok(out, pin, expect):
         progress(f"lnd {LND_VERSION} ({flavor}) already built: {out}")
         return out
     _go_build([f"{LND_MODULE}/cmd/lnd", f"{LND_MODULE}/cmd/lncli"], tags, out, progress)
-    got = _binary_version(out / "lnd")
-    if want not in got:
-        raise ToolchainError(f"built lnd reports {got!r}, expected version {want}")
+    _check_built(out, expect, pin)
     (out / ".pin").write_text(pin + "\n")
     return out
 
@@ -176,13 +263,12 @@ def ensure_lnd(flavor: str = "lab", progress: Progress = _noop) -> Path:
 def ensure_btcd(progress: Progress = _noop) -> Path:
     out = btcd_dir()
     pin = f"{BTCD_MODULE}@{BTCD_VERSION}"
-    if _stamp_ok(out, ("btcd", "btcctl"), pin, "btcd version"):
+    expect = btcd_versions()
+    if _stamp_ok(out, pin, expect):
         progress(f"btcd {BTCD_VERSION} already built: {out}")
         return out
     _go_build([BTCD_MODULE, f"{BTCD_MODULE}/cmd/btcctl"], "", out, progress)
-    got = _binary_version(out / "btcd")
-    if "btcd version" not in got:
-        raise ToolchainError(f"built btcd does not run: {got!r}")
+    _check_built(out, expect, pin)
     (out / ".pin").write_text(pin + "\n")
     return out
 

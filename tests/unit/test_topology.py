@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from harness.errors import TopologyError
-from harness.topology import TOPOLOGY_DIR, load_topology, parse_topology
+from harness.topology import TOPOLOGY_DIR, Node, Topology, load_topology, parse_topology
 
 pytestmark = pytest.mark.unit
 
@@ -32,9 +33,19 @@ def test_unknown_node_in_channel_names_field_and_line() -> None:
     assert "channels[0].to (line 6): unknown node 'zed'" in msg
 
 
-def test_duplicate_names() -> None:
-    msg = problems("name: x\nnodes:\n  - name: a\n  - name: a\n")
-    assert "duplicate node name 'a'" in msg
+def test_duplicate_names_point_at_the_second_occurrence() -> None:
+    msg = problems("name: x\nnodes:\n  - name: a\n  - name: b\n  - name: a\n")
+    assert "nodes[2].name (line 5): duplicate node name 'a' (first at nodes[0])" in msg
+    assert "(top level)" not in msg
+
+
+def test_topology_built_in_code_gets_the_same_cross_field_checks() -> None:
+    with pytest.raises(ValidationError, match=r"nodes\[1\]\.name: duplicate node name 'a'"):
+        Topology(name="x", nodes=[Node(name="a"), Node(name="a")])
+    with pytest.raises(ValidationError, match=r"channels\[0\]\.to: unknown node 'b'"):
+        Topology.model_validate(
+            {"name": "x", "nodes": [{"name": "a"}], "channels": [{"from": "a", "to": "b", "capacity_sat": 100_000}]}
+        )
 
 
 def test_capacity_outside_lnd_limits() -> None:
@@ -61,8 +72,8 @@ def test_push_must_be_below_capacity_and_no_self_channels() -> None:
         "  - {from: a, to: b, capacity_sat: 100000, push_sat: 100000}\n"
         "  - {from: a, to: a, capacity_sat: 100000}\n"
     )
-    assert "push_sat (100000) must be below capacity_sat (100000)" in msg
-    assert "cannot connect 'a' to itself" in msg
+    assert "channels[0].push_sat (line 4): push_sat (100000) must be below capacity_sat (100000)" in msg
+    assert "channels[1].to (line 5): a channel cannot connect 'a' to itself" in msg
 
 
 def test_bad_flag_and_bad_name() -> None:

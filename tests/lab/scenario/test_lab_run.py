@@ -55,7 +55,7 @@ steps:
 def lab_run(target: Path, report: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LAB_RUNS_DIR": str(tmp_path / "labs"), "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(target), "--report", str(report)],
+        [sys.executable, "-m", "harness.cli", "run", str(target), "--runtime", "process", "--report", str(report)],
         env=env,
         capture_output=True,
         text=True,
