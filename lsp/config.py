@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     routing_fee_rate: float = Field(default=0.0001, ge=0, lt=1)
     max_routing_attempts: int = Field(default=5, ge=1)
     payment_timeout: int = Field(default=60000, ge=1000, description="milliseconds")
+    routing_prior: Literal["uniform", "bimodal"] = Field(
+        default="uniform",
+        description="liquidity prior of the mcf router (docs/ROUTING.md): uniform, or LND's bimodal shape",
+    )
 
     # --- webhooks
     webhook_max_attempts: int = Field(default=5, ge=1)

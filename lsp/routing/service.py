@@ -9,14 +9,28 @@ graph, and the ``lnd`` strategy never needs it.
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
+from lsp.config import Settings
 from lsp.context import AppContext
 from lsp.errors import LndUnavailable
 from lsp.routing.executor import McfExecutor
+from lsp.routing.liquidity import Prior
 from lsp.routing.live import LiveGraph
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from lsp.lnd.client import LndClient
 
 KEY = "routing.executor"
 LOCK = "routing.lock"
+
+
+def live_graph_for(settings: Settings, lnd: LndClient, sessions: sessionmaker[Session] | None = None) -> LiveGraph:
+    """The live graph ``settings`` ask for (``LSP_ROUTING_PRIOR`` picks the liquidity prior).
+    Makes no LND call: ``load()`` does."""
+    return LiveGraph(lnd, sessions=sessions, prior=Prior(settings.routing_prior))
 
 
 async def executor_for(ctx: AppContext) -> McfExecutor:
@@ -30,7 +44,7 @@ async def executor_for(ctx: AppContext) -> McfExecutor:
             return existing
         if ctx.lnd is None:
             raise LndUnavailable("the LSP is not connected to an LND node", grpc_code="CONFIG")
-        live = LiveGraph(ctx.lnd, sessions=ctx.sessions)
+        live = live_graph_for(ctx.settings, ctx.lnd, ctx.sessions)
         await live.load()
         live.start()
         executor = McfExecutor(live, max_attempts=ctx.settings.max_routing_attempts)

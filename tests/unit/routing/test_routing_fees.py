@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lsp.routing.fees import hop_fee_msat, route_amounts
 from lsp.routing.graph import Channel
@@ -34,3 +38,55 @@ def test_three_hop_route_fees_are_built_backwards() -> None:
 def test_direct_channel_costs_nothing() -> None:
     r = route_amounts([Channel("1", "S", "T", 10, 1000, 1000)], 5000)
     assert r.hop_amounts_msat == (5000,) and r.fee_msat == 0
+
+
+# --- properties -----------------------------------------------------------------------------
+
+MSAT = st.integers(min_value=1, max_value=21_000_000 * 100_000_000 * 1000)  # up to all bitcoin, in msat
+POLICY = st.tuples(st.integers(0, 100_000), st.integers(0, 1_000_000))  # (base_fee_msat, fee_rate_ppm)
+
+
+def lnd_compute_fee(base_msat: int, ppm: int, amt_msat: int) -> int:
+    """LND's ``ChannelEdgePolicy.ComputeFee``: ``FeeBaseMSat + amt*FeeProportionalMillionths/1e6``
+    on the amount the hop forwards, in integer msat (the division truncates; amounts are >= 0).
+    Written with ``Fraction`` so it shares no arithmetic with the code under test."""
+    return base_msat + int(Fraction(amt_msat * ppm, 1_000_000))
+
+
+def policy_channel(i: int, base: int, ppm: int) -> Channel:
+    return Channel(str(i), f"N{i}", f"N{i + 1}", 10**12, base_fee_msat=base, fee_rate_ppm=ppm)
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.integers(0, 100_000), ppm=st.integers(0, 1_000_000), amt=MSAT, more=st.integers(0, 10**12))
+def test_hop_fee_is_lnds_and_monotone(base: int, ppm: int, amt: int, more: int) -> None:
+    ch = policy_channel(0, base, ppm)
+    fee = hop_fee_msat(ch, amt)
+    assert fee == lnd_compute_fee(base, ppm, amt)
+    assert base <= fee <= base + Fraction(amt * ppm, 1_000_000) < fee + 1  # floored, never rounded up
+    assert hop_fee_msat(ch, amt + more) >= fee
+
+
+@settings(max_examples=300, deadline=None)
+@given(policies=st.lists(POLICY, min_size=1, max_size=8), amount=MSAT, more=st.integers(0, 10**12))
+def test_route_amounts_follow_lnd_hop_by_hop(policies: list[tuple[int, int]], amount: int, more: int) -> None:
+    route = [policy_channel(i, b, p) for i, (b, p) in enumerate(policies)]
+    r = route_amounts(route, amount)
+    amts = r.hop_amounts_msat
+    assert len(amts) == len(route) and amts[-1] == amount
+    # What enters hop i's channel (route[i - 1]) is what it forwards plus its fee, computed on
+    # the forwarded (outgoing) amount with its own policy, exactly as LND builds a route.
+    for i in range(1, len(route)):
+        base, ppm = policies[i]
+        assert amts[i - 1] == amts[i] + lnd_compute_fee(base, ppm, amts[i])
+    # The first channel is ours: its policy never costs anything.
+    assert r.fee_msat == amts[0] - amount == sum(amts[i - 1] - amts[i] for i in range(1, len(route)))
+    assert r.fee_msat >= sum(b for b, _ in policies[1:])
+    assert r.total_cltv_delta == sum(c.cltv_delta for c in route[1:])
+    # More delivered never costs less, at any hop.
+    bigger = route_amounts(route, amount + more)
+    assert bigger.fee_msat >= r.fee_msat
+    assert all(b >= a for a, b in zip(amts, bigger.hop_amounts_msat, strict=True))
+    # Our own channel's policy is irrelevant.
+    free_first = [policy_channel(0, 0, 0), *route[1:]]
+    assert route_amounts(free_first, amount) == r
