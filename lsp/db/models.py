@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lsp.db.base import Base, BigIntPK, UTCDateTime, utcnow
+from lsp.db.base import Base, BigIntPK, Scid, UTCDateTime, utcnow
 
 
 def new_id() -> str:
@@ -62,7 +62,7 @@ class Channel(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     funding_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     output_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    chan_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # LND's short channel id once open
+    chan_id: Mapped[int | None] = mapped_column(Scid, nullable=True)  # LND's short channel id once open
     closing_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -186,8 +186,8 @@ class ForwardingEvent(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     timestamp_ns: Mapped[int] = mapped_column(BigInteger)
-    chan_id_in: Mapped[int] = mapped_column(BigInteger)
-    chan_id_out: Mapped[int] = mapped_column(BigInteger)
+    chan_id_in: Mapped[int] = mapped_column(Scid)  # may be an alias SCID >= 2^63 (JIT channels)
+    chan_id_out: Mapped[int] = mapped_column(Scid)
     amt_in_msat: Mapped[int] = mapped_column(BigInteger)
     amt_out_msat: Mapped[int] = mapped_column(BigInteger)
     fee_msat: Mapped[int] = mapped_column(BigInteger)

@@ -236,7 +236,8 @@ def test_order_created_over_https_is_followed_by_the_daemon(
         assert "onchain" not in done["payment"]  # type: ignore[operator]  # no refund address: no on-chain option
     finally:
         server.stop()
-    assert "Traceback" not in server.log_text()
+    log_text = server.log_text()
+    assert "Traceback" not in log_text, log_text[-6000:]
 
 
 def test_underpaid_onchain_order_is_refunded_when_it_expires(lab: LightningTestHarness, lsp: LspsRunner) -> None:

@@ -241,3 +241,26 @@ def test_routing_fee_event_reaches_only_the_clients_whose_channels_carried_it(
         timestamp_ns=2, chan_id_in=7, chan_id_out=8, amt_in_msat=5, amt_out_msat=4, fee_msat=1)))
     assert [(e.client_id, e.data.get("chanIdOut")) for e in seen if e.type == "routing_fee_earned"] == [
         (creds.client_id, None), (None, "8")]
+
+
+def test_forwards_over_jit_alias_scids_are_stored_and_attributed(api: TestClient, creds: Creds) -> None:
+    """Alias/JIT SCIDs (block height 16,000,000+) are >= 2^63: they overflowed the BIGINT columns,
+    which crashed the forwarding-history loop (seen in CI on the jit lab)."""
+    from lsp.db.models import ForwardingEvent
+    from lsp.services import notify
+
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    alias = (16_000_123 << 40) | (1 << 16) | 0  # 16000123x1x0
+    assert alias >= 2**63
+    _channel(ctx, creds.client_id, chan_id=alias)
+    fwd = ForwardingEvent(timestamp_ns=7, chan_id_in=123, chan_id_out=alias, amt_in_msat=5_000, amt_out_msat=4_000, fee_msat=1_000)
+    with session_scope(ctx.sessions) as s:
+        s.add(fwd)
+    with session_scope(ctx.sessions) as s:
+        stored = s.query(ForwardingEvent).one()
+        assert (stored.chan_id_in, stored.chan_id_out) == (123, alias)
+        assert s.query(Channel).filter(Channel.chan_id == alias).one().client_id == creds.client_id
+    seen: list[Event] = []
+    ctx.bus.add_listener(seen.append)
+    api.portal.call(lambda: notify.routing_fee(ctx, fwd))  # type: ignore[attr-defined]
+    assert [(e.client_id, e.data.get("chanIdOut")) for e in seen] == [(creds.client_id, str(alias))]
