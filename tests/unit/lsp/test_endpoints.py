@@ -253,7 +253,9 @@ def test_forwards_over_jit_alias_scids_are_stored_and_attributed(api: TestClient
     alias = (16_000_123 << 40) | (1 << 16) | 0  # 16000123x1x0
     assert alias >= 2**63
     _channel(ctx, creds.client_id, chan_id=alias)
-    fwd = ForwardingEvent(timestamp_ns=7, chan_id_in=123, chan_id_out=alias, amt_in_msat=5_000, amt_out_msat=4_000, fee_msat=1_000)
+    fwd = ForwardingEvent(
+        timestamp_ns=7, chan_id_in=123, chan_id_out=alias, amt_in_msat=5_000, amt_out_msat=4_000, fee_msat=1_000
+    )
     with session_scope(ctx.sessions) as s:
         s.add(fwd)
     with session_scope(ctx.sessions) as s:
