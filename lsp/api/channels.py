@@ -184,6 +184,21 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
         timeout_s=min(body.timeout_seconds or cap, cap),
         mcf=mcf,
     )
+    with session_scope(ctx.sessions) as s:
+        audit.record(
+            s,
+            actor=f"client:{client.id}",
+            action="channel.rebalance",
+            target=f"channel:{ch.id}",
+            after={
+                "status": res.status,
+                "amountSat": res.amount_sat,
+                "feeSat": res.fee_sat,
+                "strategy": body.strategy,
+                "sourceChanId": str(res.source_chan_id),
+                "paymentHash": res.payment_hash,
+            },
+        )
     return RebalanceView(
         status=res.status,
         strategy=body.strategy,

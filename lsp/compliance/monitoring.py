@@ -284,7 +284,17 @@ def tx_for_event(session: Session, event: Event) -> Tx | None:
         c = session.get(Channel, d["channelId"])
         if c is not None:
             return Tx(f"channel:{c.id}", "channel", c.client_id, c.capacity_sat, c.created_at, c.remote_pubkey)
+    if event.type == "swap_updated" and (d.get("kind"), d.get("state")) in SWAP_MONEY_MOVED:
+        w = session.get(Swap, d.get("swapId"))
+        if w is not None:
+            return Tx(f"swap:{w.id}", "swap", w.client_id, w.invoice_amount_sat, w.created_at)
     return None
+
+
+# The state in which a swap's client has committed its money, once per swap: a swap-in's lockup is
+# in and the LSP is about to pay (every swap-in passes invoice_pending, 0-conf or not); a reverse
+# swap's hold invoice is paid. The same ref as the batch scan's, so a later scan adds no alert.
+SWAP_MONEY_MOVED = {("submarine", "invoice_pending"), ("reverse", "invoice_accepted")}
 
 
 # Events that change state without an API request (the watchers): audited as the system's actions.
@@ -294,6 +304,7 @@ SYSTEM_AUDITED = {
     "channel_closed": "channel.closed",
     "payment_sent": "payment.succeeded",
     "payment_failed": "payment.failed",
+    "swap_updated": "swap.state",
 }
 
 
@@ -308,7 +319,12 @@ def install(ctx: AppContext, policy: Policy) -> None:
             for event, request_id in batch:
                 action = SYSTEM_AUDITED.get(event.type)
                 if action is not None:
-                    ref = event.data.get("invoiceId") or event.data.get("channelId") or event.data.get("paymentHash")
+                    ref = (
+                        event.data.get("invoiceId")
+                        or event.data.get("channelId")
+                        or event.data.get("swapId")
+                        or event.data.get("paymentHash")
+                    )
                     entries.append(
                         {
                             "actor": "system",

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lsp.compliance import audit
 from lsp.config import Settings
 from lsp.db.base import utcnow
 from lsp.db.models import LiquidityReservation
@@ -50,12 +51,32 @@ def rates(settings: Settings) -> dict[str, Any]:
 
 
 def expire_due(session: Session) -> int:
-    result = session.execute(
-        update(LiquidityReservation)
-        .where(LiquidityReservation.status == "active", LiquidityReservation.expires_at <= utcnow())
-        .values(status="expired")
+    """Expire reservations past their time; each expiry is in the audit trail (a system action)."""
+    due = list(
+        session.scalars(
+            select(LiquidityReservation)
+            .where(LiquidityReservation.status == "active", LiquidityReservation.expires_at <= utcnow())
+            .with_for_update()
+        )
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    for r in due:
+        r.status = "expired"
+    if due:
+        audit.record_many(
+            session,
+            [
+                {
+                    "actor": "system",
+                    "action": "liquidity.expire",
+                    "target": f"client:{r.client_id}/reservation:{r.id}",
+                    "before": {"status": "active"},
+                    "after": {"status": "expired", "amountSat": r.amount_sat},
+                    "request_id": "",
+                }
+                for r in due
+            ],
+        )
+    return len(due)
 
 
 def reserved_total(session: Session) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -95,6 +96,13 @@ def test_rebalance_moves_liquidity_in_a_circle_and_health_shows_it(lsp_factory: 
     assert lsp.balance()["byKind"]["rebalance_fee"] == -(res["fee"] + res2["fee"])
     # The router's circle is a self-payment LND recorded through SendToRouteV2.
     assert any(p.payment_hash == res2["paymentHash"] for p in hub.ln.list_payments())
+    # Both rebalances are in the audit trail, which still verifies.
+    audit = httpx.get(live.base_url + "/api/admin/audit", headers={"X-Admin-Key": ADMIN_KEY}, timeout=30).json()
+    assert audit["intact"]
+    assert [json.loads(e["after"])["strategy"] for e in audit["log"] if e["action"] == "channel.rebalance"] == [
+        "mcf",
+        "lnd",
+    ]  # newest first
 
     after = health(live)
     assert by_chan(after, target_id)["localRatio"] > by_chan(before, target_id)["localRatio"]

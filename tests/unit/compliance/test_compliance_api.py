@@ -504,3 +504,50 @@ def test_rebalance_and_channel_purchases_need_an_approved_client(make_api) -> No
         auth=lsp.auth,
     )
     assert buy.status_code == 403 and buy.json()["error"]["code"] == "kyc_pending"
+
+
+def test_swap_state_changes_are_monitored_live_and_audited(make_api) -> None:
+    from lsp.db.models_swaps import Swap
+    from lsp.services.events import Event
+
+    api = make_api(roomy_policy())  # large_amount from 2,000,000 sat
+    c = onboard(api)
+    add_swap(api, c.client_id, "submarine", "invoice_pending", 2_500_000, 5_000, "live1")
+    with session_scope(ctx(api).sessions) as s:
+        swap_id = s.query(Swap).one().id
+    event = {"swapId": swap_id, "kind": "submarine", "from": "lockup_confirmed", "state": "invoice_pending"}
+    api.portal.call(lambda: ctx(api).bus.publish(Event("swap_updated", c.client_id, event)))  # type: ignore[attr-defined]
+    assert ctx(api).extras["compliance_worker"].flush(timeout_s=30)
+    [alert] = api.get("/api/admin/alerts", headers=ADMIN).json()
+    assert alert["rule"] == "large_amount" and alert["evidence"]["refs"] == [f"swap:{swap_id}"]
+    # The batch scan sees the same swap under the same ref: no second alert.
+    assert api.post("/api/admin/compliance/scan", headers=ADMIN).json()["created"] == 0
+    log = api.get("/api/admin/audit", headers=ADMIN).json()
+    assert log["intact"]
+    assert any(e["action"] == "swap.state" and e["target"].endswith(swap_id) for e in log["log"])
+
+
+def test_reservation_expiry_is_audited(make_api) -> None:
+    from datetime import timedelta
+
+    from lsp.db.base import utcnow
+    from lsp.db.models import LiquidityReservation
+    from lsp.services import liquidity
+
+    api = make_api()
+    c = onboard(api)
+    with session_scope(ctx(api).sessions) as s:
+        s.add(
+            LiquidityReservation(
+                client_id=c.client_id, amount_sat=500_000, fee_rate_ppm=2000, fee_sat=1000,
+                expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+    with session_scope(ctx(api).sessions) as s:
+        assert liquidity.expire_due(s) == 1
+    with session_scope(ctx(api).sessions) as s:
+        assert liquidity.expire_due(s) == 0  # once
+    log = api.get("/api/admin/audit", headers=ADMIN).json()
+    assert log["intact"]
+    [entry] = [e for e in log["log"] if e["action"] == "liquidity.expire"]
+    assert entry["actor"] == "system" and json.loads(entry["after"])["status"] == "expired"
