@@ -6,6 +6,7 @@ fee figures."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -102,4 +103,6 @@ def run(step: LspStep, ctx: StepContext) -> None:
     if isinstance(answer, dict):
         # The report is shared: keep credentials (apiKey, secrets) out of it.
         answer = {k: v for k, v in answer.items() if "key" not in k.lower() and "secret" not in k.lower()}
-    ctx.result.detail = answer if isinstance(answer, str) else f"{step.call}: {str(answer)[:160]}"
+    # JSON, as the API answered it (not Python's repr), cut to a line in the report.
+    shown = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, default=str)
+    ctx.result.detail = shown if isinstance(answer, str) else f"{step.call}: {shown[:160]}"
