@@ -248,6 +248,20 @@ def _require_approved(prof: KycProfile) -> None:
         raise Forbidden(f"client KYC state is {prof.state}{why}", code=f"kyc_{prof.state}")
 
 
+def _client_volume_breach(session: Session, client_id: str, amount_sat: int, spent: Usage) -> tuple[str, str] | None:
+    """The client's own contract limit (onboarding's ``apiLimits.monthlyVolume``, 0 = none), on top
+    of the KYC tier's: the stricter of the two applies."""
+    client = session.get(Client, client_id)
+    cap = client.monthly_volume_sat if client is not None else 0
+    if cap and spent.month_sat + amount_sat > cap:
+        return (
+            "limit_client_monthly_volume",
+            f"this month's volume {spent.month_sat} sat + {amount_sat} sat exceeds the client's contracted "
+            f"monthly volume of {cap} sat (apiLimits.monthlyVolume)",
+        )
+    return None
+
+
 def enforce_payment(session: Session, settings: Settings, client_id: str, amount_sat: int, destination: str) -> None:
     prof = get_profile(session, settings, client_id)
     _require_approved(prof)
@@ -255,7 +269,10 @@ def enforce_payment(session: Session, settings: Settings, client_id: str, amount
     deny = policy.rules.deny_list
     if deny.enabled and deny.block and destination in deny.pubkeys:
         raise DeniedDestination(destination, amount_sat)
-    breach = limit_breach(policy.tier(prof.tier), amount_sat, usage(session, client_id))
+    spent = usage(session, client_id)
+    breach = limit_breach(policy.tier(prof.tier), amount_sat, spent) or _client_volume_breach(
+        session, client_id, amount_sat, spent
+    )
     if breach is not None:
         raise Forbidden(breach[1], code=breach[0], field="body.invoice")
 
@@ -300,7 +317,9 @@ def enforce_swap(
     if amount_sat is None:
         return
     spent = usage(session, client_id, exclude_swap=exclude_swap)
-    breach = limit_breach(policy_of(settings).tier(prof.tier), amount_sat, spent)
+    breach = limit_breach(policy_of(settings).tier(prof.tier), amount_sat, spent) or _client_volume_breach(
+        session, client_id, amount_sat, spent
+    )
     if breach is not None:
         raise Forbidden(breach[1], code=breach[0], field=field)
 

@@ -551,3 +551,15 @@ def test_reservation_expiry_is_audited(make_api) -> None:
     assert log["intact"]
     [entry] = [e for e in log["log"] if e["action"] == "liquidity.expire"]
     assert entry["actor"] == "system" and json.loads(entry["after"])["status"] == "expired"
+
+
+def test_the_clients_contracted_monthly_volume_is_enforced(make_api) -> None:
+    api = make_api(roomy_policy())  # the tier allows 1,000,000 sat a month
+    c = onboard(api, apiLimits={"monthlyVolume": 150_000})
+    fund(api, c.client_id, 1_000_000, "cv")
+    pay(api, c.client_id, 100_000, "cv1")
+    pay(api, c.client_id, 40_000, "cv2", succeed=False)  # a failed payment moved nothing
+    pay(api, c.client_id, 50_000, "cv3")  # 150,000 exactly
+    with pytest.raises(Forbidden) as exc:
+        pay(api, c.client_id, 1, "cv4")
+    assert exc.value.code == "limit_client_monthly_volume" and "apiLimits.monthlyVolume" in exc.value.message
