@@ -16,6 +16,7 @@ from lsp.db.models import Client
 from lsp.errors import AuthError, LndUnavailable, RateLimited
 from lsp.lnd.client import LndClient
 from lsp.security.auth import SignedRequest
+from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -64,9 +65,14 @@ async def authenticated_client(request: Request, ctx: Ctx) -> Client:
 CurrentClient = Annotated[Client, Depends(authenticated_client)]
 
 
-def require_admin(ctx: Ctx, x_admin_key: Annotated[str | None, Header()] = None) -> None:
+def require_admin(request: Request, ctx: Ctx, x_admin_key: Annotated[str | None, Header()] = None) -> None:
+    key = f"admin-auth-failures:{request.client.host if request.client else '?'}"
+    wait = ctx.limiter.blocked(key, MAX_AUTH_FAILURES_PER_MINUTE)
+    if wait is not None:
+        raise RateLimited("too many wrong admin keys from this address; try again later", retry_after=wait)
     expected = ctx.settings.admin_api_key.get_secret_value()
     if not x_admin_key or not hmac.compare_digest(x_admin_key.encode(), expected.encode()):
+        ctx.limiter.hit(key, MAX_AUTH_FAILURES_PER_MINUTE)
         raise AuthError("admin key missing or wrong", code="invalid_admin_key", field="X-Admin-Key")
 
 

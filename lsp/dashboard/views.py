@@ -28,6 +28,7 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert, KycProfile
 from lsp.errors import LSPError
+from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 
 log = logging.getLogger("lsp.dashboard")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -74,8 +75,16 @@ def login_page(request: Request) -> HTMLResponse:
 @router.post("/login", response_model=None)
 async def login(request: Request) -> Response:
     form = await _form(request)
-    settings = _ctx(request).settings
+    ctx = _ctx(request)
+    settings = ctx.settings
+    key = f"dashboard-login-failures:{request.client.host if request.client else '?'}"
+    wait = ctx.limiter.blocked(key, MAX_AUTH_FAILURES_PER_MINUTE)
+    if wait is not None:
+        refused = _render("login.html", request, err=f"too many wrong passwords; try again in {wait} s")
+        refused.status_code, refused.headers["Retry-After"] = 429, str(wait)
+        return refused
     if not session.password_ok(settings, form.get("password", "")):
+        ctx.limiter.hit(key, MAX_AUTH_FAILURES_PER_MINUTE)
         return _render("login.html", request, err="wrong password")
     resp = RedirectResponse("/dashboard", status_code=303)
     resp.set_cookie(

@@ -34,3 +34,20 @@ class RateLimiter:
                 return max(1, math.ceil(q[0] + WINDOW_S - now))
             q.append(now)
             return None
+
+    def blocked(self, key: str, limit: int) -> int | None:
+        """Like ``hit`` without recording: the seconds to wait if ``key`` is at its limit, else None."""
+        now = self._clock()
+        with self._lock:
+            q = self._hits.get(key)
+            if not q:
+                return None
+            while q and q[0] <= now - WINDOW_S:
+                q.popleft()
+            return max(1, math.ceil(q[0] + WINDOW_S - now)) if len(q) >= limit else None
+
+
+# Wrong admin keys or dashboard passwords from one address within a minute before it is refused
+# (429 with Retry-After) without even checking: guessing the key would take forever anyway, but
+# an unthrottled endpoint is an invitation, and the refusals show up in the logs.
+MAX_AUTH_FAILURES_PER_MINUTE = 10

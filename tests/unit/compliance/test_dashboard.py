@@ -79,3 +79,18 @@ def test_mainnet_refuses_the_demo_dashboard_password() -> None:
     strong = "x" * 40
     with pytest.raises(ConfigError, match="LSP_ADMIN_PASSWORD is the demo password"):
         load_settings(network="mainnet", admin_api_key=strong, secret_key=strong + "y")
+
+
+def test_password_guessing_is_throttled_per_address(web: TestClient) -> None:
+    from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
+
+    for _ in range(MAX_AUTH_FAILURES_PER_MINUTE):
+        assert web.post("/dashboard/login", data={"password": "guess"}).status_code == 200
+    # Now even the right password is refused until the window passes: guessing gains nothing.
+    r = web.post("/dashboard/login", data={"password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1 and "too many wrong passwords" in r.text
+    # The admin API's key is throttled the same way (its own counter).
+    for _ in range(MAX_AUTH_FAILURES_PER_MINUTE):
+        assert web.get("/api/admin/alerts", headers={"X-Admin-Key": "guess"}).status_code == 401
+    r = web.get("/api/admin/alerts", headers={"X-Admin-Key": "guess"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited" and "Retry-After" in r.headers
