@@ -45,7 +45,9 @@ def test_distributed_load_run_reports_locust_and_lnd_figures(tmp_path: Path) -> 
     assert agg["requests"] >= 20 and agg["failures"] == 0, agg
     assert agg["p50_ms"] > 0 and agg["p99_ms"] >= agg["p95_ms"] >= agg["p50_ms"]
     names = {s["name"] for s in load["stats"]}
-    assert {"/api/balance", "/api/invoices/create"} <= names
+    assert {"/api/balance", "/api/invoices/create", "/api/payments/send"} <= names
+    # The users' payments really went through LND: the hub settled some during the run.
+    assert load["lnd"]["payments settled by the hub during the run"] > 0, load["lnd"]
     assert "connect /ws/lightning" in names  # the WebSocket listener connected with a signed query
     assert {"lnd hub", "lsp serve"} <= set(load["resources"]) and load["resources"]["lnd hub"]["rss_mb"] > 10
     assert any(k.startswith("locust worker") for k in load["resources"])
