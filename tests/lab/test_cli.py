@@ -47,11 +47,18 @@ def test_up_status_pay_down(env: dict[str, str], tmp_path: Path) -> None:
     state = (tmp_path / "ACTIVE").read_text().strip()
     import json
 
-    pids = [n["pid"] for n in json.loads((Path(state) / "lab.json").read_text())["nodes"].values()]
+    saved = json.loads((Path(state) / "lab.json").read_text())
+    pids = [n["pid"] for n in saved["nodes"].values()]
     down = lab("down", env=env)
     assert down.returncode == 0 and "stopped and removed" in down.stdout
     assert not Path(state).exists()
     assert not any(pid_alive(p) for p in pids)
+    if saved.get("runtime") == "docker":  # `auto` picked the daemon: nothing of the lab's may remain
+        from harness.runtime import docker_resources as dr
+        from harness.runtime.docker_client import require_docker
+
+        client = require_docker()
+        assert dr.lab_containers(client, saved["lab_id"]) == [] and dr.lab_networks(client, saved["lab_id"]) == []
 
 
 def test_bad_topology_is_one_clear_message(env: dict[str, str], tmp_path: Path) -> None:
