@@ -152,7 +152,7 @@ def _fund(
             wait_for(
                 credited,
                 what=f"the LSP to credit {c.client_id}'s invoice",
-                timeout_s=60,
+                timeout_s="LSP_CREDIT",
             )
     progress(f"funded {len(clients)} clients with {FUND_SAT:,} sat each")
 

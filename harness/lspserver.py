@@ -79,7 +79,9 @@ class LspServer:
                 return False
 
         try:
-            wait_for(healthy, what=f"the LSP API at {self.url} to answer /health", timeout_s=60, log=self.log_path)
+            wait_for(
+                healthy, what=f"the LSP API at {self.url} to answer /health", timeout_s="LSP_READY", log=self.log_path
+            )
         except BaseException:
             self.stop()
             raise

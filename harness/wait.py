@@ -47,6 +47,9 @@ class Timeouts:
     PAYMENT = 60.0
     TX_IN_MEMPOOL = 30.0
     HTLC_RESOLVE = 60.0
+    LSP_READY = 60.0  # `lsp serve` answering /health (migrations included)
+    LSP_CREDIT = 60.0  # the LSP's ledger catching up with a settled invoice
+    PORTS_PUBLISHED = 10.0  # Docker reporting a container's published ports
     DEFAULT = 30.0
 
 

@@ -186,7 +186,7 @@ def published_ports(container: Any, ports: Iterable[int]) -> dict[int, int]:
                     out[p] = int(b["HostPort"])
         return out if len(out) == len(wanted) else None
 
-    return wait_for(read, what=f"published ports {wanted} of {container.name}", timeout_s=10)
+    return wait_for(read, what=f"published ports {wanted} of {container.name}", timeout_s="PORTS_PUBLISHED")
 
 
 def logs_tail(container: Any, lines: int = 20) -> str:

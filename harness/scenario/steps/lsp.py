@@ -43,7 +43,7 @@ def _receive(step: LspStep, ctx: StepContext) -> str:
     wait_for(
         lambda: client.get_invoice(inv["invoiceId"])["status"] == "settled",
         what=f"the LSP to mark invoice {inv['invoiceId']} settled",
-        timeout_s=30,
+        timeout_s="LSP_CREDIT",
         describe=lambda: str(client.get_invoice(inv["invoiceId"])["status"]),
     )
     return f"{step.payer} paid the client's invoice of {step.amount_sat:,} sat; settled at the LSP"

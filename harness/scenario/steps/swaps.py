@@ -31,7 +31,7 @@ def _outcome(view: dict[str, Any], received: int) -> dict[str, Any]:
 def _gain(ctx: StepContext, read: Callable[[], int], before: int, want: int, what: str) -> int:
     """What arrived, once at least ``want`` did (balances lag the swap's state by a moment)."""
     try:
-        wait_for(lambda: read() - before >= want, what=what, timeout_s=30)
+        wait_for(lambda: read() - before >= want, what=what, timeout_s="WALLET_BALANCE")
     except WaitTimeout:
         ctx.fail(f"{what}: only {read() - before:,} sat arrived")
     return read() - before
