@@ -85,6 +85,10 @@ class SwapEventView(CamelModel):
     at: datetime
 
 
+# A swap-in's payment_fee_sat is a marker (0) while the payment is in flight; it is the fee once paid.
+PAID_STATES = frozenset({"invoice_paid", "claim_pending", "claimed"})
+
+
 class SwapView(CamelModel):
     swap_id: str
     kind: str
@@ -106,6 +110,8 @@ class SwapView(CamelModel):
     lockup_vout: int | None
     lockup_value: int | None
     spend_txid: str | None
+    spend_fee: int | None = Field(default=None, description="sats: the miner fee of the claim or refund actually paid")
+    payment_fee: int | None = Field(default=None, description="sats: the routing fee the LSP paid (swap-in)")
     preimage: str | None
     failure_reason: str | None
     created_at: datetime
@@ -134,6 +140,8 @@ class SwapView(CamelModel):
             lockup_vout=s.lockup_vout,
             lockup_value=s.lockup_value_sat,
             spend_txid=s.spend_txid,
+            spend_fee=s.spend_fee_sat,
+            payment_fee=s.payment_fee_sat if s.state in PAID_STATES else None,
             # A reverse swap's preimage is the client's own; a swap-in's is public once the LSP claimed.
             preimage=s.preimage,
             failure_reason=s.failure_reason,

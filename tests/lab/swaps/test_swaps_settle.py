@@ -23,6 +23,7 @@ def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarnes
     client = SwapClient()
     inv = c1.add_invoice(amount, memo="swap in")
     c1_local_before = c1.channel_with(hub).local_balance_sat
+    hub_local_before = hub.channel_with(c1).local_balance_sat
 
     swap = api.request(
         "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
@@ -44,8 +45,15 @@ def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarnes
     claim = lab.chain.raw_tx(done["spendTxid"])
     assert claim["vin"][0]["txid"] == lockup.txid
     claimed_sat = round(float(claim["vout"][0]["value"]) * 100_000_000)
-    assert claimed_sat == lockup.value_sat - (lockup.value_sat - claimed_sat)  # sanity of parse
-    assert lockup.value_sat - claimed_sat <= quote["minerFee"] * 2
+    # To the sat, on both sides: the claim pays the lockup minus the fee the LSP reports; the LSP's
+    # channel paid exactly the invoice plus the routing fee it reports (0 over its own channel).
+    assert len(claim["vout"]) == 1 and claimed_sat == lockup.value_sat - done["spendFee"]
+    assert done["paymentFee"] == 0
+    assert hub_local_before - hub.channel_with(c1).local_balance_sat == amount + done["paymentFee"]
+    # What the LSP keeps: the quoted fees, less what the claim really cost (within the quote's margin).
+    kept = claimed_sat - amount - done["paymentFee"]
+    assert kept == quote["serviceFee"] + quote["minerFee"] - done["spendFee"]
+    assert 0 < done["spendFee"] <= quote["minerFee"] * 2
     assert done["preimage"] is not None
     assert [e["toState"] for e in done["events"]] == [
         "lockup_confirmed",
@@ -65,6 +73,7 @@ def test_reverse_swap_locks_on_chain_and_settles_when_the_client_claims(
     client = SwapClient()
     preimage, payment_hash = client.new_preimage()
     c2_local_before = c2.channel_with(hub).local_balance_sat
+    hub_local_before = hub.channel_with(c2).local_balance_sat
 
     swap = api.request(
         "POST",
@@ -94,6 +103,8 @@ def test_reverse_swap_locks_on_chain_and_settles_when_the_client_claims(
         what="c2's channel balance to drop by the invoice amount",
         timeout_s=30,
     )
+    # The LSP's side of the same channel grew by exactly the invoice (the hold invoice settled).
+    assert hub.channel_with(c2).local_balance_sat - hub_local_before == amount
     # A second claim of the same output is refused by the chain: the first one is final.
     with pytest.raises(Exception, match=r"(?i)spent|missing|orphan|already"):
         client.claim(lab, locked, lockup, preimage, c2.new_address(), sat_per_vb=5)
