@@ -95,11 +95,11 @@ def test_every_state_change_reaches_the_websocket_and_the_webhooks(
     with lsp_app.http.websocket_connect(f"/ws/lightning?{query}") as ws:
         done = swap_in(lab, api, "c1", 15_000)
         seen: list[str] = []
-        while len(seen) < 5:
+        while len(seen) < 6:
             msg = json.loads(ws.receive_text())
             if msg["type"] == "swap_updated" and msg["data"]["swapId"] == done["swapId"]:
                 seen.append(msg["data"]["state"])
-    expected = ["lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"]
+    expected = ["created", "lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"]
     assert seen == expected
     engine = create_engine(lsp_app.url)
     with Session(engine) as s:
