@@ -25,6 +25,9 @@ class PaymentResult:
     failure_reason: str  # FAILURE_REASON_NONE when it succeeded
     route: tuple[str, ...]  # pubkeys of the hops of the first successful HTLC
     attempts: int
+    # Per failed HTLC attempt, in order: the BOLT 4 failure code and the index of the hop that
+    # reported it (0 = us), e.g. ("TEMPORARY_CHANNEL_FAILURE", 1) from our first peer.
+    failures: tuple[tuple[str, int], ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -51,6 +54,11 @@ class RouterRpc(Service):
             failure_reason=self.s.ln.PaymentFailureReason.Name(p.failure_reason),
             route=route,
             attempts=len(p.htlcs),
+            failures=tuple(
+                (self.s.ln.Failure.FailureCode.Name(h.failure.code), int(h.failure.failure_source_index))
+                for h in p.htlcs
+                if h.status == self.s.ln.HTLCAttempt.FAILED and h.HasField("failure")
+            ),
         )
 
     def _send(self, req: Any, timeout_s: int) -> PaymentResult:

@@ -233,6 +233,8 @@ def test_client_rejecting_the_channel_fails_payment_without_loss(lab: LightningT
 
         assert paid.status == "FAILED"
         assert c.accepted, "the LSP did try to open a channel"
+        # bLIP-52: a failed open releases the held HTLCs with temporary_channel_failure, from the LSP.
+        assert paid.failures[0] == ("TEMPORARY_CHANNEL_FAILURE", 1), paid.failures
     assert channels_with(lab, "client2", "lsp") == []
     assert _payer_balance_msat(lab) == before
     expect_errors(lab, "this client does not accept channels", *FAILED_BACK)
@@ -259,6 +261,7 @@ def test_lsp_without_onchain_funds_releases_htlcs(
         inv = client.jit_invoice(client.get_info()["opening_fee_params_menu"][0], amount_msat=20_000_000)
         paid = lab.node("payer").pay_invoice(inv.payment_request, fee_limit_sat=0, timeout_s=30)
         assert paid.status == "FAILED"
+        assert paid.failures[0] == ("TEMPORARY_CHANNEL_FAILURE", 1), paid.failures
         assert len(channels_with(lab, "client", "lsp")) == before
         assert _payer_balance_msat(lab) == payer_before
         expect_errors(
@@ -300,6 +303,8 @@ def test_lsp_restart_with_htlcs_held_fails_them_per_spec(lab: LightningTestHarne
         t.join(timeout=120)
         paid = result["paid"]
         assert paid.status == "FAILED"  # type: ignore[attr-defined]
+        # The parts never added up: failed at the MPP timeout with temporary_channel_failure.
+        assert ("TEMPORARY_CHANNEL_FAILURE", 1) in paid.failures  # type: ignore[attr-defined]
     assert len(channels_with(lab, "client", "lsp")) == before_chans
     wait_for(lambda: _payer_balance_msat(lab) == before, what="the payer's balance to be whole again", timeout_s=30)
     expect_errors(lab, *FAILED_BACK)
@@ -437,3 +442,19 @@ def test_service_stopped_mid_open_resumes_with_the_channel_it_opened(lab: Lightn
         parts = held_htlcs(tmp_path / "midopen.db", c.last_buy["jit_channel_scid"])
     assert [(p.state, p.fee_msat) for p in parts] == [("FORWARDED", fee)]
     assert len(channels_with(lab, "client", "lsp")) == before + 1
+
+
+def test_a_jit_scid_nobody_bought_fails_with_unknown_next_peer(lab: LightningTestHarness, client: LspsClient) -> None:
+    """bLIP-52: an HTLC for a SCID that is not a live buy is failed with unknown_next_peer (the LSP
+    resumes it onto the unmapped SCID, so LND's switch produces exactly that code)."""
+    params = client.get_info()["opening_fee_params_menu"][0]
+    forged = {"jit_channel_scid": "16000321x7x1", "lsp_cltv_expiry_delta": 144, "client_trusts_lsp": False}
+    inv = client.jit_invoice(params, amount_msat=5_000_000, bought=forged)
+    before = _payer_balance_msat(lab)
+
+    paid = lab.node("payer").pay_invoice(inv.payment_request, fee_limit_sat=0, timeout_s=30)
+
+    assert paid.status == "FAILED"
+    assert paid.failures and all(f == ("UNKNOWN_NEXT_PEER", 1) for f in paid.failures), paid.failures
+    assert _payer_balance_msat(lab) == before
+    expect_errors(lab, *FAILED_BACK)
