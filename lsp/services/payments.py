@@ -287,21 +287,38 @@ async def settle_stale(
     finished = 0
     for pid, phash in stale:
         try:
-            outcome: PaymentOutcome | None = await lnd.track_payment(phash, timeout_s=5)
-            failure = None
+            done = await _track_and_finish(lnd, sessions, pid, phash, timeout_s=5, on_final=on_final)
         except LndUnavailable:
             continue  # LND unreachable, or the payment is still in flight (the stream timed out)
-        except LndError as exc:
-            if exc.grpc_code != "NOT_FOUND":
-                raise
-            outcome, failure = None, "LND never started this payment"
-        with session_scope(sessions) as s:
-            done = finish(s, pid, outcome, failure=failure)
-        if done is not None:
-            finished += 1
-            if on_final is not None:
-                on_final(done)
+        finished += done is not None
     return finished
+
+
+async def _track_and_finish(
+    lnd: LndClient,
+    sessions: sessionmaker[Session],
+    payment_id: str,
+    payment_hash: str,
+    *,
+    timeout_s: float | None,
+    on_final: Callable[[Payment], None] | None,
+) -> Payment | None:
+    """Ask LND (TrackPaymentV2) for the payment's outcome and apply it; the payment if this
+    finished it. LND never having heard of the payment is a failure (nothing left our node)."""
+    try:
+        outcome: PaymentOutcome | None = await lnd.track_payment(payment_hash, timeout_s=timeout_s)
+        failure = None
+    except LndUnavailable:
+        raise
+    except LndError as exc:
+        if exc.grpc_code != "NOT_FOUND":
+            raise
+        outcome, failure = None, "LND never started this payment"
+    with session_scope(sessions) as s:
+        done = finish(s, payment_id, outcome, failure=failure)
+    if done is not None and on_final is not None:
+        on_final(done)
+    return done
 
 
 async def resume_in_flight(
@@ -311,17 +328,5 @@ async def resume_in_flight(
     with session_scope(sessions) as s:
         pending = [(p.id, p.payment_hash) for p in in_flight(s)]
     for pid, phash in pending:
-        try:
-            outcome: PaymentOutcome | None = await lnd.track_payment(phash)
-            failure = None
-        except LndUnavailable:
-            raise
-        except LndError as exc:
-            if exc.grpc_code != "NOT_FOUND":
-                raise
-            outcome, failure = None, "LND never started this payment"
-        with session_scope(sessions) as s:
-            done = finish(s, pid, outcome, failure=failure)
-        if done is not None and on_final is not None:
-            on_final(done)
+        await _track_and_finish(lnd, sessions, pid, phash, timeout_s=None, on_final=on_final)
     return len(pending)

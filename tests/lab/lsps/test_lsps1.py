@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +119,17 @@ def test_order_options_are_validated_with_the_spec_errors(lab: LightningTestHarn
         assert typed.value.code == -32602 and typed.value.data["field"] == "lsp_balance_sat"
 
 
+def order_settled(c: LspsClient, order_id: str, *, what: str) -> dict[str, Any]:
+    """The order once it left CREATED (completed or failed), read through lsps1.get_order."""
+    return dict(
+        wait_for(
+            lambda: (o := c.request("lsps1.get_order", {"order_id": order_id}))["order_state"] != "CREATED" and o,
+            what=what,
+            timeout_s=60,
+        )
+    )
+
+
 def _refund_tx(lab: LightningTestHarness, order_id: str) -> tuple[str, int]:
     """(txid, miner fee) of the LSP wallet's refund for the order (the sweep is labelled with it)."""
     node = lab.node("lsp")
@@ -139,12 +151,7 @@ def test_order_paid_on_chain_opens_the_channel(lab: LightningTestHarness, lsp: L
 
         lab.send_onchain(onchain["address"], int(onchain["order_total_sat"]))  # and mines the block
 
-        done = wait_for(
-            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
-            and o,
-            what="the order paid on chain to complete",
-            timeout_s=60,
-        )
+        done = order_settled(c, order["order_id"], what="the order paid on chain to complete")
         assert done["order_state"] == "COMPLETED", done
         assert done["payment"]["onchain"]["state"] == "PAID"
         assert done["payment"]["bolt11"]["state"] == "REFUNDED"  # the Lightning option was withdrawn
@@ -168,12 +175,7 @@ def test_onchain_order_whose_open_fails_is_refunded_to_the_refund_address(
         order = c.request("lsps1.create_order", {**ORDER, "lsp_balance_sat": "1000000", "refund_onchain_address": refund})
         total = int(order["payment"]["onchain"]["order_total_sat"])
         lab.send_onchain(order["payment"]["onchain"]["address"], total)
-        done = wait_for(
-            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
-            and o,
-            what="the order whose open fails to end",
-            timeout_s=60,
-        )
+        done = order_settled(c, order["order_id"], what="the order whose open fails to end")
         assert done["order_state"] == "FAILED" and done["payment"]["onchain"]["state"] == "REFUNDED", done
         assert done["channel"] is None
     txid, fee = _refund_tx(lab, order["order_id"])
@@ -253,12 +255,7 @@ def test_underpaid_onchain_order_is_refunded_when_it_expires(lab: LightningTestH
         order = c.request("lsps1.create_order", {**ORDER, "refund_onchain_address": refund})
         short = int(order["payment"]["onchain"]["order_total_sat"]) - 1_000
         lab.send_onchain(order["payment"]["onchain"]["address"], short)
-        done = wait_for(
-            lambda: (o := c.request("lsps1.get_order", {"order_id": order["order_id"]}))["order_state"] != "CREATED"
-            and o,
-            what="the underpaid order to expire",
-            timeout_s=60,
-        )
+        done = order_settled(c, order["order_id"], what="the underpaid order to expire")
     assert done["order_state"] == "FAILED" and done["payment"]["onchain"]["state"] == "REFUNDED", done
     assert done["payment"]["bolt11"]["state"] == "REFUNDED"  # the invoice expired unpaid
     _txid, fee = _refund_tx(lab, order["order_id"])
