@@ -41,6 +41,7 @@ log = logging.getLogger("lsp.lsps.interceptor")
 
 EXTRA_FEE_TLV = 65537
 MPP_TIMEOUT_S = 90.0
+RESUME_FIND_S = 15.0  # how long a resumed OPENING buy looks for its channel before opening one
 
 CircuitKey = tuple[int, int]
 
@@ -251,7 +252,7 @@ class JitInterceptor:
         memo = f"lsps2 buy {buy.id}"
         self.store.set_buy_state(buy.id, "OPENING", fee_msat=fee)
         try:
-            existing = await self.lnd.find_by_memo(buy.client_node_id, memo) if resumed else None
+            existing = await self._find_earlier_open(buy.client_node_id, memo) if resumed else None
             if existing is not None:
                 log.info("JIT buy %s: resuming with the channel %s an earlier run opened", buy.id, existing)
                 opened = await self.lnd.wait_active(buy.client_node_id, existing)
@@ -292,6 +293,18 @@ class JitInterceptor:
             if m.base_scid == chan_id or chan_id in m.aliases:
                 return int(m.base_scid)
         return chan_id
+
+    async def _find_earlier_open(self, peer: str, memo: str) -> str | None:
+        """The channel an earlier run asked LND to open, if LND has it. The earlier run may have
+        stopped while LND was still in the funding flow (seen in CI: the channel was between
+        "pending" and "open" and in neither list for a moment), so look for a while before
+        concluding that no channel exists."""
+        deadline = time.monotonic() + RESUME_FIND_S
+        while True:
+            found = await self.lnd.find_by_memo(peer, memo)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.2)
 
     async def _has_alias(self, base_scid: int, alias: int) -> bool:
         return any(int(m.base_scid) == base_scid and alias in m.aliases for m in await self.lnd.list_aliases())

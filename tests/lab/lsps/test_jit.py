@@ -399,11 +399,16 @@ def test_service_restart_with_part_held_then_rest_arrives_opens_one_channel(
     assert len(channels_with(lab, "client", "lsp")) == before + 1
 
 
-def test_service_stopped_mid_open_resumes_with_the_channel_it_opened(lab: LightningTestHarness, tmp_path: Path) -> None:
-    """The service stops after LND opened the JIT channel but before it recorded the result and
-    mapped the JIT SCID (a crash in the middle of step 5). LND keeps the HTLC held and replays it
-    to the restarted service, which finds the channel by the memo LND stored with it and
-    forwards over it: the payment settles and no second (orphan) channel is opened."""
+@pytest.mark.parametrize("stop_when", ["channel open", "funding broadcast"])
+def test_service_stopped_mid_open_resumes_with_the_channel_it_opened(
+    lab: LightningTestHarness, tmp_path: Path, stop_when: str
+) -> None:
+    """The service stops after it asked LND to open the JIT channel but before it recorded the
+    result and mapped the JIT SCID (a crash in the middle of step 5): once the channel is open, or
+    as soon as the funding transaction is out (LND still in its funding flow -- the timing CI
+    hit). LND keeps the HTLC held and replays it to the restarted service, which finds the channel
+    by the memo LND stored with it and forwards over it: the payment settles and no second
+    (orphan) channel is opened."""
     import asyncio
 
     lab.node("client").connect(lab.node("lsp"))
@@ -428,11 +433,14 @@ def test_service_stopped_mid_open_resumes_with_the_channel_it_opened(lab: Lightn
             )
         )
         t.start()
-        wait_for(
-            lambda: len(channels_with(lab, "client", "lsp")) == before + 1,
-            what="the first run's JIT channel to be open",
-            timeout_s=60,
-        )
+        if stop_when == "channel open":
+            wait_for(
+                lambda: len(channels_with(lab, "client", "lsp")) == before + 1,
+                what="the first run's JIT channel to be open",
+                timeout_s=60,
+            )
+        else:
+            wait_for(lambda: lab.chain.mempool(), what="the JIT channel's funding transaction", timeout_s=60)
         runner.restart()
         t.join(timeout=120)
         assert result["paid"].status == "SUCCEEDED", result["paid"].failure_reason
