@@ -299,10 +299,12 @@ class JitInterceptor:
         stopped while LND was still in the funding flow (seen in CI: the channel was between
         "pending" and "open" and in neither list for a moment), so look for a while before
         concluding that no channel exists."""
-        deadline = time.monotonic() + RESUME_FIND_S
+        started = time.monotonic()
         while True:
             found = await self.lnd.find_by_memo(peer, memo)
-            if found is not None or time.monotonic() >= deadline:
+            waited = time.monotonic() - started
+            if found is not None or waited >= RESUME_FIND_S:
+                log.info("%r: %s after %.1f s", memo, f"found {found}" if found else "no such channel", waited)
                 return found
             await asyncio.sleep(0.2)
 
