@@ -113,6 +113,26 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     )
 
 
+@main.command("lsps")
+def lsps_daemon() -> None:
+    """Run the LSPS daemon: LSPS0 peer messages, the LSPS2 JIT interceptor, wrapped invoices and
+    LSPS1 order follow-up, against the same LND node and database as `lsp serve` (docs/LSPS.md).
+    Run LND with --requireinterceptor so HTLCs it holds survive this process."""
+    import asyncio
+
+    from lsp import logs
+    from lsp.lsps.__main__ import main as run_daemon
+
+    settings = _settings()
+    _lnd_or_fail(settings)
+    logs.configure(settings.log_level)
+    try:
+        with _database(settings):
+            asyncio.run(run_daemon(settings))
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the configuration and print it (secrets masked)."""

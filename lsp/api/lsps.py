@@ -53,7 +53,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     lsps0.register(d, HTTPS_PROTOCOLS)
     cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
     Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
-    # LSPS1 orders are created and read here; the LSPS daemon (python -m lsp.lsps) follows their
+    # LSPS1 orders are created and read here; the LSPS daemon (`lsp lsps`) follows their
     # payments and opens the channels (it picks up new orders from the shared database).
     Lsps1Methods(LspsLnd(ctx.lnd) if ctx.lnd is not None else None, ctx.sessions, follow=False).register(d)
     request.app.state.lsps_dispatcher = d

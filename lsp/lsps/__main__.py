@@ -1,4 +1,4 @@
-"""Run the LSPS daemon: ``python -m lsp.lsps`` (same LSP_* settings as the API).
+"""Run the LSPS daemon: ``lsp lsps`` (or ``python -m lsp.lsps``; same LSP_* settings as the API).
 
 Serves LSPS0 peer messages (type 37913), intercepts HTLCs for JIT SCIDs and
 follows wrapped invoices, against the LND node and database the settings name.
@@ -12,15 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from lsp.config import load_settings
+from lsp.config import Settings, load_settings
 from lsp.db.base import make_engine, make_sessionmaker
 from lsp.lnd.client import LndClient
 from lsp.lsps.lsps2 import Lsps2Config
 from lsp.lsps.server import DEFAULT_MENU, LspsServer, promise_secret
 
 
-async def main() -> None:
-    settings = load_settings()
+async def main(settings: Settings | None = None) -> None:
+    settings = settings or load_settings()
     lnd = LndClient.from_settings(settings)
     engine = make_engine(settings.database_url)
     config = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(settings.secret_key.get_secret_value()))

@@ -197,11 +197,13 @@ def test_onchain_order_whose_open_fails_is_refunded_to_the_refund_address(
     lab.mark_logs()
 
 
-def test_order_created_over_https_is_followed_by_the_daemon(
-    lab: LightningTestHarness, lsp: LspsRunner, tmp_path: Path
-) -> None:
-    """The API process (``lsp serve``) creates the order; the LSPS daemon, sharing its database,
-    picks it up, opens the channel when the hold invoice is paid and settles it."""
+def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHarness, tmp_path: Path) -> None:
+    """The deployment an operator runs: ``lsp serve`` (the API) and ``lsp lsps`` (the LSPS daemon)
+    as two processes on one LND node and one database. The API creates the order over HTTPS; the
+    daemon picks it up, opens the channel when the hold invoice is paid and settles it."""
+    import subprocess
+    import sys
+
     import httpx
 
     from bench.lsp import LspServer, free_port, lsp_env
@@ -209,10 +211,14 @@ def test_order_created_over_https_is_followed_by_the_daemon(
 
     client = lab.node("client")
     client.connect(lab.node("lsp"))
-    server = LspServer(
-        lsp_env(lab, lsp.url, admin_key="lsps1-https-admin", node="lsp"), free_port(), tmp_path / "api.log"
-    )
-    server.start()
+    env = lsp_env(lab, f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="lsps1-https-admin", node="lsp")
+    server = LspServer(env, free_port(), tmp_path / "api.log")
+    server.start()  # migrates the database first
+    daemon_log = tmp_path / "lsps.log"
+    with daemon_log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "lsp.cli", "lsps"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
     try:
         made = httpx.post(
             server.base_url + "/api/enterprise/onboard",
@@ -237,9 +243,11 @@ def test_order_created_over_https_is_followed_by_the_daemon(
         assert done["payment"]["bolt11"]["state"] == "PAID"  # type: ignore[index]
         assert "onchain" not in done["payment"]  # type: ignore[operator]  # no refund address: no on-chain option
     finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
         server.stop()
-    log_text = server.log_text()
-    assert "Traceback" not in log_text, log_text[-6000:]
+    for text in (server.log_text(), daemon_log.read_text()):
+        assert "Traceback" not in text, text[-6000:]
 
 
 def test_underpaid_onchain_order_is_refunded_when_it_expires(lab: LightningTestHarness, lsp: LspsRunner) -> None:

@@ -86,3 +86,9 @@ def test_rescan_without_lnd_says_what_to_set(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["swaps", "rescan", "--from-height", "1"])
     assert result.exit_code == 2
     assert "this command needs LND: set LSP_LND_HOST" in result.output
+
+
+def test_lsps_daemon_without_lnd_says_what_to_set() -> None:
+    result = CliRunner().invoke(main, ["lsps"])
+    assert result.exit_code == 2
+    assert "this command needs LND: set LSP_LND_HOST" in result.output
