@@ -73,7 +73,7 @@ async def call(
     if _method_of(body) in BUYING:
         # Buying a channel (LSPS1) or a JIT channel (LSPS2) is money movement: approved clients only
         # (403 in the API's error shape; reading the menu and orders stays open).
-        await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, _client.id, None)
+        await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_approved, ctx.settings, _client.id)
     out = await _dispatcher(request, ctx).handle(body, Caller(node_id=node_id, transport="https"))
     if out is None:
         return Response(status_code=204)

@@ -207,7 +207,7 @@ async def create_submarine(
     body: SubmarineRequest, client: CurrentClient, db: DB, svc: Service, ctx: Ctx
 ) -> SwapView:
     """Swap-in: pay ``onchainAmount`` to ``address``; the LSP pays ``invoice`` once the lockup confirms."""
-    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, client.id, None)  # issue 9
+    await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_approved, ctx.settings, client.id)  # issue 9
     swap = await svc.create_submarine(db, client.id, body.invoice, body.refund_public_key.lower())
     # The amount is the invoice's, known once it is decoded; the new swap itself is not yet volume.
     kyc.enforce_swap(db, ctx.settings, client.id, swap.invoice_amount_sat, "body.invoice", exclude_swap=swap.id)

@@ -301,11 +301,17 @@ def enforce_invoice(session: Session, settings: Settings, client_id: str, amount
         )
 
 
+def enforce_approved(session: Session, settings: Settings, client_id: str) -> None:
+    """Approved clients only, whatever the amount: before a swap's amount is known, a swap-in the
+    LSP is about to pay, channel purchases over the LSPS mirror."""
+    _require_approved(get_profile(session, settings, client_id))
+
+
 def enforce_swap(
     session: Session,
     settings: Settings,
     client_id: str,
-    amount_sat: int | None,
+    amount_sat: int,
     field: str = "body.amount",
     *,
     exclude_swap: str | None = None,
@@ -314,8 +320,6 @@ def enforce_swap(
     with what the client already moved today and this month, within the volume limits."""
     prof = get_profile(session, settings, client_id)
     _require_approved(prof)
-    if amount_sat is None:
-        return
     spent = usage(session, client_id, exclude_swap=exclude_swap)
     breach = limit_breach(policy_of(settings).tier(prof.tier), amount_sat, spent) or _client_volume_breach(
         session, client_id, amount_sat, spent

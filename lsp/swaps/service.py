@@ -455,7 +455,7 @@ class SwapService:
         """Why the LSP must not pay this swap-in's invoice now (the client was suspended or rejected
         after creating it), or None. The lockup stays the client's: it refunds after the timeout."""
         try:
-            kyc.check(self.ctx.sessions, kyc.enforce_swap, self.ctx.settings, swap.client_id, None)
+            kyc.check(self.ctx.sessions, kyc.enforce_approved, self.ctx.settings, swap.client_id)
         except Forbidden as exc:
             return f"not paid: {exc.message}; refund after height {swap.timeout_height}"
         return None
