@@ -24,7 +24,6 @@ from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import LndUnavailable, NotFound
-from lsp.services.events import Event
 from lsp.services.watchers import supervise
 from lsp.swaps.config import SwapSettings
 from lsp.swaps.service import SwapService
@@ -219,7 +218,7 @@ async def create_submarine(
         after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
     )
     db.commit()
-    _created(ctx, swap)
+    svc.publish(swap, None, "created")
     if ctx_running(svc):
         svc.start(swap.id)
     return SwapView.of(swap)
@@ -242,7 +241,7 @@ async def create_reverse(
         after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
     )
     db.commit()
-    _created(ctx, swap)
+    svc.publish(swap, None, "created")
     if ctx_running(svc):
         svc.start(swap.id)
     return SwapView.of(swap)
@@ -279,17 +278,6 @@ def get_swap(swap_id: str, client: CurrentClient, db: DB) -> SwapView:
         raise NotFound(f"swap {swap_id} not found")
     events = list(db.scalars(select(SwapEvent).where(SwapEvent.swap_id == swap_id).order_by(SwapEvent.id)))
     return SwapView.of(swap, events)
-
-
-def _created(ctx: AppContext, swap: Swap) -> None:
-    """The first of the swap's state events (``from`` null), after the row is committed."""
-    ctx.bus.publish(
-        Event(
-            "swap_updated",
-            swap.client_id,
-            {"swapId": swap.id, "kind": swap.kind, "from": None, "state": swap.state, "detail": "created"},
-        )
-    )
 
 
 def ctx_running(svc: SwapService) -> bool:

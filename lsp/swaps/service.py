@@ -241,14 +241,19 @@ class SwapService:
             s.flush()
             s.expunge(swap)
         log.info("swap %s (%s): %s -> %s %s", swap_id, swap.kind, old, new.value, detail)
+        self.publish(swap, old, detail)
+        return swap
+
+    def publish(self, swap: Swap, old: str | None, detail: str) -> None:
+        """``swap_updated`` for the swap's current state; ``old`` None for its creation (the caller
+        publishes that once the row is committed)."""
         self.ctx.bus.publish(
             Event(
                 "swap_updated",
                 swap.client_id,
-                {"swapId": swap_id, "kind": swap.kind, "from": old, "state": new.value, "detail": detail},
+                {"swapId": swap.id, "kind": swap.kind, "from": old, "state": swap.state, "detail": detail},
             )
         )
-        return swap
 
     def set_fields(self, swap_id: str, **fields: Any) -> None:
         with session_scope(self.ctx.sessions) as s:
