@@ -36,6 +36,18 @@ class LightningMixin(RpcBase):
             self.lightning_stub.PendingChannels, self.pb.ln.PendingChannelsRequest(), rpc="PendingChannels"
         )
 
+    async def channel_points_by_memo(self) -> dict[str, str]:
+        """Channel point of every open or pending-open channel LND stores a memo with (the LSP sets
+        one on each channel it opens, so a restarted LSP can find the channel an earlier run opened)."""
+        found: dict[str, str] = {}
+        for c in await self.list_channels():
+            if c.memo:
+                found[c.memo] = str(c.channel_point)
+        for p in (await self.pending_channels()).pending_open_channels:
+            if p.channel.memo:
+                found.setdefault(p.channel.memo, str(p.channel.channel_point))
+        return found
+
     async def closed_channels(self) -> list[Any]:
         resp = await self._unary(
             self.lightning_stub.ClosedChannels, self.pb.ln.ClosedChannelsRequest(), rpc="ClosedChannels"

@@ -252,7 +252,7 @@ class JitInterceptor:
         memo = f"lsps2 buy {buy.id}"
         self.store.set_buy_state(buy.id, "OPENING", fee_msat=fee)
         try:
-            existing = await self._find_earlier_open(buy.client_node_id, memo) if resumed else None
+            existing = await self._find_earlier_open(memo) if resumed else None
             if existing is not None:
                 log.info("JIT buy %s: resuming with the channel %s an earlier run opened", buy.id, existing)
                 opened = await self.lnd.wait_active(buy.client_node_id, existing)
@@ -294,14 +294,14 @@ class JitInterceptor:
                 return int(m.base_scid)
         return chan_id
 
-    async def _find_earlier_open(self, peer: str, memo: str) -> str | None:
+    async def _find_earlier_open(self, memo: str) -> str | None:
         """The channel an earlier run asked LND to open, if LND has it. The earlier run may have
         stopped while LND was still in the funding flow (seen in CI: the channel was between
         "pending" and "open" and in neither list for a moment), so look for a while before
         concluding that no channel exists."""
         started = time.monotonic()
         while True:
-            found = await self.lnd.find_by_memo(peer, memo)
+            found = (await self.lnd.lnd.channel_points_by_memo()).get(memo)
             waited = time.monotonic() - started
             if found is not None or waited >= RESUME_FIND_S:
                 log.info("%r: %s after %.1f s", memo, f"found {found}" if found else "no such channel", waited)

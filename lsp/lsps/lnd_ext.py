@@ -128,18 +128,6 @@ class LspsLnd:
             raise LndError("OpenChannel ended without a channel point", grpc_code="UNKNOWN", rpc="OpenChannel")
         return await self.wait_active(peer, channel_point, timeout_s=timeout_s)
 
-    async def find_by_memo(self, peer: str, memo: str) -> str | None:
-        """The channel point of a channel to ``peer`` (open or still pending) that LND stores with
-        ``memo``, or None: how a restarted LSP finds the channel an earlier run opened."""
-        for ch in await self.lnd.list_channels(peer=peer):
-            if ch.memo == memo:
-                return str(ch.channel_point)
-        pending = await self.lnd.pending_channels()
-        for p in pending.pending_open_channels:
-            if p.channel.remote_node_pub == peer and p.channel.memo == memo:
-                return str(p.channel.channel_point)
-        return None
-
     async def wait_active(self, peer: str, channel_point: str, *, timeout_s: float = 60) -> OpenedChannel:
         import asyncio
         import time

@@ -166,24 +166,18 @@ async def resolve_opening(
         stale = [c.id for c in s.scalars(select(Channel).where(Channel.status == "opening", Channel.created_at < cutoff))]
     if not stale:
         return []
-    by_memo: dict[str, tuple[str, int | None]] = {}
-    for c in await lnd.list_channels():
-        by_memo[c.memo] = (c.channel_point, int(c.chan_id))
-    pending = await lnd.pending_channels()
-    for p in pending.pending_open_channels:
-        by_memo.setdefault(p.channel.memo, (p.channel.channel_point, None))
+    by_memo = await lnd.channel_points_by_memo()
     out: list[tuple[str, str]] = []
     with session_scope(sessions) as s:
         for cid in stale:
-            found = by_memo.get(memo_for(cid))
-            if found is None:
+            point = by_memo.get(memo_for(cid))
+            if point is None:
                 if _fail_opening(s, cid, "LND has no channel with its memo") is not None:
                     out.append((cid, "failed"))
                 continue
             row = s.get(Channel, cid)
             if row is None or row.status != "opening":
                 continue
-            point, _chan_id = found
             txid, vout = point.rsplit(":", 1)
             # Pending with its outpoint: the next reconciliation moves it to open (with the event).
             row.funding_txid, row.output_index, row.status = txid, int(vout), "pending"

@@ -30,8 +30,7 @@ class FakeLnd:
     def __init__(self, open_result: ChannelPointRef | Exception):
         self.open_result = open_result
         self.memos: list[str] = []
-        self.listed: list[Any] = []
-        self.pending: list[Any] = []
+        self.by_memo: dict[str, str] = {}  # what LND lists: memo -> channel point
 
     async def list_peers(self) -> list[Any]:
         return [SimpleNamespace(pub_key=PUBKEY)]
@@ -42,11 +41,8 @@ class FakeLnd:
             raise self.open_result
         return self.open_result
 
-    async def list_channels(self) -> list[Any]:
-        return self.listed
-
-    async def pending_channels(self) -> Any:
-        return SimpleNamespace(pending_open_channels=[SimpleNamespace(channel=c) for c in self.pending])
+    async def channel_points_by_memo(self) -> dict[str, str]:
+        return self.by_memo
 
 
 def open_for(api: TestClient, creds: Creds, lnd: FakeLnd) -> Channel:
@@ -100,7 +96,7 @@ def test_interrupted_open_is_resolved_from_lnd_by_its_memo(api: TestClient, cred
     assert balance(api, creds) == -fee
     # LND did open the first (it is pending there, with the row's memo); the second never reached it.
     lnd = FakeLnd(ChannelPointRef("00", 0))
-    lnd.pending = [SimpleNamespace(memo=channels.memo_for(first), channel_point=f"{'bb' * 32}:0")]
+    lnd.by_memo = {channels.memo_for(first): f"{'bb' * 32}:0"}
     assert asyncio.run(channels.resolve_opening(lnd, ctx.sessions)) == []  # within the grace period: hands off
     later = utcnow() + timedelta(seconds=channels.OPENING_GRACE_S + 1)
     done = asyncio.run(channels.resolve_opening(lnd, ctx.sessions, now=later))  # type: ignore[arg-type]
