@@ -26,7 +26,7 @@ from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatche
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps1 import Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
-from lsp.lsps.server import DEFAULT_MENU, HTTPS_PROTOCOLS, promise_secret
+from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS, promise_secret
 from lsp.lsps.store import LspsStore
 
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
@@ -50,7 +50,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     if existing is not None:
         return existing
     d = Dispatcher()
-    lsps0.register(d, HTTPS_PROTOCOLS)
+    lsps0.register(d, SUPPORTED_PROTOCOLS)
     cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
     Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
     # LSPS1 orders are created and read here; the LSPS daemon (`lsp lsps`) follows their

@@ -1,5 +1,6 @@
 """walletrpc.WalletKit: fee estimates, publishing transactions, paying outputs from LND's wallet,
-new addresses. Composition over an ``LndClient`` connection: ``WalletKit(lnd)``."""
+new addresses, outputs received at an address, sweeping given outputs, labelled transactions.
+Composition over an ``LndClient`` connection: ``WalletKit(lnd)``."""
 
 from __future__ import annotations
 
@@ -48,20 +49,47 @@ class WalletKit:
         resp: Any = await self._lnd._unary(self._stub.SendOutputs, req, rpc="SendOutputs", timeout=120)
         return bytes(resp.raw_tx)
 
-    async def find_labeled(self, label: str, *, start_height: int) -> bytes | None:
-        """The raw transaction LND's wallet recorded under ``label`` since ``start_height`` (mempool included)."""
+    async def _transactions(self, start_height: int) -> list[Any]:
         req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
         resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
-        for t in resp.transactions:
+        return list(resp.transactions)
+
+    async def find_labeled(self, label: str, *, start_height: int) -> bytes | None:
+        """The raw transaction LND's wallet recorded under ``label`` since ``start_height`` (mempool included)."""
+        for t in await self._transactions(start_height):
             if t.label == label and t.raw_tx_hex:
                 return bytes.fromhex(t.raw_tx_hex)
         return None
 
+    async def labeled_txid(self, label: str) -> str | None:
+        """The txid of the wallet transaction recorded under ``label`` (e.g. a sweep made before a restart)."""
+        return next((str(t.tx_hash) for t in await self._transactions(0) if t.label == label), None)
+
+    async def received(self, address: str, *, min_confs: int) -> list[tuple[str, int]]:
+        """Unspent outputs of LND's wallet paying ``address`` with at least ``min_confs``
+        confirmations, as ("txid:vout", sat)."""
+        req = self._pb.ln.ListUnspentRequest(min_confs=min_confs, max_confs=2**31 - 1)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.ListUnspent, req, rpc="ListUnspent")
+        return [
+            (f"{u.outpoint.txid_str}:{u.outpoint.output_index}", int(u.amount_sat))
+            for u in resp.utxos
+            if u.address == address
+        ]
+
+    async def sweep_to(self, address: str, outpoints: list[str], *, label: str) -> str:
+        """Send exactly these outputs of LND's wallet, minus the miner fee (6-block target), to
+        ``address``; returns the txid."""
+        ops = []
+        for op in outpoints:
+            txid, vout = op.rsplit(":", 1)
+            ops.append(self._pb.ln.OutPoint(txid_str=txid, output_index=int(vout)))
+        req = self._pb.ln.SendCoinsRequest(addr=address, send_all=True, outpoints=ops, label=label, target_conf=6)
+        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.SendCoins, req, rpc="SendCoins", timeout=120)
+        return str(resp.txid)
+
     async def confirmed_height(self, txid: str, *, start_height: int) -> int | None:
         """The block height of one of the wallet's own transactions, None while it is unconfirmed."""
-        req = self._pb.ln.GetTransactionsRequest(start_height=start_height, end_height=-1)
-        resp: Any = await self._lnd._unary(self._lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
-        for t in resp.transactions:
+        for t in await self._transactions(start_height):
             if t.tx_hash == txid and t.num_confirmations > 0:
                 return int(t.block_height)
         return None

@@ -149,41 +149,6 @@ class LspsLnd:
         info = await self.lnd.get_info()
         return str(info.chains[0].network) if info.chains else "mainnet"
 
-    async def new_address(self) -> str:
-        """A fresh P2WPKH address of LND's wallet."""
-        req = self.pb.ln.NewAddressRequest(type=self.pb.ln.AddressType.Value("WITNESS_PUBKEY_HASH"))
-        resp = await self.lnd._unary(self.lnd.lightning_stub.NewAddress, req, rpc="NewAddress")
-        return str(resp.address)
-
-    async def received(self, address: str, *, min_confs: int) -> list[tuple[str, int]]:
-        """Unspent outputs of LND's wallet paying ``address`` with at least ``min_confs``
-        confirmations, as ("txid:vout", sat)."""
-        req = self.pb.ln.ListUnspentRequest(min_confs=min_confs, max_confs=2**31 - 1)
-        resp = await self.lnd._unary(self.lnd.lightning_stub.ListUnspent, req, rpc="ListUnspent")
-        return [
-            (f"{u.outpoint.txid_str}:{u.outpoint.output_index}", int(u.amount_sat))
-            for u in resp.utxos
-            if u.address == address
-        ]
-
-    async def sweep_to(self, address: str, outpoints: list[str], *, label: str, sat_per_vbyte: int = 0) -> str:
-        """Send exactly these outputs of LND's wallet, minus the miner fee, to ``address``; the txid."""
-        ops = []
-        for op in outpoints:
-            txid, vout = op.rsplit(":", 1)
-            ops.append(self.pb.ln.OutPoint(txid_str=txid, output_index=int(vout)))
-        # LND takes a fee rate or a confirmation target, not both.
-        fee = {"sat_per_vbyte": sat_per_vbyte} if sat_per_vbyte else {"target_conf": 6}
-        req = self.pb.ln.SendCoinsRequest(addr=address, send_all=True, outpoints=ops, label=label, **fee)
-        resp = await self.lnd._unary(self.lnd.lightning_stub.SendCoins, req, rpc="SendCoins", timeout=120)
-        return str(resp.txid)
-
-    async def labeled_txid(self, label: str) -> str | None:
-        """The txid of the wallet transaction recorded under ``label`` (a sweep done before a restart)."""
-        req = self.pb.ln.GetTransactionsRequest(start_height=0, end_height=-1)
-        resp = await self.lnd._unary(self.lnd.lightning_stub.GetTransactions, req, rpc="GetTransactions")
-        return next((str(t.tx_hash) for t in resp.transactions if t.label == label), None)
-
     # -- hold invoices and payments (wrapped mode) -----------------------------
     async def add_hold_invoice(
         self, payment_hash: str, value_msat: int, *, memo: str, expiry_s: int, cltv_expiry: int

@@ -36,6 +36,7 @@ from sqlalchemy import or_, select, update
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
 from lsp.errors import LndError, LndUnavailable
+from lsp.lnd.walletkit import WalletKit
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import format_datetime
@@ -106,6 +107,10 @@ class Lsps1Methods:
         if self._lnd is None:
             raise LndUnavailable("the LSP is not connected to its Lightning node", grpc_code="CONFIG")
         return self._lnd
+
+    @property
+    def wallet(self) -> WalletKit:
+        return WalletKit(self.lnd.lnd)
 
     def register(self, d: Dispatcher) -> None:
         d.register("lsps1.get_info", self.get_info)
@@ -178,7 +183,7 @@ class Lsps1Methods:
             cltv_expiry=144,
         )
         onchain = refund is not None and self.config.onchain
-        address = await self.lnd.new_address() if onchain else None
+        address = await self.wallet.new_address() if onchain else None
         with session_scope(self.sessions) as s:
             row = Lsps1Order(
                 client_node_id=caller.node_id,
@@ -335,9 +340,7 @@ class Lsps1Methods:
             # The invoice watcher ends when the invoice does (settled, cancelled: bolt11's outcome or
             # the on-chain option's withdrawal of it); the on-chain one when its option is decided.
             await asyncio.gather(*watchers)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # (cancellation is not an Exception: it propagates)
             log.exception("LSPS1 order %s: following it failed", order_id)
         finally:
             for w in watchers:
@@ -379,7 +382,7 @@ class Lsps1Methods:
                 await self._open_paid_onchain(order_id)
                 return
             assert row.onchain_address is not None
-            got = await self.lnd.received(row.onchain_address, min_confs=c.min_onchain_payment_confirmations)
+            got = await self.wallet.received(row.onchain_address, min_confs=c.min_onchain_payment_confirmations)
             total = sum(sat for _op, sat in got)
             if total >= row.order_total_sat and row.paid_via in (None, "onchain") and self._claim(order_id, "onchain"):
                 self._update(
@@ -452,11 +455,11 @@ class Lsps1Methods:
         """Sweep exactly the outputs received for the order back to the client's refund address."""
         row = self._load(order_id)
         label = REFUND_LABEL.format(order_id=order_id)
-        txid = row.refund_txid or await self.lnd.labeled_txid(label)  # swept before a restart?
+        txid = row.refund_txid or await self.wallet.labeled_txid(label)  # swept before a restart?
         if txid is None:
             assert row.refund_onchain_address is not None and row.onchain_outpoints
             try:
-                txid = await self.lnd.sweep_to(row.refund_onchain_address, row.onchain_outpoints.split(","), label=label)
+                txid = await self.wallet.sweep_to(row.refund_onchain_address, row.onchain_outpoints.split(","), label=label)
             except LndError as exc:
                 log.error("LSPS1 order %s: refund failed (operator must refund by hand): %s", order_id, exc.message)
                 self._update(order_id, order_state="FAILED", failure_reason=f"{reason}; refund failed: {exc.message}")

@@ -30,9 +30,9 @@ from lsp.lsps.wrapped import WrappedJit
 
 log = logging.getLogger("lsp.lsps")
 
+# Served over peer messages and the HTTPS mirror alike (the mirror's LSPS1 orders are followed by
+# this daemon: poll_new_orders).
 SUPPORTED_PROTOCOLS = [1, 2]
-# The HTTPS mirror serves both: its LSPS1 orders are followed by this daemon (poll_new_orders).
-HTTPS_PROTOCOLS = [1, 2]
 LSPS1_POLL_S = 2.0
 
 DEFAULT_MENU = [
@@ -81,7 +81,7 @@ class LspsServer:
             self._tasks.append(asyncio.create_task(self.interceptor.run()))
             await asyncio.wait_for(self.interceptor.connected.wait(), 30)
         self.wrapped.resume_all()
-        self.lsps1.resume_all()
+        # Its first round follows every unfinished order (a restart's resume), then new ones.
         self._tasks.append(asyncio.create_task(self.lsps1.poll_new_orders(LSPS1_POLL_S)))
 
     async def stop(self) -> None:
