@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
@@ -210,25 +210,23 @@ def usage(session: Session, client_id: str, now: datetime | None = None, *, excl
     from lsp.db.models_swaps import Swap  # the swap tables register themselves after the core models
 
     day, month = period_starts(now or utcnow())
-    # One pass per table for both periods (it runs under the client's lock on every payment).
-    in_day = case((Payment.created_at >= day, Payment.amount_sat), else_=0)
-    pay = session.execute(
-        select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(Payment.amount_sat), 0)).where(
+    # One statement for both tables and both periods: it runs under the client's lock on every payment.
+    moved = union_all(
+        select(Payment.amount_sat.label("amount"), Payment.created_at.label("at")).where(
             Payment.client_id == client_id,
             Payment.status.in_(("in_flight", "succeeded")),
             Payment.created_at >= month,
-        )
-    ).one()
-    swap_in_day = case((Swap.created_at >= day, Swap.invoice_amount_sat), else_=0)
-    swap = session.execute(
-        select(func.coalesce(func.sum(swap_in_day), 0), func.coalesce(func.sum(Swap.invoice_amount_sat), 0)).where(
+        ),
+        select(Swap.invoice_amount_sat.label("amount"), Swap.created_at.label("at")).where(
             Swap.client_id == client_id,
             Swap.state.not_in(SWAP_STATES_WITHOUT_VOLUME),
             Swap.created_at >= month,
             Swap.id != (exclude_swap or ""),
-        )
-    ).one()
-    return Usage(day_sat=int(pay[0] or 0) + int(swap[0] or 0), month_sat=int(pay[1] or 0) + int(swap[1] or 0))
+        ),
+    ).subquery()
+    in_day = case((moved.c.at >= day, moved.c.amount), else_=0)
+    row = session.execute(select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(moved.c.amount), 0))).one()
+    return Usage(day_sat=int(row[0] or 0), month_sat=int(row[1] or 0))
 
 
 # --- enforcement (raise Forbidden with the reason) -------------------------------------------------
