@@ -108,7 +108,7 @@ async def rebalance(
             str(source.chan_id), str(target.chan_id), amount_sat, fee_limit_msat=max_fee_sat * 1000, timeout_s=timeout_s
         )
         phash = res.payment_hash
-        outcome: PaymentOutcome | None = res.to_outcome()
+        outcome = res.to_outcome()
     else:
         inv = await lnd.add_invoice(amount_sat, f"rebalance to {channel.id}", expiry_s=max(timeout_s * 2, 600))
         phash = inv.r_hash.hex()
@@ -123,13 +123,10 @@ async def rebalance(
             )
         except LndUnavailable:
             raise
-        except LndError as exc:
-            outcome, error = None, exc.message
-    if outcome is not None:
-        status = "succeeded" if outcome.status == "SUCCEEDED" else "failed"
-        fee, reason = outcome.fee_sat, outcome.failure_reason
-    else:
-        status, fee, reason = "failed", 0, error
+        except LndError as exc:  # refused outright: a failed circle like any other
+            outcome = PaymentOutcome(phash, "FAILED", 0, 0, amount_sat, None, exc.message)
+    status = "succeeded" if outcome.status == "SUCCEEDED" else "failed"
+    fee, reason = outcome.fee_sat, outcome.failure_reason
     if status == "succeeded" and fee > 0:
         with session_scope(sessions) as s:
             ledger.record(s, client_id, -fee, "rebalance_fee", f"rebalance:{phash}")
