@@ -36,8 +36,7 @@ def _settings() -> Settings:
         ("LSP_LND_MACAROON_PATH", settings.lnd_macaroon_path),
     ):
         if path is not None and not path.is_file():
-            click.echo(f"error: {var}={path} is not a readable file", err=True)
-            sys.exit(2)
+            _fail(f"{var}={path} is not a readable file")
     return settings
 
 
@@ -184,8 +183,7 @@ def compliance_scan(frm: str | None, to: str | None, config_path: str | None) ->
     try:
         policy = load_policy(Path(config_path) if config_path else settings.compliance_config_path)
     except ConfigError as exc:
-        click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        _fail(exc.message)
     engine = make_engine(settings.database_url)
     try:
         with _database(settings), session_scope(make_sessionmaker(engine)) as s:
