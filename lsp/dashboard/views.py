@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import func, inspect, select, text
 
+from lsp.api.schemas import MAX_DB_ID
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.context import AppContext
 from lsp.dashboard import charts, session
@@ -325,7 +326,7 @@ def alerts_page(request: Request) -> Response:
 async def alerts_review(request: Request, alert_id: int) -> Response:
     if not _authed(request) or not _same_origin(request):
         return _login_redirect()
-    if not 1 <= alert_id <= 2**63 - 1:
+    if not 1 <= alert_id <= MAX_DB_ID:
         return RedirectResponse(f"/dashboard/alerts?err={quote(f'no alert {alert_id}')}", status_code=303)
     ctx = _ctx(request)
     form = await _form(request)

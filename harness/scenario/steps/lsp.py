@@ -104,5 +104,5 @@ def run(step: LspStep, ctx: StepContext) -> None:
         # The report is shared: keep credentials (apiKey, secrets) out of it.
         answer = {k: v for k, v in answer.items() if "key" not in k.lower() and "secret" not in k.lower()}
     # JSON, as the API answered it (not Python's repr), cut to a line in the report.
-    shown = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, default=str)
-    ctx.result.detail = shown if isinstance(answer, str) else f"{step.call}: {shown[:160]}"
+    shown = json.dumps(answer, sort_keys=True, default=str)[:160]
+    ctx.result.detail = answer if isinstance(answer, str) else f"{step.call}: {shown}"
