@@ -188,13 +188,8 @@ def test_onchain_order_whose_open_fails_is_refunded_to_the_refund_address(
         timeout_s=60,
     )
     assert not node.list_channels()
-    other = [
-        line
-        for line in lab.new_error_lines()
-        if "does not accept channels" not in line and "unable to cancel reservation" not in line
-    ]
-    assert not other, other
-    lab.mark_logs()
+    # The client refusing the channel is logged by LND; the plugin's invariant check ignores only that.
+    lab.expect_log_errors("does not accept channels", "unable to cancel reservation")
 
 
 def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHarness, tmp_path: Path) -> None:
