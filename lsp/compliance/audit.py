@@ -19,9 +19,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.db.base import session_scope, utcnow
@@ -53,6 +53,14 @@ def entry_hash(
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+_head = cast(Table, AuditHead.__table__)
+_log = cast(Table, AuditEntry.__table__)
+# Built once, on the table (Core): they run on every audited change (each payment), and the ORM's
+# bulk-update path costs several times the statement itself.
+_TAKE_HEAD = update(_head).where(_head.c.id == 1).values(seq=_head.c.seq).returning(_head.c.seq, _head.c.hash)
+_SET_HEAD = update(_head).where(_head.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def record(
     session: Session,
     *,
@@ -74,16 +82,14 @@ def record_many(session: Session, items: Sequence[dict[str, Any]]) -> list[Audit
     # takes SQLite's write lock (a plain SELECT there runs outside any transaction, so two writers
     # could read the same head -- the unique seq then refuses the second, but it must wait instead).
     # RETURNING reads the head in the same statement (SQLite >= 3.35, PostgreSQL).
-    row = session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq).returning(AuditHead.seq, AuditHead.hash)
-    ).first()
+    row = session.execute(_TAKE_HEAD).first()
     if row is None:  # the migration creates the row; this covers a database built without it
         session.add(AuditHead(id=1, seq=0, hash=GENESIS))
         session.flush()
         seq, prev = 0, GENESIS
     else:
         seq, prev = int(row[0]), str(row[1])
-    entries = []
+    entries, rows = [], []
     for item in items:
         seq += 1
         request_id = item.get("request_id")
@@ -100,9 +106,12 @@ def record_many(session: Session, items: Sequence[dict[str, Any]]) -> list[Audit
         }
         h = entry_hash(prev, **fields)  # type: ignore[arg-type]
         entries.append(AuditEntry(prev_hash=prev, hash=h, **fields))
+        rows.append({**fields, "prev_hash": prev, "hash": h})
         prev = h
-    session.add_all(entries)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    # A Core insert (the entries are returned unattached): the ORM's unit of work for objects
+    # that are never read back cost as much again as the rest of the append.
+    session.execute(insert(_log), rows)
+    session.execute(_SET_HEAD, {"new_seq": seq, "new_hash": prev})
     return entries
 
 

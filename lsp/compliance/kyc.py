@@ -27,13 +27,14 @@ default tier on regtest, so the lab works out of the box; pending on every other
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, union_all
+from sqlalchemy import BindParameter, Select, bindparam, case, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
@@ -207,10 +208,20 @@ SWAP_STATES_WITHOUT_VOLUME = ("lockup_failed", "expired", "invoice_failed", "inv
 def usage(session: Session, client_id: str, now: datetime | None = None, *, exclude_swap: str | None = None) -> Usage:
     """The client's volume this UTC day and month: outgoing payments (in flight or succeeded) plus
     swaps in either direction (from creation on, unless they failed or were refunded)."""
+    day, month = period_starts(now or utcnow())
+    params = {"client_id": client_id, "day": day, "month": month, "exclude_swap": exclude_swap or ""}
+    row = session.execute(_usage_statement(), params).one()
+    return Usage(day_sat=int(row[0] or 0), month_sat=int(row[1] or 0))
+
+
+@functools.cache
+def _usage_statement() -> Select[Any]:
+    """One statement for both tables and both periods, built once: it runs under the client's lock
+    on every payment, where building and cache-keying it each time cost more than running it."""
     from lsp.db.models_swaps import Swap  # the swap tables register themselves after the core models
 
-    day, month = period_starts(now or utcnow())
-    # One statement for both tables and both periods: it runs under the client's lock on every payment.
+    client_id: BindParameter[str] = bindparam("client_id")
+    month: BindParameter[datetime] = bindparam("month")
     moved = union_all(
         select(Payment.amount_sat.label("amount"), Payment.created_at.label("at")).where(
             Payment.client_id == client_id,
@@ -221,12 +232,11 @@ def usage(session: Session, client_id: str, now: datetime | None = None, *, excl
             Swap.client_id == client_id,
             Swap.state.not_in(SWAP_STATES_WITHOUT_VOLUME),
             Swap.created_at >= month,
-            Swap.id != (exclude_swap or ""),
+            Swap.id != bindparam("exclude_swap"),
         ),
     ).subquery()
-    in_day = case((moved.c.at >= day, moved.c.amount), else_=0)
-    row = session.execute(select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(moved.c.amount), 0))).one()
-    return Usage(day_sat=int(row[0] or 0), month_sat=int(row[1] or 0))
+    in_day = case((moved.c.at >= bindparam("day"), moved.c.amount), else_=0)
+    return select(func.coalesce(func.sum(in_day), 0), func.coalesce(func.sum(moved.c.amount), 0))
 
 
 # --- enforcement (raise Forbidden with the reason) -------------------------------------------------
