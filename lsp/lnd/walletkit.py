@@ -65,15 +65,14 @@ class WalletKit:
         """The txid of the wallet transaction recorded under ``label`` (e.g. a sweep made before a restart)."""
         return next((str(t.tx_hash) for t in await self._transactions(0) if t.label == label), None)
 
-    async def received(self, address: str, *, min_confs: int) -> list[tuple[str, int]]:
-        """Unspent outputs of LND's wallet paying ``address`` with at least ``min_confs``
-        confirmations, as ("txid:vout", sat)."""
+    async def unspent(self, *, min_confs: int) -> list[tuple[str, int, str]]:
+        """Unspent outputs of LND's wallet with at least ``min_confs`` confirmations, as
+        ("txid:vout", sat, address)."""
         req = self._pb.ln.ListUnspentRequest(min_confs=min_confs, max_confs=2**31 - 1)
         resp: Any = await self._lnd._unary(self._lnd.lightning_stub.ListUnspent, req, rpc="ListUnspent")
         return [
-            (f"{u.outpoint.txid_str}:{u.outpoint.output_index}", int(u.amount_sat))
+            (f"{u.outpoint.txid_str}:{u.outpoint.output_index}", int(u.amount_sat), str(u.address))
             for u in resp.utxos
-            if u.address == address
         ]
 
     async def sweep_to(self, address: str, outpoints: list[str], *, label: str) -> str:

@@ -27,6 +27,8 @@ import hashlib
 import json
 import logging
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,6 +79,33 @@ class Lsps1Config:
     onchain_poll_s: float = 1.0
 
 
+class UnspentSnapshot:
+    """One ListUnspent for every order waiting on chain. Each order's loop asks for its own
+    address; the wallet itself is asked at most once per ``max_age_s``, however many orders wait
+    (before: one ListUnspent per waiting order per poll)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[list[tuple[str, int, str]]]],
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._fetch = fetch
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._utxos: list[tuple[str, int, str]] = []
+        self._at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def received(self, address: str) -> list[tuple[str, int]]:
+        """("txid:vout", sat) of the wallet's unspent outputs paying ``address``."""
+        async with self._lock:  # callers arriving during a fetch wait for it instead of fetching again
+            if self._at is None or self._clock() - self._at >= self.max_age_s:
+                self._utxos = await self._fetch()
+                self._at = self._clock()
+        return [(op, sat) for op, sat, addr in self._utxos if addr == address]
+
+
 def _sat(value: Any, name: str) -> int:
     if not isinstance(value, str) or not value.isdigit():
         raise invalid_params(f"{name} must be a decimal string of satoshis", field_name=name)
@@ -101,6 +130,7 @@ class Lsps1Methods:
         self.follow = follow
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._network: str | None = None
+        self._unspent: UnspentSnapshot | None = None
 
     @property
     def lnd(self) -> LspsLnd:
@@ -111,6 +141,12 @@ class Lsps1Methods:
     @property
     def wallet(self) -> WalletKit:
         return WalletKit(self.lnd.lnd)
+
+    def _received(self, address: str) -> Awaitable[list[tuple[str, int]]]:
+        if self._unspent is None:
+            wallet, confs = self.wallet, self.config.min_onchain_payment_confirmations
+            self._unspent = UnspentSnapshot(lambda: wallet.unspent(min_confs=confs), self.config.onchain_poll_s)
+        return self._unspent.received(address)
 
     def register(self, d: Dispatcher) -> None:
         d.register("lsps1.get_info", self.get_info)
@@ -382,7 +418,7 @@ class Lsps1Methods:
                 await self._open_paid_onchain(order_id)
                 return
             assert row.onchain_address is not None
-            got = await self.wallet.received(row.onchain_address, min_confs=c.min_onchain_payment_confirmations)
+            got = await self._received(row.onchain_address)
             total = sum(sat for _op, sat in got)
             if total >= row.order_total_sat and row.paid_via in (None, "onchain") and self._claim(order_id, "onchain"):
                 self._update(
