@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
 from lsp.compliance.policy import Policy
@@ -208,6 +208,26 @@ def scan(session: Session, policy: Policy, *, since: datetime | None = None, unt
     return result
 
 
+# The live worker, the start-up catch-up and the admin scan never evaluate at the same time: each reads the alerts
+# before it writes, so two at once could both raise the same hit.
+EVALUATING = threading.Lock()
+
+
+def catch_up(sessions: sessionmaker[Session], policy: Policy, *, now: datetime | None = None) -> ScanResult:
+    """Re-run the rules over the recent past when the LSP starts.
+
+    The live path sees a transaction through an event that is only in memory. If the process dies
+    after the change commits but before its batch is handled (kill -9, power loss), the event is
+    gone, and an alert it should have raised would wait for the next manual ``lsp compliance
+    scan``. This replays twice the rules' longest window. Every transaction of the last window
+    sees its whole window of history; the older half only confirms what is known. The scan is
+    idempotent: a transaction already in an alert is never counted again, so a clean restart
+    creates nothing."""
+    since = (now or utcnow()) - 2 * timedelta(seconds=max_window_s(policy.rules))
+    with EVALUATING, session_scope(sessions) as s:
+        return scan(s, policy, since=since)
+
+
 def raise_manual(session: Session, hit: Hit) -> ComplianceAlert | None:
     res = upsert(session, hit)
     return res[0] if res else None
@@ -314,7 +334,7 @@ def install(ctx: AppContext, policy: Policy) -> None:
     def on_events(batch: list[tuple[Event, str | None]]) -> None:
         # One transaction per batch: under a burst of payments the worker falls behind and then
         # catches up in a few commits instead of one per event.
-        with session_scope(ctx.sessions) as s:
+        with EVALUATING, session_scope(ctx.sessions) as s:
             txs, entries = [], []
             for event, request_id in batch:
                 action = SYSTEM_AUDITED.get(event.type)

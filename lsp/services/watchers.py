@@ -149,6 +149,22 @@ async def expire_reservations(ctx: AppContext) -> None:
         await asyncio.sleep(RECONCILE_EVERY_S)
 
 
+async def monitoring_catch_up(ctx: AppContext) -> None:
+    """Alerts that events lost in a crash should have raised (``monitoring.catch_up``)."""
+    from lsp.compliance import kyc, monitoring
+
+    r = await asyncio.to_thread(monitoring.catch_up, ctx.sessions, kyc.policy_of(ctx.settings))
+    if r.created or r.extended:
+        log.warning(
+            "compliance catch-up after start: %d alert(s) raised, %d extended, over %d transactions",
+            r.created,
+            r.extended,
+            r.transactions,
+        )
+    else:
+        log.info("compliance catch-up after start: nothing missed (%d transactions)", r.transactions)
+
+
 def start_all(ctx: AppContext) -> list[asyncio.Task[None]]:
     from lsp.services.webhooks import WebhookDispatcher
 
@@ -172,6 +188,11 @@ def start_all(ctx: AppContext) -> list[asyncio.Task[None]]:
             }
         )
     tasks = [asyncio.create_task(supervise(name, fn), name=f"lsp-{name}") for name, fn in loops.items()]
+    tasks.append(
+        asyncio.create_task(
+            supervise("monitoring-catch-up", lambda: monitoring_catch_up(ctx), once=True), name="lsp-monitoring-catch-up"
+        )
+    )
     if lnd is not None:
         resume = supervise("resume-payments", lambda: resume_payments(ctx, lnd), once=True)
         tasks.append(asyncio.create_task(resume, name="lsp-resume-payments"))

@@ -4,6 +4,7 @@ refused by compliance *before* they would need it, which is exactly what these t
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from harness.wait import wait_for
 from lsp.app import create_app
 from lsp.cli import main as cli_main
 from lsp.client import LSPAPIError, LSPClient
@@ -279,6 +281,44 @@ def test_structuring_scan_raises_one_alert_and_the_review_workflow(make_api) -> 
     assert summary["byStatus"] == {"closed": 1} and summary["byRule"] == {"structuring": 1}
     actions = [e["action"] for e in api.get("/api/admin/audit", headers=ADMIN).json()["log"]]
     assert actions[:4] == ["alert.closed", "alert.escalated", "alert.reviewing", "alert.raise"]
+
+
+def test_a_restarted_lsp_raises_the_alerts_of_events_lost_in_a_crash(make_api) -> None:
+    """The payments commit, the process dies before its monitoring worker sees their events (here:
+    no events are published at all). The next start replays the rules' window and raises the
+    structuring alert; a second start raises nothing new."""
+    api = make_api(roomy_policy())
+    c = onboard(api)
+    fund(api, c.client_id, 1_000_000, "f")
+    for i, amount in enumerate((95_000, 99_000, 92_000)):
+        pay(api, c.client_id, amount, f"lost{i}")
+    assert api.get("/api/admin/alerts", headers=ADMIN).json() == []
+
+    def alerts_after_start() -> list[dict]:
+        restarted = make_api(roomy_policy(), background_tasks=True)  # runs the start-up tasks, no LND
+        wait_for(
+            lambda: not any(t.get_name() == "lsp-monitoring-catch-up" and not t.done() for t in asyncio_tasks(restarted)),
+            what="the start-up catch-up",
+            timeout_s=15,
+        )
+        return restarted.get("/api/admin/alerts", headers=ADMIN).json()
+
+    alerts = alerts_after_start()
+    assert [(a["rule"], a["clientId"]) for a in alerts] == [("structuring", c.client_id)]
+    assert sorted(alerts[0]["evidence"]["amountsSat"]) == [92_000, 95_000, 99_000]
+    assert len(alerts_after_start()) == 1  # idempotent: the next start finds nothing new
+    actions = [e["action"] for e in api.get("/api/admin/audit", headers=ADMIN).json()["log"]]
+    assert actions.count("alert.raise") == 1
+
+
+def asyncio_tasks(api: TestClient) -> list[asyncio.Task]:
+    """The tasks running on the app's event loop (its background tasks among them)."""
+
+    async def tasks() -> list[asyncio.Task]:
+        return list(asyncio.all_tasks())
+
+    assert api.portal is not None
+    return api.portal.call(tasks)
 
 
 # --- reports ------------------------------------------------------------------------------------------------
