@@ -115,6 +115,12 @@ def record_many(session: Session, items: Sequence[dict[str, Any]]) -> list[Audit
     return entries
 
 
+def record_system(session: Session, action: str, client_id: str | None, ref: str, after: Any) -> AuditEntry:
+    """A change the LSP made on its own (LND told it: a payment finished, an invoice settled, a
+    channel opened), in the transaction that makes the change."""
+    return record(session, actor="system", action=action, target=f"client:{client_id}/{ref}", after=after)
+
+
 def record_in(sessions: sessionmaker[Session], **kw: Any) -> None:
     """Append in a transaction of its own (for changes committed by code that owns its sessions)."""
     with session_scope(sessions) as s:

@@ -318,50 +318,20 @@ SWAP_MONEY_MOVED = {("submarine", "invoice_pending"), ("reverse", "invoice_accep
 
 
 # Events that change state without an API request (the watchers): audited as the system's actions.
-SYSTEM_AUDITED = {
-    "payment_received": "invoice.settled",
-    "channel_opened": "channel.opened",
-    "channel_closed": "channel.closed",
-    "payment_sent": "payment.succeeded",
-    "payment_failed": "payment.failed",
-    "swap_updated": "swap.state",
-}
-
-
 def install(ctx: AppContext, policy: Policy) -> None:
-    """Subscribe monitoring (and the system half of the audit trail) to the app's event bus."""
+    """Subscribe monitoring to the app's event bus. (The changes behind the events are audited in
+    the transactions that make them: lsp/services, lsp/swaps.)"""
 
     def on_events(batch: list[tuple[Event, str | None]]) -> None:
         # One transaction per batch: under a burst of payments the worker falls behind and then
         # catches up in a few commits instead of one per event.
         with EVALUATING, session_scope(ctx.sessions) as s:
-            txs, entries = [], []
-            for event, request_id in batch:
-                action = SYSTEM_AUDITED.get(event.type)
-                if action is not None:
-                    ref = (
-                        event.data.get("invoiceId")
-                        or event.data.get("channelId")
-                        or event.data.get("swapId")
-                        or event.data.get("paymentHash")
-                    )
-                    entries.append(
-                        {
-                            "actor": "system",
-                            "action": action,
-                            "target": f"client:{event.client_id}/{ref}",
-                            "after": event.data,
-                            "request_id": request_id or "",
-                        }
-                    )
+            txs = []
+            for event, _request_id in batch:
                 tx = tx_for_event(s, event)
                 if tx is not None:
                     txs.append(tx)
             raised = process_many(s, policy, txs) if txs else []
-            # Last, so the audit head's lock (which every payment's reservation also takes) is
-            # held only for the commit, not while the batch is evaluated.
-            if entries:
-                audit.record_many(s, entries)
             views = [alert_view(a) for a in raised]
         for v in views:
             log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])

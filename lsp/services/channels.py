@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lsp.compliance import audit
 from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, new_id
 from lsp.errors import Conflict, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.lnd.client import LndClient
 from lsp.services import ledger
+from lsp.services.events import channel_data
 
 log = logging.getLogger("lsp.channels")
 PUBKEY_RE = re.compile(r"^(02|03)[0-9a-f]{64}$")
@@ -220,7 +222,12 @@ def apply_lnd_state(session: Session, *, open_chans: list[Any], closed: list[Any
             ch.status = "closed"
             ch.closing_txid = c.closing_tx_hash or ch.closing_txid
             transitions.append(("channel_closed", ch))
+    for kind, ch in transitions:  # audited with the change (the events go out after the commit)
+        audit.record_system(session, CHANNEL_AUDIT[kind], ch.client_id, ch.id, channel_data(ch))
     return transitions
+
+
+CHANNEL_AUDIT = {"channel_opened": "channel.opened", "channel_closed": "channel.closed"}
 
 
 async def reconcile(lnd: LndClient, session: Session) -> list[tuple[str, Channel]]:

@@ -21,9 +21,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.db.base import session_scope, utcnow
-from lsp.db.models import Webhook, WebhookDelivery
+from lsp.db.models import Channel, Invoice, Payment, Webhook, WebhookDelivery
 
 log = logging.getLogger("lsp.events")
+
+
+# What an event says about a row, in one place: the event itself (WebSocket, webhooks) and the audit
+# entry written with the change carry the same payload.
+def payment_data(p: Payment) -> dict[str, Any]:
+    return {
+        "paymentHash": p.payment_hash,
+        "amount": p.amount_sat,
+        "fee": p.fee_sat,
+        "status": p.status,
+        "failureReason": p.failure_reason,
+    }
+
+
+def invoice_data(inv: Invoice) -> dict[str, Any]:
+    return {"invoiceId": inv.id, "paymentHash": inv.payment_hash, "amount": inv.amount_paid_sat}
+
+
+def channel_data(ch: Channel) -> dict[str, Any]:
+    return {"channelId": ch.id, "channelPoint": ch.channel_point, "capacity": ch.capacity_sat, "status": ch.status}
 
 EVENT_TYPES = (
     "payment_received",

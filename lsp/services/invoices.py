@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lsp.compliance import audit
 from lsp.db.base import utcnow
 from lsp.db.models import Invoice
 from lsp.errors import NotFound
 from lsp.lnd.client import LndClient
 from lsp.services import ledger
+from lsp.services.events import invoice_data
 
 
 async def create(
@@ -56,6 +58,7 @@ def apply_update(session: Session, lnd_invoice: Any, state_name: str) -> Invoice
         inv.amount_paid_sat = int(lnd_invoice.amt_paid_sat)
         inv.settled_at = utcnow()
         ledger.record(session, inv.client_id, inv.amount_paid_sat, "invoice_settled", f"invoice:{inv.id}")
+        audit.record_system(session, "invoice.settled", inv.client_id, inv.id, invoice_data(inv))
         return inv
     if state_name == "CANCELED" and inv.status == "open":
         inv.status = "canceled"

@@ -7,46 +7,22 @@ from sqlalchemy import select
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import Channel, ForwardingEvent, Invoice, LiquidityReservation, Payment
-from lsp.services.events import Event
+from lsp.services.events import Event, channel_data, invoice_data, payment_data
 
 
 def payment_final(ctx: AppContext, p: Payment) -> None:
     if p.completed_at is not None:
         ctx.metrics.payment_latency.labels(p.status).observe((p.completed_at - p.created_at).total_seconds())
     kind = "payment_sent" if p.status == "succeeded" else "payment_failed"
-    ctx.bus.publish(
-        Event(
-            kind,
-            p.client_id,
-            {
-                "paymentHash": p.payment_hash,
-                "amount": p.amount_sat,
-                "fee": p.fee_sat,
-                "status": p.status,
-                "failureReason": p.failure_reason,
-            },
-        )
-    )
+    ctx.bus.publish(Event(kind, p.client_id, payment_data(p)))
 
 
 def invoice_settled(ctx: AppContext, inv: Invoice) -> None:
-    ctx.bus.publish(
-        Event(
-            "payment_received",
-            inv.client_id,
-            {"invoiceId": inv.id, "paymentHash": inv.payment_hash, "amount": inv.amount_paid_sat},
-        )
-    )
+    ctx.bus.publish(Event("payment_received", inv.client_id, invoice_data(inv)))
 
 
 def channel_changed(ctx: AppContext, event_type: str, ch: Channel) -> None:
-    ctx.bus.publish(
-        Event(
-            event_type,
-            ch.client_id,
-            {"channelId": ch.id, "channelPoint": ch.channel_point, "capacity": ch.capacity_sat, "status": ch.status},
-        )
-    )
+    ctx.bus.publish(Event(event_type, ch.client_id, channel_data(ch)))
 
 
 def liquidity_reserved(ctx: AppContext, r: LiquidityReservation) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lsp.compliance import audit
 from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Payment, new_id
@@ -29,6 +30,7 @@ from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, No
 from lsp.lnd.client import LndClient
 from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
+from lsp.services.events import payment_data
 
 if TYPE_CHECKING:
     from lsp.routing.executor import McfExecutor
@@ -190,6 +192,7 @@ def finish(
     p.completed_at = utcnow()
     if refund > 0:
         ledger.record(session, p.client_id, refund, "payment_refund", f"payment:{p.id}")
+    audit.record_system(session, f"payment.{p.status}", p.client_id, p.payment_hash, payment_data(p))
     return p
 
 

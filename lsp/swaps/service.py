@@ -26,7 +26,7 @@ from embit.transaction import Transaction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lsp.compliance import kyc
+from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import new_id
@@ -65,6 +65,11 @@ class Quote:
 def _script_for_quote() -> bytes:
     pub = keys.derive("quote", "quote").get_public_key().sec()
     return scripts.swap_script(b"\x00" * 32, pub, pub, 1_000_000)
+
+
+def swap_data(swap: Swap, old: str | None, detail: str) -> dict[str, Any]:
+    """The ``swap_updated`` payload (also the ``swap.state`` audit entry's)."""
+    return {"swapId": swap.id, "kind": swap.kind, "from": old, "state": swap.state, "detail": detail}
 
 
 class SwapService:
@@ -238,6 +243,8 @@ class SwapService:
             for k, v in fields.items():
                 setattr(swap, k, v)
             s.add(SwapEvent(swap_id=swap_id, from_state=old, to_state=new.value, detail=detail))
+            # Audited with the change: a crash between the commit and the event cannot lose it.
+            audit.record_system(s, "swap.state", swap.client_id, swap_id, swap_data(swap, old, detail))
             s.flush()
             s.expunge(swap)
         log.info("swap %s (%s): %s -> %s %s", swap_id, swap.kind, old, new.value, detail)
@@ -247,13 +254,7 @@ class SwapService:
     def publish(self, swap: Swap, old: str | None, detail: str) -> None:
         """``swap_updated`` for the swap's current state; ``old`` None for its creation (the caller
         publishes that once the row is committed)."""
-        self.ctx.bus.publish(
-            Event(
-                "swap_updated",
-                swap.client_id,
-                {"swapId": swap.id, "kind": swap.kind, "from": old, "state": swap.state, "detail": detail},
-            )
-        )
+        self.ctx.bus.publish(Event("swap_updated", swap.client_id, swap_data(swap, old, detail)))
 
     def set_fields(self, swap_id: str, **fields: Any) -> None:
         with session_scope(self.ctx.sessions) as s:

@@ -311,6 +311,23 @@ def test_a_restarted_lsp_raises_the_alerts_of_events_lost_in_a_crash(make_api) -
     assert actions.count("alert.raise") == 1
 
 
+def test_final_payments_and_settled_invoices_are_audited_with_the_change(make_api) -> None:
+    """No event is published here (the helpers call the services directly, as after a crash the
+    events would be lost): the entries come from the transactions that made the changes."""
+    api = make_api(roomy_policy())
+    c = onboard(api)
+    inv = fund(api, c.client_id, 500_000, "audited-in")
+    ok = pay(api, c.client_id, 40_000, "audited-ok", fee=2)
+    bad = pay(api, c.client_id, 30_000, "audited-bad", succeed=False)
+    log = api.get("/api/admin/audit", headers=ADMIN).json()["log"]
+    system = {(e["action"], e["target"]): json.loads(e["after"]) for e in log if e["actor"] == "system"}
+    assert system[("invoice.settled", f"client:{c.client_id}/{inv.id}")]["amount"] == 500_000
+    assert system[("payment.succeeded", f"client:{c.client_id}/{ok.payment_hash}")]["fee"] == 2
+    failed = system[("payment.failed", f"client:{c.client_id}/{bad.payment_hash}")]
+    assert failed["status"] == "failed" and failed["failureReason"] == "FAILURE_REASON_NO_ROUTE"
+    assert api.get("/api/admin/audit", headers=ADMIN).json()["problems"] == []
+
+
 def asyncio_tasks(api: TestClient) -> list[asyncio.Task]:
     """The tasks running on the app's event loop (its background tasks among them)."""
 
@@ -548,15 +565,18 @@ def test_rebalance_and_channel_purchases_need_an_approved_client(make_api) -> No
 
 def test_swap_state_changes_are_monitored_live_and_audited(make_api) -> None:
     from lsp.db.models_swaps import Swap
-    from lsp.services.events import Event
+    from lsp.swaps.service import SwapService
+    from lsp.swaps.state import S
 
     api = make_api(roomy_policy())  # large_amount from 2,000,000 sat
     c = onboard(api)
-    add_swap(api, c.client_id, "submarine", "invoice_pending", 2_500_000, 5_000, "live1")
+    add_swap(api, c.client_id, "submarine", "lockup_confirmed", 2_500_000, 5_000, "live1")
     with session_scope(ctx(api).sessions) as s:
         swap_id = s.query(Swap).one().id
-    event = {"swapId": swap_id, "kind": "submarine", "from": "lockup_confirmed", "state": "invoice_pending"}
-    api.portal.call(lambda: ctx(api).bus.publish(Event("swap_updated", c.client_id, event)))  # type: ignore[attr-defined]
+    # The service's own state change (no LND needed to move a row): committed, audited, published.
+    svc = SwapService.__new__(SwapService)  # move() needs only the database and the bus, not LND
+    svc.ctx = ctx(api)
+    api.portal.call(lambda: svc.move(swap_id, S.INVOICE_PENDING, detail="paying"))  # type: ignore[attr-defined]
     assert ctx(api).extras["compliance_worker"].flush(timeout_s=30)
     [alert] = api.get("/api/admin/alerts", headers=ADMIN).json()
     assert alert["rule"] == "large_amount" and alert["evidence"]["refs"] == [f"swap:{swap_id}"]
@@ -564,7 +584,8 @@ def test_swap_state_changes_are_monitored_live_and_audited(make_api) -> None:
     assert api.post("/api/admin/compliance/scan", headers=ADMIN).json()["created"] == 0
     log = api.get("/api/admin/audit", headers=ADMIN).json()
     assert log["intact"]
-    assert any(e["action"] == "swap.state" and e["target"].endswith(swap_id) for e in log["log"])
+    [entry] = [e for e in log["log"] if e["action"] == "swap.state" and e["target"].endswith(swap_id)]
+    assert json.loads(entry["after"])["from"] == "lockup_confirmed" and entry["actor"] == "system"
 
 
 def test_reservation_expiry_is_audited(make_api) -> None:
