@@ -45,6 +45,11 @@ class LabGroup(click.Group):
 @click.version_option(package_name="lightning-lab")
 def main() -> None:
     """A Lightning regtest lab: real LND and btcd, shaped by topology files."""
+    import warnings
+
+    from harness.errors import BringupRetried
+
+    warnings.simplefilter("ignore", BringupRetried)  # the progress output already says it, in words
 
 
 @main.command()

@@ -62,3 +62,9 @@ class WaitTimeout(LabError):
 
 class InvariantError(LabError):
     """After a test, the network was left in a state that hides bugs."""
+
+
+class BringupRetried(UserWarning):
+    """A bring-up stalled (LND's gossip, on a loaded machine) and the lab started again on a fresh
+    network. Warned so that a passing run still shows it (pytest's warnings summary): a run that
+    needs retries often is a machine or LND problem worth a look. The failed attempt's logs are kept."""

@@ -13,13 +13,14 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from harness.breach import Breach, BreachResult
 from harness.chain.btcd import Btcd
-from harness.errors import InvariantError, LabError, ProcessDied, WaitTimeout
+from harness.errors import BringupRetried, InvariantError, LabError, ProcessDied, WaitTimeout
 from harness.faults import Faults
 from harness.network import Network, Progress
 from harness.node import LndNode
@@ -166,10 +167,9 @@ class LightningTestHarness:
                 if attempt == retries:
                     raise
                 kept = self._lab_dir
-                self.progress(
-                    f"bring-up failed ({str(exc).splitlines()[0]}); logs kept in {kept}; "
-                    "trying once more with a fresh network"
-                )
+                why = f"bring-up failed ({str(exc).splitlines()[0]}); logs kept in {kept}"
+                self.progress(f"{why}; trying once more with a fresh network")
+                warnings.warn(f"lab {self.topology.name}: {why}; retried on a fresh network", BringupRetried, stacklevel=2)
                 self._lab_dir, self.network, self.runtime, self.failed = None, None, None, False
         raise AssertionError("unreachable")
 
