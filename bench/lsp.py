@@ -45,7 +45,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def lsp_env(lab: LightningTestHarness, db_url: str, *, admin_key: str, node: str = "hub", **extra: str) -> dict[str, str]:
+def lsp_env(
+    lab: LightningTestHarness, db_url: str, *, admin_key: str, node: str = "hub", **extra: str
+) -> dict[str, str]:
     """The environment of an ``lsp serve`` on the lab's ``node`` (the hub by default): only LSP_*
     variables, as in production."""
     hub = lab.node(node).config

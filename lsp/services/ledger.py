@@ -49,7 +49,9 @@ def lock_client(session: Session, client_id: str) -> None:
 
 
 def balance(session: Session, client_id: str) -> int:
-    total = session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_sat), 0)).where(LedgerEntry.client_id == client_id))
+    total = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount_sat), 0)).where(LedgerEntry.client_id == client_id)
+    )
     return int(total or 0)
 
 
