@@ -32,7 +32,6 @@ from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert
 from lsp.db.models_swaps import Swap
 from lsp.errors import Conflict, NotFound, ValidationFailed
-from lsp.logs import request_id_var
 
 if TYPE_CHECKING:
     from lsp.context import AppContext
@@ -317,17 +316,16 @@ def tx_for_event(session: Session, event: Event) -> Tx | None:
 SWAP_MONEY_MOVED = {("submarine", "invoice_pending"), ("reverse", "invoice_accepted")}
 
 
-# Events that change state without an API request (the watchers): audited as the system's actions.
 def install(ctx: AppContext, policy: Policy) -> None:
     """Subscribe monitoring to the app's event bus. (The changes behind the events are audited in
     the transactions that make them: lsp/services, lsp/swaps.)"""
 
-    def on_events(batch: list[tuple[Event, str | None]]) -> None:
+    def on_events(batch: list[Event]) -> None:
         # One transaction per batch: under a burst of payments the worker falls behind and then
         # catches up in a few commits instead of one per event.
         with EVALUATING, session_scope(ctx.sessions) as s:
             txs = []
-            for event, _request_id in batch:
+            for event in batch:
                 tx = tx_for_event(s, event)
                 if tx is not None:
                     txs.append(tx)
@@ -368,9 +366,9 @@ class EventWorker:
     # (the window query dominated the LSP's CPU per payment in `lab bench lsp`).
     GATHER_S = 2.0
 
-    def __init__(self, handle: Callable[[list[tuple[Event, str | None]]], None]):
+    def __init__(self, handle: Callable[[list[Event]], None]):
         self._handle = handle
-        self._q: queue.Queue[tuple[Event, str | None]] = queue.Queue()
+        self._q: queue.Queue[Event] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._busy = 0
@@ -379,7 +377,7 @@ class EventWorker:
     def submit(self, event: Event) -> None:
         with self._lock:
             self._busy += 1
-        self._q.put((event, request_id_var.get() or None))
+        self._q.put(event)
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lsp-compliance", daemon=True)
@@ -424,13 +422,13 @@ class EventWorker:
                 with self._lock:
                     self._busy -= len(batch)
 
-    def _handle_batch(self, batch: list[tuple[Event, str | None]]) -> None:
+    def _handle_batch(self, batch: list[Event]) -> None:
         try:
             self._handle(batch)
             return
         except Exception:
             if len(batch) == 1:  # one bad event must not stop monitoring
-                log.exception("compliance listener failed on %s", batch[0][0].type)
+                log.exception("compliance listener failed on %s", batch[0].type)
                 return
         for item in batch:
             self._handle_batch([item])
