@@ -25,26 +25,24 @@ class RateLimiter:
 
     def hit(self, key: str, limit: int) -> int | None:
         """Record a request; return None if allowed, else the seconds to wait (>= 1)."""
+        return self._check(key, limit, record=True)
+
+    def blocked(self, key: str, limit: int) -> int | None:
+        """Like ``hit`` without recording: the seconds to wait if ``key`` is at its limit, else None."""
+        return self._check(key, limit, record=False)
+
+    def _check(self, key: str, limit: int, *, record: bool) -> int | None:
         now = self._clock()
         with self._lock:
-            q = self._hits.setdefault(key, deque())
+            # Only a recorded hit gives a key its queue: checking alone keeps nothing per key.
+            q = self._hits.setdefault(key, deque()) if record else self._hits.get(key, deque())
             while q and q[0] <= now - WINDOW_S:
                 q.popleft()
             if len(q) >= limit:
                 return max(1, math.ceil(q[0] + WINDOW_S - now))
-            q.append(now)
+            if record:
+                q.append(now)
             return None
-
-    def blocked(self, key: str, limit: int) -> int | None:
-        """Like ``hit`` without recording: the seconds to wait if ``key`` is at its limit, else None."""
-        now = self._clock()
-        with self._lock:
-            q = self._hits.get(key)
-            if not q:
-                return None
-            while q and q[0] <= now - WINDOW_S:
-                q.popleft()
-            return max(1, math.ceil(q[0] + WINDOW_S - now)) if len(q) >= limit else None
 
 
 # Wrong admin keys or dashboard passwords from one address within a minute before it is refused
