@@ -107,6 +107,22 @@ class LspServer:
 
         wait_for(healthy, what="the LSP to answer /health", timeout_s=60, describe=self.log_tail)
 
+    def onboard(self, name: str, **api_limits: int) -> dict[str, Any]:
+        """Onboard a client with the server's admin key; its ``clientId``, ``apiKey`` and ``apiSecret``.
+        ``api_limits``: the onboarding's ``apiLimits`` (e.g. ``requestsPerMinute=100_000``)."""
+        body: dict[str, Any] = {"name": name}
+        if api_limits:
+            body["apiLimits"] = api_limits
+        resp = httpx.post(
+            self.base_url + "/api/enterprise/onboard",
+            headers={"X-Admin-Key": self.env["LSP_ADMIN_API_KEY"]},
+            json=body,
+            timeout=30,
+        )
+        if resp.status_code != 201:
+            raise RuntimeError(f"onboarding {name!r} failed: {resp.status_code} {resp.text[:300]}")
+        return dict(resp.json())
+
     def kill9(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
@@ -179,14 +195,7 @@ def run(
         server = LspServer(lsp_env(lab, url, admin_key=admin), free_port(), lab.lab_dir / "lsp-bench.log")
         server.start()
         try:
-            resp = httpx.post(
-                server.base_url + "/api/enterprise/onboard",
-                headers={"X-Admin-Key": admin},
-                json={"name": "bench", "apiLimits": {"requestsPerMinute": 100_000}},
-                timeout=30,
-            )
-            resp.raise_for_status()
-            creds = resp.json()
+            creds = server.onboard("bench", requestsPerMinute=100_000)
             client = LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"])
             fund = client.create_invoice(min(4_000_000, payments * (amount_sat + 50) + 10_000), "bench funding")
             assert lab.node("c1").pay_invoice(fund["paymentRequest"], fee_limit_sat=1000).succeeded

@@ -83,14 +83,7 @@ class LiveLsp:
         return self.server.base_url
 
     def onboard(self, name: str, *, requests_per_minute: int = 100_000) -> tuple[Credentials, LSPClient]:
-        resp = httpx.post(
-            self.base_url + "/api/enterprise/onboard",
-            headers={"X-Admin-Key": ADMIN_KEY},
-            json={"name": name, "apiLimits": {"requestsPerMinute": requests_per_minute}},
-            timeout=30,
-        )
-        assert resp.status_code == 201, resp.text
-        body = resp.json()
+        body = self.server.onboard(name, requestsPerMinute=requests_per_minute)
         creds = Credentials(body["clientId"], body["apiKey"], body["apiSecret"])
         client = LSPClient(self.base_url, creds.api_key, creds.api_secret)
         self._clients.append(client)

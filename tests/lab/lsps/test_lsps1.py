@@ -199,8 +199,6 @@ def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHa
     import subprocess
     import sys
 
-    import httpx
-
     from bench.lsp import LspServer, free_port, lsp_env
     from lsp.client import LSPClient
 
@@ -215,12 +213,7 @@ def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHa
             [sys.executable, "-m", "lsp.cli", "lsps"], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
         )
     try:
-        made = httpx.post(
-            server.base_url + "/api/enterprise/onboard",
-            headers={"X-Admin-Key": "lsps1-https-admin"},
-            json={"name": "wallet-vendor"},
-            timeout=30,
-        ).json()
+        made = server.onboard("wallet-vendor")
         with LSPClient(server.base_url, made["apiKey"], made["apiSecret"]) as api:
 
             def call(method: str, params: dict[str, object]) -> dict[str, object]:

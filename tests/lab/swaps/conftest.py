@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.harness import LightningTestHarness
+from harness.swaps import SwapClient
 from lsp.app import create_app
 from lsp.client import LSPClient
 from lsp.config import DEMO_ADMIN_KEY, Settings
@@ -36,6 +37,17 @@ LAB_SWAPS = {
     "invoice_cltv_margin_blocks": 24,
     "confirmations": 1,
 }
+
+
+def swap_in(lab: LightningTestHarness, api: Any, amount: int, memo: str = "swap in") -> tuple[SwapClient, dict[str, Any], Any]:
+    """A swap-in of ``amount`` sat for an invoice of c1's, checked by the client helper: (client, swap, invoice)."""
+    client = SwapClient()
+    inv = lab.node("c1").add_invoice(amount, memo=memo)
+    swap = api.request(
+        "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
+    )
+    client.verify(swap, payment_hash=inv.payment_hash)
+    return client, swap, inv
 
 
 class LspHandle:

@@ -4,7 +4,6 @@ a lockup found by rescan."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,19 +13,9 @@ from harness.swaps import SwapClient, find_output, lockup_of, wait_state
 from harness.wait import wait_for
 from lsp.cli import main as lsp_cli
 
-from .conftest import SWAPS_TOPOLOGY, LspHandle
+from .conftest import SWAPS_TOPOLOGY, LspHandle, swap_in
 
 pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
-
-
-def _swap_in(lab: LightningTestHarness, api: Any, amount: int) -> tuple[SwapClient, dict[str, Any], Any]:
-    client = SwapClient()
-    inv = lab.node("c1").add_invoice(amount, memo="swap in")
-    swap = api.request(
-        "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
-    )
-    client.verify(swap, payment_hash=inv.payment_hash)
-    return client, swap, inv
 
 
 def _mine_to(lab: LightningTestHarness, height: int) -> None:
@@ -40,7 +29,7 @@ def test_wrong_lockup_amount_is_refused_and_the_client_refunds(
     lab: LightningTestHarness, lsp_app: LspHandle, delta: int
 ) -> None:
     api = lsp_app.start()
-    client, swap, inv = _swap_in(lab, api, 30_000)
+    client, swap, inv = swap_in(lab, api, 30_000)
     lockup = client.fund(lab, swap, swap["onchainAmount"] + delta)
     lab.mine(1)
     failed = wait_state(api, swap["swapId"], "lockup_failed", timeout_s=60)
@@ -58,7 +47,7 @@ def test_refund_is_not_mined_before_the_timeout(lab: LightningTestHarness, lsp_a
     # btcd on regtest relays non-final transactions (relaynonstd), so the refund enters its mempool early;
     # consensus still keeps it out of every block below the timeout height.
     api = lsp_app.start()
-    client, swap, _ = _swap_in(lab, api, 30_000)
+    client, swap, _ = swap_in(lab, api, 30_000)
     lockup = client.fund(lab, swap, swap["onchainAmount"] - 1)
     lab.mine(1)
     wait_state(api, swap["swapId"], "lockup_failed", timeout_s=60)
@@ -72,7 +61,7 @@ def test_refund_is_not_mined_before_the_timeout(lab: LightningTestHarness, lsp_a
 def test_lsp_never_pays_and_the_client_refunds_after_the_timeout(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     # The LSP is down for the whole swap (its loop never runs): the client's only way out is the refund path.
     api = lsp_app.start(watch=False)
-    client, swap, _ = _swap_in(lab, api, 30_000)
+    client, swap, _ = swap_in(lab, api, 30_000)
     lockup = client.fund(lab, swap)
     _mine_to(lab, swap["timeoutHeight"])
     dest = lab.node("c1").new_address()
@@ -112,7 +101,7 @@ def test_client_never_claims_and_the_lsp_refunds_and_cancels_the_invoice(
 
 def test_lsp_stopped_after_paying_claims_when_restarted(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     api = lsp_app.start(halt_at_state="invoice_paid")
-    client, swap, _ = _swap_in(lab, api, 25_000)
+    client, swap, _ = swap_in(lab, api, 25_000)
     client.fund(lab, swap)
     lab.mine(1)
     wait_state(api, swap["swapId"], "invoice_paid", timeout_s=60)
@@ -130,7 +119,7 @@ def test_missed_lockup_is_found_by_rescan(
     lab: LightningTestHarness, lsp_app: LspHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = lsp_app.start(watch=False)  # the LSP is not watching when the lockup confirms
-    client, swap, _ = _swap_in(lab, api, 20_000)
+    client, swap, _ = swap_in(lab, api, 20_000)
     start = lab.chain.height()
     lockup = client.fund(lab, swap)
     lab.mine(2)
@@ -158,7 +147,7 @@ def test_missed_lockup_is_found_by_rescan(
 
 def test_failed_invoice_payment_leaves_the_lockup_to_the_client(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     api = lsp_app.start()
-    client, swap, inv = _swap_in(lab, api, 22_000)
+    client, swap, inv = swap_in(lab, api, 22_000)
     lab.node("c1").invoices.cancel(inv.payment_hash)  # the client's invoice can no longer be paid
     lockup = client.fund(lab, swap)
     lab.mine(1)
@@ -177,7 +166,7 @@ def test_no_lockup_before_the_deadline_expires_and_a_late_one_is_refundable(
     lab: LightningTestHarness, lsp_app: LspHandle
 ) -> None:
     api = lsp_app.start()
-    client, swap, _ = _swap_in(lab, api, 21_000)
+    client, swap, _ = swap_in(lab, api, 21_000)
     pay_deadline = swap["timeoutHeight"] - 6
     _mine_to(lab, pay_deadline)
     wait_state(api, swap["swapId"], "expired", timeout_s=60)

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
-from harness.swaps import SwapClient, wait_state
+from harness.swaps import wait_state
 from lsp.client import LSPClient
 
-from .conftest import LAB_SWAPS, SWAPS_TOPOLOGY
+from .conftest import LAB_SWAPS, SWAPS_TOPOLOGY, swap_in
 
 pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
 ADMIN_KEY = "swap-kill9-admin-key"
@@ -41,21 +40,10 @@ def test_lsp_killed_between_paid_and_claimed_claims_once_when_restarted(
     # wide otherwise), so the kill lands with the preimage known and the lockup unclaimed.
     server.env["LSP_SWAP_HALT_AT_STATE"] = "invoice_paid"
     server.start()
-    resp = httpx.post(
-        server.base_url + "/api/enterprise/onboard",
-        headers={"X-Admin-Key": ADMIN_KEY},
-        json={"name": "swapper", "apiLimits": {"requestsPerMinute": 10_000, "monthlyVolume": 10**9}},
-        timeout=30,
-    )
-    assert resp.status_code == 201, resp.text
-    api = LSPClient(server.base_url, resp.json()["apiKey"], resp.json()["apiSecret"])
+    creds = server.onboard("swapper", requestsPerMinute=10_000, monthlyVolume=10**9)
+    api = LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"])
     try:
-        client = SwapClient()
-        inv = lab.node("c1").add_invoice(25_000, memo="swap in, crash")
-        swap = api.request(
-            "POST", "/api/swaps/submarine", json={"invoice": inv.payment_request, "refundPublicKey": client.pubkey}
-        )
-        client.verify(swap, payment_hash=inv.payment_hash)
+        client, swap, inv = swap_in(lab, api, 25_000, memo="swap in, crash")
         lockup = client.fund(lab, swap)
         lab.mine(1)
         wait_state(api, swap["swapId"], "invoice_paid", timeout_s=60)
