@@ -204,6 +204,9 @@ async def close_channel(lnd: LndClient, session: Session, channel: Channel, *, f
     return channel
 
 
+CHANNEL_AUDIT = {"channel_opened": "channel.opened", "channel_closed": "channel.closed"}  # event -> audit action
+
+
 def apply_lnd_state(session: Session, *, open_chans: list[Any], closed: list[Any]) -> list[tuple[str, Channel]]:
     """Reconcile our channel rows with LND's lists; returns (event_type, channel) for each transition."""
     by_point = {
@@ -225,9 +228,6 @@ def apply_lnd_state(session: Session, *, open_chans: list[Any], closed: list[Any
     for kind, ch in transitions:  # audited with the change (the events go out after the commit)
         audit.record_system(session, CHANNEL_AUDIT[kind], ch.client_id, ch.id, channel_data(ch))
     return transitions
-
-
-CHANNEL_AUDIT = {"channel_opened": "channel.opened", "channel_closed": "channel.closed"}
 
 
 async def reconcile(lnd: LndClient, session: Session) -> list[tuple[str, Channel]]:

@@ -45,6 +45,7 @@ def invoice_data(inv: Invoice) -> dict[str, Any]:
 def channel_data(ch: Channel) -> dict[str, Any]:
     return {"channelId": ch.id, "channelPoint": ch.channel_point, "capacity": ch.capacity_sat, "status": ch.status}
 
+
 EVENT_TYPES = (
     "payment_received",
     "payment_sent",
