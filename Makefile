@@ -4,6 +4,11 @@
 SHELL := /bin/bash
 VENV  ?= .venv
 PYTEST_ARGS ?= -n 2
+# What CI runs again on btcd: payments, channel verbs, node and chain faults
+# (reorg), a breach with its justice transaction, swaps on-chain, and an LSPS1
+# order paid on-chain.
+BTCD_SUBSET ?= tests/lab/test_payments.py tests/lab/test_channels.py tests/lab/test_faults.py \
+	tests/lab/test_breach.py tests/lab/swaps/test_swaps_settle.py tests/lab/lsps/test_lsps1.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: bootstrap demo gate test lint services stop-services
@@ -33,7 +38,9 @@ test: bootstrap services
 	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
 	  pytest $(PYTEST_ARGS) && \
 	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
-	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py && \
+	  echo "--- a representative subset again on btcd (the suite above runs on Bitcoin Core) ---" && \
+	  pytest $(PYTEST_ARGS) --lab-chain btcd $(BTCD_SUBSET)
 
 lint: bootstrap
 	ruff check .

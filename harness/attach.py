@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.chain.btcd import RPC_PASS, RPC_USER, Btcd, BtcdConfig
+from harness.chain.bitcoind import Bitcoind, BitcoindConfig
+from harness.chain.faucet import FAUCET_COINBASES, Faucet
 from harness.errors import LabError
-from harness.network import ACTIVATION_HEIGHT, FAUCET_COINBASES, Network
+from harness.network import Network
 from harness.node import LndConfig, LndNode
 from harness.runtime import docker_resources as dr
 from harness.runtime.base import NodeHandle
@@ -46,6 +47,9 @@ class AttachedRuntime:
         handle.container.start()
         return handle
 
+    def remove(self, handle: NodeHandle) -> None:
+        raise LabError("an attached compose network's containers belong to compose: `docker-compose down` removes them")
+
     def close(self) -> list[str]:
         return []
 
@@ -64,30 +68,29 @@ def attach_compose(project: str, lab_dir: Path) -> Network:
             f"`docker-compose -p {project} -f docker-compose.regtest.yml --profile lab up -d`"
         )
     by_service = {c.labels.get(COMPOSE_SERVICE_LABEL, c.name): c for c in containers}
-    btcd_c = by_service.get("btcd")
-    if btcd_c is None:
-        raise LabError(f"compose project {project!r} has no running 'btcd' service")
+    core_c = by_service.get("bitcoind")
+    if core_c is None:
+        raise LabError(f"compose project {project!r} has no running 'bitcoind' service")
     lab_dir.mkdir(parents=True, exist_ok=True)
 
     runtime = AttachedRuntime()
-    (lab_dir / "btcd").mkdir(exist_ok=True)
-    cert = dr.read_file(btcd_c, "/data/rpc.cert")
-    (lab_dir / "btcd" / "rpc.cert").write_bytes(cert)
-    bcfg = BtcdConfig(
-        binary=Path("/bin/btcd"),
-        datadir=lab_dir / "btcd",
-        mining_address="",
-        rpc_port=_host_port(btcd_c, dr.BTCD_RPC_PORT),
-        p2p_port=dr.BTCD_P2P_PORT,
+    ccfg = BitcoindConfig(
+        binary=Path("/bin/bitcoind"),
+        datadir=lab_dir / "bitcoind",
+        rpc_port=_host_port(core_c, dr.BITCOIND_RPC_PORT),
+        zmq_block_port=dr.BITCOIND_ZMQ_BLOCK_PORT,
+        zmq_tx_port=dr.BITCOIND_ZMQ_TX_PORT,
+        listen_host="0.0.0.0",
+        peer_host="bitcoind",
     )
-    btcd = Btcd(bcfg, runtime)
-    btcd.proc = ManagedContainer(name="btcd", argv=[], log_path=lab_dir / "btcd" / "container.log", container=btcd_c)
+    chain = Bitcoind(ccfg, runtime, mining_address=Faucet().address)
+    chain.proc = ManagedContainer(name="bitcoind", argv=[], log_path=lab_dir / "bitcoind" / "container.log", container=core_c)
 
     nodes: dict[str, LndNode] = {}
     for service, c in sorted(by_service.items()):
         if "lightning-lab/lnd" not in " ".join(c.image.tags) and "lnd" not in service:
             continue
-        if service in ("btcd", "btcd-init"):
+        if service in ("bitcoind", "bitcoind-init"):
             continue
         lnddir = lab_dir / service
         mac_rel = "data/chain/bitcoin/regtest/admin.macaroon"
@@ -98,10 +101,7 @@ def attach_compose(project: str, lab_dir: Path) -> Network:
             name=service,
             binary=Path("/bin/lnd"),
             lnddir=lnddir,
-            btcd_rpc=f"btcd:{dr.BTCD_RPC_PORT}",
-            btcd_cert_pem=cert,
-            btcd_user=RPC_USER,
-            btcd_pass=RPC_PASS,
+            chain_flags=ccfg.lnd_flags(),
             rpc_port=_host_port(c, dr.LND_GRPC_PORT),
             rest_port=_host_port(c, dr.LND_REST_PORT),
             p2p_port=dr.LND_P2P_PORT,
@@ -116,15 +116,15 @@ def attach_compose(project: str, lab_dir: Path) -> Network:
 
     topology = Topology(name=f"compose:{project}", nodes=[Node(name=n) for n in nodes])
     net = Network(topology, lab_dir, find_toolchain(), runtime)
-    net.btcd = btcd
+    net.backend = chain
     net.nodes = nodes
     # Coins for funding come from coinbases paying the lab's faucet: the
-    # compose file mines to the faucet's address. Activate and mature them.
-    height = btcd.height()
-    if height < ACTIVATION_HEIGHT:
-        btcd.mine(ACTIVATION_HEIGHT - height)
-    net._utxos = net.faucet.coinbase_utxos(btcd, btcd.height(), limit=FAUCET_COINBASES)
-    tip = btcd.tip()
+    # compose file mines to the faucet's address. Mature them.
+    height = chain.height()
+    if height < chain.bootstrap_height:
+        chain.mine(chain.bootstrap_height - height)
+    net._utxos = net.faucet.coinbase_utxos(chain, chain.height(), limit=FAUCET_COINBASES)
+    tip = chain.tip()
     for node in nodes.values():
         node.wait_synced(tip)
     return net

@@ -44,7 +44,7 @@ class LabGroup(click.Group):
 @click.group(cls=LabGroup)
 @click.version_option(package_name="lightning-lab")
 def main() -> None:
-    """A Lightning regtest lab: real LND and btcd, shaped by topology files."""
+    """A Lightning regtest lab: real LND on Bitcoin Core (or btcd), shaped by topology files."""
     import warnings
 
     from harness.errors import BringupRetried
@@ -55,12 +55,12 @@ def main() -> None:
 @main.command()
 @click.option("--release", is_flag=True, help="also build the release-tag LND that operators deploy")
 def setup(release: bool) -> None:
-    """Build the pinned lnd, lncli, btcd, btcctl and generate LND's gRPC stubs (idempotent)."""
+    """Build the pinned lnd, lncli, bitcoind, bitcoin-cli, btcd, btcctl and LND's gRPC stubs (idempotent)."""
     from harness.toolchain.build import setup as do_setup
 
     with _progress("lab setup") as step:
         tc = do_setup(release=release, progress=step)
-    out.print(f"lnd:   {tc.lnd}\nbtcd:  {tc.btcd}")
+    out.print(f"lnd:      {tc.lnd}\nbitcoind: {tc.bitcoind}\nbtcd:     {tc.btcd}")
 
 
 @main.command()
@@ -72,7 +72,12 @@ def setup(release: bool) -> None:
     show_default=True,
     help="auto: Docker when a daemon answers (DOCKER_HOST or scripts/dockerd.sh), else local processes",
 )
-def up(topology: str, runtime: str) -> None:
+@click.option(
+    "--chain", type=click.Choice(["bitcoind", "btcd"]), default=None,
+    help="chain backend (default: what the topology names; bitcoind unless it says btcd)",
+)
+@click.option("--cold", is_flag=True, help="build the network from scratch instead of from its saved snapshot")
+def up(topology: str, runtime: str, chain: str | None, cold: bool) -> None:
     """Start TOPOLOGY (a name in topologies/ or a YAML path) in the background."""
     from harness.harness import LightningTestHarness
     from harness.labstate import STATE_FILE, active_lab, set_active
@@ -87,7 +92,9 @@ def up(topology: str, runtime: str) -> None:
     runtime = resolve_runtime(runtime)
     console.print(f"runtime: {runtime}")
     with _progress(f"lab up {topology}") as step:
-        lab = LightningTestHarness(topology, runtime=runtime, tie_to_parent=False, progress=step)
+        lab = LightningTestHarness(
+            topology, runtime=runtime, tie_to_parent=False, progress=step, chain=chain, snapshot=False if cold else None
+        )
         lab.start(retries=lab.bringup_retries)
     net = lab.net
     net.write_state(lab.lab_dir / STATE_FILE)
@@ -105,9 +112,10 @@ def _print_lab(state: dict[str, Any], alive: dict[str, bool] | None = None) -> N
             row.append("yes" if alive.get(name) else "[red]no[/red]")
         t.add_row(*row)
     out.print(t)
-    b = state["btcd"]
-    out.print(f"btcd RPC: {b['rpc']} (user {b['rpc_user']}, cert {b['cert']})" + (
-        "" if alive is None else ("" if alive.get("btcd") else " [red]down[/red]")))
+    c = state["chain"]
+    cert = f", cert {c['cert']}" if c.get("cert") else ""
+    out.print(f"{c['kind']} RPC: {c['rpc']} (user {c['rpc_user']}, password {c['rpc_pass']}{cert})" + (
+        "" if alive is None else ("" if alive.get(c["kind"]) else " [red]down[/red]")))
     first = next(iter(state["nodes"].values()))
     out.print(f"credentials: <lab>/<node>/tls.cert, macaroon e.g. {first['macaroon']}")
     out.print(f"lab directory: {state['lab_dir']}")
@@ -231,11 +239,22 @@ def bench() -> None:
     "--runtime", "runtimes", multiple=True, type=click.Choice(["process", "docker"]), default=("process",),
     show_default=True, help="repeat to compare runtimes in the same run",
 )
-def bench_bringup(topologies_: tuple[str, ...], runs: int, out_path: Path | None, runtimes: tuple[str, ...]) -> None:
-    """Time from start to ready per topology, and peak memory per LND process."""
+@click.option(
+    "--chain", "chains", multiple=True, type=click.Choice(["bitcoind", "btcd"]), default=("bitcoind", "btcd"),
+    show_default=True, help="repeat to compare chain backends in the same run",
+)
+@click.option(
+    "--mode", "modes", multiple=True, type=click.Choice(["cold", "snapshot"]), default=("cold", "snapshot"),
+    show_default=True, help="cold: built from scratch; snapshot: from the network's saved snapshot (bitcoind only)",
+)
+def bench_bringup(
+    topologies_: tuple[str, ...], runs: int, out_path: Path | None, runtimes: tuple[str, ...],
+    chains: tuple[str, ...], modes: tuple[str, ...],
+) -> None:
+    """Time from start to ready per topology, chain and mode, and peak memory per LND and chain process."""
     from bench.bringup import run
 
-    run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, echo=out.print)
+    run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, chains=chains, modes=modes, echo=out.print)
 
 
 @bench.command("routing")

@@ -1,9 +1,11 @@
 """Fault injection, one API for both runtimes: node stop/start/restart,
 kill -9, pause/resume (freeze), partition/heal, channel-database snapshot and
-restore; chain faults: auto-mining, reorgs, fee changes.
+restore; chain faults: auto-mining, reorgs, fee changes, and stopping and
+restarting the chain backend itself.
 
-Caveat: btcd deletes its regtest database whenever it starts, so the chain
-backend itself is never restarted; chain faults are done through its RPC.
+Caveat: btcd deletes its regtest database whenever it starts, so on a btcd
+lab the chain backend cannot be restarted (``stop_chain`` says so); Bitcoin
+Core keeps its chain and can.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.errors import LabError
+from harness.errors import LabError, WaitTimeout
 from harness.network import Network
 from harness.node import LndNode
 from harness.wait import wait_for
 
 # LND will not finish starting while the chain tip is older than this.
 MAX_TIP_AGE_S = 2 * 3600 - 300
+# How long a block takes to reach LND after bitcoind restarted: LND's ZMQ
+# client re-subscribes every --bitcoind.zmqreaddeadline (LND's default, 5 s).
+ZMQ_RESUBSCRIBE_S = 6.0
 
 
 class Faults:
@@ -162,10 +167,62 @@ class Faults:
         height, _ = chain.tip()
         if not 1 <= depth < height:
             raise LabError(f"reorg depth must be between 1 and {height - 1}, got {depth}")
-        orphaned = chain.block_hash(height - depth + 1)
-        chain.rpc.call("invalidateblock", orphaned)
-        hashes = self.net.mine(new_blocks if new_blocks is not None else depth + 1)
+        n = new_blocks if new_blocks is not None else depth + 1
+        if n <= depth:
+            raise LabError(f"a reorg needs a longer branch: new_blocks ({n}) must exceed depth ({depth})")
+        chain.invalidate_block(chain.block_hash(height - depth + 1))
+        hashes = chain.mine_branch(n)
+        self.net.wait_synced()  # every running node follows the new branch
         return hashes
+
+    # -- the chain backend itself ---------------------------------------------
+    def stop_chain(self) -> None:
+        """Stop the chain backend (its data kept). LND nodes keep running and
+        lose their view of the chain until ``start_chain``."""
+        chain = self.net.chain
+        if not chain.keeps_data:
+            raise LabError(
+                f"{chain.kind} cannot be stopped and started again: btcd deletes its regtest chain at every start. "
+                "Use a topology with `chain: bitcoind` for chain faults."
+            )
+        chain.stop()
+
+    def start_chain(self) -> None:
+        """Start the stopped chain backend on its data, then mine until every
+        running LND node has followed it to the new tip.
+
+        LND learns of blocks from bitcoind's ZMQ feed, and its ZMQ client
+        (lightninglabs/gozmq) re-subscribes only every ``zmqreaddeadline`` (5 s)
+        after the publisher went away: a block mined before that is never
+        pushed to it, and LND catches up at the next one. So one block at a
+        time until all nodes are on the tip."""
+        chain = self.net.chain
+        chain.restart()
+        running = [n for n in self.net.nodes.values() if n.proc and n.proc.is_running()]
+
+        def synced(node: LndNode, tip: tuple[int, str]) -> bool:
+            # GetInfo's block hash is bitcoind's own answer; synced_to_chain is LND having processed it.
+            info = node.ln.get_info()
+            return info.synced_to_chain and info.block_hash == tip[1]
+
+        def all_follow() -> bool:
+            chain.mine(1)
+            tip = chain.tip()
+            try:
+                wait_for(
+                    lambda: all(synced(n, tip) for n in running), what="every node on the new tip",
+                    timeout_s=ZMQ_RESUBSCRIBE_S,
+                )
+            except WaitTimeout:
+                return False
+            return True
+
+        wait_for(all_follow, what=f"every node to follow {chain.kind} again after its restart", timeout_s="LND_SYNC")
+        self.net.wait_synced()
+
+    def restart_chain(self) -> None:
+        self.stop_chain()
+        self.start_chain()
 
     def set_fees(self, by_target: dict[str, int]) -> None:
         """Change the fee estimates every node's ``--fee.url`` serves (sat/kvB by target)."""

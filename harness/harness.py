@@ -19,13 +19,14 @@ from types import TracebackType
 from typing import Any
 
 from harness.breach import Breach, BreachResult
-from harness.chain.btcd import Btcd
+from harness.chain import CHAINS, ChainBackend
 from harness.errors import BringupRetried, InvariantError, LabError, ProcessDied, WaitTimeout
 from harness.faults import Faults
 from harness.network import Network, Progress
 from harness.node import LndNode
 from harness.runtime.base import Runtime
 from harness.runtime.process import ProcessRuntime
+from harness.snapshot import SnapshotStore
 from harness.toolchain.build import find_toolchain
 from harness.topology import Policy, Topology, load_topology
 
@@ -68,8 +69,11 @@ BENIGN_ERRORS = (
     # The same race seen from LND's topology subscribers: a policy update whose edge is not in the
     # graph (yet) when the notification is built (CI, 2026-11-30, on c3 while a star5 channel opened).
     "unable to update topology change notification: unable fetch channel edge: edge not found",
-    # btcd's RPC answers a re-broadcast of an already-known tx with no error.
+    # LND's broadcaster re-broadcasts its transactions at start-up: btcd answers one it already
+    # has with no error, Bitcoin Core one already mined with "already in block chain" (RPC -27).
     "Broadcast attempt failed: <nil>",
+    "Broadcast attempt failed: Transaction already in block chain",
+    "Broadcast attempt failed: Transaction outputs already in utxo set",
     # Logged by LND's shutdown and by its connection manager when a
     # restarted peer redials (node stop/start faults).
     "dead epoch stream in BestBlockTracker",
@@ -123,10 +127,19 @@ class LightningTestHarness:
         tie_to_parent: bool = True,
         progress: Progress | None = None,
         bringup_retries: int = 1,
+        chain: str | None = None,
+        snapshot: bool | None = None,
     ):
         if runtime not in RUNTIMES:
             raise LabError(f"unknown runtime {runtime!r} (expected one of: {', '.join(RUNTIMES)})")
+        # ``chain`` (or LAB_CHAIN) runs the topology on another chain backend than it names.
+        chain = chain or os.environ.get("LAB_CHAIN") or None
+        if chain is not None and chain not in CHAINS:
+            raise LabError(f"unknown chain backend {chain!r} (expected one of: {', '.join(CHAINS)})")
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
+        if chain is not None and chain != self.topology.chain:
+            # The same network on another chain backend (pytest --lab-chain, lab up --chain).
+            self.topology = self.topology.model_copy(update={"chain": chain})
         self.runtime_name = resolve_runtime(runtime)
         self._lab_dir = lab_dir
         self.keep = keep
@@ -140,6 +153,9 @@ class LightningTestHarness:
         self._expected_errors: list[str] = []
         # ``with LightningTestHarness(...)`` retries a stalled bring-up this many times (see start).
         self.bringup_retries = bringup_retries
+        # Start from a saved snapshot of this network (bitcoind labs; see harness/snapshot.py).
+        # Default on; LAB_SNAPSHOT=0 builds every network from scratch.
+        self.snapshot = snapshot if snapshot is not None else os.environ.get("LAB_SNAPSHOT", "1") != "0"
 
     # -- lifecycle ---------------------------------------------------------
     @property
@@ -178,12 +194,18 @@ class LightningTestHarness:
         try:
             self.runtime = self._make_runtime()
             self.network = Network(self.topology, self.lab_dir, toolchain, self.runtime)
-            self.network.start(self.progress)
+            self.network.start(self.progress, snapshots=self._snapshots())
         except BaseException:
             self.failed = True
             self.stop()
             raise
         return self
+
+    def _snapshots(self) -> SnapshotStore | None:
+        """Where this network's snapshot lives, when it can have one (btcd cannot keep a chain)."""
+        if not self.snapshot or self.topology.chain != "bitcoind":
+            return None
+        return SnapshotStore(self.topology, self.runtime_name)
 
     def stop(self, *, failed: bool | None = None) -> None:
         """Stop every process; remove the lab dir unless it failed or ``keep``."""
@@ -227,7 +249,7 @@ class LightningTestHarness:
         return self.net.nodes
 
     @property
-    def chain(self) -> Btcd:
+    def chain(self) -> ChainBackend:
         return self.net.chain
 
     def mine(self, n: int = 1) -> list[str]:
@@ -278,6 +300,15 @@ class LightningTestHarness:
 
     def reorg(self, depth: int = 1) -> list[str]:
         return self.faults.reorg(depth)
+
+    def stop_chain(self) -> None:
+        self.faults.stop_chain()
+
+    def start_chain(self) -> None:
+        self.faults.start_chain()
+
+    def restart_chain(self) -> None:
+        self.faults.restart_chain()
 
     def set_fees(self, by_target: dict[str, int]) -> None:
         self.faults.set_fees(by_target)

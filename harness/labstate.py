@@ -44,10 +44,12 @@ class AttachedLab:
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
             for name, n in self.state["nodes"].items()
         ]
-        for key in ("btcd", "feeservice"):
-            b = self.state.get(key)
-            if b:
-                procs.append(ProcessRuntime.adopt(key, int(b["pid"]), list(b["argv"]), Path(b["log"])))
+        chain = self.state.get("chain")
+        if chain:
+            procs.append(ProcessRuntime.adopt(chain["kind"], int(chain["pid"]), list(chain["argv"]), Path(chain["log"])))
+        fees = self.state.get("feeservice")
+        if fees:
+            procs.append(ProcessRuntime.adopt("feeservice", int(fees["pid"]), list(fees["argv"]), Path(fees["log"])))
         return procs
 
     def _containers(self) -> list[NodeHandle]:
@@ -66,8 +68,8 @@ class AttachedLab:
             labels = c.labels or {}
             node = labels.get(dr.LABEL_NODE) or labels.get("com.docker.compose.service") or c.name
             handles.append(ManagedContainer(name=node, argv=[], log_path=self.lab_dir / node / "container.log", container=c))
-        # LND nodes first, so btcd outlives their shutdown.
-        return sorted(handles, key=lambda h: h.name in ("btcd", "feeservice"))
+        # LND nodes first, so the chain outlives their shutdown.
+        return sorted(handles, key=lambda h: h.name in ("bitcoind", "btcd", "feeservice"))
 
     def alive(self) -> dict[str, bool]:
         return {p.name: _ours(p) for p in self.processes()}
@@ -81,10 +83,6 @@ class AttachedLab:
             name=name,
             binary=Path(n["argv"][0] if n["argv"] else "lnd"),
             lnddir=self.lab_dir / name,
-            btcd_rpc=self.state["btcd"]["rpc"],
-            btcd_cert_pem=b"",
-            btcd_user="",
-            btcd_pass="",
             rpc_port=rpc_port,
             rest_port=int(n["rest"].rsplit(":", 1)[1]),
             p2p_port=int(n["p2p"].rsplit(":", 1)[1]),

@@ -224,6 +224,7 @@ def run_load(
         sc.message = "network came up on the second attempt; first: " + retried[0]
     with running(lab):
         sc.nodes = [n.name for n in lab.topology.nodes]
+        sc.chain = lab.topology.chain
         hub = lab.node("hub")
         with LspServer(hub, lab.lab_dir) as lsp:
             progress(f"LSP API on {lsp.url}")
@@ -255,8 +256,8 @@ def run_load(
             )
             assert lsp.proc is not None and hub.proc is not None
             pids = {"lnd hub": hub.proc.pid, "lsp serve": lsp.proc.pid}
-            if lab.net.btcd is not None and lab.net.btcd.proc is not None:
-                pids["btcd"] = lab.net.btcd.proc.pid
+            if lab.net.backend is not None and lab.net.backend.proc is not None:
+                pids[lab.net.backend.kind] = lab.net.backend.proc.pid
             progress(
                 f"locust: {users} users, spawn rate {spawn_rate}/s, {duration_s}s"
                 + (f", 1 master + {workers} workers" if workers else "")

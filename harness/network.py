@@ -17,14 +17,14 @@ from typing import Any
 
 import httpx
 
-from harness.chain import feeservice
-from harness.chain.btcd import RPC_PASS, RPC_USER, Btcd, BtcdConfig
-from harness.chain.faucet import Faucet, Utxo
+from harness.chain import ChainBackend, feeservice, make_chain
+from harness.chain.faucet import FAUCET_COINBASES, Faucet, Utxo
 from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
 from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import free_port
+from harness.snapshot import Manifest, SavedChannel, SnapshotStore
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
 from harness.wait import timeout, wait_for
@@ -33,11 +33,6 @@ Progress = Callable[[str], None]
 
 # Confirmations LND needs before it announces a public channel.
 ANNOUNCE_CONFS = 6
-# Blocks after which segwit, CSV and taproot are active on btcd regtest
-# (BIP9 signalling: three 144-block windows, then activation).
-ACTIVATION_HEIGHT = 440
-# Mature 50 BTC coinbases the faucet collects at start (1,000 BTC).
-FAUCET_COINBASES = 20
 # Seconds to wait for gossip to converge before re-sending what LND dropped.
 REPAIR_AFTER_S = 8.0
 
@@ -56,7 +51,7 @@ def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 
 class Network:
-    """btcd plus the topology's LND nodes, started as processes."""
+    """The topology's chain backend and LND nodes, in one runtime."""
 
     def __init__(self, topology: Topology, lab_dir: Path, toolchain: Toolchain, runtime: Runtime):
         self.topology = topology
@@ -64,7 +59,7 @@ class Network:
         self.toolchain = toolchain
         self.runtime = runtime
         self.faucet = Faucet()
-        self.btcd: Btcd | None = None
+        self.backend: ChainBackend | None = None
         self.fee_proc: NodeHandle | None = None
         self.fee_port = 0
         self.nodes: dict[str, LndNode] = {}
@@ -80,37 +75,110 @@ class Network:
                            f"(nodes: {', '.join(self.nodes)})") from None
 
     @property
-    def chain(self) -> Btcd:
-        if self.btcd is None:
+    def chain(self) -> ChainBackend:
+        if self.backend is None:
             raise LabError("the chain is not running")
-        return self.btcd
+        return self.backend
 
     # -- bring-up ----------------------------------------------------------
-    def start(self, progress: Progress = lambda _: None) -> None:
+    def start(self, progress: Progress = lambda _: None, *, snapshots: SnapshotStore | None = None) -> None:
+        """Build the network: from scratch, or (with ``snapshots``) from a copy
+        of a snapshot of it, which is built and saved first when missing."""
         t0 = time.monotonic()
+        if snapshots is None:
+            self._start_cold(progress)
+        else:
+            with snapshots.lock():
+                if snapshots.manifest() is None:
+                    progress(f"no snapshot of {self.topology.name} yet: building it cold and saving it")
+                    self._start_cold(progress)
+                    self._save_snapshot(snapshots, progress)
+            self._start_from_snapshot(snapshots, progress)
+        progress(f"network ready in {time.monotonic() - t0:.1f}s")
+
+    def _start_cold(self, progress: Progress) -> None:
         self._start_chain(progress)
         self._start_nodes(progress)
         self._fund(progress)
         self._open_declared_channels(progress)
-        progress(f"network ready in {time.monotonic() - t0:.1f}s")
+
+    def _make_chain(self) -> ChainBackend:
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        self.backend = make_chain(
+            self.topology.chain,
+            toolchain=self.toolchain,
+            datadir=self.lab_dir / self.topology.chain,
+            runtime=self.runtime,
+            mining_address=self.faucet.address,
+        )
+        return self.backend
 
     def _start_chain(self, progress: Progress) -> None:
-        cfg = BtcdConfig(
-            binary=self.toolchain.btcd,
-            datadir=self.lab_dir / "btcd",
-            mining_address=self.faucet.address,
-            listen_host=self.runtime.listen_host,
-        )
-        self.lab_dir.mkdir(parents=True, exist_ok=True)
-        self.btcd = Btcd(cfg, self.runtime)
-        self.btcd.start()
-        # btcd deletes its regtest database at every start (removeRegressionDB),
-        # so an activated chain cannot be copied in; CPU-mining the activation
-        # blocks takes well under a second at regtest difficulty instead.
-        self.btcd.mine(ACTIVATION_HEIGHT)
-        self._utxos = self.faucet.coinbase_utxos(self.btcd, self.btcd.height(), limit=FAUCET_COINBASES)
-        progress(f"btcd up, chain activated at height {self.btcd.height()}")
+        chain = self._make_chain()
+        chain.start()
+        # CPU-mining a fresh chain to where soft forks are active and the
+        # faucet's coinbases mature takes about a second at regtest difficulty.
+        chain.mine(chain.bootstrap_height)
+        self._utxos = self.faucet.coinbase_utxos(chain, chain.height(), limit=FAUCET_COINBASES)
+        progress(f"{chain.kind} up, chain ready at height {chain.height()}")
         self._start_fee_service()
+
+    def _save_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> None:
+        """Stop the freshly built network, save its data, and set it aside
+        (its logs stay under ``snapshot-build/``); the fee service keeps running."""
+        chain = self.chain
+        manifest = Manifest(
+            topology=self.topology.name,
+            chain=chain.kind,
+            height=chain.height(),
+            created=time.time(),
+            utxos=list(self._utxos),
+            channels=[SavedChannel(oc.spec, oc.channel_point) for oc in self.channels],
+            pubkeys={name: n.pubkey for name, n in self.nodes.items()},
+        )
+        _parallel(lambda n: n.stop(), list(self.nodes.values()))
+        chain.stop()
+        snapshots.save(chain.datadir, {name: n.config.lnddir for name, n in self.nodes.items()}, manifest)
+        aside = self.lab_dir / "snapshot-build"
+        aside.mkdir()
+        for handle in [chain.proc, *(n.proc for n in self.nodes.values())]:
+            if handle is not None:
+                self.runtime.remove(handle)
+        chain.datadir.rename(aside / chain.datadir.name)
+        for n in self.nodes.values():
+            n.config.lnddir.rename(aside / n.name)
+        self.backend, self.nodes, self.channels = None, {}, []
+        progress(f"snapshot saved: {snapshots.path}")
+
+    def _start_from_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> None:
+        chain_dir = self.lab_dir / self.topology.chain
+        manifest = snapshots.restore(chain_dir, {n.name: self.lab_dir / n.name for n in self.topology.nodes})
+        try:
+            chain = self._make_chain()
+            chain.start()
+            # The snapshot's tip is as old as the snapshot: a new block brings
+            # Core out of initial block download and gives LND a current tip.
+            chain.mine(1)
+            self._utxos = list(manifest.utxos)
+            progress(f"{chain.kind} up from the snapshot at height {chain.height()}")
+            if self.fee_proc is None:
+                self._start_fee_service()
+            self._start_nodes(progress)
+            self.channels = [OpenedChannel(c.spec, c.channel_point) for c in manifest.channels]
+            # The nodes know each other at the snapshot's ports: connect them at
+            # today's, opener to peer as at the cold start (a peer may not listen).
+            pairs: dict[frozenset[str], tuple[str, str]] = {}
+            for oc in self.channels:
+                pairs.setdefault(frozenset((oc.spec.from_, oc.spec.to)), (oc.spec.from_, oc.spec.to))
+            _parallel(lambda ab: self.node(ab[0]).connect(self.node(ab[1])), list(pairs.values()))
+            progress("waiting for the snapshot's channels to become active")
+            for oc in self.channels:
+                self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point)
+            self.wait_graph_synced()
+        except (WaitTimeout, ProcessDied):
+            # Perhaps the snapshot, perhaps the machine: the retry builds it afresh either way.
+            snapshots.discard()
+            raise
 
     @property
     def fee_file(self) -> Path:
@@ -147,15 +215,11 @@ class Network:
         feeservice.write_fees(self.fee_file, by_target, min_relay=min_relay)
 
     def _node_config(self, name: str, flags: list[str]) -> LndConfig:
-        assert self.btcd is not None
         return LndConfig(
             name=name,
             binary=self.toolchain.lnd,
             lnddir=self.lab_dir / name,
-            btcd_rpc=f"{self.runtime.peer_host('btcd')}:{self.btcd.config.rpc_port}",
-            btcd_cert_pem=self.btcd.cert_pem,
-            btcd_user=RPC_USER,
-            btcd_pass=RPC_PASS,
+            chain_flags=self.chain.lnd_flags(),
             flags=[f"--fee.url={self.fee_url}", *flags],
             listen_host=self.runtime.listen_host,
             advertise_host=self.runtime.peer_host(name),
@@ -211,6 +275,13 @@ class Network:
             self._utxos.insert(0, change)
         self.chain.send_raw(raw)
         return txid
+
+    def take_faucet_utxo(self) -> Utxo:
+        """A mature coin of the faucet, no longer used for funding: for a test
+        that builds and signs its own transactions (``self.faucet.sign``)."""
+        if not self._utxos:
+            raise LabError("the faucet has no coin left")
+        return self._utxos.pop()
 
     @staticmethod
     def _count_inputs(raw_hex: str) -> int:
@@ -406,9 +477,13 @@ class Network:
         """Mine ``n`` blocks and (by default) wait until every running node has them."""
         hashes = self.chain.mine(n)
         if sync:
-            tip = self.chain.tip()
-            _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.nodes.values() if nd.proc and nd.proc.is_running()])
+            self.wait_synced()
         return hashes
+
+    def wait_synced(self) -> None:
+        """Wait until every running node is synced to the chain's current tip."""
+        tip = self.chain.tip()
+        _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.nodes.values() if nd.proc and nd.proc.is_running()])
 
     # -- channel verbs -------------------------------------------------------
     def open_channel(
@@ -494,37 +569,28 @@ class Network:
                 errors.append(f"{n.name}: {exc}")
 
         _parallel(stop_node, list(self.nodes.values()))
-        if self.btcd is not None:
+        if self.backend is not None:
             try:
-                self.btcd.stop()
+                self.backend.stop()
             except Exception as exc:
-                errors.append(f"btcd: {exc}")
+                errors.append(f"{self.backend.kind}: {exc}")
         if self.fee_proc is not None:
             self.fee_proc.stop()
         if errors:
             raise NodeError("errors while stopping the network: " + "; ".join(errors))
 
     def pids(self) -> list[int]:
-        procs = [n.proc for n in self.nodes.values()] + [self.btcd.proc if self.btcd else None, self.fee_proc]
+        procs = [n.proc for n in self.nodes.values()] + [self.backend.proc if self.backend else None, self.fee_proc]
         return [p.pid for p in procs if p is not None]
 
     def describe(self) -> dict[str, Any]:
         """What `lab up` prints and stores in the lab's state file."""
-        assert self.btcd is not None
         return {
             "topology": self.topology.name,
             "lab_dir": str(self.lab_dir),
             "runtime": self.runtime.name,
             "lab_id": getattr(self.runtime, "lab_id", ""),
-            "btcd": {
-                "pid": self.btcd.proc.pid if self.btcd.proc else 0,
-                "rpc": f"127.0.0.1:{self.btcd.config.rpc_port}",
-                "rpc_user": RPC_USER,
-                "rpc_pass": RPC_PASS,
-                "cert": str(self.btcd.config.cert),
-                "log": str(self.btcd.config.log_path),
-                "argv": self.btcd.proc.argv if self.btcd.proc else [],
-            },
+            "chain": self.chain.describe(),
             "feeservice": None if self.fee_proc is None else {
                 "pid": self.fee_proc.pid,
                 "url": self.fee_url,

@@ -31,7 +31,6 @@ from harness.wait import wait_for
 # docs/LAB_RECIPE.md): fast batching and gossip, no bootstrap, keysend on.
 BASE_FLAGS = (
     "--bitcoin.regtest",
-    "--bitcoin.node=btcd",
     "--bitcoin.defaultchanconfs=1",
     "--bitcoin.defaultremotedelay=4",
     "--accept-keysend",
@@ -56,10 +55,8 @@ class LndConfig:
     name: str
     binary: Path
     lnddir: Path
-    btcd_rpc: str  # host:port
-    btcd_cert_pem: bytes
-    btcd_user: str
-    btcd_pass: str
+    # How LND reaches the chain backend (``ChainBackend.lnd_flags()``: --bitcoin.node and its --btcd.* or --bitcoind.*).
+    chain_flags: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     rpc_port: int = 0
     rest_port: int = 0
@@ -112,10 +109,7 @@ class LndConfig:
                 if self.tower_port
                 else []
             ),
-            f"--btcd.rpchost={self.btcd_rpc}",
-            f"--btcd.rpcuser={self.btcd_user}",
-            f"--btcd.rpcpass={self.btcd_pass}",
-            f"--btcd.rawrpccert={self.btcd_cert_pem.hex()}",
+            *self.chain_flags,
             *self.flags,
         ]
 

@@ -35,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("process", "docker", "auto"),
         help="runtime for lab networks: process (default), docker, or auto (docker when a daemon answers)",
     )
+    group.addoption(
+        "--lab-chain",
+        default=None,
+        choices=("bitcoind", "btcd"),
+        help="run every lab on this chain backend, whatever its topology names (default: the topology's, bitcoind)",
+    )
     group.addoption("--lab-keep", action="store_true", help="keep every lab directory, also for passing tests")
 
 
@@ -59,15 +65,16 @@ def _test_failed(node: pytest.Item) -> bool:
 class _SharedLabs:
     """Session-wide networks, one per topology, torn down at session end."""
 
-    def __init__(self, runtime: str, keep: bool):
+    def __init__(self, runtime: str, keep: bool, chain: str | None):
         self.runtime = runtime
         self.keep = keep
+        self.chain = chain
         self.labs: dict[str, LightningTestHarness] = {}
         self.failed: set[str] = set()
 
     def get(self, topology: str) -> LightningTestHarness:
         if topology not in self.labs:
-            lab = LightningTestHarness(topology, runtime=self.runtime, keep=self.keep or None)
+            lab = LightningTestHarness(topology, runtime=self.runtime, keep=self.keep or None, chain=self.chain)
             lab.start(retries=BRINGUP_RETRIES)
             self.labs[topology] = lab
         return self.labs[topology]
@@ -80,7 +87,8 @@ class _SharedLabs:
 
 @pytest.fixture(scope="session")
 def _lab_shared(request: pytest.FixtureRequest) -> Iterator[_SharedLabs]:
-    shared = _SharedLabs(request.config.getoption("--lab-runtime"), request.config.getoption("--lab-keep"))
+    opt = request.config.getoption
+    shared = _SharedLabs(opt("--lab-runtime"), opt("--lab-keep"), opt("--lab-chain"))
     yield shared
     shared.close()
 
@@ -97,7 +105,9 @@ def lab(request: pytest.FixtureRequest, _lab_shared: _SharedLabs) -> Iterator[Li
     if shared:
         harness = _lab_shared.get(topology)
     else:
-        harness = LightningTestHarness(topology, runtime=runtime, keep=keep or None)
+        harness = LightningTestHarness(
+            topology, runtime=runtime, keep=keep or None, chain=request.config.getoption("--lab-chain")
+        )
         harness.start(retries=BRINGUP_RETRIES)
     harness.mark_logs()
     invariant_error: Exception | None = None

@@ -90,7 +90,7 @@ class SwapClient:
         self, lab: LightningTestHarness, swap: dict[str, Any], lockup: Lockup, preimage: str, to_address: str,
         *, sat_per_vb: float = 2.0,
     ) -> tx.SignedTx:  # fmt: skip
-        """Reverse swap: claim the LSP's lockup with the preimage; broadcast through btcd."""
+        """Reverse swap: claim the LSP's lockup with the preimage; broadcast through the chain backend."""
         signed = self._spend(swap, lockup, to_address, sat_per_vb=sat_per_vb, preimage=preimage)
         lab.chain.send_raw(signed.hex)
         return signed

@@ -101,7 +101,8 @@ class Channel(_Model):
 class Topology(_Model):
     name: str
     description: str = ""
-    chain: Literal["btcd"] = "btcd"
+    # The chain backend: Bitcoin Core (the default, what production LND runs on) or btcd.
+    chain: Literal["bitcoind", "btcd"] = "bitcoind"
     flags: list[str] = Field(default_factory=list, description="LND flags for every node")
     nodes: list[Node] = Field(min_length=1)
     channels: list[Channel] = Field(default_factory=list)

@@ -33,7 +33,7 @@ class Timeouts:
     """Named timeouts in seconds (before the slow-machine factor)."""
 
     PROCESS_START = 30.0
-    BTCD_READY = 30.0
+    CHAIN_READY = 30.0  # the chain backend answering RPC (bitcoind: warm-up done), its txindex caught up
     LND_READY = 60.0
     LND_SYNC = 60.0
     LND_STOP = 20.0

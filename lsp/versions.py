@@ -27,6 +27,41 @@ LND_REPLACES: Final[dict[str, str]] = {
 BTCD_MODULE: Final = "github.com/btcsuite/btcd"
 BTCD_VERSION: Final = "v0.25.1-0.20260310163610-1c55c7c18179"
 
+# Bitcoin Core: the lab's default chain backend. No registry here ships a
+# bitcoind binary, but the PyPI sdist of py-bitcoinkernel carries Bitcoin
+# Core's whole source tree (a master snapshot, CLIENT_VERSION 31.99) under
+# depend/bitcoin/. `lab setup` downloads exactly this sdist, refuses it unless
+# its sha256 matches, and builds bitcoind and bitcoin-cli from it.
+BITCOIN_CORE_SDIST: Final = "py-bitcoinkernel"
+BITCOIN_CORE_SDIST_VERSION: Final = "0.1.0a5"
+BITCOIN_CORE_SDIST_SHA256: Final = "71b91eecac7a8b07248be04471c3bf98016b38bf823aefd28f7b31179940520d"
+BITCOIN_CORE_SDIST_SUBDIR: Final = "depend/bitcoin"
+# What the built binaries report (`bitcoind --version`: "v31.99.0-unk").
+BITCOIN_CORE_VERSION: Final = "31.99.0"
+# A node-only build: no wallet (the lab's faucet key lives in Python), no GUI,
+# tests, IPC or extra tools; ZMQ on (LND's block and transaction feed).
+BITCOIN_CORE_CMAKE_FLAGS: Final = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DENABLE_WALLET=OFF",
+    "-DWITH_ZMQ=ON",
+    "-DBUILD_TESTS=OFF",
+    "-DBUILD_BENCH=OFF",
+    "-DBUILD_GUI=OFF",
+    "-DBUILD_FUZZ_BINARY=OFF",
+    "-DENABLE_IPC=OFF",
+    "-DBUILD_KERNEL_LIB=OFF",
+    "-DBUILD_UTIL=OFF",
+    "-DBUILD_TX=OFF",
+    "-DBUILD_WALLET_TOOL=OFF",
+    "-DBUILD_BITCOIN_BIN=OFF",
+    "-DINSTALL_MAN=OFF",
+)
+# Oldest tools the Core tree accepts (its CMakeLists.txt and
+# cmake/module/AddBoostIfNeeded.cmake), with the Debian packages that bring them.
+CMAKE_MIN_VERSION: Final = (3, 22)
+BOOST_MIN_VERSION: Final = (1, 74)
+BITCOIN_CORE_BUILD_PACKAGES: Final = ("cmake", "g++", "pkg-config", "libboost-dev", "libevent-dev", "libzmq3-dev")
+
 # Oldest Go that builds the pinned LND.
 GO_MIN_VERSION: Final = (1, 25, 10)
 
@@ -62,6 +97,6 @@ LND_PROTOS: Final = (
 # Images named by docker-compose.regtest.yml's `upstream` profile (for users
 # with registry access; NOT exercised on this project's machines). The `lab`
 # profile uses the FROM-scratch images built from the pins above.
-BITCOIN_CORE_VERSION: Final = "29.0"
-UPSTREAM_BITCOIND_IMAGE: Final = f"bitcoin/bitcoin:{BITCOIN_CORE_VERSION}"
+UPSTREAM_BITCOIN_CORE_VERSION: Final = "29.0"
+UPSTREAM_BITCOIND_IMAGE: Final = f"bitcoin/bitcoin:{UPSTREAM_BITCOIN_CORE_VERSION}"
 UPSTREAM_LND_IMAGE: Final = f"lightninglabs/lnd:{LND_VERSION}"

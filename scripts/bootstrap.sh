@@ -5,7 +5,9 @@
 #   1. Go >= the pinned minimum (Debian's golang-go plus a newer toolchain
 #      fetched through the Go module proxy via GOTOOLCHAIN when it is too old)
 #   2. a Python venv (.venv) with the project and its dev tools
-#   3. `lab setup`: the pinned lnd/lncli/btcd/btcctl and LND's gRPC stubs
+#   3. Bitcoin Core's build tools from Debian (cmake, g++, Boost, libevent, libzmq)
+#   4. `lab setup`: the pinned lnd/lncli, bitcoind/bitcoin-cli (built from
+#      source), btcd/btcctl and LND's gRPC stubs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,21 @@ if [[ ! -f "$stamp" ]]; then
     "$VENV/bin/pip" install -q absl-py immutabledict
     rm -f "$VENV"/.installed-*
     touch "$stamp"
+fi
+
+# --- Bitcoin Core's build tools -----------------------------------------------
+core_pkgs=$("$VENV/bin/python" -c 'from lsp.versions import BITCOIN_CORE_BUILD_PACKAGES as p; print(" ".join(p))')
+missing=""
+if command -v dpkg >/dev/null 2>&1; then  # elsewhere `lab setup` checks the tools themselves
+    for p in $core_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+fi
+if [[ -n "$missing" ]]; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Bitcoin Core's build tools from Debian:$missing"
+        apt-get update -qq && apt-get install -y -qq $missing >/dev/null
+    else
+        say "Bitcoin Core's build needs these Debian packages:$missing (lab setup says what is missing)"
+    fi
 fi
 
 # --- toolchain -------------------------------------------------------------

@@ -9,7 +9,9 @@ signed with embit.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from embit import ec, script
 from embit.networks import NETWORKS
@@ -17,10 +19,20 @@ from embit.transaction import SIGHASH, Transaction, TransactionInput, Transactio
 
 from harness.errors import LabError
 
+if TYPE_CHECKING:
+    from harness.chain.base import ChainBackend
+
 REGTEST = NETWORKS["regtest"]
 COIN = 100_000_000
 COINBASE_MATURITY = 100
 FEE_RATE_SAT_VB = 2
+# Mature 50 BTC coinbases the faucet collects at start (1,000 BTC).
+FAUCET_COINBASES = 20
+
+
+def throwaway_address() -> str:
+    """A fresh regtest address nobody keeps the key of (blocks mined to it are burnt)."""
+    return script.p2wpkh(ec.PrivateKey(secrets.token_bytes(32)).get_public_key()).address(REGTEST)
 
 
 @dataclass(frozen=True)
@@ -40,17 +52,17 @@ class Faucet:
         self.script_pubkey = script.p2wpkh(self.pub)
         self.address = self.script_pubkey.address(REGTEST)
 
-    def coinbase_utxos(self, btcd: object, tip_height: int, *, start: int = 1, limit: int = 1000) -> list[Utxo]:
+    def coinbase_utxos(
+        self, chain: ChainBackend, tip_height: int, *, start: int = 1, limit: int = 1000
+    ) -> list[Utxo]:
         """Up to ``limit`` mature coinbase outputs paying the faucet, from height ``start``."""
-        from harness.chain.btcd import Btcd
-
-        assert isinstance(btcd, Btcd)
         spk = self.script_pubkey.data.hex()
         found: list[Utxo] = []
         for h in range(start, tip_height - COINBASE_MATURITY + 1):
-            blk = btcd.block(btcd.block_hash(h))
+            blk = chain.block(chain.block_hash(h))
+            # btcd names the decoded transactions ``rawtx``, Core ``tx``.
             first = (blk.get("rawtx") or blk["tx"])[0]
-            cb = first if isinstance(first, dict) else btcd.raw_tx(first)
+            cb = first if isinstance(first, dict) else chain.raw_tx(first)
             for out in cb["vout"]:
                 if out["scriptPubKey"]["hex"] == spk:
                     found.append(Utxo(cb["txid"], int(out["n"]), round(float(out["value"]) * COIN), h))
@@ -84,14 +96,18 @@ class Faucet:
         if change > 1000:
             vout.append(TransactionOutput(change, self.script_pubkey))
         tx = Transaction(vin=vin, vout=vout)
-        code = script.p2pkh(self.pub)
-        for i, u in enumerate(chosen):
-            h = tx.sighash_segwit(i, code, u.value_sat)
-            sig = self.key.sign(h).serialize() + bytes([SIGHASH.ALL])
-            tx.vin[i].witness = script.Witness([sig, self.pub.sec()])
+        self.sign(tx, chosen)
         txid = tx.txid().hex()
         change_utxo = Utxo(txid, len(vout) - 1, change) if change > 1000 else None
         return txid, tx.serialize().hex(), change_utxo
+
+    def sign(self, tx: Transaction, spent: list[Utxo]) -> None:
+        """Sign every input of ``tx`` (spending ``spent``, in order: outputs paying the faucet)."""
+        code = script.p2pkh(self.pub)
+        for i, u in enumerate(spent):
+            h = tx.sighash_segwit(i, code, u.value_sat)
+            sig = self.key.sign(h).serialize() + bytes([SIGHASH.ALL])
+            tx.vin[i].witness = script.Witness([sig, self.pub.sec()])
 
     @staticmethod
     def _fee(n_in: int, n_out: int) -> int:

@@ -34,3 +34,26 @@ class WalletRpc(Service):
         r = self._call("PublishTransaction", self.s.walletkit.Transaction(tx_hex=bytes.fromhex(tx_hex), label=label))
         if r.publish_error:
             raise RuntimeError(f"publish failed: {r.publish_error}")
+
+    def submit_package(self, raw_txs: list[str], *, max_sat_per_vbyte: int | None = None) -> PackageResult:
+        """Submit related transactions (parents first, the child last) for
+        atomic acceptance (bitcoind's ``submitpackage``; LND's btcd backend refuses).
+        ``max_sat_per_vbyte`` 0 lifts the per-transaction fee-rate ceiling."""
+        req = self.s.walletkit.SubmitPackageRequest(raw_txs=[bytes.fromhex(t) for t in raw_txs])
+        if max_sat_per_vbyte is not None:
+            req.sat_per_vbyte = max_sat_per_vbyte
+        r = self._call("SubmitPackage", req)
+        return PackageResult(
+            message=r.package_msg,
+            errors={res.txid: res.error for res in r.tx_results.values() if res.error},
+            txids=sorted(res.txid for res in r.tx_results.values()),
+            replaced=list(r.replaced_transactions),
+        )
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    message: str  # "success" when the whole package was accepted
+    errors: dict[str, str]  # txid -> why it was rejected
+    txids: list[str]
+    replaced: list[str]

@@ -49,6 +49,10 @@ class Runtime(Protocol):
 
     def restart(self, handle: NodeHandle) -> NodeHandle: ...
 
+    def remove(self, handle: NodeHandle) -> None:
+        """Forget a stopped node for good (a container is deleted; its data directory stays)."""
+        ...
+
     def close(self) -> list[str]:
         """Release what the runtime itself created (networks...); returns a description."""
         ...

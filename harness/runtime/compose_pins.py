@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from harness.runtime.images import BTCD_IMAGE, LND_IMAGE
+from harness.runtime.images import BITCOIND_IMAGE, LND_IMAGE
 from lsp.versions import UPSTREAM_BITCOIND_IMAGE, UPSTREAM_LND_IMAGE
 
 # Profile `lab` (exercised here): the images harness.runtime.images builds FROM scratch.
-LAB_BTCD_IMAGE: Final = BTCD_IMAGE
+LAB_BITCOIND_IMAGE: Final = BITCOIND_IMAGE
 LAB_LND_IMAGE: Final = LND_IMAGE
 
-__all__ = ["LAB_BTCD_IMAGE", "LAB_LND_IMAGE", "UPSTREAM_BITCOIND_IMAGE", "UPSTREAM_LND_IMAGE"]
+__all__ = ["LAB_BITCOIND_IMAGE", "LAB_LND_IMAGE", "UPSTREAM_BITCOIND_IMAGE", "UPSTREAM_LND_IMAGE"]

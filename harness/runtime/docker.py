@@ -1,4 +1,4 @@
-"""Docker runtime: every btcd, LND and fee-service node in its own container
+"""Docker runtime: every chain (bitcoind or btcd), LND and fee-service node in its own container
 on one user-defined bridge network per lab.
 
 The lab directory is bind-mounted into every container at the same absolute
@@ -7,7 +7,7 @@ certificates, macaroons and logs are on the host the moment a node writes
 them. Each listener binds 0.0.0.0 inside its container and is published on
 127.0.0.1 with the same port number on the host, so host-side clients use
 ``127.0.0.1:<port>`` in both runtimes; nodes reach each other by container
-name (``btcd:<port>``, ``alice:<port>``).
+name (``bitcoind:<port>``, ``alice:<port>``).
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ class DockerRuntime:
         self.labels = {LABEL_OWNER: str(os.getpid())} if owned else {}
         self.network = dr.create_network(self.client, self.lab_id, self.labels)
         self._image_by_binary = {"btcd": self.images.btcd, "lnd": self.images.lnd, "feeservice": self.images.feeservice}
+        if self.images.bitcoind is not None:
+            self._image_by_binary["bitcoind"] = self.images.bitcoind
 
     def peer_host(self, node: str) -> str:
         return node
@@ -148,7 +150,8 @@ class DockerRuntime:
         binary = Path(argv[0]).name
         image = self._image_by_binary.get(binary)
         if image is None:
-            raise NodeError(f"no image for {binary!r} in the Docker runtime")
+            hint = " (Bitcoin Core is not built: run `lab setup`)" if binary == "bitcoind" else ""
+            raise NodeError(f"no image for {binary!r} in the Docker runtime{hint}")
         try:
             nc = dr.run_container(
                 self.client,
@@ -173,6 +176,13 @@ class DockerRuntime:
         assert isinstance(handle, ManagedContainer)
         handle.container.start()
         return handle
+
+    def remove(self, handle: NodeHandle) -> None:
+        """Delete a stopped node's container (its data lives in the bind-mounted lab directory)."""
+        assert isinstance(handle, ManagedContainer)
+        handle.stop()
+        with contextlib.suppress(docker_errors.NotFound):
+            handle.container.remove(force=True)
 
     def close(self) -> list[str]:
         """Remove every container and the network of this lab."""

@@ -38,6 +38,11 @@ LABEL_NODE = "lightning-lab.node"
 NAME_PREFIX = "lightning-lab"
 
 # Ports inside the containers (the same for every node: each has its own IP).
+# Bitcoin Core's as docker-compose.regtest.yml runs it (the lab's own Docker
+# labs use allocated ports, like processes).
+BITCOIND_RPC_PORT = 18443
+BITCOIND_ZMQ_BLOCK_PORT = 28332
+BITCOIND_ZMQ_TX_PORT = 28333
 BTCD_RPC_PORT = 18334
 BTCD_P2P_PORT = 18444
 LND_GRPC_PORT = 10009

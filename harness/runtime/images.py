@@ -1,10 +1,14 @@
-"""Docker images of the pinned btcd and LND, built ``FROM scratch``.
+"""Docker images of the pinned Bitcoin Core, btcd and LND, built ``FROM scratch``.
 
 No image registry is reachable here, so the images hold nothing but the
-static binaries the toolchain built, a minimal ``/etc/passwd``, an empty
-``/tmp`` and ``/data`` (the node's data directory, also ``HOME``). Each image
-is labelled with the pin and the sha256 of its binaries; ``ensure_images()``
-rebuilds an image only when those labels no longer match the binaries.
+binaries the toolchain built, a minimal ``/etc/passwd``, an empty ``/tmp``
+and ``/data`` (the node's data directory, also ``HOME``). LND, btcd and the
+fee service are static Go binaries; ``bitcoind`` links Debian's libevent,
+libzmq and the C++ runtime dynamically, so its image also holds exactly the
+shared libraries ``ldd`` lists for its binaries (and the dynamic loader), at
+the paths ``ldd`` names. Each image is labelled with the pin and the sha256
+of its binaries and libraries; ``ensure_images()`` rebuilds an image only
+when those labels no longer match.
 
 ``python -m harness.runtime.images`` builds both (what ``lab setup`` will do
 for the Docker runtime; ``docker-compose.regtest.yml`` needs them).
@@ -16,10 +20,12 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import shutil
+import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +33,27 @@ from docker import errors as docker_errors
 
 from harness.errors import ToolchainError
 from harness.runtime.docker_client import DockerError, docker_available, require_docker
+from harness.toolchain.build import sha256_file
 from lsp.lnd.stubs import cache_root
-from lsp.versions import BTCD_MODULE, BTCD_VERSION, LND_LAB_TAGS, LND_MODULE, LND_VERSION
+from lsp.versions import (
+    BITCOIN_CORE_SDIST_SHA256,
+    BITCOIN_CORE_VERSION,
+    BTCD_MODULE,
+    BTCD_VERSION,
+    LND_LAB_TAGS,
+    LND_MODULE,
+    LND_VERSION,
+)
 
 IMAGE_REPO = "lightning-lab"
-LABEL_IMAGE = "lightning-lab.image"  # "btcd" | "lnd"
+LABEL_IMAGE = "lightning-lab.image"  # "bitcoind" | "btcd" | "lnd" | "feeservice"
 LABEL_PIN = "lightning-lab.pin"
 LABEL_SHA_PREFIX = "lightning-lab.sha256."  # + binary name
+LABEL_LIBS = "lightning-lab.sha256-libs"  # one hash over every shared library in the image
 BUILD_TIMEOUT = 600
 
 __all__ = [
+    "BITCOIND_IMAGE",
     "BTCD_IMAGE",
     "LND_IMAGE",
     "ImageSpec",
@@ -46,6 +63,7 @@ __all__ = [
     "image_specs",
 ]
 
+BITCOIND_IMAGE = f"{IMAGE_REPO}/bitcoind:{BITCOIN_CORE_VERSION}-{BITCOIN_CORE_SDIST_SHA256[:12]}"
 BTCD_IMAGE = f"{IMAGE_REPO}/btcd:{BTCD_VERSION}"
 LND_IMAGE = f"{IMAGE_REPO}/lnd:{LND_VERSION}-lab"
 FEESERVICE_IMAGE = f"{IMAGE_REPO}/feeservice:latest"
@@ -56,7 +74,9 @@ GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image: its tag, the binaries it holds (name -> path), the pin and the entrypoint."""
+    """One image: its tag, the binaries it holds (name -> path), the shared
+    libraries they load (path in the image -> file on the host), the pin and
+    the entrypoint."""
 
     kind: str
     tag: str
@@ -64,11 +84,17 @@ class ImageSpec:
     pin: str
     entrypoint: str
     expose: tuple[int, ...]
+    libraries: dict[str, Path] = field(default_factory=dict)
 
     def labels(self) -> dict[str, str]:
         labels = {LABEL_IMAGE: self.kind, LABEL_PIN: self.pin}
         for name, path in sorted(self.binaries.items()):
             labels[LABEL_SHA_PREFIX + name] = sha256_file(path)
+        if self.libraries:
+            h = hashlib.sha256()
+            for dest, path in sorted(self.libraries.items()):
+                h.update(f"{dest} {sha256_file(path)}\n".encode())
+            labels[LABEL_LIBS] = h.hexdigest()
         return labels
 
 
@@ -79,24 +105,42 @@ class LabImages:
     btcd: str
     lnd: str
     feeservice: str = FEESERVICE_IMAGE
+    bitcoind: str | None = None  # None: bitcoind is not built, so no image
     built: tuple[str, ...] = ()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_LDD_LINE = re.compile(r"^\s*(?:\S+ => )?(/\S+) \(0x[0-9a-f]+\)$")
+
+
+def shared_libraries(*binaries: Path) -> dict[str, Path]:
+    """What ``ldd`` says ``binaries`` load: path in the image -> the file on
+    this machine (symlinks resolved, so the image gets the content under the
+    name the loader asks for). Empty for static binaries."""
+    libs: dict[str, Path] = {}
+    for binary in binaries:
+        proc = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False)
+        text = proc.stdout + proc.stderr
+        if "not a dynamic executable" in text or "statically linked" in text:
+            continue
+        if proc.returncode != 0 or "not found" in text:
+            raise ToolchainError(f"ldd {binary} failed: {text.strip()[:500]}")
+        for line in proc.stdout.splitlines():
+            m = _LDD_LINE.match(line)
+            if m:
+                libs[m[1]] = Path(m[1]).resolve()
+    return libs
 
 
 def _binary_paths() -> dict[str, Path]:
-    """lnd, lncli, btcd, btcctl: the toolchain's final paths, else the prebuild directory."""
+    """The toolchain's final paths (Bitcoin Core's only if built), else the prebuild directory."""
     from harness.toolchain.build import find_toolchain
 
     try:
         t = find_toolchain("lab")
-        return {"lnd": t.lnd, "lncli": t.lncli, "btcd": t.btcd, "btcctl": t.btcctl, "feeservice": t.feeservice}
+        paths = {"lnd": t.lnd, "lncli": t.lncli, "btcd": t.btcd, "btcctl": t.btcctl, "feeservice": t.feeservice}
+        if t.bitcoind.exists() and t.bitcoin_cli.exists():
+            paths |= {"bitcoind": t.bitcoind, "bitcoin-cli": t.bitcoin_cli}
+        return paths
     except ToolchainError as exc:
         pre = cache_root() / "prebuild"
         paths = {name: pre / name for name in ("lnd", "lncli", "btcd", "btcctl")}
@@ -107,7 +151,23 @@ def _binary_paths() -> dict[str, Path]:
 
 def image_specs(binaries: dict[str, Path] | None = None) -> list[ImageSpec]:
     b = binaries or _binary_paths()
+    core = (
+        [
+            ImageSpec(
+                kind="bitcoind",
+                tag=BITCOIND_IMAGE,
+                binaries={"bitcoind": b["bitcoind"], "bitcoin-cli": b["bitcoin-cli"]},
+                pin=f"bitcoin-core {BITCOIN_CORE_VERSION} sdist-sha256={BITCOIN_CORE_SDIST_SHA256}",
+                entrypoint="bitcoind",
+                expose=(18443,),
+                libraries=shared_libraries(b["bitcoind"], b["bitcoin-cli"]),
+            )
+        ]
+        if "bitcoind" in b
+        else []
+    )
     return [
+        *core,
         ImageSpec(
             kind="btcd",
             tag=BTCD_IMAGE,
@@ -169,6 +229,11 @@ def _write_context(spec: ImageSpec, ctx: Path) -> None:
         dest = root / "bin" / name
         shutil.copyfile(path, dest)
         dest.chmod(0o755)
+    for in_image, path in spec.libraries.items():
+        dest = root / in_image.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        dest.chmod(0o755)
     (ctx / "Dockerfile").write_text(dockerfile(spec))
 
 
@@ -202,11 +267,12 @@ def build_image(client: Any, spec: ImageSpec) -> str:
 
 
 def ensure_images(client: Any = None, *, progress: Any = None) -> LabImages:
-    """Build the btcd and LND images unless images with matching binary hashes exist."""
+    """Build the images (Bitcoin Core's when it is built) unless images with matching hashes exist."""
     client = client or require_docker()
     say = progress or (lambda _msg: None)
     built: list[str] = []
-    for spec in image_specs():
+    specs = image_specs()
+    for spec in specs:
         if _up_to_date(client, spec):
             say(f"{spec.tag}: up to date")
             continue
@@ -214,7 +280,8 @@ def ensure_images(client: Any = None, *, progress: Any = None) -> LabImages:
         build_image(client, spec)
         say(f"{spec.tag}: built in {time.monotonic() - started:.1f}s")
         built.append(spec.tag)
-    return LabImages(btcd=BTCD_IMAGE, lnd=LND_IMAGE, built=tuple(built))
+    has_core = any(spec.kind == "bitcoind" for spec in specs)
+    return LabImages(btcd=BTCD_IMAGE, lnd=LND_IMAGE, bitcoind=BITCOIND_IMAGE if has_core else None, built=tuple(built))
 
 
 def main() -> int:
@@ -225,7 +292,8 @@ def main() -> int:
     except (DockerError, ToolchainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"btcd image: {images.btcd}\nlnd image:  {images.lnd}")
+    print(f"bitcoind image: {images.bitcoind or '(not built: run `lab setup`)'}\nbtcd image:     {images.btcd}\n"
+          f"lnd image:      {images.lnd}")
     return 0
 
 

@@ -149,6 +149,9 @@ class ProcessRuntime:
         """Start a stopped node again with the same arguments (its data is kept)."""
         return self.start(handle.name, handle.argv, log_path=handle.log_path)
 
+    def remove(self, handle: NodeHandle) -> None:
+        """A stopped process leaves nothing behind but its files."""
+
     def close(self) -> list[str]:
         return []
 

@@ -29,11 +29,22 @@ def register(main: click.Group, *, console: Console, out: Console) -> None:
         default=None,
         help="reports directory (default: reports/ in the repository); the run goes to <DIR>/<run-id>/",
     )
-    def run_cmd(target: str, runtime: str, report_root: Path | None) -> None:
+    @click.option(
+        "--chain",
+        type=click.Choice(["bitcoind", "btcd"]),
+        default=None,
+        help="run every scenario's topology on this chain backend (default: what each topology names, bitcoind)",
+    )
+    def run_cmd(target: str, runtime: str, report_root: Path | None, chain: str | None) -> None:
         """Replay TARGET (a suite in scenarios/suites/, a scenario in scenarios/, or a YAML path).
 
         Exits 1 when any expectation fails or a step errors; prints the report path last."""
+        import os
+
         from harness.report.render import REPORTS_DIR
+
+        if chain is not None:
+            os.environ["LAB_CHAIN"] = chain  # read by every LightningTestHarness this run starts
         from harness.scenario.engine import run_target
 
         def progress(msg: str) -> None:

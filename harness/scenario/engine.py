@@ -41,6 +41,7 @@ def versions() -> dict[str, str]:
 
     return {
         "lnd": v.LND_VERSION,
+        "bitcoind": f"{v.BITCOIN_CORE_VERSION} ({v.BITCOIN_CORE_SDIST} {v.BITCOIN_CORE_SDIST_VERSION} sdist)",
         "btcd": v.BTCD_VERSION,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
@@ -198,6 +199,7 @@ class Runner:
             self.progress(f"  [error] {res.message}")
             return res
         res.reused_network, res.bringup_s = reused, round(bringup, 2)
+        res.chain = lab.topology.chain
         if not reused and self._bringup_notes:
             res.message = "network came up on the second attempt; first: " + self._bringup_notes[0]
         if reused:

@@ -57,6 +57,7 @@ class ScenarioResult:
     seed: int
     path: str
     status: StepStatus = "passed"
+    chain: str = ""  # the chain backend the network ran on (bitcoind, btcd)
     duration_s: float = 0.0
     bringup_s: float = 0.0
     reused_network: bool = False

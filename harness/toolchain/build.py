@@ -1,4 +1,5 @@
-"""Build the pinned LND and btcd from the Go module proxy into the cache.
+"""Build the pinned LND and btcd from the Go module proxy into the cache
+(Bitcoin Core: ``harness/toolchain/bitcoin_core.py``).
 
 Binaries land in ``<cache>/bin/<name>-<version>-<flavor>/``; a stamp file
 records the pin they were built from, and each binary is asked for its
@@ -36,15 +37,27 @@ def _noop(_: str) -> None:
     pass
 
 
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Toolchain:
-    """Paths of the pinned binaries."""
+    """Paths of the pinned binaries. The chain backends' binaries may be
+    absent (a cache from before Bitcoin Core was added, or a machine that
+    cannot build it): the lab checks the one a topology needs when it starts it."""
 
     lnd: Path
     lncli: Path
     btcd: Path
     btcctl: Path
     feeservice: Path
+    bitcoind: Path
+    bitcoin_cli: Path
 
 
 def go_version(go: str | None = None) -> tuple[int, int, int]:
@@ -302,12 +315,14 @@ def ensure_feeservice(progress: Progress = _noop) -> Path:
 
 def find_toolchain(flavor: str = "lab") -> Toolchain:
     """The cached binaries; a clear error if `lab setup` has not been run."""
-    ld, bd = lnd_dir(flavor), btcd_dir()
+    from harness.toolchain.bitcoin_core import core_dir
+
+    ld, bd, cd = lnd_dir(flavor), btcd_dir(), core_dir()
     t = Toolchain(
         lnd=ld / "lnd", lncli=ld / "lncli", btcd=bd / "btcd", btcctl=bd / "btcctl",
-        feeservice=feeservice_dir() / "feeservice",
+        feeservice=feeservice_dir() / "feeservice", bitcoind=cd / "bitcoind", bitcoin_cli=cd / "bitcoin-cli",
     )
-    missing = [p for p in (t.lnd, t.lncli, t.btcd, t.btcctl, t.feeservice) if not p.exists()]
+    missing = [p for p in (t.lnd, t.lncli, t.feeservice) if not p.exists()]
     if missing:
         raise ToolchainError(
             f"pinned binaries missing ({', '.join(str(p) for p in missing)}): run `lab setup` first"
@@ -317,14 +332,18 @@ def find_toolchain(flavor: str = "lab") -> Toolchain:
 
 def setup(*, release: bool = False, progress: Progress = _noop) -> Toolchain:
     """Everything `lab setup` does, idempotently."""
+    from harness.toolchain.bitcoin_core import cached, ensure_bitcoin_core, require_build_tools
     from lsp.lnd import stubs
 
     require_go()
+    if not cached():
+        require_build_tools()  # said before minutes of Go builds, not after
     ensure_btcd(progress)
     ensure_lnd("lab", progress)
     ensure_feeservice(progress)
     if release:
         ensure_lnd("release", progress)
+    ensure_bitcoin_core(progress)
     progress("generating LND gRPC stubs")
     out = stubs.generate()
     progress(f"stubs ready: {out}")

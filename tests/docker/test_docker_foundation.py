@@ -75,15 +75,30 @@ def lab_id(docker: Any) -> Iterator[str]:
 
 
 def test_images_build_once(docker: Any, lab_images: images.LabImages) -> None:
-    ids = {tag: docker.images.get(tag).id for tag in (lab_images.btcd, lab_images.lnd)}
+    tags = [t for t in (lab_images.bitcoind, lab_images.btcd, lab_images.lnd) if t]
+    ids = {tag: docker.images.get(tag).id for tag in tags}
     again = images.ensure_images(docker)
     assert again.built == ()
-    assert {tag: docker.images.get(tag).id for tag in (again.btcd, again.lnd)} == ids
+    assert {tag: docker.images.get(tag).id for tag in tags} == ids
     for spec in images.image_specs():
         labels = docker.images.get(spec.tag).labels
         assert labels[images.LABEL_PIN] == spec.pin
         for name, path in spec.binaries.items():
             assert labels[images.LABEL_SHA_PREFIX + name] == images.sha256_file(path)
+
+
+def test_the_bitcoind_image_holds_every_library_its_binaries_load(docker: Any, lab_images: images.LabImages) -> None:
+    """FROM scratch plus exactly what ldd lists: both binaries start inside it (a missing
+    library would stop them in the loader, before --version prints anything)."""
+    if lab_images.bitcoind is None:
+        pytest.skip("Bitcoin Core is not built (lab setup)")
+    spec = next(s for s in images.image_specs() if s.kind == "bitcoind")
+    assert "/lib64/ld-linux-x86-64.so.2" in spec.libraries
+    assert any("libzmq.so" in p for p in spec.libraries) and any("libevent" in p for p in spec.libraries)
+    banners = {"/bin/bitcoind": "Bitcoin Core daemon version v", "/bin/bitcoin-cli": "Bitcoin Core RPC client version v"}
+    for binary, banner in banners.items():
+        out = docker.containers.run(lab_images.bitcoind, entrypoint=[binary], command=["--version"], remove=True)
+        assert out.decode().startswith(banner), out
 
 
 class BtcdRpc:
@@ -131,13 +146,13 @@ def test_btcd_and_lnd_in_a_lab_network(docker: Any, lab_images: images.LabImages
     )
     want = {res.LABEL_LAB: lab_id, res.LABEL_ROLE: "btcd", res.LABEL_NODE: "btcd"}
     assert {k: btcd.container.labels.get(k) for k in want} == want
-    btcd_cert = res.wait_file(btcd.container, res.BTCD_CERT, what="btcd's RPC certificate", timeout_s="BTCD_READY")
+    btcd_cert = res.wait_file(btcd.container, res.BTCD_CERT, what="btcd's RPC certificate", timeout_s="CHAIN_READY")
     san = x509.load_pem_x509_certificate(btcd_cert).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert "btcd" in san.value.get_values_for_type(x509.DNSName)  # LND reaches it by that name
 
     rpc = BtcdRpc(btcd.ports[res.BTCD_RPC_PORT], btcd_cert)
     try:
-        assert wait_for(lambda: rpc.call("getblockcount") == 0, what="btcd RPC", timeout_s="BTCD_READY")
+        assert wait_for(lambda: rpc.call("getblockcount") == 0, what="btcd RPC", timeout_s="CHAIN_READY")
         # The genesis tip is years old: LND would not finish starting on it.
         hashes = rpc.call("generate", 1)
         assert len(hashes) == 1
@@ -246,13 +261,13 @@ def test_compose_file_names_the_pinned_images() -> None:
         m.group(1): m.group(2) for m in re.finditer(r"\$\{(\w+):-([^}]+)\}", text) if m.group(1).endswith("_IMAGE")
     }
     assert defaults == {
-        "LAB_BTCD_IMAGE": compose_pins.LAB_BTCD_IMAGE,
+        "LAB_BITCOIND_IMAGE": compose_pins.LAB_BITCOIND_IMAGE,
         "LAB_LND_IMAGE": compose_pins.LAB_LND_IMAGE,
         "UPSTREAM_BITCOIND_IMAGE": compose_pins.UPSTREAM_BITCOIND_IMAGE,
         "UPSTREAM_LND_IMAGE": compose_pins.UPSTREAM_LND_IMAGE,
     }
     lab = {name for name, svc in compose["services"].items() if "lab" in svc.get("profiles", [])}
-    assert {"btcd", "alice", "bob", "carol"} <= lab
+    assert {"bitcoind", "alice", "bob", "carol"} <= lab
     for svc in compose["services"].values():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), port

@@ -94,3 +94,11 @@ def test_funding_plan_gives_one_output_per_opened_channel() -> None:
     plan = t.funding_plan()
     assert len(plan["hub"]) == 4 + 1  # four channels it opens, plus its free balance
     assert plan["c1"] == [100_000_000]
+
+
+def test_chain_defaults_to_bitcoind_and_an_unknown_one_is_named_with_its_line() -> None:
+    assert parse_topology("name: x\nnodes:\n  - name: a\n").chain == "bitcoind"
+    assert parse_topology("name: x\nchain: btcd\nnodes:\n  - name: a\n").chain == "btcd"
+    msg = problems("name: x\nchain: core\nnodes:\n  - name: a\n")
+    assert "chain (line 2): Input should be 'bitcoind' or 'btcd'" in msg
+    assert all(load_topology(p).chain == "bitcoind" for p in TOPOLOGY_DIR.glob("*.yaml"))

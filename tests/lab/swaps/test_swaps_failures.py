@@ -8,6 +8,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from harness.chain import RpcError
 from harness.harness import LightningTestHarness
 from harness.swaps import SwapClient, find_output, lockup_of, wait_state
 from harness.wait import wait_for
@@ -44,18 +45,28 @@ def test_wrong_lockup_amount_is_refused_and_the_client_refunds(
 
 
 def test_refund_is_not_mined_before_the_timeout(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
-    # btcd on regtest relays non-final transactions (relaynonstd), so the refund enters its mempool early;
-    # consensus still keeps it out of every block below the timeout height.
     api = lsp_app.start()
     client, swap, _ = swap_in(lab, api, 30_000)
     lockup = client.fund(lab, swap, swap["onchainAmount"] - 1)
     lab.mine(1)
     wait_state(api, swap["swapId"], "lockup_failed", timeout_s=60)
-    refund = client.refund(lab, swap, lockup, lab.node("c1").new_address())
-    lab.mine(2)
-    assert not lab.chain.raw_tx(refund.txid).get("confirmations")
-    _mine_to(lab, swap["timeoutHeight"] + 1)
+    dest = lab.node("c1").new_address()
+    if lab.chain.kind == "bitcoind":
+        # Bitcoin Core refuses a transaction whose locktime is still in the future at the door.
+        with pytest.raises(RpcError, match="non-final"):
+            client.refund(lab, swap, lockup, dest)
+        _mine_to(lab, swap["timeoutHeight"])
+        refund = client.refund(lab, swap, lockup, dest)
+    else:
+        # btcd on regtest relays non-final transactions (relaynonstd), so the refund enters its mempool
+        # early; consensus still keeps it out of every block below the timeout height.
+        refund = client.refund(lab, swap, lockup, dest)
+        lab.mine(2)
+        assert not lab.chain.raw_tx(refund.txid).get("confirmations")
+        _mine_to(lab, swap["timeoutHeight"])
+    lab.mine(1)
     assert lab.chain.confirmations(refund.txid) >= 1
+    assert lab.chain.height() - lab.chain.confirmations(refund.txid) + 1 > swap["timeoutHeight"]
 
 
 def test_lsp_never_pays_and_the_client_refunds_after_the_timeout(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
