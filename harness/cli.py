@@ -257,6 +257,17 @@ def bench_bringup(
     run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, chains=chains, modes=modes, echo=out.print)
 
 
+@bench.command("chain-notify")
+@click.option("--blocks", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--idle", "idle_s", type=click.FloatRange(1, 120), default=15.0, show_default=True, help="seconds")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_chain_notify(blocks: int, idle_s: float, out_path: Path | None) -> None:
+    """How fast LND sees Bitcoin Core's blocks and what it costs idle: ZMQ vs RPC polling."""
+    from bench.chain_notify import run
+
+    run(blocks=blocks, idle_s=idle_s, out_path=out_path, echo=out.print)
+
+
 @bench.command("routing")
 @click.option("--nodes", type=int, default=2000, show_default=True, help="simulation: graph nodes")
 @click.option("--channels", type=int, default=8000, show_default=True, help="simulation: graph channels")

