@@ -202,8 +202,11 @@ class LightningTestHarness:
         return self
 
     def _snapshots(self) -> SnapshotStore | None:
-        """Where this network's snapshot lives, when it can have one (btcd cannot keep a chain)."""
-        if not self.snapshot or self.topology.chain != "bitcoind":
+        """Where this network's snapshot lives, when it can have one: btcd cannot keep a chain,
+        and in Docker the LND databases would hold the container IPs of the network that built
+        the snapshot, which other labs' containers may hold now (the private daemon runs without
+        iptables, so lab networks can reach each other): a restored node would redial them."""
+        if not self.snapshot or self.topology.chain != "bitcoind" or self.runtime_name != "process":
             return None
         return SnapshotStore(self.topology, self.runtime_name)
 

@@ -23,7 +23,7 @@ from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.node import LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
 from harness.runtime.base import NodeHandle, Runtime
-from harness.runtime.ports import free_port
+from harness.runtime.ports import claim, free_port, unclaim
 from harness.snapshot import Manifest, SavedChannel, SnapshotStore
 from harness.toolchain.build import Toolchain
 from harness.topology import Channel, Policy, Topology
@@ -65,6 +65,8 @@ class Network:
         self.nodes: dict[str, LndNode] = {}
         self.channels: list[OpenedChannel] = []
         self._utxos: list[Utxo] = []
+        # A snapshot's P2P ports this network listens on (released for the next lab at stop).
+        self._claimed_ports: list[int] = []
 
     # -- access ------------------------------------------------------------
     def node(self, name: str) -> LndNode:
@@ -85,16 +87,33 @@ class Network:
         """Build the network: from scratch, or (with ``snapshots``) from a copy
         of a snapshot of it, which is built and saved first when missing."""
         t0 = time.monotonic()
-        if snapshots is None:
+        restore = None
+        if snapshots is not None:
+            restore = self._pick_snapshot(snapshots, progress)
+        if restore is None:
             self._start_cold(progress)
         else:
-            with snapshots.lock():
-                if snapshots.manifest() is None:
-                    progress(f"no snapshot of {self.topology.name} yet: building it cold and saving it")
-                    self._start_cold(progress)
-                    self._save_snapshot(snapshots, progress)
-            self._start_from_snapshot(snapshots, progress)
+            self._start_from_snapshot(*restore, progress)
         progress(f"network ready in {time.monotonic() - t0:.1f}s")
+
+    def _pick_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> tuple[SnapshotStore, Manifest] | None:
+        """The first slot whose P2P ports this lab could claim (see harness/snapshot.py),
+        building the first missing slot when every built one is in use; None: all in use."""
+        for store in snapshots.slots():
+            with store.lock():
+                manifest = store.manifest()
+                if manifest is None:
+                    progress(f"no snapshot of {self.topology.name} (slot {store.slot}) yet: building it cold and saving it")
+                    self._start_cold(progress)
+                    manifest = self._save_snapshot(store, progress)
+                claimed = [p for p in manifest.p2p_ports.values() if claim(p)]
+                if len(claimed) == len(manifest.p2p_ports):
+                    self._claimed_ports = claimed
+                    return store, manifest
+                for port in claimed:
+                    unclaim(port)
+        progress(f"every snapshot of {self.topology.name} is in use by another lab: building this one cold")
+        return None
 
     def _start_cold(self, progress: Progress) -> None:
         self._start_chain(progress)
@@ -123,7 +142,7 @@ class Network:
         progress(f"{chain.kind} up, chain ready at height {chain.height()}")
         self._start_fee_service()
 
-    def _save_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> None:
+    def _save_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> Manifest:
         """Stop the freshly built network, save its data, and set it aside
         (its logs stay under ``snapshot-build/``); the fee service keeps running."""
         chain = self.chain
@@ -135,6 +154,7 @@ class Network:
             utxos=list(self._utxos),
             channels=[SavedChannel(oc.spec, oc.channel_point) for oc in self.channels],
             pubkeys={name: n.pubkey for name, n in self.nodes.items()},
+            p2p_ports={name: n.config.p2p_port for name, n in self.nodes.items()},
         )
         _parallel(lambda n: n.stop(), list(self.nodes.values()))
         chain.stop()
@@ -149,10 +169,11 @@ class Network:
             n.config.lnddir.rename(aside / n.name)
         self.backend, self.nodes, self.channels = None, {}, []
         progress(f"snapshot saved: {snapshots.path}")
+        return manifest
 
-    def _start_from_snapshot(self, snapshots: SnapshotStore, progress: Progress) -> None:
+    def _start_from_snapshot(self, snapshots: SnapshotStore, manifest: Manifest, progress: Progress) -> None:
         chain_dir = self.lab_dir / self.topology.chain
-        manifest = snapshots.restore(chain_dir, {n.name: self.lab_dir / n.name for n in self.topology.nodes})
+        snapshots.restore(chain_dir, {n.name: self.lab_dir / n.name for n in self.topology.nodes})
         try:
             chain = self._make_chain()
             chain.start()
@@ -163,7 +184,7 @@ class Network:
             progress(f"{chain.kind} up from the snapshot at height {chain.height()}")
             if self.fee_proc is None:
                 self._start_fee_service()
-            self._start_nodes(progress)
+            self._start_nodes(progress, p2p_ports=manifest.p2p_ports)
             self.channels = [OpenedChannel(c.spec, c.channel_point) for c in manifest.channels]
             # The nodes know each other at the snapshot's ports: connect them at
             # today's, opener to peer as at the cold start (a peer may not listen).
@@ -225,9 +246,11 @@ class Network:
             advertise_host=self.runtime.peer_host(name),
         )
 
-    def _start_nodes(self, progress: Progress) -> None:
+    def _start_nodes(self, progress: Progress, *, p2p_ports: dict[str, int] | None = None) -> None:
         for spec in self.topology.nodes:
             cfg = self._node_config(spec.name, self.topology.flags_for(spec))
+            if p2p_ports:
+                cfg.p2p_port = p2p_ports[spec.name]
             if spec.role == "watchtower":
                 cfg.tower_port = free_port()
             self.nodes[spec.name] = LndNode(cfg, self.runtime)
@@ -576,6 +599,9 @@ class Network:
                 errors.append(f"{self.backend.kind}: {exc}")
         if self.fee_proc is not None:
             self.fee_proc.stop()
+        for port in self._claimed_ports:
+            unclaim(port)
+        self._claimed_ports = []
         if errors:
             raise NodeError("errors while stopping the network: " + "; ".join(errors))
 

@@ -7,9 +7,18 @@ logs left out) and a manifest: the faucet's unspent outputs, the channels
 with their channel points, the node pubkeys. A bring-up from a snapshot
 copies it into the new lab directory, starts the chain on it, mines one block
 (a tip from the snapshot's day would keep Core in initial block download and
-LND from calling itself synced), starts the LND nodes on new ports, connects
-the channel peers at their new addresses and waits until every channel is
-usable again. The graph in each node's database is already complete.
+LND from calling itself synced), starts the LND nodes, connects the channel
+peers and waits until every channel is usable again. The graph in each node's
+database is already complete.
+
+The LND nodes listen on the snapshot's own P2P ports: every node's database
+holds its peers' addresses (link nodes, node announcements), and LND keeps
+dialling those after a restart. At other ports they would be stale, and a
+node restarted in a test would wait minutes for its peers to find it (LND's
+reconnection backoff doubles with every refused dial). So a topology has up
+to ``MAX_SLOTS`` snapshots, each with ports of its own: a bring-up restores
+the first slot whose ports are free (parallel labs take different slots) and
+builds the next slot when all built ones are busy.
 
 Only Bitcoin Core keeps its chain across a restart, so only ``chain:
 bitcoind`` labs have snapshots (btcd deletes its regtest database at every
@@ -26,6 +35,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -40,8 +50,13 @@ from lsp.lnd.stubs import cache_root
 from lsp.versions import BITCOIN_CORE_SDIST_SHA256, LND_LAB_TAGS, LND_VERSION
 
 # Bump when what a snapshot holds or how it is restored changes.
-FORMAT = 1
+FORMAT = 2
 MAX_AGE_S = 7 * 24 * 3600
+# Snapshots (port sets) per topology and runtime: as many labs of it can start
+# from a snapshot at the same time (pytest-xdist workers); more build cold.
+MAX_SLOTS = 3
+# What snapshot_key() and the slot suffix name (prune() touches nothing else).
+_SNAPSHOT_NAME = re.compile(r".+-[a-z]+-[a-z]+-[0-9a-f]{16}-s\d+")
 MANIFEST = "manifest.json"
 CHAIN_DIR = "chain"
 NODES_DIR = "nodes"
@@ -70,6 +85,7 @@ class Manifest:
     utxos: list[Utxo]
     channels: list[SavedChannel]
     pubkeys: dict[str, str]
+    p2p_ports: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +100,7 @@ class Manifest:
                 for c in self.channels
             ],
             "pubkeys": self.pubkeys,
+            "p2p_ports": self.p2p_ports,
         }
 
     @classmethod
@@ -98,18 +115,24 @@ class Manifest:
                 SavedChannel(Channel.model_validate(c["spec"]), str(c["channel_point"])) for c in d["channels"]
             ],
             pubkeys={str(k): str(v) for k, v in d["pubkeys"].items()},
+            p2p_ports={str(k): int(v) for k, v in d["p2p_ports"].items()},
         )
 
 
 class SnapshotStore:
-    """The snapshot of one topology on one runtime."""
+    """One snapshot (``slot``) of one topology on one runtime."""
 
-    def __init__(self, topology: Topology, runtime: str, root: Path | None = None):
+    def __init__(self, topology: Topology, runtime: str, root: Path | None = None, *, slot: int = 0):
         self.topology = topology
         self.runtime = runtime
+        self.slot = slot
         self.root = root or snapshots_root()
-        self.key = snapshot_key(topology, runtime)
+        self.key = f"{snapshot_key(topology, runtime)}-s{slot}"
         self.path = self.root / self.key
+
+    def slots(self) -> list[SnapshotStore]:
+        """Every slot of this topology and runtime, this one's numbering."""
+        return [SnapshotStore(self.topology, self.runtime, self.root, slot=i) for i in range(MAX_SLOTS)]
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -151,6 +174,7 @@ class SnapshotStore:
             self.path.rename(old)
         tmp.rename(self.path)
         shutil.rmtree(old, ignore_errors=True)
+        prune(self.root)
 
     def restore(self, chain_dir: Path, node_dirs: dict[str, Path]) -> Manifest:
         """Copy the snapshot into a new lab's directories; returns its manifest."""
@@ -165,6 +189,24 @@ class SnapshotStore:
     def discard(self) -> None:
         """Drop this snapshot (a restore from it failed): the next bring-up builds it again."""
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def prune(root: Path) -> list[Path]:
+    """Remove snapshots nobody can use any more (another format, or too old); returns them.
+    Pins changing leave snapshots under keys no lab asks for: those age out the same way."""
+    removed = []
+    for d in root.iterdir() if root.is_dir() else []:
+        if not d.is_dir() or not _SNAPSHOT_NAME.fullmatch(d.name):
+            continue
+        try:
+            data = json.loads((d / MANIFEST).read_text())
+            usable = data.get("format") == FORMAT and time.time() - float(data.get("created", 0)) <= MAX_AGE_S
+        except (OSError, ValueError, TypeError):
+            usable = False
+        if not usable:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 def snapshot_key(topology: Topology, runtime: str) -> str:

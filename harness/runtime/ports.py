@@ -22,6 +22,8 @@ from harness.runtime.process import pid_alive
 
 PORT_RANGE = (20000, 32000)
 _lock = threading.Lock()
+# Ports this process claimed for labs that are still up (see claim/unclaim).
+_claimed: set[int] = set()
 
 
 def _reservations() -> Path:
@@ -75,6 +77,35 @@ def free_port() -> int:
                     return port
                 (_reservations() / str(port)).unlink(missing_ok=True)
     raise RuntimeError(f"no free TCP port on 127.0.0.1 in {lo}..{hi}")
+
+
+def claim(port: int) -> bool:
+    """Reserve this exact port (a network snapshot's P2P port) if nobody else
+    holds it: free, or reserved by a process that died, or reserved by this
+    process for a lab that has stopped (``unclaim``; its listener is gone).
+    False when another live process or lab holds it or something listens on it."""
+    with _lock:
+        if port in _claimed:
+            return False
+        path = _reservations() / str(port)
+        try:
+            mine = path.read_text().strip() == str(os.getpid())
+        except OSError:
+            mine = False
+        if not mine and not _reserve(port):
+            return False
+        if _bindable(port):
+            _claimed.add(port)
+            return True
+        if not mine:
+            path.unlink(missing_ok=True)
+        return False
+
+
+def unclaim(port: int) -> None:
+    """The lab that claimed ``port`` has stopped; the reservation stays this process's."""
+    with _lock:
+        _claimed.discard(port)
 
 
 def release(port: int) -> None:

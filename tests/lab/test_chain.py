@@ -145,34 +145,50 @@ def test_btcd_cannot_be_restarted_and_says_why(lab_on: StartLab) -> None:
 def test_a_network_starts_from_its_snapshot(lab_on: StartLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAB_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
     first = lab_on("line3", chain="bitcoind", snapshot=True)
-    store = SnapshotStore(first.topology, "process")
-    manifest = store.manifest()
-    assert manifest is not None and store.path.is_dir()
+    slot0 = SnapshotStore(first.topology, "process")
+    manifest = slot0.manifest()
+    assert manifest is not None and slot0.path.is_dir()
     points = {oc.channel_point for oc in first.net.channels}
     assert points == {c.channel_point for c in manifest.channels}
     assert {n: first.node(n).pubkey for n in first.nodes} == manifest.pubkeys
+    assert {n: first.node(n).config.p2p_port for n in first.nodes} == manifest.p2p_ports
+
+    # A second lab of the same topology while the first runs: slot 0's ports are taken, so it
+    # gets a snapshot (and ports) of its own.
+    second = lab_on("line3", chain="bitcoind", snapshot=True)
+    slot1 = slot0.slots()[1]
+    assert slot1.manifest() is not None
+    assert not set(slot1.manifest().p2p_ports.values()) & set(manifest.p2p_ports.values())  # type: ignore[union-attr]
+    assert {n: second.node(n).config.p2p_port for n in second.nodes} == slot1.manifest().p2p_ports  # type: ignore[union-attr]
+    first.stop()
 
     started = time.monotonic()
-    second = lab_on("line3", chain="bitcoind", snapshot=True)
+    third = lab_on("line3", chain="bitcoind", snapshot=True)
     restored_in = time.monotonic() - started
-    assert second.lab_dir != first.lab_dir
-    # The same network: same node keys, same channels, usable at once.
-    assert {n: second.node(n).pubkey for n in second.nodes} == manifest.pubkeys
-    assert {c.channel_point for c in second.node("bob").list_channels(active_only=True)} == points
+    # The same network as slot 0: same node keys, same ports, same channels, usable at once.
+    assert {n: third.node(n).pubkey for n in third.nodes} == manifest.pubkeys
+    assert {n: third.node(n).config.p2p_port for n in third.nodes} == manifest.p2p_ports
+    assert {c.channel_point for c in third.node("bob").list_channels(active_only=True)} == points
     # One fresh block on top of the snapshot's chain, and every node on it.
-    assert second.chain.height() == manifest.height + 1
-    assert all(n.get_info().block_height == manifest.height + 1 for n in second.nodes.values())
+    assert third.chain.height() == manifest.height + 1
+    assert all(n.get_info().block_height == manifest.height + 1 for n in third.nodes.values())
     # Routing fee through bob: his declared policy on the bob->carol channel (topologies/line3.yaml).
-    bob_out = next(c for c in second.topology.channels if {c.from_, c.to} == {"bob", "carol"})
+    bob_out = next(c for c in third.topology.channels if {c.from_, c.to} == {"bob", "carol"})
     policy = bob_out.policy if bob_out.from_ == "bob" else bob_out.peer_policy
     assert policy is not None
-    invoice = second.node("carol").add_invoice(50_000)
-    res = second.node("alice").pay_invoice(invoice.payment_request, fee_limit_sat=1_000)
+    invoice = third.node("carol").add_invoice(50_000)
+    res = third.node("alice").pay_invoice(invoice.payment_request, fee_limit_sat=1_000)
     assert res.succeeded and res.fee_msat == policy.base_fee_msat + 50_000_000 * policy.fee_rate_ppm // 1_000_000
+    # A node restarted later finds its peers at once: the addresses in every node's database are
+    # the ones they listen on.
+    t0 = time.monotonic()
+    third.restart_node("bob")
+    assert time.monotonic() - t0 < 20
+    assert all(c.active for c in third.node("bob").list_channels())
     # The faucet's coins came with the snapshot: funding still works.
-    addr = second.node("carol").new_address()
-    second.send_onchain(addr, 700_000)
-    wait_for(lambda: second.node("carol").balances().onchain_confirmed_sat >= 700_000, what="carol's new coins",
+    addr = third.node("carol").new_address()
+    third.send_onchain(addr, 700_000)
+    wait_for(lambda: third.node("carol").balances().onchain_confirmed_sat >= 700_000, what="carol's new coins",
              timeout_s="WALLET_BALANCE")
     print(f"restored line3 in {restored_in:.1f}s")
 

@@ -20,7 +20,7 @@ def _manifest(created: float | None = None) -> Manifest:
     return Manifest(
         topology="line3", chain="bitcoind", height=128, created=created or time.time(),
         utxos=[Utxo("ab" * 32, 1, 4_999_000_000, 0)], channels=[SavedChannel(ch, "cd" * 32 + ":0")],
-        pubkeys={"alice": "02" + "11" * 32},
+        pubkeys={"alice": "02" + "11" * 32}, p2p_ports={"alice": 23456},
     )
 
 
@@ -57,16 +57,31 @@ def test_save_and_restore_round_trip_without_logs(tmp_path: Path) -> None:
 
 
 def test_an_old_or_other_format_snapshot_is_not_used(tmp_path: Path) -> None:
-    store = SnapshotStore(load_topology("line3"), "process", root=tmp_path)
+    store = SnapshotStore(load_topology("line3"), "process", root=tmp_path / "snaps")
     chain, nodes = _lab_dirs(tmp_path / "lab")
-    store.save(chain, nodes, _manifest(created=time.time() - MAX_AGE_S - 60))
-    assert store.manifest() is None  # LND would prune its graph's two-week-old edges
+    store.save(chain, nodes, _manifest())
     data = json.loads((store.path / MANIFEST).read_text())
+    data.update(created=time.time() - MAX_AGE_S - 60)
+    (store.path / MANIFEST).write_text(json.dumps(data))
+    assert store.manifest() is None  # LND would prune its graph's two-week-old edges
     data.update(created=time.time(), format=FORMAT + 1)
     (store.path / MANIFEST).write_text(json.dumps(data))
     assert store.manifest() is None
-    store.discard()
-    assert not store.path.exists()
+    other = SnapshotStore(load_topology("line3"), "process", root=tmp_path / "snaps", slot=1)
+    other.save(chain, nodes, _manifest())  # saving prunes what nobody can use any more
+    assert not store.path.exists() and other.path.exists() and chain.is_dir()
+    other.discard()
+    assert not other.path.exists()
+
+
+def test_each_slot_is_a_snapshot_of_its_own(tmp_path: Path) -> None:
+    store = SnapshotStore(load_topology("line3"), "process", root=tmp_path)
+    slots = store.slots()
+    assert [s.slot for s in slots] == list(range(len(slots))) and len(slots) >= 2
+    assert len({s.path for s in slots}) == len(slots)
+    chain, nodes = _lab_dirs(tmp_path / "lab")
+    slots[1].save(chain, nodes, _manifest())
+    assert slots[0].manifest() is None and slots[1].manifest() is not None
 
 
 def test_the_key_follows_everything_that_shapes_the_data() -> None:
