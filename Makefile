@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -n 2
 # order paid on-chain.
 BTCD_SUBSET ?= tests/lab/test_payments.py tests/lab/test_channels.py tests/lab/test_faults.py \
 	tests/lab/test_breach.py tests/lab/swaps/test_swaps_settle.py tests/lab/lsps/test_lsps1.py
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):$(HOME)/.cargo/bin
 
 .PHONY: bootstrap demo gate test lint services stop-services
 
@@ -38,7 +38,7 @@ test: bootstrap services
 	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
 	  pytest $(PYTEST_ARGS) && \
 	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
-	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py && \
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py tests/lab/test_ldk_payments.py && \
 	  echo "--- a representative subset again on btcd (the suite above runs on Bitcoin Core) ---" && \
 	  pytest $(PYTEST_ARGS) --lab-chain btcd $(BTCD_SUBSET)
 

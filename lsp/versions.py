@@ -62,6 +62,15 @@ CMAKE_MIN_VERSION: Final = (3, 22)
 BOOST_MIN_VERSION: Final = (1, 74)
 BITCOIN_CORE_BUILD_PACKAGES: Final = ("cmake", "g++", "pkg-config", "libboost-dev", "libevent-dev", "libzmq3-dev")
 
+# LDK: the lab's second Lightning implementation. `interop/ldk` (our driver,
+# one ldk-node instance behind an HTTP+JSON API) pins this exact crate version
+# in its Cargo.toml and commits Cargo.lock; `lab setup` refuses a lock file
+# that resolves another one. ldk-node 0.7.1 brings lightning 0.2 and
+# lightning-liquidity 0.2 (the LSPS1/LSPS2 clients the LSP is tested against).
+LDK_NODE_VERSION: Final = "0.7.1"
+# ldk-node 0.7.1's rust-version.
+RUST_MIN_VERSION: Final = (1, 85)
+
 # Oldest Go that builds the pinned LND.
 GO_MIN_VERSION: Final = (1, 25, 10)
 

@@ -6,8 +6,10 @@
 #      fetched through the Go module proxy via GOTOOLCHAIN when it is too old)
 #   2. a Python venv (.venv) with the project and its dev tools
 #   3. Bitcoin Core's build tools from Debian (cmake, g++, Boost, libevent, libzmq)
-#   4. `lab setup`: the pinned lnd/lncli, bitcoind/bitcoin-cli (built from
-#      source), btcd/btcctl and LND's gRPC stubs
+#   4. Rust (cargo >= the pinned minimum, from rustup) for the LDK driver
+#   5. `lab setup`: the pinned lnd/lncli, bitcoind/bitcoin-cli (built from
+#      source), btcd/btcctl, the LDK driver (interop/ldk, cargo) and LND's
+#      gRPC stubs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,6 +62,16 @@ if [[ -n "$missing" ]]; then
     else
         say "Bitcoin Core's build needs these Debian packages:$missing (lab setup says what is missing)"
     fi
+fi
+
+# --- Rust (the LDK driver) --------------------------------------------------------
+# rustup installs into ~/.cargo/bin, which a non-login shell (CI) may not have on PATH.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+    say "cargo not found: the LDK driver (interop/ldk) needs Rust; install it with rustup (https://rustup.rs)"
+    say "(lab setup names the minimum version; Debian's cargo is too old for ldk-node)"
 fi
 
 # --- toolchain -------------------------------------------------------------

@@ -139,6 +139,8 @@ class DockerRuntime:
         self._image_by_binary = {"btcd": self.images.btcd, "lnd": self.images.lnd, "feeservice": self.images.feeservice}
         if self.images.bitcoind is not None:
             self._image_by_binary["bitcoind"] = self.images.bitcoind
+        if self.images.ldk is not None:
+            self._image_by_binary["lab-ldk"] = self.images.ldk
 
     def peer_host(self, node: str) -> str:
         return node
@@ -150,7 +152,7 @@ class DockerRuntime:
         binary = Path(argv[0]).name
         image = self._image_by_binary.get(binary)
         if image is None:
-            hint = " (Bitcoin Core is not built: run `lab setup`)" if binary == "bitcoind" else ""
+            hint = " (not built: run `lab setup`)" if binary in ("bitcoind", "lab-ldk") else ""
             raise NodeError(f"no image for {binary!r} in the Docker runtime{hint}")
         try:
             nc = dr.run_container(

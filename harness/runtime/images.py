@@ -40,6 +40,7 @@ from lsp.versions import (
     BITCOIN_CORE_VERSION,
     BTCD_MODULE,
     BTCD_VERSION,
+    LDK_NODE_VERSION,
     LND_LAB_TAGS,
     LND_MODULE,
     LND_VERSION,
@@ -67,6 +68,7 @@ BITCOIND_IMAGE = f"{IMAGE_REPO}/bitcoind:{BITCOIN_CORE_VERSION}-{BITCOIN_CORE_SD
 BTCD_IMAGE = f"{IMAGE_REPO}/btcd:{BTCD_VERSION}"
 LND_IMAGE = f"{IMAGE_REPO}/lnd:{LND_VERSION}-lab"
 FEESERVICE_IMAGE = f"{IMAGE_REPO}/feeservice:latest"
+LDK_IMAGE = f"{IMAGE_REPO}/lab-ldk:{LDK_NODE_VERSION}"
 
 PASSWD = "root:x:0:0:root:/data:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -106,6 +108,7 @@ class LabImages:
     lnd: str
     feeservice: str = FEESERVICE_IMAGE
     bitcoind: str | None = None  # None: bitcoind is not built, so no image
+    ldk: str | None = None  # None: the LDK driver is not built, so no image
     built: tuple[str, ...] = ()
 
 
@@ -140,6 +143,8 @@ def _binary_paths() -> dict[str, Path]:
         paths = {"lnd": t.lnd, "lncli": t.lncli, "btcd": t.btcd, "btcctl": t.btcctl, "feeservice": t.feeservice}
         if t.bitcoind.exists() and t.bitcoin_cli.exists():
             paths |= {"bitcoind": t.bitcoind, "bitcoin-cli": t.bitcoin_cli}
+        if t.ldk is not None:
+            paths["lab-ldk"] = t.ldk
         return paths
     except ToolchainError as exc:
         pre = cache_root() / "prebuild"
@@ -166,8 +171,24 @@ def image_specs(binaries: dict[str, Path] | None = None) -> list[ImageSpec]:
         if "bitcoind" in b
         else []
     )
+    ldk = (
+        [
+            ImageSpec(
+                kind="ldk",
+                tag=LDK_IMAGE,
+                binaries={"lab-ldk": b["lab-ldk"]},
+                pin=f"ldk-node {LDK_NODE_VERSION} interop/ldk",
+                entrypoint="lab-ldk",
+                expose=(9735,),
+                libraries=shared_libraries(b["lab-ldk"]),
+            )
+        ]
+        if "lab-ldk" in b
+        else []
+    )
     return [
         *core,
+        *ldk,
         ImageSpec(
             kind="btcd",
             tag=BTCD_IMAGE,
@@ -280,8 +301,9 @@ def ensure_images(client: Any = None, *, progress: Any = None) -> LabImages:
         build_image(client, spec)
         say(f"{spec.tag}: built in {time.monotonic() - started:.1f}s")
         built.append(spec.tag)
-    has_core = any(spec.kind == "bitcoind" for spec in specs)
-    return LabImages(btcd=BTCD_IMAGE, lnd=LND_IMAGE, bitcoind=BITCOIND_IMAGE if has_core else None, built=tuple(built))
+    kinds = {spec.kind for spec in specs}
+    return LabImages(btcd=BTCD_IMAGE, lnd=LND_IMAGE, bitcoind=BITCOIND_IMAGE if "bitcoind" in kinds else None,
+                     ldk=LDK_IMAGE if "ldk" in kinds else None, built=tuple(built))
 
 
 def main() -> int:

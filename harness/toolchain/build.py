@@ -58,6 +58,8 @@ class Toolchain:
     feeservice: Path
     bitcoind: Path
     bitcoin_cli: Path
+    # The LDK driver (interop/ldk), for topologies with ldk nodes; None when not built.
+    ldk: Path | None = None
 
 
 def go_version(go: str | None = None) -> tuple[int, int, int]:
@@ -316,11 +318,13 @@ def ensure_feeservice(progress: Progress = _noop) -> Path:
 def find_toolchain(flavor: str = "lab") -> Toolchain:
     """The cached binaries; a clear error if `lab setup` has not been run."""
     from harness.toolchain.bitcoin_core import core_dir
+    from harness.toolchain.ldk_driver import driver_path
 
-    ld, bd, cd = lnd_dir(flavor), btcd_dir(), core_dir()
+    ld, bd, cd, ldk = lnd_dir(flavor), btcd_dir(), core_dir(), driver_path()
     t = Toolchain(
         lnd=ld / "lnd", lncli=ld / "lncli", btcd=bd / "btcd", btcctl=bd / "btcctl",
         feeservice=feeservice_dir() / "feeservice", bitcoind=cd / "bitcoind", bitcoin_cli=cd / "bitcoin-cli",
+        ldk=ldk if ldk.exists() else None,
     )
     missing = [p for p in (t.lnd, t.lncli, t.feeservice) if not p.exists()]
     if missing:
@@ -344,6 +348,9 @@ def setup(*, release: bool = False, progress: Progress = _noop) -> Toolchain:
     if release:
         ensure_lnd("release", progress)
     ensure_bitcoin_core(progress)
+    from harness.toolchain.ldk_driver import ensure_ldk_driver
+
+    ensure_ldk_driver(progress)
     progress("generating LND gRPC stubs")
     out = stubs.generate()
     progress(f"stubs ready: {out}")
