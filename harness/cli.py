@@ -111,6 +111,11 @@ def _print_lab(state: dict[str, Any], alive: dict[str, bool] | None = None) -> N
         if alive is not None:
             row.append("yes" if alive.get(name) else "[red]no[/red]")
         t.add_row(*row)
+    for name, n in state.get("ldk_nodes", {}).items():
+        row = [f"{name} (ldk)", n["pubkey"], f"api {n['api']}", n["p2p"], "-"]
+        if alive is not None:
+            row.append("yes" if alive.get(name) else "[red]no[/red]")
+        t.add_row(*row)
     out.print(t)
     c = state["chain"]
     cert = f", cert {c['cert']}" if c.get("cert") else ""
@@ -297,12 +302,14 @@ def bench_routing(nodes: int, channels: int, payments: int, seed: int, live_roun
 
 @bench.command("jit")
 @click.option("--runs", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--client", "clients", type=click.Choice(["lnd", "ldk"]), multiple=True,
+              help="which LSPS2 clients to time (repeatable; default both: ours on LND and LDK's)")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
-def bench_jit(runs: int, out_path: Path | None) -> None:
-    """LSPS2 JIT channel time-to-settle (payer start -> preimage), p50/p95, on the jit topology."""
-    from bench.jit import run
+def bench_jit(runs: int, clients: tuple[str, ...], out_path: Path | None) -> None:
+    """LSPS2 JIT time-to-settle (payer start -> preimage), p50/p95, per client, on the ldk-lsp topology."""
+    from bench.jit import CLIENTS, run
 
-    run(runs=runs, out_path=out_path, echo=out.print)
+    run(runs=runs, clients=clients or CLIENTS, out_path=out_path, echo=out.print)
 
 
 

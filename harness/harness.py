@@ -22,8 +22,9 @@ from harness.breach import Breach, BreachResult
 from harness.chain import CHAINS, ChainBackend
 from harness.errors import BringupRetried, InvariantError, LabError, ProcessDied, WaitTimeout
 from harness.faults import Faults
+from harness.ldk import LdkNode
 from harness.network import Network, Progress
-from harness.node import LndNode
+from harness.node import LightningNode, LndNode
 from harness.runtime.base import Runtime
 from harness.runtime.process import ProcessRuntime
 from harness.snapshot import SnapshotStore
@@ -31,6 +32,8 @@ from harness.toolchain.build import find_toolchain
 from harness.topology import Policy, Topology, load_topology
 
 RUNTIMES = ("process", "docker", "auto")
+# How long an in-flight HTLC may take to settle before the invariant check calls it left pending.
+HTLC_SETTLE_GRACE_S = 5.0
 
 
 def resolve_runtime(name: str) -> str:
@@ -138,6 +141,9 @@ class LightningTestHarness:
             raise LabError(f"unknown chain backend {chain!r} (expected one of: {', '.join(CHAINS)})")
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
         if chain is not None and chain != self.topology.chain:
+            if self.topology.has_ldk and chain != "bitcoind":
+                raise LabError(f"topology {self.topology.name!r} has ldk nodes, which need chain bitcoind "
+                               f"(ldk-node has no {chain} chain source); asked for chain {chain!r}")
             # The same network on another chain backend (pytest --lab-chain, lab up --chain).
             self.topology = self.topology.model_copy(update={"chain": chain})
         self.runtime_name = resolve_runtime(runtime)
@@ -206,7 +212,9 @@ class LightningTestHarness:
         and in Docker the LND databases would hold the container IPs of the network that built
         the snapshot, which other labs' containers may hold now (the private daemon runs without
         iptables, so lab networks can reach each other): a restored node would redial them."""
-        if not self.snapshot or self.topology.chain != "bitcoind" or self.runtime_name != "process":
+        if not self.snapshot or self.topology.chain != "bitcoind" or self.runtime_name != "process" \
+                or self.topology.has_ldk:
+            # (LDK nodes: not saved in snapshots yet; such labs build cold.)
             return None
         return SnapshotStore(self.topology, self.runtime_name)
 
@@ -246,6 +254,12 @@ class LightningTestHarness:
 
     def node(self, name: str) -> LndNode:
         return self.net.node(name)
+
+    def ldk(self, name: str) -> LdkNode:
+        return self.net.ldk(name)
+
+    def lightning_node(self, name: str) -> LightningNode:
+        return self.net.lightning_node(name)
 
     @property
     def nodes(self) -> dict[str, LndNode]:
@@ -365,8 +379,7 @@ class LightningTestHarness:
                         out.append(f"{n.name}: {line}")
         return out
 
-    def check_invariants(self) -> None:
-        """No HTLC left pending on any channel; no unexplained error log lines."""
+    def _pending_htlcs(self) -> list[str]:
         problems: list[str] = []
         for n in self.net.nodes.values():
             if n.proc is None or not n.proc.is_running() or n.proc.paused:
@@ -374,6 +387,22 @@ class LightningTestHarness:
             for ch in n.list_channels():
                 if ch.pending_htlcs:
                     problems.append(f"{n.name}: {len(ch.pending_htlcs)} HTLC(s) pending on {ch.channel_point}")
+        for ldk in self.net.ldk_nodes.values():
+            if ldk.proc is not None and ldk.proc.is_running() and (msat := ldk.pending_htlc_msat()):
+                problems.append(f"{ldk.name}: {msat} msat of HTLCs pending")
+        return problems
+
+    def check_invariants(self) -> None:
+        """No HTLC left pending on any channel; no unexplained error log lines.
+
+        An HTLC is "left" when it is still there after ``HTLC_SETTLE_GRACE_S``: the sender of a
+        multi-hop payment learns the preimage before the hops behind it have finished their own
+        commitment exchange (milliseconds), and a stuck HTLC stays for minutes."""
+        deadline = time.monotonic() + HTLC_SETTLE_GRACE_S
+        problems = self._pending_htlcs()
+        while problems and time.monotonic() < deadline:
+            time.sleep(0.2)
+            problems = self._pending_htlcs()
         problems += [f"error logged: {line}" for line in self.new_error_lines()[:20]]
         if problems:
             raise InvariantError("lab invariants violated after the test:\n  " + "\n  ".join(problems))

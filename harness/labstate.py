@@ -42,7 +42,7 @@ class AttachedLab:
             return self._containers()
         procs: list[NodeHandle] = [
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
-            for name, n in self.state["nodes"].items()
+            for name, n in [*self.state["nodes"].items(), *self.state.get("ldk_nodes", {}).items()]
         ]
         chain = self.state.get("chain")
         if chain:
@@ -75,6 +75,9 @@ class AttachedLab:
         return {p.name: _ours(p) for p in self.processes()}
 
     def node(self, name: str) -> LndNode:
+        if name in self.state.get("ldk_nodes", {}):
+            raise LabStateError(f"{name!r} is an ldk node; this command drives LND nodes (the LDK driver's API: "
+                                f"{self.state['ldk_nodes'][name]['api']}, docs/LDK.md)")
         if name not in self.state["nodes"]:
             raise LabStateError(f"no node named {name!r} in the running lab (nodes: {', '.join(self.state['nodes'])})")
         n = self.state["nodes"][name]

@@ -20,7 +20,8 @@ import httpx
 from harness.chain import ChainBackend, feeservice, make_chain
 from harness.chain.faucet import FAUCET_COINBASES, Faucet, Utxo
 from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
-from harness.node import LndConfig, LndNode
+from harness.ldk import LdkConfig, LdkNode
+from harness.node import LightningNode, LndConfig, LndNode
 from harness.rpc.lightning import ChannelInfo
 from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import claim, free_port, unclaim
@@ -62,7 +63,9 @@ class Network:
         self.backend: ChainBackend | None = None
         self.fee_proc: NodeHandle | None = None
         self.fee_port = 0
+        # LND nodes (``node()``) and LDK nodes (``ldk()``); ``lightning_node()`` finds either.
         self.nodes: dict[str, LndNode] = {}
+        self.ldk_nodes: dict[str, LdkNode] = {}
         self.channels: list[OpenedChannel] = []
         self._utxos: list[Utxo] = []
         # A snapshot's P2P ports this network listens on (released for the next lab at stop).
@@ -70,11 +73,38 @@ class Network:
 
     # -- access ------------------------------------------------------------
     def node(self, name: str) -> LndNode:
+        """The LND node ``name`` (its typed gRPC handles and verbs)."""
         try:
             return self.nodes[name]
         except KeyError:
-            raise LabError(f"no node named {name!r} in topology {self.topology.name!r} "
-                           f"(nodes: {', '.join(self.nodes)})") from None
+            if name in self.ldk_nodes:
+                raise LabError(f"{name!r} is an ldk node: use ldk({name!r}) for it, or lightning_node({name!r}) "
+                               "for the verbs every implementation has") from None
+            raise self._unknown(name) from None
+
+    def ldk(self, name: str) -> LdkNode:
+        """The LDK node ``name``."""
+        try:
+            return self.ldk_nodes[name]
+        except KeyError:
+            if name in self.nodes:
+                raise LabError(f"{name!r} is an lnd node: use node({name!r})") from None
+            raise self._unknown(name) from None
+
+    def lightning_node(self, name: str) -> LightningNode:
+        """Node ``name`` whatever its implementation, through the verbs they share."""
+        if name in self.ldk_nodes:
+            return self.ldk_nodes[name]
+        if name in self.nodes:
+            return self.nodes[name]
+        raise self._unknown(name)
+
+    def all_nodes(self) -> list[LightningNode]:
+        return [*self.nodes.values(), *self.ldk_nodes.values()]
+
+    def _unknown(self, name: str) -> LabError:
+        names = ", ".join([*self.nodes, *self.ldk_nodes])
+        return LabError(f"no node named {name!r} in topology {self.topology.name!r} (nodes: {names})")
 
     @property
     def chain(self) -> ChainBackend:
@@ -248,6 +278,8 @@ class Network:
 
     def _start_nodes(self, progress: Progress, *, p2p_ports: dict[str, int] | None = None) -> None:
         for spec in self.topology.nodes:
+            if spec.implementation != "lnd":
+                continue
             cfg = self._node_config(spec.name, self.topology.flags_for(spec))
             if p2p_ports:
                 cfg.p2p_port = p2p_ports[spec.name]
@@ -265,13 +297,46 @@ class Network:
         progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
         tip = self.chain.tip()
         _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()))
+        self._start_ldk_nodes(progress)
         progress("all nodes synced to the chain")
+
+    def _start_ldk_nodes(self, progress: Progress) -> None:
+        """After LND's: an LDK node's LSPS clients are configured with its LSP's pubkey."""
+        specs = [s for s in self.topology.nodes if s.implementation == "ldk"]
+        if not specs:
+            return
+        binary = self.toolchain.ldk
+        if binary is None or not binary.exists():
+            raise LabError(
+                f"topology {self.topology.name!r} has ldk nodes but the LDK driver is not built: run `lab setup`"
+            )
+        for spec in specs:
+            lsp = None
+            if spec.lsp is not None:
+                lsp_node = self.node(spec.lsp)
+                lsp = (lsp_node.pubkey, lsp_node.p2p_address)
+            cfg = LdkConfig(
+                name=spec.name,
+                binary=binary,
+                datadir=self.lab_dir / spec.name,
+                bitcoind_rpc=self.chain.rpc_endpoint(),
+                listen_host=self.runtime.listen_host,
+                advertise_host=self.runtime.peer_host(spec.name),
+                lsp=lsp,
+                trust_lsp_reserve=spec.trust_lsp_reserve,
+            )
+            node = LdkNode(cfg, self.runtime)
+            self.ldk_nodes[spec.name] = node
+            node.start()
+        tip = self.chain.tip()
+        _parallel(lambda n: n.wait_ready(tip), list(self.ldk_nodes.values()))
+        progress(f"started {len(self.ldk_nodes)} ldk node(s): {', '.join(self.ldk_nodes)}")
 
     def _fund(self, progress: Progress) -> None:
         plan = self.topology.funding_plan()
         outputs: list[tuple[str, int]] = []
         for name, amounts in plan.items():
-            node = self.nodes[name]
+            node = self.lightning_node(name)
             outputs += [(node.new_address(), amt) for amt in amounts]
         if not outputs:
             return
@@ -281,7 +346,9 @@ class Network:
         self.mine(1)
         for name, amounts in plan.items():
             want = sum(amounts)
-            node = self.nodes[name]
+            if not want:
+                continue
+            node = self.lightning_node(name)
             wait_for(
                 lambda: node.balances().onchain_confirmed_sat >= want,  # noqa: B023 - called before the loop moves on
                 what=f"{name}'s confirmed on-chain balance to reach {want} sat",
@@ -319,7 +386,7 @@ class Network:
         progress(f"connecting peers and opening {len(specs)} channel(s)")
         pairs = {(c.from_, c.to) for c in specs}
         for a, b in sorted(pairs):
-            self.node(a).connect(self.node(b))
+            self.lightning_node(a).connect(self.lightning_node(b))
 
         by_opener: dict[str, list[Channel]] = {}
         for c in specs:
@@ -340,9 +407,11 @@ class Network:
         self.wait_graph_synced()
 
     def _start_open(self, c: Channel, **kw: Any) -> str:
+        if c.from_ in self.ldk_nodes:
+            return self._start_ldk_open(c)
         a = self.node(c.from_)
         return a.ln.open_channel(
-            self.node(c.to).pubkey,
+            self.lightning_node(c.to).pubkey,
             c.capacity_sat,
             push_sat=c.push_sat,
             private=c.private,
@@ -351,6 +420,14 @@ class Network:
             anchors="--protocol.anchors" in self.topology.flags_for(self.topology.node(c.from_)),
             **kw,
         )
+
+    def _start_ldk_open(self, c: Channel) -> str:
+        """An open by an LDK node; returns the channel point once ldk-node has broadcast the funding."""
+        a = self.ldk(c.from_)
+        seen = len(a.events())
+        ucid = a.open_channel(self.lightning_node(c.to), c.capacity_sat, push_sat=c.push_sat, announce=not c.private)
+        ev = a.wait_event("ChannelPending", after=seen, user_channel_id=ucid)
+        return str(ev["funding_txo"])
 
     def _apply_declared_policies(self, opened: list[OpenedChannel]) -> None:
         """Send a policy update where the declaration differs from what the
@@ -384,8 +461,16 @@ class Network:
 
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
-            node = self.node(name)
-            node.wait_can_send_over(channel_point)
+            if name in self.ldk_nodes:
+                ldk = self.ldk_nodes[name]
+                wait_for(
+                    lambda: (ch := ldk.channel(channel_point)) is not None and ch.is_usable,  # noqa: B023
+                    what=f"channel {channel_point} to be usable on {name} (ldk)",
+                    timeout_s="CHANNEL_OPEN",
+                    log=ldk.config.log_path,
+                )
+            else:
+                self.node(name).wait_can_send_over(channel_point)
 
     def _expected_public(self) -> list[tuple[OpenedChannel, Policy, Policy]]:
         return [(oc, oc.spec.policy, oc.spec.peer_policy or Policy()) for oc in self.channels if not oc.spec.private]
@@ -401,13 +486,15 @@ class Network:
                 gaps.append((oc, None, f"{oc.spec.from_}->{oc.spec.to} absent"))
                 continue
             for side, pol in ((oc.spec.from_, pol_from), (oc.spec.to, pol_to)):
-                got = edge.policy_of(self.node(side).pubkey)
+                got = edge.policy_of(self.lightning_node(side).pubkey)
                 want = (pol.base_fee_msat, pol.fee_rate_ppm, pol.cltv_delta)
+                if side in self.ldk_nodes and got is not None:
+                    continue  # ldk-node's own policy: present is all the lab asks of it
                 if got is None or (got.base_fee_msat, got.fee_rate_ppm, got.cltv_delta) != want:
                     gaps.append((oc, side, f"{oc.spec.from_}->{oc.spec.to} policy of {side}: {got}"))
         return gaps
 
-    def _reconnect(self, a: LndNode, b: LndNode) -> None:
+    def _reconnect(self, a: LightningNode, b: LightningNode) -> None:
         try:
             a.disconnect(b)
         except Exception:
@@ -430,12 +517,12 @@ class Network:
             key = frozenset((x, y))
             if key not in reconnected:
                 reconnected.add(key)
-                self._reconnect(self.node(x), self.node(y))
+                self._reconnect(self.lightning_node(x), self.lightning_node(y))
 
         for oc, side, _ in gaps:
             if side is None or round_ >= 2:
                 reconnect(oc.spec.from_, oc.spec.to)
-            if side is not None:
+            if side is not None and side in self.nodes:
                 pol = oc.spec.policy if side == oc.spec.from_ else (oc.spec.peer_policy or Policy())
                 self.node(side).ln.update_policy(
                     oc.channel_point, base_fee_msat=pol.base_fee_msat, fee_rate_ppm=pol.fee_rate_ppm,
@@ -506,7 +593,7 @@ class Network:
     def wait_synced(self) -> None:
         """Wait until every running node is synced to the chain's current tip."""
         tip = self.chain.tip()
-        _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.nodes.values() if nd.proc and nd.proc.is_running()])
+        _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.all_nodes() if nd.proc and nd.proc.is_running()])
 
     # -- channel verbs -------------------------------------------------------
     def open_channel(
@@ -585,13 +672,13 @@ class Network:
     def stop(self) -> None:
         errors: list[str] = []
 
-        def stop_node(n: LndNode) -> None:
+        def stop_node(n: LightningNode) -> None:
             try:
                 n.stop()
             except Exception as exc:
                 errors.append(f"{n.name}: {exc}")
 
-        _parallel(stop_node, list(self.nodes.values()))
+        _parallel(stop_node, self.all_nodes())
         if self.backend is not None:
             try:
                 self.backend.stop()
@@ -606,7 +693,7 @@ class Network:
             raise NodeError("errors while stopping the network: " + "; ".join(errors))
 
     def pids(self) -> list[int]:
-        procs = [n.proc for n in self.nodes.values()] + [self.backend.proc if self.backend else None, self.fee_proc]
+        procs = [n.proc for n in self.all_nodes()] + [self.backend.proc if self.backend else None, self.fee_proc]
         return [p.pid for p in procs if p is not None]
 
     def describe(self) -> dict[str, Any]:
@@ -638,6 +725,21 @@ class Network:
                     "role": self.topology.node(name).role,
                 }
                 for name, n in self.nodes.items()
+            },
+            # Beside "nodes" (LND's: gRPC, macaroons), so tools reading LND entries are unchanged.
+            "ldk_nodes": {
+                name: {
+                    "implementation": "ldk",
+                    "pid": n.proc.pid if n.proc else 0,
+                    "pubkey": n.pubkey,
+                    "api": n.rpc_address,
+                    "p2p": n.p2p_address,
+                    "log": str(n.config.log_path),
+                    "argv": n.proc.argv if n.proc else [],
+                    "role": self.topology.node(name).role,
+                    "lsp": self.topology.node(name).lsp,
+                }
+                for name, n in self.ldk_nodes.items()
             },
         }
 

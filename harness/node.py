@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
@@ -114,6 +114,46 @@ class LndConfig:
         ]
 
 
+class LightningNode(Protocol):
+    """What every lab node offers, whichever implementation runs it (``LndNode``, ``harness.ldk.LdkNode``).
+
+    Network verbs (fund, connect, open, pay across implementations) use only
+    these; implementation-specific handles (``node.ln`` for LND's gRPC,
+    ``node.jit_invoice`` for LDK's LSPS2 client) stay on the concrete classes.
+    """
+
+    name: str
+    implementation: str
+    proc: NodeHandle | None
+
+    @property
+    def pubkey(self) -> str: ...
+    @property
+    def p2p_address(self) -> str: ...
+    @property
+    def rpc_address(self) -> str: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def wait_ready(self, chain_tip: tuple[int, str] | None = None) -> NodeInfo: ...
+    def wait_synced(self, chain_tip: tuple[int, str] | None = None) -> NodeInfo: ...
+    def get_info(self) -> NodeInfo: ...
+    def new_address(self, kind: str = "p2wkh") -> str: ...
+    def balances(self) -> Balances: ...
+    def add_invoice(self, amount_sat: int = 0, *, memo: str = "", expiry_s: int = 3600, amount_msat: int = 0) -> Invoice: ...
+    def pay_invoice(
+        self, payment_request: str, *, fee_limit_sat: int = 100, timeout_s: int = 60,
+        amount_sat: int | None = None, wait_settled: bool = True,
+    ) -> PaymentResult: ...
+    def keysend(
+        self, dest: Any, amount_sat: int, *, fee_limit_sat: int = 100, timeout_s: int = 60, wait_settled: bool = True
+    ) -> PaymentResult: ...
+    def connected_peers(self) -> list[str]: ...
+    def connect(self, peer: Any) -> None: ...
+    def disconnect(self, peer: Any) -> None: ...
+    def wait_no_pending_htlcs(self, *, timeout_s: str | float = "HTLC_RESOLVE") -> None: ...
+
+
 class LndNode:
     """A live LND node: typed RPC handles per service plus everyday verbs.
 
@@ -128,6 +168,8 @@ class LndNode:
     ``node.ln.open_channel(peer_pubkey, capacity_sat, ...)`` and
     ``node.ln.close_channel(channel_point, ...)``.
     """
+
+    implementation = "lnd"
 
     def __init__(self, config: LndConfig, runtime: Runtime):
         self.config = config
@@ -308,14 +350,14 @@ class LndNode:
 
     def keysend(
         self,
-        dest: LndNode | str,
+        dest: LightningNode | str,
         amount_sat: int,
         *,
         fee_limit_sat: int = 100,
         timeout_s: int = 60,
         wait_settled: bool = True,
     ) -> PaymentResult:
-        pub = dest.pubkey if isinstance(dest, LndNode) else dest
+        pub = dest if isinstance(dest, str) else dest.pubkey
         res = self.router.keysend(pub, amount_sat, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s)
         if wait_settled and res.succeeded:
             self.wait_no_pending_htlcs()
@@ -332,8 +374,11 @@ class LndNode:
     def list_channels(self, *, active_only: bool = False) -> list[ChannelInfo]:
         return self.ln.list_channels(active_only=active_only)
 
-    def connect(self, peer: LndNode) -> None:
-        """Connect to ``peer`` and wait until both sides list each other."""
+    def connected_peers(self) -> list[str]:
+        return list(self.ln.peers())
+
+    def connect(self, peer: LightningNode) -> None:
+        """Connect to ``peer`` (any lab node) and wait until both sides list each other."""
         if peer.pubkey in self.ln.peers():
             return
         try:
@@ -342,13 +387,13 @@ class LndNode:
             if "already connected" not in str(exc):
                 raise
         wait_for(
-            lambda: peer.pubkey in self.ln.peers() and self.pubkey in peer.ln.peers(),
+            lambda: peer.pubkey in self.ln.peers() and self.pubkey in peer.connected_peers(),
             what=f"{self.name} and {peer.name} to list each other as peers",
             timeout_s="PEER_CONNECT",
             log=self.config.log_path,
         )
 
-    def disconnect(self, peer: LndNode) -> None:
+    def disconnect(self, peer: LightningNode) -> None:
         self.ln.disconnect(peer.pubkey)
         wait_for(
             lambda: peer.pubkey not in self.ln.peers(),

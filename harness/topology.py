@@ -46,10 +46,32 @@ class Policy(_Model):
 
 class Node(_Model):
     name: str
-    implementation: Literal["lnd"] = "lnd"
+    # lnd (the LSP's implementation) or ldk (ldk-node, driven by interop/ldk).
+    implementation: Literal["lnd", "ldk"] = "lnd"
     role: Literal["lsp", "client", "router", "watchtower", "payer"] | None = None
     flags: list[str] = Field(default_factory=list)
     balance_sat: int | None = Field(None, ge=0, le=100 * 100_000_000)
+    # ldk nodes only: the LND node whose LSP this node's LSPS1/LSPS2 clients talk to.
+    lsp: str | None = None
+    # ldk nodes only: accept the LSP's anchor channels without an on-chain reserve of our own
+    # (ldk-node's trusted_peers_no_reserve). Without it a wallet with no coins refuses them.
+    trust_lsp_reserve: bool = False
+
+    @model_validator(mode="after")
+    def _implementation_fields(self) -> Node:
+        if self.implementation == "ldk":
+            if self.flags:
+                raise ValueError("flags are LND command-line flags; an ldk node takes none")
+            if self.role in ("lsp", "watchtower"):
+                raise ValueError(f"role {self.role!r} needs LND; an ldk node can be a client, payer or router")
+        else:
+            if self.lsp is not None:
+                raise ValueError("'lsp' is for ldk nodes (whose LSPS clients it names); this node is lnd")
+            if self.trust_lsp_reserve:
+                raise ValueError("'trust_lsp_reserve' is for ldk nodes; this node is lnd")
+        if self.trust_lsp_reserve and self.lsp is None:
+            raise ValueError("'trust_lsp_reserve' needs 'lsp' (the node to trust)")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -126,7 +148,14 @@ class Topology(_Model):
         raise KeyError(name)
 
     def flags_for(self, node: Node) -> list[str]:
+        """LND flags of ``node`` (none for an ldk node: the topology's flags are LND's)."""
+        if node.implementation != "lnd":
+            return []
         return [*self.flags, *node.flags]
+
+    @property
+    def has_ldk(self) -> bool:
+        return any(n.implementation == "ldk" for n in self.nodes)
 
     def funding_plan(self) -> dict[str, list[int]]:
         """On-chain outputs each node gets: one per channel it opens (capacity
@@ -152,7 +181,24 @@ def _check_graph(t: Topology) -> list[tuple[tuple[Any, ...], str]]:
         else:
             first_index[n.name] = i
     names = set(first_index)
+    impl = {n.name: n.implementation for n in t.nodes}
+    for i, n in enumerate(t.nodes):
+        if n.implementation == "ldk" and t.chain != "bitcoind":
+            problems.append((("nodes", i, "implementation"),
+                             f"ldk nodes need chain: bitcoind (ldk-node has no {t.chain} chain source)"))
+        if n.lsp is not None:
+            if n.lsp not in names:
+                problems.append((("nodes", i, "lsp"), f"unknown node {n.lsp!r} (nodes: {', '.join(sorted(names))})"))
+            elif impl[n.lsp] != "lnd":
+                problems.append((("nodes", i, "lsp"), f"{n.lsp!r} is an ldk node; the LSP runs on lnd"))
+    default = Policy()
     for i, ch in enumerate(t.channels):
+        if impl.get(ch.from_) == "ldk" and ch.policy != default:
+            problems.append((("channels", i, "policy"),
+                             f"{ch.from_!r} is an ldk node: the lab sets only LND's routing policies"))
+        if impl.get(ch.to) == "ldk" and ch.peer_policy is not None:
+            problems.append((("channels", i, "peer_policy"),
+                             f"{ch.to!r} is an ldk node: the lab sets only LND's routing policies"))
         for side, key in ((ch.from_, "from"), (ch.to, "to")):
             if side not in names:
                 problems.append((("channels", i, key), f"unknown node {side!r} (nodes: {', '.join(sorted(names))})"))

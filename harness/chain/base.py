@@ -94,6 +94,11 @@ class ChainBackend(ABC):
     def _ready(self) -> bool:
         """The RPC answers and the node serves the chain (raises while it cannot yet)."""
 
+    def rpc_endpoint(self) -> tuple[str, int, str, str]:
+        """(host, port, user, password) of a bitcoind-compatible RPC, as a node next to LND reaches it
+        (ldk-node's chain source). Only Bitcoin Core has one the LDK node can use."""
+        raise LabError(f"{self.kind} has no RPC ldk-node can use as its chain source: use chain: bitcoind")
+
     def death_reason(self) -> str | None:
         """Why the node exited, in one phrase, when its logs say (None otherwise)."""
         return None

@@ -127,6 +127,9 @@ class Bitcoind(ChainBackend):
     def lnd_flags(self) -> list[str]:
         return self.config.lnd_flags()
 
+    def rpc_endpoint(self) -> tuple[str, int, str, str]:
+        return (self.config.peer_host, self.config.rpc_port, RPC_USER, RPC_PASS)
+
     def _ready(self) -> bool:
         try:
             self.rpc.call("getblockcount", timeout_s=2)

@@ -102,3 +102,34 @@ def test_chain_defaults_to_bitcoind_and_an_unknown_one_is_named_with_its_line() 
     msg = problems("name: x\nchain: core\nnodes:\n  - name: a\n")
     assert "chain (line 2): Input should be 'bitcoind' or 'btcd'" in msg
     assert all(load_topology(p).chain == "bitcoind" for p in TOPOLOGY_DIR.glob("*.yaml"))
+
+
+def test_ldk_nodes_and_their_lsp_are_validated_with_field_and_line() -> None:
+    ok = parse_topology(
+        "name: x\nnodes:\n  - {name: lsp, role: lsp}\n  - {name: w, implementation: ldk, lsp: lsp, trust_lsp_reserve: true}\n"
+        "channels:\n  - {from: w, to: lsp, capacity_sat: 100000}\n"
+    )
+    assert ok.has_ldk and ok.node("w").lsp == "lsp" and ok.flags_for(ok.node("w")) == []
+
+    msg = problems("name: x\nnodes:\n  - {name: a}\n  - {name: w, implementation: ldk, lsp: zed}\n")
+    assert "nodes[1].lsp (line 4): unknown node 'zed'" in msg
+    msg = problems("name: x\nnodes:\n  - {name: v, implementation: ldk}\n  - {name: w, implementation: ldk, lsp: v}\n")
+    assert "nodes[1].lsp (line 4): 'v' is an ldk node; the LSP runs on lnd" in msg
+    msg = problems("name: x\nchain: btcd\nnodes:\n  - {name: w, implementation: ldk}\n")
+    assert "nodes[0].implementation (line 4): ldk nodes need chain: bitcoind" in msg
+    assert "flags are LND command-line flags" in problems(
+        "name: x\nnodes:\n  - {name: w, implementation: ldk, flags: [--foo]}\n"
+    )
+    assert "role 'lsp' needs LND" in problems("name: x\nnodes:\n  - {name: w, implementation: ldk, role: lsp}\n")
+    assert "'lsp' is for ldk nodes" in problems("name: x\nnodes:\n  - {name: a}\n  - {name: b, lsp: a}\n")
+    assert "'trust_lsp_reserve' needs 'lsp'" in problems(
+        "name: x\nnodes:\n  - {name: w, implementation: ldk, trust_lsp_reserve: true}\n"
+    )
+    msg = problems(
+        "name: x\nnodes:\n  - {name: a}\n  - {name: w, implementation: ldk}\nchannels:\n"
+        "  - {from: w, to: a, capacity_sat: 100000, policy: {base_fee_msat: 5}}\n"
+        "  - {from: a, to: w, capacity_sat: 100000, peer_policy: {base_fee_msat: 5}}\n"
+    )
+    assert "channels[0].policy (line 6): 'w' is an ldk node" in msg
+    assert "channels[1].peer_policy (line 7): 'w' is an ldk node" in msg
+    assert "implementation" in problems("name: x\nnodes:\n  - {name: w, implementation: cln}\n")
