@@ -46,6 +46,8 @@ from lsp.lsps.lsps2 import format_datetime
 OPTION_MISMATCH = 100
 NOT_FOUND = 101
 UNRECOGNIZED_TOKEN = 102
+# Bitcoin Core's default minimum relay fee (1 sat/vB) in sat per 1000 weight units, as LND floors it.
+MIN_RELAY_SAT_PER_KW = 253
 
 log = logging.getLogger("lsp.lsps.lsps1")
 
@@ -77,6 +79,10 @@ class Lsps1Config:
     onchain: bool = True  # offer payment.onchain to clients that give a refund address
     min_onchain_payment_confirmations: int = 1
     onchain_poll_s: float = 1.0
+    # bLIP-51's min_fee_for_0conf (sat per 1000 weight units, a number, never null): the LSP's
+    # estimate for confirmation within this many blocks, floored at the relay minimum. This LSP
+    # waits for min_onchain_payment_confirmations (>= 1) all the same; see docs/LSPS.md.
+    zero_conf_fee_target_blocks: int = 2
 
 
 class UnspentSnapshot:
@@ -260,6 +266,16 @@ class Lsps1Methods:
                 f"refund_onchain_address is not a valid {self._network} address", field_name="refund_onchain_address"
             )
 
+    async def _min_fee_for_0conf(self) -> int:
+        """bLIP-51 types ``min_fee_for_0conf`` as a number (LDK's client rejects an order
+        carrying null): LND's estimate in sat/kw, at least the 253 sat/kw relay floor."""
+        try:
+            rate = await self.wallet.estimate_fee_sat_per_kw(self.config.zero_conf_fee_target_blocks)
+        except (LndError, LndUnavailable) as exc:
+            log.warning("fee estimate for min_fee_for_0conf failed (%s); answering the relay floor", exc)
+            rate = 0
+        return max(int(rate), MIN_RELAY_SAT_PER_KW)
+
     async def get_order(self, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
         order_id = params["order_id"]
         if not isinstance(order_id, str):
@@ -269,6 +285,11 @@ class Lsps1Methods:
             # Another node's order is indistinguishable from a missing one.
             if row is None or (caller.node_id and row.client_node_id != caller.node_id):
                 raise RpcError(NOT_FOUND, "order not found")
+            onchain = row.onchain_address is not None
+        min_fee_for_0conf = await self._min_fee_for_0conf() if onchain else 0
+        with session_scope(self.sessions) as s:
+            row = s.get(Lsps1Order, order_id)
+            assert row is not None  # orders are never deleted
             req = json.loads(row.request)
             return {
                 "order_id": row.id,
@@ -277,7 +298,9 @@ class Lsps1Methods:
                 "required_channel_confirmations": req["required_channel_confirmations"],
                 "funding_confirms_within_blocks": req["funding_confirms_within_blocks"],
                 "channel_expiry_blocks": req["channel_expiry_blocks"],
-                "token": req.get("token") or "",
+                # Echoed exactly as the client sent it (LDK's client compares every order field
+                # with its request and aborts on a difference, "" vs null included).
+                **({"token": req["token"]} if "token" in req else {}),
                 "announce_channel": req["announce_channel"],
                 "created_at": format_datetime(row.created_at),
                 "order_state": row.order_state,
@@ -298,7 +321,7 @@ class Lsps1Methods:
                                 "order_total_sat": str(row.order_total_sat),
                                 "address": row.onchain_address,
                                 "min_onchain_payment_confirmations": self.config.min_onchain_payment_confirmations,
-                                "min_fee_for_0conf": None,
+                                "min_fee_for_0conf": min_fee_for_0conf,
                                 "refund_onchain_address": row.refund_onchain_address,
                             }
                         }
