@@ -50,7 +50,7 @@ def versions() -> dict[str, str]:
 
 def channel_snapshot(lab: LightningTestHarness) -> list[ChannelSnapshot]:
     """Every open channel once, seen from its initiator's side."""
-    names = {n.pubkey: name for name, n in lab.nodes.items()}
+    names = {n.pubkey: n.name for n in lab.net.all_nodes()}
     seen: dict[str, ChannelSnapshot] = {}
     for name, node in lab.nodes.items():
         if node.proc is None or not node.proc.is_running() or node.proc.paused:
@@ -235,6 +235,8 @@ class Runner:
                 res.channels_after = channel_snapshot(lab)
             except Exception as exc:
                 res.message = f"could not read channels after the run: {exc}"
+        res.lsps_clients = sorted({str(s.outcome["client_implementation"]) for s in res.steps
+                                   if "client_implementation" in s.outcome})
         statuses = {s.status for s in res.steps}
         res.status = "error" if "error" in statuses else "failed" if "failed" in statuses else "passed"
         res.duration_s = round(time.monotonic() - t0, 2)

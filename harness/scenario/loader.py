@@ -16,6 +16,8 @@ from harness.scenario.model import (
     BreachStep,
     ExpectStep,
     KeysendStep,
+    Lsps1OrderStep,
+    Lsps2ReceiveStep,
     OpenChannelStep,
     PayStep,
     Scenario,
@@ -107,10 +109,27 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
     recorded: dict[str, str] = {}  # name -> kind of the steps whose outcome `expect: results` may check
     if sc.lsp is not None and sc.lsp not in names:
         problems.append((("lsp",), f"unknown node {sc.lsp!r} (nodes: {known})"))
+    elif sc.lsp is not None and topo.node(sc.lsp).implementation != "lnd":
+        problems.append((("lsp",), f"{sc.lsp!r} is an ldk node; the LSP runs on lnd"))
+    impl = {n.name: n.implementation for n in topo.nodes}
     for i, step in enumerate(sc.steps):
+        ldk_step = isinstance(step, Lsps2ReceiveStep | Lsps1OrderStep)
         for key, name in _node_refs(step):
             if name not in names:
                 problems.append((("steps", i, key), f"unknown node {name!r} in topology {topo.name} (nodes: {known})"))
+            elif ldk_step and key == "client":
+                if impl[name] != "ldk":
+                    problems.append((("steps", i, key), f"{step.kind} drives LDK's own LSPS client: {name!r} is an "
+                                     f"{impl[name]} node (use jit_receive for an LND client)"))
+                elif topo.node(name).lsp != getattr(step, "lsp", None):
+                    problems.append((("steps", i, key), f"{name!r} buys from {topo.node(name).lsp!r} in topology "
+                                     f"{topo.name} (its `lsp:`), not from {getattr(step, 'lsp', None)!r}"))
+            elif impl[name] == "ldk" and ldk_step:
+                problems.append((("steps", i, key), f"{name!r} is an ldk node; the {key} of a {step.kind} step "
+                                 "must be an lnd node"))
+            elif impl[name] == "ldk":
+                problems.append((("steps", i, key), f"{name!r} is an ldk node; {step.kind} steps drive LND nodes "
+                                 "(LDK nodes take part through lsps2_receive and lsps1_order)"))
         if isinstance(step, OpenChannelStep) and step.push_sat >= step.capacity_sat:
             problems.append((("steps", i, "push_sat"), f"must be below capacity_sat ({step.capacity_sat})"))
         if isinstance(step, SwapInStep | SwapOutStep) and sc.lsp is None:
@@ -148,7 +167,8 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                     problems.append(
                         (
                             ("steps", i, "results", j, "step"),
-                            f"no earlier breach/jit_receive/swap step named {rc.step!r} (named: {earlier})",
+                            f"no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap step named {rc.step!r} "
+                            f"(named: {earlier})",
                         )
                     )
                 elif rc.field not in RECORDED_FIELDS[recorded[rc.step]]:

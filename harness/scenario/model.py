@@ -268,24 +268,52 @@ class BreachStep(_Step):
         return self
 
 
-class JitReceiveStep(_Step):
+class _LiquidityStep(_Step):
+    """A step where ``client`` gets liquidity from ``lsp`` and ``payer`` pays: three different nodes."""
+
+    lsp: str
+    client: str
+    payer: str
+
+    @model_validator(mode="after")
+    def _distinct(self) -> _LiquidityStep:
+        if len({self.lsp, self.client, self.payer}) != 3:
+            raise ValueError("lsp, client and payer must be different nodes")
+        return self
+
+
+class JitReceiveStep(_LiquidityStep):
     """``client`` (no channel needed) receives ``amount_msat`` from ``payer`` through a JIT channel of
     ``lsp``, in the wrapped-invoice mode (``lab.jit_wrap_invoice``: works with stock clients). The
     LSPS service runs against ``lsp`` for the step (``harness.lsps_lsp.LspsRunner``)."""
 
     kind: Literal["jit_receive"]
-    lsp: str
-    client: str
-    payer: str
     amount_msat: int = Field(ge=1_000_000, description="what the client's own invoice asks for")
     menu_index: int = Field(0, ge=0, description="which entry of the LSP's opening fee menu to use")
     timeout_s: int = Field(60, ge=1, le=600)
 
-    @model_validator(mode="after")
-    def _distinct(self) -> JitReceiveStep:
-        if len({self.lsp, self.client, self.payer}) != 3:
-            raise ValueError("lsp, client and payer must be different nodes")
-        return self
+
+class Lsps2ReceiveStep(_LiquidityStep):
+    """``client``, an ldk node, is paid ``amount_msat`` by ``payer`` through a JIT channel it buys
+    from ``lsp`` with LDK's own LSPS2 client (ldk-node's ``receive_via_jit_channel``: get_info,
+    the cheapest offer, buy, an invoice with the LSP's route hint). The LSPS service runs against
+    ``lsp`` for the step; the client must name it as its ``lsp`` in the topology."""
+
+    kind: Literal["lsps2_receive"]
+    amount_msat: int = Field(ge=1_000_000, description="what the payer pays; the client gets it minus the fee")
+    max_fee_msat: int | None = Field(None, ge=0, description="the client's limit on the opening fee")
+    timeout_s: int = Field(60, ge=1, le=600)
+
+
+class Lsps1OrderStep(_LiquidityStep):
+    """``client``, an ldk node, buys a channel of ``lsp_balance_sat`` from ``lsp`` with LDK's own
+    LSPS1 client; ``payer`` pays the order's bolt11 invoice; the step waits until the client sees
+    the channel the LSP opened. The LSPS service runs against ``lsp`` for the step."""
+
+    kind: Literal["lsps1_order"]
+    lsp_balance_sat: int = Field(ge=1)
+    announce_channel: bool = False
+    timeout_s: int = Field(90, ge=1, le=600)
 
 
 class SwapInStep(_Step):
@@ -331,6 +359,26 @@ RECORDED_FIELDS: dict[str, tuple[str, ...]] = {
         "fee_matches_formula",
         "payer_fee_msat",
         "new_channel",
+        "client_implementation",
+    ),
+    "lsps2_receive": (
+        "amount_msat",
+        "received_msat",
+        "lsp_fee_msat",
+        "formula_fee_msat",
+        "fee_matches_formula",
+        "new_channel",
+        "client_implementation",
+    ),
+    "lsps1_order": (
+        "order_id",
+        "fee_total_sat",
+        "order_total_sat",
+        "payment_state",
+        "channel_capacity_sat",
+        "channel_usable",
+        "channel_announced",
+        "client_implementation",
     ),
     "swap_in": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
     "swap_out": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
@@ -385,6 +433,8 @@ Step = Annotated[
     | LspStep
     | BreachStep
     | JitReceiveStep
+    | Lsps2ReceiveStep
+    | Lsps1OrderStep
     | SwapInStep
     | SwapOutStep
     | ExpectStep,
@@ -406,6 +456,8 @@ STEP_KINDS = (
     "lsp",
     "breach",
     "jit_receive",
+    "lsps2_receive",
+    "lsps1_order",
     "swap_in",
     "swap_out",
     "expect",

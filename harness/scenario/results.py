@@ -58,6 +58,8 @@ class ScenarioResult:
     path: str
     status: StepStatus = "passed"
     chain: str = ""  # the chain backend the network ran on (bitcoind, btcd)
+    # Which LSPS client implementations spoke to the LSP in this scenario (jit / lsps steps).
+    lsps_clients: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     bringup_s: float = 0.0
     reused_network: bool = False

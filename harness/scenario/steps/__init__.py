@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.scenario.context import StepContext
-from harness.scenario.steps import breach, channel, expect, jit, keysend, lsp, mine, node, pay, swaps, wait
+from harness.scenario.steps import breach, channel, expect, jit, keysend, ldk_lsps, lsp, mine, node, pay, swaps, wait
 
 Runner = Callable[[Any, StepContext], None]
 
@@ -25,6 +25,8 @@ RUNNERS: dict[str, Runner] = {
     "lsp": lsp.run,
     "breach": breach.run,
     "jit_receive": jit.run,
+    "lsps2_receive": ldk_lsps.run_lsps2,
+    "lsps1_order": ldk_lsps.run_lsps1,
     "swap_in": swaps.run_in,
     "swap_out": swaps.run_out,
     "expect": expect.run,

@@ -20,6 +20,8 @@ from harness.scenario.results import PaymentRecord
 from lsp.lsps.lsps2 import opening_fee_msat
 
 PAYER_FEE_LIMIT_SAT = 100
+# Which client spoke to the LSP (the report names it per scenario).
+LAB_CLIENT = "lab client on LND (harness/lsps_client.py, wrapped invoice)"
 
 
 def run(step: JitReceiveStep, ctx: StepContext) -> None:
@@ -62,6 +64,7 @@ def run(step: JitReceiveStep, ctx: StepContext) -> None:
     formula = opening_fee_msat(size, int(params["min_fee_msat"]), params["proportional"])
     after = {c.channel_point for c in client.list_channels() if c.remote_pubkey == lsp.pubkey}
     ctx.result.outcome = {
+        "client_implementation": LAB_CLIENT,
         "amount_msat": step.amount_msat,
         "received_msat": received,
         "payment_size_msat": size,

@@ -122,7 +122,8 @@ def test_swaps_need_an_lsp_and_known_nodes() -> None:
 
 def test_results_check_names_unknown_step_and_field() -> None:
     msg = problems(BREACH.replace("{step: cheat, field: close_type", "{step: cheet, field: close_type"))
-    assert "steps[1].results[0].step" in msg and "no earlier breach/jit_receive/swap step named 'cheet'" in msg
+    assert "steps[1].results[0].step" in msg
+    assert "no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap step named 'cheet'" in msg
     msg = problems(BREACH.replace("field: victim_gain_sat", "field: victim_gains"))
     assert "steps[1].results[1].field" in msg and "a breach step records no 'victim_gains'" in msg
     msg = problems(BREACH.replace(", min: 1}", "}"))
@@ -143,3 +144,42 @@ steps:
         "  - kind: expect", "  - {kind: breach, name: cheat, cheater: cheater, victim: victim}\n  - kind: expect"
     )
     assert "steps[1].name" in problems(dup) and "duplicate step name 'cheat'" in problems(dup)
+
+
+LDK = """\
+name: l
+topology: ldk-lsp
+steps:
+  - kind: lsps2_receive
+    name: jit
+    lsp: lsp
+    client: wallet
+    payer: payer
+    amount_msat: 60000000
+  - kind: lsps1_order
+    name: order
+    lsp: lsp
+    client: wallet
+    payer: payer
+    lsp_balance_sat: 500000
+  - kind: expect
+    results:
+      - {step: jit, field: client_implementation, equals: x}
+      - {step: order, field: channel_capacity_sat, min: 500000}
+"""
+
+
+def test_ldk_lsps_steps_parse_and_check_their_client() -> None:
+    ls = parse_scenario(LDK, "l.yaml")
+    assert [s.kind for s in ls.scenario.steps] == ["lsps2_receive", "lsps1_order", "expect"]
+
+    msg = problems(LDK.replace("client: wallet\n    payer: payer\n    amount_msat", "client: client\n    payer: payer\n"
+                                                                                    "    amount_msat"))
+    assert "steps[0].client (line 7): lsps2_receive drives LDK's own LSPS client: 'client' is an lnd node" in msg
+    msg = problems(LDK.replace("payer: payer\n    lsp_balance_sat", "payer: strict\n    lsp_balance_sat"))
+    assert "steps[1].payer (line 14): 'strict' is an ldk node; the payer of a lsps1_order step must be an lnd node" in msg
+    msg = problems(LDK.replace("    lsp_balance_sat: 500000\n", "    lsp_balance_sat: 500000\n  - kind: keysend\n"
+                                                                 "    from: payer\n    to: wallet\n    amount_sat: 1000\n"))
+    assert "'wallet' is an ldk node; keysend steps drive LND nodes" in msg
+    msg = problems(LDK.replace("field: channel_capacity_sat", "field: capacity"))
+    assert "a lsps1_order step records no 'capacity'" in msg

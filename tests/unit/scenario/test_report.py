@@ -93,3 +93,12 @@ def test_histogram_marks_percentiles() -> None:
     svg = charts.latency_histogram([0.1, 0.2, 0.3, 0.9], {"p50": 0.2, "p95": 0.9, "p99": 0.9})
     assert "p50 0.200s" in svg and "p99 0.900s" in svg
     assert charts.latency_histogram([], {}) == ""
+
+
+def test_report_names_the_chain_and_the_lsps_clients_per_scenario(tmp_path: Path) -> None:
+    result = run_result("r1", fail=False)
+    result.scenarios[0].chain = "bitcoind"
+    result.scenarios[0].lsps_clients = ["ldk-node 0.7.1 (lightning-liquidity)", "lab client on LND"]
+    html = write_report(result, tmp_path).read_text()
+    assert "LSPS clients: <b>ldk-node 0.7.1 (lightning-liquidity), lab client on LND</b>" in html
+    assert "on <b>bitcoind</b>" in html
