@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from harness.errors import TopologyError
-from harness.yamlerrors import _fmt_loc, _line_map, _locate, validation_problems, yaml_syntax_problem
+from harness.yamlerrors import _fmt_loc, _line_map, _locate, read_text, validation_problems, yaml_syntax_problem
 
 # LND's limits on a channel's capacity (lnd/funding: MinChanFundingSize,
 # MaxBtcFundingAmount and MaxBtcFundingAmountWumbo).
@@ -22,6 +22,8 @@ MIN_CHANNEL_SAT = 20_000
 MAX_CHANNEL_SAT = 16_777_215
 MAX_WUMBO_CHANNEL_SAT = 1_000_000_000
 WUMBO_FLAG = "--protocol.wumbo-channels"
+# lnd/routing: MinCLTVDelta, the smallest time-lock delta LND accepts in a channel policy.
+LND_MIN_CLTV_DELTA = 24
 
 DEFAULT_BALANCE_SAT = 100_000_000
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -41,7 +43,8 @@ class Policy(_Model):
 
     base_fee_msat: int = Field(1000, ge=0, le=2**32 - 1)
     fee_rate_ppm: int = Field(1, ge=0, le=1_000_000)
-    cltv_delta: int = Field(80, ge=18, le=2016)
+    # LND refuses a time-lock delta below routing.MinCLTVDelta (24 in v0.21) when the policy is set.
+    cltv_delta: int = Field(80, ge=LND_MIN_CLTV_DELTA, le=2016)
 
 
 class Node(_Model):
@@ -247,4 +250,7 @@ def resolve_topology_path(name_or_path: str | Path) -> Path:
 
 def load_topology(name_or_path: str | Path) -> Topology:
     path = resolve_topology_path(name_or_path)
-    return parse_topology(path.read_text(), str(path))
+    text, problem = read_text(path)
+    if text is None:
+        raise TopologyError(str(path), [("", f"the file {problem}")])
+    return parse_topology(text, str(path))

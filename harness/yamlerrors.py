@@ -6,10 +6,26 @@ user always sees ``steps[3].amount_sat (line 17): ...`` rather than a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+
+
+def read_text(path: Path) -> tuple[str, None] | tuple[None, str]:
+    """A file's text, or why it cannot be read as UTF-8 text (a directory, no permission, binary)."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        return None, "is a directory, not a YAML file"
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, f"is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); YAML files must be UTF-8"
 
 
 class _LineLoader(yaml.SafeLoader):

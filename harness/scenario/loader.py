@@ -27,7 +27,7 @@ from harness.scenario.model import (
     SwapOutStep,
 )
 from harness.topology import Topology, load_topology
-from harness.yamlerrors import _line_map, _locate, validation_problems, yaml_syntax_problem
+from harness.yamlerrors import _line_map, _locate, read_text, validation_problems, yaml_syntax_problem
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 SUITE_DIR = SCENARIO_DIR / "suites"
@@ -236,7 +236,14 @@ def parse_scenario(text: str, source: str = "<string>", *, base_dir: Path | None
 
 def load_scenario(name_or_path: str | Path) -> LoadedScenario:
     path = resolve_scenario_path(name_or_path)
-    return parse_scenario(path.read_text(), str(path), base_dir=path.parent)
+    return parse_scenario(_text(path, "scenario"), str(path), base_dir=path.parent)
+
+
+def _text(path: Path, what: str) -> str:
+    text, problem = read_text(path)
+    if text is None:
+        raise ScenarioError(str(path), [("", f"the file {problem}")], what=what)
+    return text
 
 
 def parse_suite(text: str, source: str = "<string>") -> Suite:
@@ -255,8 +262,11 @@ def load_target(name_or_path: str) -> tuple[str, list[LoadedScenario]]:
     after the first ten minutes."""
     p = Path(name_or_path)
     suite_path: Path | None = None
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        head = yaml.safe_load(p.read_text())
+    if p.suffix in (".yaml", ".yml") and p.is_file():
+        try:
+            head = yaml.safe_load(_text(p, "scenario"))
+        except yaml.YAMLError:
+            head = None  # parse_scenario below reports it with its line
         if isinstance(head, dict) and "scenarios" in head:
             suite_path = p
     elif (SUITE_DIR / f"{name_or_path}.yaml").exists():
@@ -264,7 +274,7 @@ def load_target(name_or_path: str) -> tuple[str, list[LoadedScenario]]:
     if suite_path is None:
         one = load_scenario(name_or_path)
         return one.scenario.name, [one]
-    suite = parse_suite(suite_path.read_text(), str(suite_path))
+    suite = parse_suite(_text(suite_path, "suite"), str(suite_path))
     loaded: list[LoadedScenario] = []
     problems: list[str] = []
     for ref in suite.scenarios:

@@ -133,3 +133,24 @@ def test_ldk_nodes_and_their_lsp_are_validated_with_field_and_line() -> None:
     assert "channels[0].policy (line 6): 'w' is an ldk node" in msg
     assert "channels[1].peer_policy (line 7): 'w' is an ldk node" in msg
     assert "implementation" in problems("name: x\nnodes:\n  - {name: w, implementation: cln}\n")
+
+
+def test_a_file_that_is_not_utf8_text_or_not_a_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("name: caf\xe9\nnodes:\n  - name: a\n".encode("latin-1"))
+    with pytest.raises(TopologyError) as exc:
+        load_topology(bad)
+    assert "latin1.yaml: invalid topology" in str(exc.value)
+    assert "is not UTF-8 text (byte 0xe9 on line 1)" in str(exc.value)
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    with pytest.raises(TopologyError, match="is a directory"):
+        load_topology(folder)
+
+
+def test_cltv_delta_below_what_lnd_accepts_is_refused_before_bring_up() -> None:
+    msg = problems(
+        "name: x\nnodes:\n  - {name: a}\n  - {name: b}\nchannels:\n"
+        "  - {from: a, to: b, capacity_sat: 100000, policy: {cltv_delta: 20}}\n"
+    )
+    assert "channels[0].policy.cltv_delta (line 6)" in msg and "greater than or equal to 24" in msg

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.scenario.loader import parse_scenario
@@ -183,3 +185,17 @@ def test_ldk_lsps_steps_parse_and_check_their_client() -> None:
     assert "'wallet' is an ldk node; keysend steps drive LND nodes" in msg
     msg = problems(LDK.replace("field: channel_capacity_sat", "field: capacity"))
     assert "a lsps1_order step records no 'capacity'" in msg
+
+
+def test_scenario_files_that_are_not_utf8_or_not_yaml_get_an_error_not_a_traceback(tmp_path: Path) -> None:
+    from harness.scenario.loader import load_target
+
+    bad = tmp_path / "s.yaml"
+    bad.write_bytes(b"name: s\ntopology: pair\nsteps: []\n# \xff\n")
+    with pytest.raises(ScenarioError, match=r"is not UTF-8 text \(byte 0xff on line 4\)"):
+        load_target(str(bad))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: s\ntopology: pair\nsteps: [\n")
+    with pytest.raises(ScenarioError) as exc:
+        load_target(str(broken))
+    assert "broken.yaml: invalid scenario" in str(exc.value) and "line" in str(exc.value)
