@@ -12,7 +12,7 @@ from typing import Final
 
 # LND: the node the LSP runs on and the lab starts.
 LND_MODULE: Final = "github.com/lightningnetwork/lnd"
-LND_VERSION: Final = "v0.21.2-beta"
+LND_VERSION: Final = "v0.21.3-beta"
 
 # LND's go.mod carries replace directives that `go install pkg@version`
 # refuses; the toolchain builds from a wrapper module that repeats them.
@@ -23,7 +23,7 @@ LND_REPLACES: Final[dict[str, str]] = {
     "google.golang.org/protobuf": "github.com/lightninglabs/protobuf-go-hex-display v1.33.0-hex-display",
 }
 
-# btcd: the version LND v0.21.2-beta itself requires (see its go.mod).
+# btcd: the version LND v0.21.3-beta itself requires (see its go.mod).
 BTCD_MODULE: Final = "github.com/btcsuite/btcd"
 BTCD_VERSION: Final = "v0.25.1-0.20260310163610-1c55c7c18179"
 
@@ -72,7 +72,7 @@ LDK_NODE_VERSION: Final = "0.7.1"
 RUST_MIN_VERSION: Final = (1, 85)
 
 # Oldest Go that builds the pinned LND.
-GO_MIN_VERSION: Final = (1, 25, 10)
+GO_MIN_VERSION: Final = (1, 25, 13)
 
 # Build tags. The lab build is what LND's own integration tests use: cheap
 # wallet scrypt, --dev.* flags, every sub-server the harness drives.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from lsp.versions import LND_MODULE, LND_PROTOS, LND_VERSION
+from lsp.versions import GO_MIN_VERSION, LND_MODULE, LND_PROTOS, LND_VERSION
 
 STAMP = ".complete"
 
@@ -49,7 +49,7 @@ def lnd_module_dir(version: str = LND_VERSION) -> Path:
     go = shutil.which("go")
     if go is None:
         raise StubsError(
-            "Go is needed to fetch LND's .proto files: install Go >= 1.25.10 "
+            f"Go is needed to fetch LND's .proto files: install Go >= {'.'.join(map(str, GO_MIN_VERSION))} "
             "(https://go.dev/dl or Debian's golang package) and run again"
         )
     proc = subprocess.run(

@@ -201,3 +201,10 @@ def test_get_info_token_is_checked_when_configured() -> None:
     d, _ = _methods(tokens=frozenset({"good"}))
     assert _call(d, "lsps2.get_info", {"token": "bad"})["error"]["code"] == 200
     assert "result" in _call(d, "lsps2.get_info", {"token": "good"})
+
+
+def test_a_blinded_forward_by_node_id_is_not_taken_for_a_jit_scid() -> None:
+    # Since LND v0.21.2 an HTLC forwarded to a blinded path's next node by its node id (no
+    # channel named) reaches the interceptor with outgoing_requested_chan_id = 2**64 - 1.
+    assert not is_jit_scid(0xFFFF_FFFF_FFFF_FFFF)
+    assert not is_jit_scid(0)
