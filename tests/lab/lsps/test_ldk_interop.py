@@ -176,41 +176,30 @@ def test_ldk_refuses_to_buy_above_its_fee_limit_and_nothing_is_opened(
     assert lsp_channels(lab, wallet) == before
 
 
-def test_variable_amount_payment_below_the_opening_fee_is_failed_back_uncharged(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
-) -> None:
-    wallet = lab.ldk("wallet")
-    before = lsp_channels(lab, wallet)
-    inv = wallet.jit_invoice(None, max_proportional_lsp_fee_ppm=10_000)
-    too_small_sat = int(str(served_menu[0]["min_fee_msat"])) // 1000  # the fee would take all of it
-
-    paid = lab.node("payer").pay_invoice(inv.payment_request, amount_sat=too_small_sat, fee_limit_sat=0, timeout_s=30)
-
-    assert paid.status == "FAILED"
-    # bLIP-52: a payment that cannot pay the opening fee fails with unknown_next_peer, at the LSP.
-    assert paid.failures[0] == ("UNKNOWN_NEXT_PEER", 1), paid.failures
-    assert lsp_channels(lab, wallet) == before
-    assert wallet.received(inv.payment_hash) is None
-    lab.expect_log_errors(*FAILED_BACK)
-
-
-def test_variable_amount_payment_above_max_payment_size_is_failed_back_uncharged(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+@pytest.mark.parametrize("case", ["below the opening fee", "above max_payment_size_msat"])
+def test_variable_amount_payment_the_lsp_cannot_take_is_failed_back_uncharged(
+    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]], case: str
 ) -> None:
     wallet = lab.ldk("wallet")
     before = lsp_channels(lab, wallet)
     inv = wallet.jit_invoice(None, max_proportional_lsp_fee_ppm=10_000)
     # LDK bought the cheapest entry: the first (bLIP-52 orders the menu by cost).
-    too_big_sat = int(str(served_menu[0]["max_payment_size_msat"])) // 1000 + 1_000
+    entry = served_menu[0]
+    if case == "below the opening fee":
+        amount_sat = int(str(entry["min_fee_msat"])) // 1000  # the fee would take all of it
+    else:
+        amount_sat = int(str(entry["max_payment_size_msat"])) // 1000 + 1_000
     payer = lab.node("payer")
     balance = payer.balances().channel_local_sat
 
-    paid = payer.pay_invoice(inv.payment_request, amount_sat=too_big_sat, fee_limit_sat=0, timeout_s=30)
+    paid = payer.pay_invoice(inv.payment_request, amount_sat=amount_sat, fee_limit_sat=0, timeout_s=30)
 
     assert paid.status == "FAILED"
-    # bLIP-52: a payment outside [min_payment_size_msat, max_payment_size_msat] fails with unknown_next_peer.
+    # bLIP-52: a payment that cannot pay the opening fee, or outside [min_payment_size_msat,
+    # max_payment_size_msat], fails with unknown_next_peer, at the LSP.
     assert paid.failures[0] == ("UNKNOWN_NEXT_PEER", 1), paid.failures
     assert lsp_channels(lab, wallet) == before
+    assert wallet.received(inv.payment_hash) is None
     payer.wait_no_pending_htlcs()
     assert payer.balances().channel_local_sat == balance
     lab.expect_log_errors(*FAILED_BACK)
