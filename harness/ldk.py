@@ -214,21 +214,18 @@ class LdkNode:
     def wait_synced(self, chain_tip: tuple[int, str] | None = None) -> NodeInfo:
         """Until ldk-node's best block is ``chain_tip`` (it polls bitcoind every 2 s)."""
 
-        def synced() -> NodeInfo | None:
+        def synced() -> bool:
             self._alive()
-            info = self.get_info()
-            if chain_tip is not None and info.block_hash != chain_tip[1]:
-                return None
-            return info
+            return chain_tip is None or self.call("getinfo")["block_hash"] == chain_tip[1]
 
-        info: NodeInfo = wait_for(
+        wait_for(
             synced,
             what=f"{self.name} to sync to the chain tip {chain_tip[0] if chain_tip else ''}",
             timeout_s="LND_SYNC",
             log=self.config.log_path,
-            describe=lambda: f"height {self.get_info().block_height}",
+            describe=lambda: f"height {self.call('getinfo')['block_height']}",
         )
-        return info
+        return self.get_info()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.is_running():
@@ -237,8 +234,6 @@ class LdkNode:
             except NodeError:
                 pass
             self.proc.stop()
-        self._http.close()
-        self._http = httpx.Client(base_url=f"http://127.0.0.1:{self.config.api_port}", timeout=60)
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -426,11 +421,22 @@ class LdkNode:
                  timeout_s="PEER_CONNECT")
 
     def open_channel(self, peer: Any, capacity_sat: int, *, push_sat: int = 0, announce: bool = True) -> str:
-        """Start an open to ``peer`` and return its user channel id (the channel point follows
-        with the ChannelPending event: ``wait_event``)."""
+        """Open a channel to ``peer`` and return its channel point once ldk-node has broadcast the
+        funding (its ChannelPending event); confirming it is the caller's business."""
+        seen = len(self.events())
         r = self.call("openchannel", node_id=peer.pubkey, address=peer.p2p_address, amount_sat=capacity_sat,
                       push_msat=push_sat * 1000 or None, announce=announce)
-        return str(r["user_channel_id"])
+        ev = self.wait_event("ChannelPending", after=seen, user_channel_id=str(r["user_channel_id"]))
+        return str(ev["funding_txo"])
+
+    def wait_can_send_over(self, channel_point: str, *, timeout_s: str | float = "CHANNEL_OPEN") -> None:
+        """Until ldk-node lists the channel as usable (``is_usable``: ready, peer connected)."""
+        wait_for(
+            lambda: (ch := self.channel(channel_point)) is not None and ch.is_usable,
+            what=f"channel {channel_point} to be usable on {self.name} (ldk)",
+            timeout_s=timeout_s,
+            log=self.config.log_path,
+        )
 
     def close_channel(self, channel: LdkChannel, *, force: bool = False) -> None:
         self.call("closechannel", user_channel_id=channel.user_channel_id,

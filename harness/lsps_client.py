@@ -42,11 +42,12 @@ from typing import Any
 
 import grpc
 
+from harness.blip52 import entry_fee_msat
 from harness.bolt11 import HopHint, encode_invoice, pubkey_of
 from harness.errors import NodeError
 from harness.node import LndNode
 from harness.rpc.router import PaymentResult
-from lsp.lsps.lsps2 import OpeningFeeParams, opening_fee_msat, scid_from_str
+from lsp.lsps.lsps2 import scid_from_str
 
 LSPS0_TYPE = 37913
 EXTRA_FEE_TLV = 65537
@@ -238,7 +239,6 @@ class LspsClient:
         if bought is None:
             bought = self.buy(params, (payment_size_msat or amount_msat) if mpp else None)
         self.last_buy = bought
-        fee_params = OpeningFeeParams.from_json(params)
         preimage = secrets.token_bytes(32)
         payment_hash = hashlib.sha256(preimage).digest()
         virtual_scid = (1 << 40) | (int.from_bytes(os.urandom(3), "big") << 16)  # a scid no channel has
@@ -259,7 +259,7 @@ class LspsClient:
             payment_hash=payment_hash.hex(),
             preimage=preimage,
             amount_msat=amount_msat,
-            expected_fee_msat=opening_fee_msat(amount_msat, fee_params.min_fee_msat, fee_params.proportional),
+            expected_fee_msat=entry_fee_msat(params, amount_msat),
             virtual_scid=virtual_scid,
         )
         self.invoices[virtual_scid] = inv
@@ -350,3 +350,11 @@ def pay_in_parts(payer: LndNode, payment_request: str, *, shard_msat: int, timeo
         max_shard_size_msat=shard_msat,
     )
     return payer.router._send(req, timeout_s)
+
+
+def served_menu(node: LndNode, lsp_pubkey: str) -> list[dict[str, Any]]:
+    """The ``opening_fee_params_menu`` the LSP serves right now, asked over LSPS0 by ``node`` (an LND
+    node connected to the LSP): the outside view tests and scenario checks compute fees from."""
+    with LspsClient(node, lsp_pubkey, intercept=False) as c:
+        menu: list[dict[str, Any]] = c.get_info()["opening_fee_params_menu"]
+    return menu

@@ -408,7 +408,9 @@ class Network:
 
     def _start_open(self, c: Channel, **kw: Any) -> str:
         if c.from_ in self.ldk_nodes:
-            return self._start_ldk_open(c)
+            return self.ldk(c.from_).open_channel(
+                self.lightning_node(c.to), c.capacity_sat, push_sat=c.push_sat, announce=not c.private
+            )
         a = self.node(c.from_)
         return a.ln.open_channel(
             self.lightning_node(c.to).pubkey,
@@ -420,14 +422,6 @@ class Network:
             anchors="--protocol.anchors" in self.topology.flags_for(self.topology.node(c.from_)),
             **kw,
         )
-
-    def _start_ldk_open(self, c: Channel) -> str:
-        """An open by an LDK node; returns the channel point once ldk-node has broadcast the funding."""
-        a = self.ldk(c.from_)
-        seen = len(a.events())
-        ucid = a.open_channel(self.lightning_node(c.to), c.capacity_sat, push_sat=c.push_sat, announce=not c.private)
-        ev = a.wait_event("ChannelPending", after=seen, user_channel_id=ucid)
-        return str(ev["funding_txo"])
 
     def _apply_declared_policies(self, opened: list[OpenedChannel]) -> None:
         """Send a policy update where the declaration differs from what the
@@ -461,16 +455,7 @@ class Network:
 
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
-            if name in self.ldk_nodes:
-                ldk = self.ldk_nodes[name]
-                wait_for(
-                    lambda: (ch := ldk.channel(channel_point)) is not None and ch.is_usable,  # noqa: B023
-                    what=f"channel {channel_point} to be usable on {name} (ldk)",
-                    timeout_s="CHANNEL_OPEN",
-                    log=ldk.config.log_path,
-                )
-            else:
-                self.node(name).wait_can_send_over(channel_point)
+            self.lightning_node(name).wait_can_send_over(channel_point)
 
     def _expected_public(self) -> list[tuple[OpenedChannel, Policy, Policy]]:
         return [(oc, oc.spec.policy, oc.spec.peer_policy or Policy()) for oc in self.channels if not oc.spec.private]

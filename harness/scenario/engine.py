@@ -235,8 +235,6 @@ class Runner:
                 res.channels_after = channel_snapshot(lab)
             except Exception as exc:
                 res.message = f"could not read channels after the run: {exc}"
-        res.lsps_clients = sorted({str(s.outcome["client_implementation"]) for s in res.steps
-                                   if "client_implementation" in s.outcome})
         statuses = {s.status for s in res.steps}
         res.status = "error" if "error" in statuses else "failed" if "failed" in statuses else "passed"
         res.duration_s = round(time.monotonic() - t0, 2)

@@ -113,18 +113,18 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
         problems.append((("lsp",), f"{sc.lsp!r} is an ldk node; the LSP runs on lnd"))
     impl = {n.name: n.implementation for n in topo.nodes}
     for i, step in enumerate(sc.steps):
-        ldk_step = isinstance(step, Lsps2ReceiveStep | Lsps1OrderStep)
+        ldk_step = step if isinstance(step, Lsps2ReceiveStep | Lsps1OrderStep) else None
         for key, name in _node_refs(step):
             if name not in names:
                 problems.append((("steps", i, key), f"unknown node {name!r} in topology {topo.name} (nodes: {known})"))
-            elif ldk_step and key == "client":
+            elif ldk_step is not None and key == "client":
                 if impl[name] != "ldk":
                     problems.append((("steps", i, key), f"{step.kind} drives LDK's own LSPS client: {name!r} is an "
                                      f"{impl[name]} node (use jit_receive for an LND client)"))
-                elif topo.node(name).lsp != getattr(step, "lsp", None):
+                elif topo.node(name).lsp != ldk_step.lsp:
                     problems.append((("steps", i, key), f"{name!r} buys from {topo.node(name).lsp!r} in topology "
-                                     f"{topo.name} (its `lsp:`), not from {getattr(step, 'lsp', None)!r}"))
-            elif impl[name] == "ldk" and ldk_step:
+                                     f"{topo.name} (its `lsp:`), not from {ldk_step.lsp!r}"))
+            elif impl[name] == "ldk" and ldk_step is not None:
                 problems.append((("steps", i, key), f"{name!r} is an ldk node; the {key} of a {step.kind} step "
                                  "must be an lnd node"))
             elif impl[name] == "ldk":

@@ -58,8 +58,6 @@ class ScenarioResult:
     path: str
     status: StepStatus = "passed"
     chain: str = ""  # the chain backend the network ran on (bitcoind, btcd)
-    # Which LSPS client implementations spoke to the LSP in this scenario (jit / lsps steps).
-    lsps_clients: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     bringup_s: float = 0.0
     reused_network: bool = False
@@ -72,6 +70,11 @@ class ScenarioResult:
     @property
     def payments(self) -> list[PaymentRecord]:
         return [p for s in self.steps for p in s.payments]
+
+    @property
+    def lsps_clients(self) -> list[str]:
+        """Which LSPS client implementations spoke to the LSP (what jit / lsps steps recorded)."""
+        return sorted({str(s.outcome["client_implementation"]) for s in self.steps if "client_implementation" in s.outcome})
 
 
 @dataclass

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import ToolchainError
-from harness.toolchain.build import sha256_file
+from harness.toolchain.build import binary_version, sha256_file
 from lsp.lnd.stubs import cache_root
 from lsp.versions import (
     BITCOIN_CORE_BUILD_PACKAGES,
@@ -89,14 +89,6 @@ def version_problem(name: str, output: str, want: str = BITCOIN_CORE_VERSION) ->
     return None
 
 
-def _binary_version(path: Path) -> str:
-    try:
-        proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot run: {exc}"
-    return proc.stdout + proc.stderr if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()}"
-
-
 def _problems(directory: Path) -> list[str]:
     out = []
     for name in BINARIES:
@@ -104,7 +96,7 @@ def _problems(directory: Path) -> list[str]:
         if not p.exists():
             out.append(f"{p} is missing")
             continue
-        problem = version_problem(name, _binary_version(p))
+        problem = version_problem(name, binary_version(p))
         if problem:
             out.append(problem)
     return out

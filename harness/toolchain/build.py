@@ -134,7 +134,7 @@ def _run(cmd: list[str], *, cwd: Path, what: str, env: dict[str, str] | None = N
     return proc.stdout
 
 
-def _binary_version(path: Path) -> str:
+def binary_version(path: Path) -> str:
     """What ``path --version`` prints, or why it did not run (a string either
     way, so the caller reports it next to what was expected)."""
     try:
@@ -219,7 +219,7 @@ def btcd_versions() -> dict[str, str | None]:
 
 
 def _version_problems(directory: Path, expect: dict[str, str | None]) -> list[str]:
-    problems = (version_problem(name, _binary_version(directory / name), want) for name, want in expect.items())
+    problems = (version_problem(name, binary_version(directory / name), want) for name, want in expect.items())
     return [p for p in problems if p is not None]
 
 

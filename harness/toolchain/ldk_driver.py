@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import ToolchainError
+from harness.toolchain.build import binary_version
 from lsp.lnd.stubs import cache_root
 from lsp.versions import LDK_NODE_VERSION, RUST_MIN_VERSION
 
@@ -66,17 +67,9 @@ def version_problem(output: str) -> str | None:
     return None
 
 
-def _run_version(path: Path) -> str:
-    try:
-        proc = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot run: {exc}"
-    return proc.stdout if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr.strip()}"
-
-
 def cached() -> bool:
     p = driver_path()
-    return p.exists() and version_problem(_run_version(p)) is None
+    return p.exists() and version_problem(binary_version(p)) is None
 
 
 def require_cargo() -> str:
@@ -128,7 +121,7 @@ def ensure_ldk_driver(progress: Progress = _noop) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy2(target / "release" / BINARY, tmp / BINARY)
-    problem = version_problem(_run_version(tmp / BINARY))
+    problem = version_problem(binary_version(tmp / BINARY))
     if problem:
         raise ToolchainError(f"the LDK driver built from interop/ldk is not right: {problem}")
     shutil.rmtree(out, ignore_errors=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 
+from harness.blip52 import entry_fee_msat
 from harness.errors import LabError
 from harness.lsps_client import LspsClient
 from harness.lsps_lsp import LspsRunner
 from harness.scenario.context import StepContext
 from harness.scenario.model import JitReceiveStep
 from harness.scenario.results import PaymentRecord
-from lsp.lsps.lsps2 import opening_fee_msat
 
 PAYER_FEE_LIMIT_SAT = 100
 # Which client spoke to the LSP (the report names it per scenario).
@@ -61,7 +61,7 @@ def run(step: JitReceiveStep, ctx: StepContext) -> None:
         return
     received = int(client.ln.lookup_invoice(wrapped["payment_hash"]).amt_paid_msat)
     lsp_got = int(lsp.ln.lookup_invoice(wrapped["payment_hash"]).amt_paid_msat)
-    formula = opening_fee_msat(size, int(params["min_fee_msat"]), params["proportional"])
+    formula = entry_fee_msat(params, size)
     after = {c.channel_point for c in client.list_channels() if c.remote_pubkey == lsp.pubkey}
     ctx.result.outcome = {
         "client_implementation": LAB_CLIENT,

@@ -2,7 +2,8 @@
 buy liquidity from the LSP, as the interop tests do (tests/lab/lsps/test_ldk_interop.py).
 
 The LSPS service runs against the LSP node for the step (``harness.lsps_lsp.LspsRunner``, the
-lab's fee menu); the client is an ldk node whose topology entry names that LSP.
+lab's fee menu); the client is an ldk node whose topology entry names that LSP. The expected fee
+comes from the menu the LSP serves on the wire (asked by the payer) and bLIP-52's formula.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from harness.blip52 import cheapest_fee_msat
 from harness.errors import LabError
-from harness.lsps_lsp import LAB_MENU, LspsRunner
+from harness.lsps_client import served_menu
+from harness.lsps_lsp import LspsRunner
+from harness.rpc.router import PaymentResult
 from harness.scenario.context import StepContext
 from harness.scenario.model import Lsps1OrderStep, Lsps2ReceiveStep
-from harness.scenario.results import PaymentRecord
+from harness.scenario.steps.expect import record
 from harness.wait import wait_for
-from lsp.lsps.lsps2 import opening_fee_msat
 from lsp.versions import LDK_NODE_VERSION
 
 LDK_CLIENT = f"ldk-node {LDK_NODE_VERSION} (lightning-liquidity)"
@@ -27,11 +30,10 @@ def _lsp_channels(ctx: StepContext, client: str, lsp: str) -> set[str]:
     return {c.channel_point or "" for c in ctx.lab.ldk(client).list_channels() if c.counterparty_node_id == lsp_pk}
 
 
-def _record(ctx: StepContext, payer: str, payee: str, amount_sat: int, paid: Any, latency: float) -> None:
-    ctx.result.payments.append(
-        PaymentRecord(payer, payee, amount_sat, paid.status, paid.fee_msat, round(latency, 4),
-                      "" if paid.succeeded else paid.failure_reason, hops=len(paid.route), expected_status="SUCCEEDED")
-    )
+def _record(ctx: StepContext, payer: str, payee: str, amount_sat: int, paid: PaymentResult, latency: float) -> None:
+    rec = record(payer, payee, amount_sat, paid, latency)
+    rec.expected_status = "SUCCEEDED"
+    ctx.result.payments.append(rec)
 
 
 def run_lsps2(step: Lsps2ReceiveStep, ctx: StepContext) -> None:
@@ -39,6 +41,8 @@ def run_lsps2(step: Lsps2ReceiveStep, ctx: StepContext) -> None:
     client, payer = lab.ldk(step.client), lab.node(step.payer)
     before = _lsp_channels(ctx, step.client, step.lsp)
     with LspsRunner(lab.node(step.lsp), lab.lab_dir / f"lsps-step{ctx.index}.db"):
+        payer.connect(lab.node(step.lsp))
+        menu = served_menu(payer, lab.node(step.lsp).pubkey)
         inv = client.jit_invoice(step.amount_msat, memo=f"{ctx.scenario.name} lsps2",
                                  max_total_lsp_fee_msat=step.max_fee_msat)
         t0 = time.monotonic()
@@ -51,9 +55,8 @@ def run_lsps2(step: Lsps2ReceiveStep, ctx: StepContext) -> None:
     if got is None:
         ctx.fail(f"{step.payer} could not pay {step.client}'s JIT invoice: {paid.failure_reason}")
         return
-    # The cheapest entry of the lab's menu valid for this size: what LDK's client picks.
-    formula = min(opening_fee_msat(step.amount_msat, e.min_fee_msat, e.proportional) for e in LAB_MENU
-                  if e.min_payment_size_msat <= step.amount_msat <= e.max_payment_size_msat)
+    # The cheapest served entry valid for this size: what LDK's client picks.
+    formula = cheapest_fee_msat(menu, step.amount_msat)
     received = got.amount_msat or 0
     fee = got.counterparty_skimmed_fee_msat or 0
     new = _lsp_channels(ctx, step.client, step.lsp) - before
@@ -102,8 +105,7 @@ def run_lsps1(step: Lsps1OrderStep, ctx: StepContext) -> None:
     new = _lsp_channels(ctx, step.client, step.lsp) - before
     ch = client.channel(next(iter(new))) if len(new) == 1 else None
     if ch is not None:
-        wait_for(lambda: (c := client.channel(ch.channel_point or "")) is not None and c.is_usable,
-                 what="the ordered channel to be usable", timeout_s=step.timeout_s)
+        client.wait_can_send_over(ch.channel_point or "", timeout_s=step.timeout_s)
     ctx.result.outcome = {
         "client_implementation": LDK_CLIENT,
         "order_id": order["order_id"],

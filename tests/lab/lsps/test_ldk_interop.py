@@ -9,17 +9,17 @@ reserve). Neither starts with coins or channels. Expected fees come from the
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.blip52 import cheapest_fee_msat
 from harness.harness import LightningTestHarness
 from harness.ldk import LdkError, LdkNode
-from harness.lsps_client import LspsClient, pay_in_parts
+from harness.lsps_client import pay_in_parts, served_menu
 from harness.lsps_lsp import LspsRunner
 from harness.wait import wait_for
 from lsp.lsps.lsps2 import MenuEntry
@@ -38,18 +38,6 @@ LDK_ANCHOR_RESERVE_SAT = 25_000
 # What the LSP's LND logs when a JIT open is refused and the HTLC is failed back on purpose.
 FAILED_BACK = ("UnknownNextPeer", "Unable to retrieve channel by id: edge not found", "unable to cancel reservation",
                "Channel request rejected", "insufficient available on-chain reserves", "unable to open channel")
-
-
-def blip52_fee_msat(entry: dict[str, object], payment_size_msat: int) -> int:
-    """bLIP-52: opening_fee = max(min_fee_msat, ceil(payment_size_msat * proportional / 1_000_000))."""
-    proportional = int(str(entry["proportional"]))
-    return max(int(str(entry["min_fee_msat"])), math.ceil(payment_size_msat * proportional / 1_000_000))
-
-
-def cheapest_for(menu: list[dict[str, object]], size_msat: int) -> int:
-    """The fee of the cheapest entry valid for ``size_msat`` (what a client picks)."""
-    ok = [e for e in menu if int(str(e["min_payment_size_msat"])) <= size_msat <= int(str(e["max_payment_size_msat"]))]
-    return min(blip52_fee_msat(e, size_msat) for e in ok)
 
 
 def reset_mission_control(lab: LightningTestHarness) -> None:
@@ -74,12 +62,10 @@ def lsp(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspsRunner]:
 
 
 @pytest.fixture
-def served_menu(lab: LightningTestHarness, lsp: LspsRunner) -> list[dict[str, object]]:
+def menu(lab: LightningTestHarness, lsp: LspsRunner) -> list[dict[str, Any]]:
     """The opening_fee_params menu as the LSP serves it on the wire (asked by the payer's LND)."""
     lab.node("payer").connect(lab.node("lsp"))
-    with LspsClient(lab.node("payer"), lab.node("lsp").pubkey) as c:
-        menu: list[dict[str, object]] = c.get_info()["opening_fee_params_menu"]
-    return menu
+    return served_menu(lab.node("payer"), lab.node("lsp").pubkey)
 
 
 def lsp_channels(lab: LightningTestHarness, ldk: LdkNode) -> list[str]:
@@ -87,11 +73,11 @@ def lsp_channels(lab: LightningTestHarness, ldk: LdkNode) -> list[str]:
 
 
 def test_lsps2_jit_channel_to_ldk_client_deducts_exactly_the_blip52_fee(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]]
 ) -> None:
     wallet = lab.ldk("wallet")
     amount_msat = 50_000_000
-    fee_msat = cheapest_for(served_menu, amount_msat)
+    fee_msat = cheapest_fee_msat(menu, amount_msat)
     assert fee_msat == 2_000_000  # the first entry's minimum: 0.5% of 50,000 sat is below it
 
     inv = wallet.jit_invoice(amount_msat, max_total_lsp_fee_msat=fee_msat)
@@ -118,12 +104,12 @@ def test_lsps2_jit_channel_to_ldk_client_deducts_exactly_the_blip52_fee(
 
 
 def test_lsps2_mpp_payment_to_an_ldk_jit_invoice_opens_one_channel(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]]
 ) -> None:
     wallet = lab.ldk("wallet")
     before = set(lsp_channels(lab, wallet))
     amount_msat = 120_000_000
-    fee_msat = cheapest_for(served_menu, amount_msat)
+    fee_msat = cheapest_fee_msat(menu, amount_msat)
     inv = wallet.jit_invoice(amount_msat, max_total_lsp_fee_msat=fee_msat)
 
     # The payer splits it: at most 50,000 sat per part, so at least three HTLCs reach the LSP.
@@ -137,7 +123,7 @@ def test_lsps2_mpp_payment_to_an_ldk_jit_invoice_opens_one_channel(
 
 
 def test_lsps2_variable_amount_ldk_invoice_is_refused_by_ldk_itself(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]]
 ) -> None:
     """A disagreement with LDK, written down in docs/LSPS.md: for a variable-amount JIT invoice
     ldk-node 0.7.1 caps the opening fee at the offer's ``proportional`` applied to the amount it
@@ -147,7 +133,7 @@ def test_lsps2_variable_amount_ldk_invoice_is_refused_by_ldk_itself(
     wallet = lab.ldk("wallet")
     inv = wallet.jit_invoice(None, max_proportional_lsp_fee_ppm=10_000)
     amount_sat = 450_000  # large enough that the proportional part, not min_fee_msat, sets the fee
-    fee_msat = cheapest_for(served_menu, amount_sat * 1000)
+    fee_msat = cheapest_fee_msat(menu, amount_sat * 1000)
     payer = lab.node("payer")
     before = payer.balances().channel_local_sat
 
@@ -166,11 +152,11 @@ def test_lsps2_variable_amount_ldk_invoice_is_refused_by_ldk_itself(
 
 
 def test_ldk_refuses_to_buy_above_its_fee_limit_and_nothing_is_opened(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]]
 ) -> None:
     wallet = lab.ldk("wallet")
     before = lsp_channels(lab, wallet)
-    fee_msat = cheapest_for(served_menu, 50_000_000)
+    fee_msat = cheapest_fee_msat(menu, 50_000_000)
     with pytest.raises(LdkError):
         wallet.jit_invoice(50_000_000, max_total_lsp_fee_msat=fee_msat - 1)
     assert lsp_channels(lab, wallet) == before
@@ -178,13 +164,13 @@ def test_ldk_refuses_to_buy_above_its_fee_limit_and_nothing_is_opened(
 
 @pytest.mark.parametrize("case", ["below the opening fee", "above max_payment_size_msat"])
 def test_variable_amount_payment_the_lsp_cannot_take_is_failed_back_uncharged(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]], case: str
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]], case: str
 ) -> None:
     wallet = lab.ldk("wallet")
     before = lsp_channels(lab, wallet)
     inv = wallet.jit_invoice(None, max_proportional_lsp_fee_ppm=10_000)
     # LDK bought the cheapest entry: the first (bLIP-52 orders the menu by cost).
-    entry = served_menu[0]
+    entry = menu[0]
     if case == "below the opening fee":
         amount_sat = int(str(entry["min_fee_msat"])) // 1000  # the fee would take all of it
     else:
@@ -214,7 +200,10 @@ def test_lsps2_payment_after_valid_until_is_failed_back_uncharged(
         wallet = lab.ldk("wallet")
         before = lsp_channels(lab, wallet)
         inv = wallet.jit_invoice(30_000_000, max_total_lsp_fee_msat=2_000_000)
-        time.sleep(5)  # past valid_until: a deadline, not a condition to poll
+        # The offer LDK bought ends no later than one served after it: wait until that has passed.
+        lab.node("payer").connect(lab.node("lsp"))
+        ends = datetime.fromisoformat(served_menu(lab.node("payer"), lab.node("lsp").pubkey)[0]["valid_until"])
+        wait_for(lambda: datetime.now(UTC) > ends, what="the offer's valid_until to pass", timeout_s=10)
 
         paid = lab.node("payer").pay_invoice(inv.payment_request, fee_limit_sat=0, timeout_s=30)
 
@@ -225,7 +214,7 @@ def test_lsps2_payment_after_valid_until_is_failed_back_uncharged(
 
 
 def test_ldk_default_config_refuses_the_lsps_anchor_channel_until_it_holds_the_reserve(
-    lab: LightningTestHarness, lsp: LspsRunner, served_menu: list[dict[str, object]]
+    lab: LightningTestHarness, lsp: LspsRunner, menu: list[dict[str, Any]]
 ) -> None:
     """ldk-node's defaults need 25,000 sat on chain to accept an anchor channel from a peer it does
     not trust: the JIT open is refused, the payer's HTLC fails back uncharged. With the reserve on
@@ -244,7 +233,7 @@ def test_ldk_default_config_refuses_the_lsps_anchor_channel_until_it_holds_the_r
     lab.send_onchain(strict.new_address(), LDK_ANCHOR_RESERVE_SAT + 5_000)
     wait_for(lambda: strict.spendable_onchain_sat() >= LDK_ANCHOR_RESERVE_SAT, what="strict's reserve to confirm",
              timeout_s="WALLET_BALANCE")
-    fee_msat = cheapest_for(served_menu, 40_000_000)
+    fee_msat = cheapest_fee_msat(menu, 40_000_000)
     inv2 = strict.jit_invoice(40_000_000, max_total_lsp_fee_msat=fee_msat)
     reset_mission_control(lab)  # the payer learnt from the failure above to avoid the LSP's next hop
     paid2 = payer.pay_invoice(inv2.payment_request, fee_limit_sat=0, timeout_s=60)
@@ -277,8 +266,7 @@ def test_lsps1_order_from_ldk_paid_by_lightning_opens_exactly_the_channel_ordere
     assert ch.capacity_sat == 400_000 and ch.outbound_capacity_msat < 1000 * 1000 and not ch.is_announced
     assert done["channel"]["funding_outpoint"] == cp  # type: ignore[index]
     lab.mine(1)
-    wait_for(lambda: (c := wallet.channel(cp)) is not None and c.is_usable, what="the ordered channel to be usable",
-             timeout_s="CHANNEL_OPEN")
+    wallet.wait_can_send_over(cp)
 
 
 def _fund_ldk(lab: LightningTestHarness, ldk: LdkNode, sat: int) -> None:

@@ -98,7 +98,9 @@ def test_histogram_marks_percentiles() -> None:
 def test_report_names_the_chain_and_the_lsps_clients_per_scenario(tmp_path: Path) -> None:
     result = run_result("r1", fail=False)
     result.scenarios[0].chain = "bitcoind"
-    result.scenarios[0].lsps_clients = ["ldk-node 0.7.1 (lightning-liquidity)", "lab client on LND"]
+    steps = result.scenarios[0].steps
+    steps[0].outcome = {"client_implementation": "lab client on LND"}
+    steps[1].outcome = {"client_implementation": "ldk-node 0.7.1 (lightning-liquidity)"}
     html = write_report(result, tmp_path).read_text()
-    assert "LSPS clients: <b>ldk-node 0.7.1 (lightning-liquidity), lab client on LND</b>" in html
+    assert "LSPS clients: <b>lab client on LND, ldk-node 0.7.1 (lightning-liquidity)</b>" in html
     assert "on <b>bitcoind</b>" in html
