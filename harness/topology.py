@@ -221,8 +221,22 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
     except yaml.YAMLError as exc:
         raise TopologyError(source, [yaml_syntax_problem(exc)]) from None
     if not isinstance(data, dict):
-        raise TopologyError(source, [("", "expected a mapping with 'name', 'nodes' and 'channels'")])
+        raise TopologyError(source, [("", "expected a mapping with 'name', 'nodes' and 'channels' (or 'generated')")])
     lines = _line_map(text)
+    if "generated" in data:
+        # nodes and channels drawn by the seeded generator (harness/topogen.py).
+        from harness.topogen import expand
+
+        both = [k for k in ("nodes", "channels") if k in data]
+        problems = [(_locate((k,), lines), f"'{k}' cannot be combined with 'generated' (the generator draws them)")
+                    for k in both]
+        try:
+            generated = expand({k: v for k, v in data.items() if k not in both})
+        except ValidationError as exc:
+            problems += validation_problems(exc, lines)
+        if problems:
+            raise TopologyError(source, problems)
+        return generated
     try:
         topo = Topology.model_validate(data, context={GRAPH_CHECKS_DEFERRED: True})
     except ValidationError as exc:
