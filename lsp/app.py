@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from lsp import faults
 from lsp.api import channels, enterprise, invoices, liquidity, lsps, payments, routing, swaps, ws
 from lsp.api import errors as api_errors
 from lsp.api.middleware import RequestContextMiddleware
@@ -37,6 +38,7 @@ log = logging.getLogger("lsp.app")
 
 
 def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContext:
+    faults.arm(settings.crash_points)
     engine = make_engine(
         settings.database_url, pool_size=settings.db_pool_size, pool_timeout_s=settings.db_pool_timeout / 1000
     )

@@ -12,6 +12,9 @@ started with them would hand its API to anyone who read this file.
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +75,11 @@ class Settings(BaseSettings):
     max_channel_size: int = Field(default=100_000_000, ge=20_000)
     channel_base_fee: int = Field(default=1000, ge=0, description="sats per channel open")
     channel_fee_rate: float = Field(default=0.001, ge=0, lt=1, description="fraction of capacity")
+    channel_open_grace: float = Field(
+        default=180.0,
+        ge=1,
+        description="seconds an interrupted channel open request may run before LND decides it",
+    )
     rebalance_threshold: float = Field(default=0.1, ge=0, le=0.5)
 
     # --- liquidity
@@ -100,6 +108,16 @@ class Settings(BaseSettings):
         default=None, description="state of a newly onboarded client; default approved on regtest, else pending"
     )
     admin_password: SecretStr = SecretStr("demo-admin-password")
+
+    # --- drills: named crash points (lsp/faults.py), comma-separated; refused on mainnet
+    crash_at: str = Field(default="", description="crash points to SIGKILL at, for crash drills")
+
+    @field_validator("crash_at")
+    @classmethod
+    def _crash_at(cls, value: str) -> str:
+        from lsp import faults
+
+        return ",".join(faults.parse(value))
 
     @field_validator("database_url")
     @classmethod
@@ -139,11 +157,17 @@ class Settings(BaseSettings):
                 )
             if self.debug:
                 problems.append("LSP_DEBUG is on")
+            if self.crash_at:
+                problems.append("LSP_CRASH_AT arms crash points")
             if self.admin_password.get_secret_value() in ("demo-admin-password", ""):
                 problems.append("LSP_ADMIN_PASSWORD is the demo password")
             if problems:
                 raise ValueError("refusing unsafe settings on mainnet: " + "; ".join(problems))
         return self
+
+    @property
+    def crash_points(self) -> list[str]:
+        return [n for n in self.crash_at.split(",") if n]
 
     @property
     def lnd_configured(self) -> bool:
@@ -160,8 +184,32 @@ def _ceil_fraction(amount: int, rate: float) -> int:
     return -(-amount * ppb // 1_000_000_000)
 
 
+# Not settings of the LSP but read from the same environment: the test suite's database.
+FOREIGN_PREFIXES = ("LSP_TEST_",)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``LSP_*`` variables that configure nothing, each with the setting it was probably meant to
+    be: a typo (``LSP_MIN_CHANEL_SIZE``) would otherwise leave the default in force, silently."""
+    from lsp.swaps.config import SwapSettings
+
+    known = {f"LSP_{n.upper()}" for n in Settings.model_fields}
+    known |= {f"LSP_SWAP_{n.upper()}" for n in SwapSettings.model_fields}
+    out = []
+    for name in sorted(environ):
+        if not name.startswith("LSP_") or name in known or name.startswith(FOREIGN_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        out.append(f"{name}: not a setting" + (f"; did you mean {close[0]}?" if close else ""))
+    return out
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build and validate settings, turning pydantic's error into a ConfigError that names each variable."""
+    """Build and validate settings, turning pydantic's error into a ConfigError that names each variable.
+    An ``LSP_*`` environment variable that is no setting is refused too, naming the one meant."""
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lsp import errors as e
+from lsp.db.base import DB_UNAVAILABLE, db_error_line
 from lsp.logs import request_id_var
 
 log = logging.getLogger("lsp.api")
@@ -61,6 +62,8 @@ async def _lsp_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.LSPError)
     status = status_for(exc)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, e.RateLimited) else None
+    if isinstance(exc, e.LndUnavailable):
+        headers = {"Retry-After": str(DB_RETRY_AFTER_S)}  # LND restarting: worth retrying soon
     if isinstance(exc, e.AuthError):
         headers = {"WWW-Authenticate": "LSP-HMAC-SHA256"}
     message = exc.message
@@ -122,6 +125,25 @@ async def _db_integrity_error(_request: Request, exc: Exception) -> JSONResponse
     return error_response(409, "conflict", "the request conflicts with the current state (a concurrent change?)")
 
 
+DB_RETRY_AFTER_S = 5
+
+
+async def _db_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The database is down, restarting or out of connections: the transaction in progress rolled
+    # back. Work done before it (a payment LND already made) is recorded by the background loops
+    # once the database is back; a retry with the same Idempotency-Key finds it. The pool checks
+    # connections before use (pool_pre_ping), so the first request after the database is back
+    # succeeds: the LSP recovers by itself.
+    log.warning("database unavailable: %s", db_error_line(exc))
+    return error_response(
+        503,
+        "database_unavailable",
+        f"the LSP's database is unavailable; retry in {DB_RETRY_AFTER_S} s "
+        "(a payment: with the same Idempotency-Key, which never pays twice)",
+        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error (request %s)", request_id_var.get())
     return error_response(500, "internal_error", f"internal server error (request id {request_id_var.get()})")
@@ -133,4 +155,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.DataError, _db_data_error)
     app.add_exception_handler(sqlalchemy.exc.IntegrityError, _db_integrity_error)
+    # (OperationalError: the server is gone or refuses connections; InterfaceError: the connection
+    # broke under us; TimeoutError: no pooled connection freed in time.)
+    for db_down in DB_UNAVAILABLE:
+        app.add_exception_handler(db_down, _db_unavailable)
     app.add_exception_handler(Exception, _unexpected)

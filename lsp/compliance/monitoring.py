@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lsp.compliance import audit
 from lsp.compliance.policy import Policy
 from lsp.compliance.rules import Hit, Tx, evaluate, max_window_s
-from lsp.db.base import session_scope, utcnow
+from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert
 from lsp.db.models_swaps import Swap
@@ -422,9 +422,11 @@ class EventWorker:
                 with self._lock:
                     self._busy -= len(batch)
 
+    DB_RETRY_FOR_S = 600.0  # a database outage longer than this loses monitoring until catch_up at start
+
     def _handle_batch(self, batch: list[Event]) -> None:
         try:
-            self._handle(batch)
+            self._handle_waiting_out_outages(batch)
             return
         except Exception:
             if len(batch) == 1:  # one bad event must not stop monitoring
@@ -432,3 +434,21 @@ class EventWorker:
                 return
         for item in batch:
             self._handle_batch([item])
+
+    def _handle_waiting_out_outages(self, batch: list[Event]) -> None:
+        """Handle the batch; while the database is unavailable, wait and try again (the events
+        must still be audited and monitored once it is back), up to ``DB_RETRY_FOR_S``."""
+        deadline = time.monotonic() + self.DB_RETRY_FOR_S
+        delay = 0.5
+        while True:
+            try:
+                self._handle(batch)
+                return
+            except DB_UNAVAILABLE as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "compliance: database unavailable (%s); %d event(s) wait %.1f s", db_error_line(exc), len(batch), delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)

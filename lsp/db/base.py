@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -70,6 +71,22 @@ class Scid(TypeDecorator[int]):
         if value is None:
             return None
         return value + 2**64 if value < 0 else value
+
+
+# The database is down, restarting, refusing connections or out of pooled connections: a
+# transient state the LSP waits out (503 + Retry-After in the API; retry with backoff in the
+# background loops), never a bug to print a traceback for.
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
+def db_error_line(exc: BaseException) -> str:
+    """The first line of what the driver said (no SQL, no traceback)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def utcnow() -> datetime:

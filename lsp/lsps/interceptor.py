@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsp.errors import LndError
+from lsp.faults import crash_point
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import Buy, FeeOverflow, is_jit_scid
 from lsp.lsps.store import LspsStore
@@ -122,6 +123,7 @@ class JitInterceptor:
             stream = self.lnd.htlc_interceptor()
             self._stream = stream
             try:
+                await self.restore_aliases()
                 self.connected.set()
                 async for req in stream:
                     await self.on_htlc(req)
@@ -131,6 +133,30 @@ class JitInterceptor:
                 self.connected.clear()
                 stream.cancel()
             await asyncio.sleep(1.0)
+
+    async def restore_aliases(self) -> int:
+        """Add back the JIT SCID aliases LND forgot: ``XAddLocalChanAliases`` lives in LND's memory
+        only, so after LND restarts a payment through a bought JIT SCID would fail with
+        unknown_next_peer although its channel is open. Run at every (re)connection of the
+        interceptor stream, i.e. after our restart and after LND's. Returns how many were re-added."""
+        wanted = self.store.opened_aliases()
+        if not wanted:
+            return 0
+        have = {(int(m.base_scid), int(a)) for m in await self.lnd.list_aliases() for a in m.aliases}
+        added = 0
+        for buy_id, base, jit in wanted:
+            if (base, jit) in have:
+                continue
+            try:
+                await self.lnd.add_alias(base, jit)
+                added += 1
+            except LndError as exc:  # its channel closed meanwhile: nothing left to route onto
+                log.info("JIT buy %s: alias not restored (%s)", buy_id, exc.message)
+        log.log(
+            logging.WARNING if added else logging.INFO,
+            "JIT SCID aliases: %d of %d were missing in LND and re-added", added, len(wanted),
+        )
+        return added
 
     async def _send(self, **fields: Any) -> None:
         router = self.lnd.pb.router
@@ -250,6 +276,7 @@ class JitInterceptor:
         # may exist: find it by the memo LND stores with it rather than open a second one.
         resumed = buy.state == "OPENING"
         memo = f"lsps2 buy {buy.id}"
+        crash_point("jit.htlc_held")
         self.store.set_buy_state(buy.id, "OPENING", fee_msat=fee)
         try:
             existing = await self._find_earlier_open(memo) if resumed else None
@@ -258,6 +285,7 @@ class JitInterceptor:
                 opened = await self.lnd.wait_active(buy.client_node_id, existing)
             else:
                 opened = await self.lnd.open_zero_conf(buy.client_node_id, self.sizing.capacity_sat(size), memo=memo)
+                crash_point("jit.channel_opening")
             base = await self._base_scid(opened.chan_id)
             if not await self._has_alias(base, buy.jit_scid):
                 await self.lnd.add_alias(base, buy.jit_scid)
@@ -273,6 +301,7 @@ class JitInterceptor:
         await asyncio.gather(
             *(self.resume_minus_fee(p.key, p.amount_msat, s) for p, s in zip(parts, shares, strict=True))
         )
+        crash_point("jit.htlc_resumed")
         # Parts that arrived while the channel was opening carry no fee (it is already covered).
         late = [p for k, p in group.parts.items() if k not in {q.key for q in parts}]
         for p in late:
@@ -295,18 +324,11 @@ class JitInterceptor:
         return chan_id
 
     async def _find_earlier_open(self, memo: str) -> str | None:
-        """The channel an earlier run asked LND to open, if LND has it. The earlier run may have
-        stopped while LND was still in the funding flow (seen in CI: the channel was between
-        "pending" and "open" and in neither list for a moment), so look for a while before
-        concluding that no channel exists."""
-        started = time.monotonic()
-        while True:
-            found = (await self.lnd.lnd.channel_points_by_memo()).get(memo)
-            waited = time.monotonic() - started
-            if found is not None or waited >= RESUME_FIND_S:
-                log.info("%r: %s after %.1f s", memo, f"found {found}" if found else "no such channel", waited)
-                return found
-            await asyncio.sleep(0.2)
+        """The channel an earlier run asked LND to open, if LND has it (the earlier run may have
+        stopped while LND was still in the funding flow: look for a while before concluding)."""
+        found = await self.lnd.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S)
+        log.info("%r: %s", memo, f"found {found}" if found else "no such channel")
+        return found
 
     async def _has_alias(self, base_scid: int, alias: int) -> bool:
         return any(int(m.base_scid) == base_scid and alias in m.aliases for m in await self.lnd.list_aliases())

@@ -38,7 +38,9 @@ from sqlalchemy import or_, select, update
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
 from lsp.errors import LndError, LndUnavailable
+from lsp.faults import crash_point
 from lsp.lnd.walletkit import WalletKit
+from lsp.lsps.interceptor import RESUME_FIND_S
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import format_datetime
@@ -413,8 +415,10 @@ class Lsps1Methods:
                     if not self._claim(order_id, "bolt11"):  # paid on chain meanwhile: give the HTLC back
                         await self.lnd.lnd.cancel_invoice(payment_hash)
                         continue
+                    # HOLD already: an earlier run took this payment and may have opened the channel.
+                    resumed = self._load(order_id).payment_state == "HOLD"
                     self._update(order_id, payment_state="HOLD")
-                    await self._open_and_settle(order_id)
+                    await self._open_and_settle(order_id, resumed=resumed)
                     return
                 if inv.state == states.CANCELED:
                     row = self._load(order_id)
@@ -438,7 +442,7 @@ class Lsps1Methods:
             if row.order_state != "CREATED" or row.onchain_state not in ("EXPECT_PAYMENT", "PAID"):
                 return
             if row.onchain_state == "PAID":  # paid before a restart: open (or find the open) now
-                await self._open_paid_onchain(order_id)
+                await self._open_paid_onchain(order_id, resumed=True)
                 return
             assert row.onchain_address is not None
             got = await self._received(row.onchain_address)
@@ -455,7 +459,7 @@ class Lsps1Methods:
                         await self.lnd.lnd.cancel_invoice(row.payment_hash)
                     except LndError as exc:
                         log.warning("LSPS1 order %s: could not cancel the invoice: %s", order_id, exc.message)
-                await self._open_paid_onchain(order_id)
+                await self._open_paid_onchain(order_id, resumed=False)
                 return
             if row.paid_via == "bolt11":
                 return  # paid by Lightning: nothing to watch here
@@ -476,35 +480,54 @@ class Lsps1Methods:
                 return
             await asyncio.sleep(c.onchain_poll_s)
 
-    async def _open(self, order_id: str) -> str | None:
-        """Open the order's channel once; the funding outpoint, or None with the order's failure recorded."""
+    async def _open(self, order_id: str, *, resumed: bool) -> str | None:
+        """Open the order's channel once; the funding outpoint, or None with the order's failure recorded.
+
+        LND stores the order's id as the channel's memo: a run that died between LND's answer and
+        recording it (``resumed``: the payment was already taken when this run picked the order up)
+        finds that channel instead of opening a second one."""
         row = self._load(order_id)
-        if row.channel_point is not None:  # opened before a restart: never reopen
+        if row.channel_point is not None:  # opened and recorded before a restart: never reopen
             return row.channel_point
         req = json.loads(row.request)
-        try:
-            cp = await self.lnd.lnd.open_channel(
-                str(row.client_node_id), int(req["lsp_balance_sat"]), private=not req["announce_channel"]
-            )
-        except LndError as exc:
-            log.warning("LSPS1 order %s: channel open failed: %s; refunding", order_id, exc.message)
-            self._update(order_id, failure_reason=exc.message)
-            return None
+        memo = f"lsps1 order {order_id}"
+        earlier = await self.lnd.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S if resumed else 0.0)
+        if earlier is not None:
+            log.info("LSPS1 order %s: resuming with the channel %s an earlier run opened", order_id, earlier)
+            cp = earlier
+        else:
+            try:
+                cp = str(
+                    await self.lnd.lnd.open_channel(
+                        str(row.client_node_id),
+                        int(req["lsp_balance_sat"]),
+                        private=not req["announce_channel"],
+                        memo=memo,
+                    )
+                )
+            except LndError as exc:
+                log.warning("LSPS1 order %s: channel open failed: %s; refunding", order_id, exc.message)
+                self._update(order_id, failure_reason=exc.message)
+                return None
+            crash_point("lsps1.channel_opening")
         # Recorded before the payment is taken: a crash in between takes it on resume instead of reopening.
-        self._update(order_id, channel_point=str(cp), funded_at=utcnow())
-        return str(cp)
+        self._update(order_id, channel_point=cp, funded_at=utcnow())
+        return cp
 
-    async def _open_and_settle(self, order_id: str) -> None:
+    async def _open_and_settle(self, order_id: str, *, resumed: bool) -> None:
         row = self._load(order_id)
-        if await self._open(order_id) is None:
+        crash_point("lsps1.paid")
+        if await self._open(order_id, resumed=resumed) is None:
+            crash_point("lsps1.refund")
             await self.lnd.lnd.cancel_invoice(row.payment_hash)
             self._update(order_id, order_state="FAILED", payment_state="REFUNDED")
             return
+        crash_point("lsps1.before_settle")
         await self.lnd.settle_invoice(row.preimage)
         self._update(order_id, order_state="COMPLETED", payment_state="PAID")
 
-    async def _open_paid_onchain(self, order_id: str) -> None:
-        if await self._open(order_id) is None:
+    async def _open_paid_onchain(self, order_id: str, *, resumed: bool) -> None:
+        if await self._open(order_id, resumed=resumed) is None:
             row = self._load(order_id)
             await self._refund_onchain(order_id, row.failure_reason or "channel open failed")
             return

@@ -97,6 +97,16 @@ class LspsStore:
             if state == "OPENED":
                 row.opened_at = utcnow()
 
+    def opened_aliases(self) -> list[tuple[str, int, int]]:
+        """(buy id, base SCID, JIT SCID) of every opened buy: the aliases LND must route."""
+        with session_scope(self.sessions) as s:
+            rows = s.execute(
+                select(Lsps2Buy.id, Lsps2Buy.channel_alias, Lsps2Buy.jit_scid).where(
+                    Lsps2Buy.state == "OPENED", Lsps2Buy.channel_alias.is_not(None)
+                )
+            ).all()
+        return [(str(i), scid_from_str(str(base)), scid_from_str(jit)) for i, base, jit in rows]
+
     def buys_for(self, client_node_id: str) -> list[Buy]:
         with session_scope(self.sessions) as s:
             rows = s.scalars(select(Lsps2Buy).where(Lsps2Buy.client_node_id == client_node_id)).all()

@@ -19,6 +19,7 @@ from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, new_id
 from lsp.errors import Conflict, LndError, LndUnavailable, NotFound, ValidationFailed
+from lsp.faults import crash_point
 from lsp.lnd.client import LndClient
 from lsp.services import ledger
 from lsp.services.events import channel_data
@@ -61,7 +62,8 @@ def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sa
 
 OPENING_GRACE_S = 180.0
 """An ``opening`` row older than this whose request is gone (the LSP died or lost LND between
-writing it and recording LND's answer) is resolved from LND by the channel's memo."""
+writing it and recording LND's answer) is resolved from LND by the channel's memo
+(``LSP_CHANNEL_OPEN_GRACE`` sets it)."""
 
 
 def memo_for(channel_id: str) -> str:
@@ -121,6 +123,7 @@ async def open_channel(
         s.flush()
         if on_intent is not None:
             on_intent(s, channel)
+    crash_point("channel.before_broadcast")
     try:
         cp = await lnd.open_channel(
             pubkey,
@@ -137,6 +140,7 @@ async def open_channel(
                 _fail_opening(s, channel_id, exc.message)
             raise ValidationFailed(f"LND refused to open the channel: {exc.message}") from None
         raise  # LND may have the channel: resolve_opening settles the row once LND answers
+    crash_point("channel.after_broadcast")
     with session_scope(sessions) as s:
         row = s.get(Channel, channel_id)
         assert row is not None
@@ -158,12 +162,12 @@ def _fail_opening(session: Session, channel_id: str, reason: str) -> Channel | N
 
 
 async def resolve_opening(
-    lnd: LndClient, sessions: sessionmaker[Session], *, now: datetime | None = None
+    lnd: LndClient, sessions: sessionmaker[Session], *, now: datetime | None = None, grace_s: float = OPENING_GRACE_S
 ) -> list[tuple[str, str]]:
     """Settle ``opening`` rows whose request is gone: LND's channel with the row's memo (open or
     pending) makes it pending/open with its funding outpoint; none means the open never happened,
     so the row fails and the fee is refunded. Returns (channel id, new status) per row settled."""
-    cutoff = (now or utcnow()) - timedelta(seconds=OPENING_GRACE_S)
+    cutoff = (now or utcnow()) - timedelta(seconds=grace_s)
     with session_scope(sessions) as s:
         stale = [c.id for c in s.scalars(select(Channel).where(Channel.status == "opening", Channel.created_at < cutoff))]
     if not stale:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lsp import faults
 from lsp.compliance import audit
 from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Payment, new_id
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
+from lsp.faults import crash_point
 from lsp.lnd.client import LndClient
 from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
@@ -206,23 +209,19 @@ async def execute(
     on_final: Callable[[Payment], None] | None = None,
     mcf: McfExecutor | None = None,
 ) -> Payment:
+    crash_point("payment.before_lnd")
     try:
-        outcome: PaymentOutcome | None
-        if mcf is not None:  # strategy "mcf": the LSP's own router (lsp/routing/executor.py)
-            outcome = (
-                await mcf.pay(payment.payment_request, fee_limit_msat=payment.max_fee_sat * 1000, timeout_s=timeout_s)
-            ).to_outcome()
-        else:
-            outcome = await lnd.send_payment_v2(
-                payment.payment_request, fee_limit_sat=payment.max_fee_sat, timeout_s=timeout_s
-            )
-        failure = None
+        outcome, failure = await _pay(lnd, payment, timeout_s=timeout_s, mcf=mcf)
     except LndUnavailable:
-        # LND may or may not have the payment: leave it in_flight for resume_in_flight to settle.
+        # LND may or may not have the payment (the stream broke, and asking after it failed too):
+        # it stays in flight, and is tracked as soon as LND answers again (not only at the next
+        # restart or by the stale-payment loop).
         log.warning("lost LND while paying %s; it stays in flight until tracked", payment.payment_hash)
+        track_when_back(lnd, sessions, payment, give_up_after_s=timeout_s + STALE_MARGIN_S, on_final=on_final)
         raise
-    except LndError as exc:
-        outcome, failure = await _outcome_after_error(lnd, payment.payment_hash, exc)
+
+    if outcome is not None and outcome.status == "SUCCEEDED":
+        crash_point("payment.settled_before_ledger")
 
     def apply() -> tuple[Payment | None, Payment | None]:
         with session_scope(sessions) as s:
@@ -235,7 +234,36 @@ async def execute(
     return current
 
 
-async def _outcome_after_error(lnd: LndClient, payment_hash: str, exc: LndError) -> tuple[PaymentOutcome | None, str]:
+async def _pay(
+    lnd: LndClient, payment: Payment, *, timeout_s: int, mcf: McfExecutor | None
+) -> tuple[PaymentOutcome | None, str | None]:
+    """Pay through LND (or the LSP's own router); (outcome, failure reason) once final."""
+    try:
+        if mcf is not None:  # strategy "mcf": the LSP's own router (lsp/routing/executor.py)
+            pay = await mcf.pay(payment.payment_request, fee_limit_msat=payment.max_fee_sat * 1000, timeout_s=timeout_s)
+            return pay.to_outcome(), None
+        outcome = await lnd.send_payment_v2(
+            payment.payment_request,
+            fee_limit_sat=payment.max_fee_sat,
+            timeout_s=timeout_s,
+            # (in-flight updates cost a message per attempt: asked for only when a drill needs them)
+            on_update=_crash_in_flight if faults.armed("payment.in_flight") else None,
+        )
+        return outcome, None
+    except LndUnavailable:
+        raise
+    except LndError as exc:
+        return await _outcome_after_error(lnd, payment.payment_hash, exc)
+
+
+async def _crash_in_flight(update: PaymentOutcome) -> None:
+    if update.status == "IN_FLIGHT":
+        crash_point("payment.in_flight")
+
+
+async def _outcome_after_error(
+    lnd: LndClient, payment_hash: str, exc: LndError
+) -> tuple[PaymentOutcome | None, str | None]:
     """SendPaymentV2 failed with an error instead of a final update. Unless LND says the invoice was
     already paid (by someone else: that must not count as *this* payment succeeding), ask LND
     whether the payment exists after all -- a stream can break after the HTLC went out."""
@@ -322,6 +350,43 @@ async def _track_and_finish(
     if done is not None and on_final is not None:
         on_final(done)
     return done
+
+
+_trackers: set[asyncio.Task[None]] = set()
+
+
+def track_when_back(
+    lnd: LndClient,
+    sessions: sessionmaker[Session],
+    payment: Payment,
+    *,
+    give_up_after_s: float,
+    on_final: Callable[[Payment], None] | None,
+) -> None:
+    """In the background: ask LND (TrackPaymentV2) about ``payment`` until it answers with a final
+    state, retrying while LND is down or starting up; after ``give_up_after_s`` the stale-payment
+    loop (``settle_stale``) keeps asking."""
+
+    async def run() -> None:
+        deadline = time.monotonic() + give_up_after_s
+        delay = 0.5
+        while True:
+            try:
+                await _track_and_finish(
+                    lnd, sessions, payment.id, payment.payment_hash, timeout_s=None, on_final=on_final
+                )
+                return
+            except LndError as exc:  # down, or "in the process of starting up"
+                if time.monotonic() + delay > deadline:
+                    log.warning("payment %s: LND still unreachable (%s); left to the stale-payment loop",
+                                payment.payment_hash, exc.message)
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    task = asyncio.get_running_loop().create_task(run(), name=f"track-{payment.payment_hash[:12]}")
+    _trackers.add(task)
+    task.add_done_callback(_trackers.discard)
 
 
 async def resume_in_flight(

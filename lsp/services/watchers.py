@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from lsp.context import AppContext
-from lsp.db.base import session_scope
+from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope
 from lsp.db.models import ForwardingEvent
 from lsp.errors import LndError
 from lsp.lnd.client import LndClient
@@ -37,6 +37,8 @@ async def supervise(
             raise
         except LndError as exc:
             log.warning("%s: %s; retrying in %.0f s", name, exc, delay)
+        except DB_UNAVAILABLE as exc:
+            log.warning("%s: database unavailable (%s); retrying in %.0f s", name, db_error_line(exc), delay)
         except Exception:
             log.exception("%s crashed; retrying in %.0f s", name, delay)
         await asyncio.sleep(delay)
@@ -65,7 +67,7 @@ async def watch_invoices(ctx: AppContext, lnd: LndClient) -> None:
 
 
 async def reconcile_channels(ctx: AppContext, lnd: LndClient) -> None:
-    for cid, status in await channels.resolve_opening(lnd, ctx.sessions):
+    for cid, status in await channels.resolve_opening(lnd, ctx.sessions, grace_s=ctx.settings.channel_open_grace):
         log.warning("channel %s: its open request was interrupted; resolved from LND as %s", cid, status)
     open_chans = await lnd.list_channels()
     closed = await lnd.closed_channels()

@@ -2,7 +2,8 @@
 
 Each delivery is POSTed with ``X-LSP-Timestamp`` (ms) and ``X-LSP-Signature`` =
 hex HMAC-SHA256(webhook secret, timestamp + "." + body), so the receiver can
-check it came from the LSP. A failed attempt (network error or non-2xx) is
+check it came from the LSP, and ``X-LSP-Delivery`` (the delivery's id, the same on every
+attempt: delivery is at least once, so a receiver dedupes on it). A failed attempt (network error or non-2xx) is
 retried after ``backoff_base * 2**(attempt-1)`` seconds, up to ``max_attempts``.
 """
 
@@ -19,9 +20,10 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from lsp.db.base import session_scope, utcnow
+from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope, utcnow
 from lsp.db.models import Webhook, WebhookDelivery
 from lsp.errors import NotFound, ValidationFailed
+from lsp.faults import crash_point
 from lsp.security import signing
 from lsp.security.crypto import SecretBox
 from lsp.services.events import EVENT_TYPES
@@ -89,6 +91,8 @@ class WebhookDispatcher:
         while True:
             try:
                 await self.deliver_due()
+            except DB_UNAVAILABLE as exc:
+                log.warning("webhook dispatcher: database unavailable (%s); retrying", db_error_line(exc))
             except Exception:
                 log.exception("webhook dispatcher pass failed")
             await asyncio.sleep(self.poll_s)
@@ -116,9 +120,13 @@ class WebhookDispatcher:
             "Content-Type": "application/json",
             "X-LSP-Timestamp": str(ts),
             "X-LSP-Signature": sign_payload(secret, ts, payload),
+            # The same on every attempt of this delivery: delivery is at least once (a crash between
+            # the receiver's 2xx and our record sends it again), so receivers dedupe on it.
+            "X-LSP-Delivery": str(delivery_id),
         }
         status: int | None = None
         error: str | None = None
+        crash_point("webhook.before_send")
         try:
             resp = await self.http.post(url, content=payload, headers=headers)
             status = resp.status_code
@@ -126,6 +134,10 @@ class WebhookDispatcher:
                 error = f"HTTP {status}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        if error is None:
+            # Delivered but not yet recorded: after a crash here the receiver gets it again (at least
+            # once); the payload's event id is what lets it tell.
+            crash_point("webhook.sent_before_record")
 
         def record() -> None:
             with session_scope(self.sessions) as s:

@@ -32,6 +32,7 @@ from lsp.db.base import session_scope
 from lsp.db.models import new_id
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import Forbidden, LndError, NotFound, ValidationFailed
+from lsp.faults import crash_point
 from lsp.lnd.chainnotifier import ChainNotifier
 from lsp.lnd.client import LndClient
 from lsp.lnd.holdinvoices import HoldInvoices
@@ -239,6 +240,7 @@ class SwapService:
                 raise NotFound(f"swap {swap_id} not found")
             old = swap.state
             check_transition(swap.kind, old, new)
+            crash_point(f"swap.enter.{new.value}")
             swap.state = new.value
             for k, v in fields.items():
                 setattr(swap, k, v)

@@ -58,3 +58,26 @@ def test_openapi_docs_are_served(api) -> None:
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     assert "/api/enterprise/onboard" in paths
+
+
+def test_a_database_that_is_down_is_503_with_retry_after_not_500() -> None:
+    """A real PostgreSQL URL on a port nothing listens on: every request that needs the database
+    gets 503 + Retry-After (the client may retry), never a 500 with a traceback."""
+    import socket
+
+    from fastapi.testclient import TestClient
+
+    from lsp.app import create_app
+    from lsp.config import load_settings
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = load_settings(
+        database_url=f"postgresql://lsp@127.0.0.1:{port}/lsp", admin_api_key=ADMIN_KEY, background_tasks=False
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        resp = http.post("/api/enterprise/onboard", json={"name": "acme"}, headers=ADMIN)
+    assert resp.status_code == 503, resp.text
+    assert resp.headers["Retry-After"] == "5"
+    assert resp.json()["error"]["code"] == "database_unavailable"

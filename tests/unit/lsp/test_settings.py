@@ -72,3 +72,32 @@ def test_regtest_allows_demo_defaults() -> None:
 def test_invalid_values_are_refused_with_the_variable_named(overrides: dict[str, object], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         load_settings(**overrides)
+
+
+def test_a_misspelt_lsp_variable_is_refused_naming_the_setting_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LSP_MIN_CHANEL_SIZE", "50000")
+    monkeypatch.setenv("LSP_SWAP_MAX_AMOUNTT", "5")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "LSP_MIN_CHANEL_SIZE: not a setting; did you mean LSP_MIN_CHANNEL_SIZE?" in err.value.message
+    assert "LSP_SWAP_MAX_AMOUNTT: not a setting; did you mean LSP_SWAP_MAX_AMOUNT?" in err.value.message
+
+
+def test_swap_settings_and_the_test_suites_database_are_not_mistaken_for_typos(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LSP_SWAP_POLL_S", "1")
+    monkeypatch.setenv("LSP_TEST_POSTGRES_URL", "postgresql://x@127.0.0.1/y")
+    assert load_settings().network == "regtest"
+
+
+def test_crash_points_must_be_named_points_and_are_refused_on_mainnet() -> None:
+    assert load_settings(crash_at="payment.in_flight, swap.enter.claimed").crash_points == [
+        "payment.in_flight",
+        "swap.enter.claimed",
+    ]
+    with pytest.raises(ConfigError, match=r"LSP_CRASH_AT: unknown crash point\(s\) \['payment.inflight'\]"):
+        load_settings(crash_at="payment.inflight")
+    with pytest.raises(ConfigError, match="LSP_CRASH_AT arms crash points"):
+        load_settings(network="mainnet", admin_api_key=STRONG, secret_key=STRONG, admin_password=STRONG,
+                      crash_at="payment.in_flight")
