@@ -223,6 +223,82 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@main.command("reconcile")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def reconcile_cmd(as_json: bool) -> None:
+    """Check every client's ledger, channel, LSPS order and swap against LND, and the audit chain.
+
+    Prints each difference (nothing changes) and the HTLCs still pending on the node's channels;
+    exits 1 when anything differs or the audit chain is broken."""
+    import asyncio
+    import json
+
+    from lsp.compliance import audit
+    from lsp.db.base import make_engine, make_sessionmaker, session_scope
+    from lsp.errors import LSPError
+    from lsp.lnd.client import LndClient
+    from lsp.services.reconcile import Reconciliation, reconcile
+
+    settings = _settings()
+    _lnd_or_fail(settings)
+    engine = make_engine(settings.database_url)
+
+    async def run() -> tuple[Reconciliation, int, list[audit.Problem]]:
+        async with LndClient.from_settings(settings) as lnd:
+            with session_scope(make_sessionmaker(engine)) as s:
+                report = await reconcile(lnd, s)
+                entries, problems = audit.verify(s)
+        return report, entries, problems
+
+    try:
+        with _database(settings):
+            report, entries, problems = asyncio.run(run())
+    except LSPError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok and not problems,
+                    "clients": report.clients,
+                    "checked": {
+                        "invoices": report.invoices_checked,
+                        "payments": report.payments_checked,
+                        "channels": report.channels_checked,
+                        "lsps1Orders": report.orders_checked,
+                        "jitBuys": report.buys_checked,
+                        "swaps": report.swaps_checked,
+                        "auditEntries": entries,
+                    },
+                    "pendingHtlcs": report.pending_htlcs,
+                    "differences": [d.__dict__ for d in report.differences],
+                    "auditProblems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in problems],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for d in report.differences:
+            click.echo(f"DIFF {d.kind} {d.reference} (client {d.client_id}): {d.problem}")
+        for p in problems:
+            click.echo(f"AUDIT {p.kind} at {'seq ' + str(p.seq) if p.seq is not None else 'chain'}: {p.detail}")
+        click.echo(
+            f"checked {report.invoices_checked} invoice(s), {report.payments_checked} payment(s), "
+            f"{report.channels_checked} channel(s), {report.orders_checked} LSPS1 order(s), "
+            f"{report.buys_checked} JIT buy(s), {report.swaps_checked} swap(s) of {report.clients} client(s) "
+            f"and {entries} audit entries; {report.pending_htlcs} HTLC(s) pending on the node's channels"
+        )
+        click.echo(
+            "reconciled: the ledger agrees with LND to the sat"
+            if report.ok and not problems
+            else f"NOT reconciled: {len(report.differences)} difference(s), {len(problems)} audit problem(s)"
+        )
+    if not report.ok or problems:
+        sys.exit(1)
+
+
 @main.group()
 def swaps() -> None:
     """Submarine swaps (docs/SWAPS.md)."""

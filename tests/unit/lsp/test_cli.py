@@ -92,3 +92,16 @@ def test_lsps_daemon_without_lnd_says_what_to_set() -> None:
     result = CliRunner().invoke(main, ["lsps"])
     assert result.exit_code == 2
     assert "this command needs LND: set LSP_LND_HOST" in result.output
+
+
+def test_reconcile_without_lnd_says_what_to_set() -> None:
+    result = CliRunner().invoke(main, ["reconcile"])
+    assert result.exit_code == 2
+    assert "this command needs LND: set LSP_LND_HOST" in result.output
+
+
+def test_a_misspelt_variable_stops_every_command_before_it_starts() -> None:
+    result = CliRunner().invoke(main, ["check-config"], env={"LSP_PAYMENT_TIMEOUTS": "1000"})
+    assert result.exit_code == 2
+    assert "LSP_PAYMENT_TIMEOUTS: not a setting; did you mean LSP_PAYMENT_TIMEOUT?" in result.output
+    assert "Traceback" not in result.output
