@@ -83,29 +83,43 @@ class LspServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def _spawn(self, args: list[str]) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.starts += 1
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start #{self.starts} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lsp.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "lsp.cli", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.log_path.parent,
             )
 
+    def _running(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"lsp exited with {self.proc.returncode}:\n{self.log_tail()}")
+
+    def start(self) -> None:
+        self._spawn(["serve", "--port", str(self.port)])
+
         def healthy() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"lsp serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            self._running()
             try:
                 return httpx.get(self.base_url + "/health", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_for(healthy, what="the LSP to answer /health", timeout_s=60, describe=self.log_tail)
+
+    def wait_killed(self, *, timeout_s: float = 120) -> int:
+        """Wait for the process to die at its armed crash point (LSP_CRASH_AT); its exit status."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the LSP did not reach its crash point in {timeout_s} s:\n{self.log_tail()}") from None
 
     def onboard(self, name: str, **api_limits: int) -> dict[str, Any]:
         """Onboard a client with the server's admin key; its ``clientId``, ``apiKey`` and ``apiSecret``.
@@ -146,6 +160,43 @@ class LspServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class LspsDaemon(LspServer):
+    """``lsp lsps`` (LSPS0 peer messages, the JIT interceptor, LSPS1 follow-up) as a child process; the
+    database must be migrated already (``lsp migrate``, or an ``lsp serve`` started first)."""
+
+    READY = "LSPS daemon running"
+
+    def start(self) -> None:
+        seen = self.log_text().count(self.READY)
+        self._spawn(["lsps"])
+
+        def ready() -> bool:
+            self._running()
+            return self.log_text().count(self.READY) > seen
+
+        wait_for(ready, what="the LSPS daemon to start", timeout_s=60, describe=self.log_tail)
+
+
+def migrate(env: dict[str, str]) -> None:
+    """``lsp migrate`` with ``env``: the database at the latest schema."""
+    done = subprocess.run([sys.executable, "-m", "lsp.cli", "migrate"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"lsp migrate failed: {done.stdout}{done.stderr}")
+
+
+def reconcile(env: dict[str, str]) -> dict[str, Any]:
+    """``lsp reconcile --json`` as an operator runs it: the report, whatever its exit status."""
+    env = {k: v for k, v in env.items() if k != "LSP_CRASH_AT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp.cli", "reconcile", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode not in (0, 1) or not done.stdout.strip().startswith("{"):
+        raise RuntimeError(f"lsp reconcile failed ({done.returncode}): {done.stdout}{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert (done.returncode == 0) == report["ok"], (done.returncode, report)
+    return report
 
 
 def cpu_seconds(pid: int) -> float:

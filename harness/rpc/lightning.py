@@ -150,6 +150,11 @@ class LightningRpc(Service):
     def peers(self) -> list[str]:
         return [p.pub_key for p in self._call("ListPeers", self.s.ln.ListPeersRequest()).peers]
 
+    def list_aliases(self) -> dict[int, set[int]]:
+        """ListAliases: base SCID -> the SCID aliases LND routes onto that channel."""
+        r = self._call("ListAliases", self.s.ln.ListAliasesRequest())
+        return {int(m.base_scid): {int(a) for a in m.aliases} for m in r.alias_maps}
+
     def list_channels(self, *, active_only: bool = False) -> list[ChannelInfo]:
         r = self._call("ListChannels", self.s.ln.ListChannelsRequest(active_only=active_only))
         return [

@@ -37,6 +37,12 @@ class PaymentResult:
 class RouterRpc(Service):
     stub_factory = staticmethod(lambda s: s.router_grpc.RouterStub)  # type: ignore[assignment]
 
+    def delete_alias(self, base_scid: int, alias: int) -> None:
+        """XDeleteLocalChanAliases: stop routing ``alias`` onto the channel ``base_scid`` (a drill
+        for the LSP: the state LND is in when it lost an alias the LSP added)."""
+        req = self.s.router.DeleteAliasesRequest(alias_maps=[self.s.ln.AliasMap(base_scid=base_scid, aliases=[alias])])
+        self._call("XDeleteLocalChanAliases", req)
+
     def _to_result(self, p: Any) -> PaymentResult:
         status = self.s.ln.Payment.PaymentStatus.Name(p.status)
         route: tuple[str, ...] = ()
