@@ -41,6 +41,16 @@ def is_valid_pubkey(pubkey: str) -> bool:
     return True
 
 
+MAX_FUNDING_SAT = 2**24 - 1  # BOLT 2's limit on a channel without option_support_large_channel
+LARGE_CHANNEL_BITS = (18, 19)  # BOLT 9: option_support_large_channel (required, optional)
+
+
+async def _opens_large_channels(lnd: LndClient) -> bool:
+    """Whether the LSP's LND advertises wumbo channels (``--protocol.wumbo-channels``)."""
+    features = (await lnd.get_info()).features
+    return any(bit in features for bit in LARGE_CHANNEL_BITS)
+
+
 def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sat: int) -> int:
     """Everything checkable without LND; returns the opening fee (the seed's base + capacity fee)."""
     if not is_valid_pubkey(pubkey):
@@ -91,6 +101,14 @@ async def open_channel(
     and refunds), never a channel the database does not know. ``on_intent`` runs in that first
     transaction (the audit record)."""
     fee = validate_open(settings, pubkey=pubkey, capacity_sat=capacity_sat, push_sat=push_sat)
+    if capacity_sat > MAX_FUNDING_SAT and not await _opens_large_channels(lnd):
+        # Checked here, not after the fee is taken: LND would refuse it (a client would see the
+        # refusal only after the fee and its refund went through its ledger).
+        raise ValidationFailed(
+            f"channelSize {capacity_sat} is above {MAX_FUNDING_SAT} sat, the largest channel the LSP's LND "
+            "opens (it runs without --protocol.wumbo-channels)",
+            field="body.channelSize",
+        )
     peers = {p.pub_key for p in await lnd.list_peers()}
     if pubkey not in peers:
         if not host:

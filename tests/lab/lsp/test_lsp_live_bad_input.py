@@ -77,6 +77,11 @@ def test_bad_input_gets_documented_4xx(live_lsp: LiveLsp) -> None:
     )
     expect(post("/api/channels/open", {**good, "channelSize": 1000}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "channelSize": 10**12}), 422, "validation_error", "body.channelSize")
+    # Within the LSP's own limit (1 BTC) but above what its LND opens without wumbo channels:
+    # refused before any fee is taken, naming the reason.
+    r = post("/api/channels/open", {**good, "channelSize": 20_000_000})
+    expect(r, 422, "validation_error", "body.channelSize")
+    assert "wumbo" in r.json()["error"]["message"]
     expect(post("/api/channels/open", {**good, "channelSize": -5}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "channelSize": "lots"}), 422, "validation_error", "body.channelSize")
     expect(post("/api/channels/open", {**good, "pushAmount": 1_000_000}), 422, "validation_error", "body.pushAmount")
