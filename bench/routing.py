@@ -122,6 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--report", default=None, help="write an HTML report with charts here")
     ap.add_argument("--from-json", default=None, help="no simulation: report on the results in this JSON file")
     args = ap.parse_args(argv)
+    # Bounded, and a graph the generator can build (found trying --nodes 1: an IndexError).
+    for name, value, lo, hi in (
+        ("--nodes", args.nodes, 10, 200_000),
+        ("--channels", args.channels, args.nodes - 1, 2_000_000),
+        ("--payments", args.payments, 1, 1000),
+        ("--max-attempts", args.max_attempts, 1, 100),
+    ):
+        if not lo <= value <= hi:
+            ap.error(f"{name} must be within [{lo}, {hi}] (got {value})")
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x]
+    except ValueError:
+        ap.error(f"--sizes must be amounts in sat separated by commas (got {args.sizes!r})")
+    if not sizes or min(sizes) <= 0:
+        ap.error(f"--sizes must be positive amounts in sat (got {args.sizes!r})")
     if args.from_json:
         with open(args.from_json) as f:
             data = json.load(f)
@@ -139,7 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     strategies: list[Strategy] = [LndStrategy(g), McfStrategy(g, McfConfig(mu=args.mu), prior=args.prior)]
     print(f"graph: {g.node_count} nodes, {len(g)} directed channels, built in {time.perf_counter() - t0:.1f}s")
 
-    sizes = [int(s) for s in args.sizes.split(",") if s]
     rows: list[dict[str, Any]] = []
     for k, size in enumerate(sizes):
         pairs = pick_pairs(net, args.payments, args.seed * 1000 + k)

@@ -1,0 +1,26 @@
+"""Bad arguments to `lab bench routing` are refused naming the option, before any work (found trying
+`--nodes 1` as a new user would: it ended in an IndexError traceback)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--nodes", "1"], "--nodes must be within [10, 200000] (got 1)"),
+        (["--nodes", "100", "--channels", "10"], "--channels must be within [99, 2000000] (got 10)"),
+        (["--payments", "0"], "--payments must be within [1, 1000] (got 0)"),
+    ],
+)
+def test_bench_routing_refuses_a_graph_it_cannot_build(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, ["bench", "routing", "--live-rounds", "0", *args])
+    assert result.exit_code == 2
+    assert says in result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert "Traceback" not in result.output
