@@ -31,6 +31,8 @@ from bench.lsp import reconcile
 from harness.harness import LightningTestHarness
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
+from lsp.db.base import make_engine, make_sessionmaker, session_scope
+from lsp.services import ledger
 from tests.lab.lsp.conftest import PG_ENV, LiveLsp, _fresh_postgres_db  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.topology("star5")
@@ -193,6 +195,18 @@ def test_channel_open_killed_after_broadcast_is_tracked_to_open_once(lsp_factory
     # The seed's fee (channel_base_fee 1000 + 0.1 % of the capacity), charged once.
     assert live.client.balance()["balance"] == FUNDS - (1000 + capacity // 1000)
     assert_reconciled(live)
+
+    # The check can fail: a fee charged twice (as a replayed open would leave) is reported.
+    engine = make_engine(live.db_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            ledger.record(s, live.creds.client_id, -2000, "channel_opening_fee", f"channel:{row['channelId']}")
+    finally:
+        engine.dispose()
+    bad = reconcile(live.server.env)
+    assert not bad["ok"]
+    assert [(d["kind"], d["reference"]) for d in bad["differences"]] == [("channel", row["channelId"])]
+    assert "fee charged 4000 sat, quoted 2000" in bad["differences"][0]["problem"]
 
 
 # -- (f) webhook delivery -------------------------------------------------------------------------
