@@ -86,6 +86,19 @@ def call_dying(fn: Callable[[], Any]) -> threading.Thread:
     return t
 
 
+def assert_paid_once(live: LiveLsp, payee: str, payment_hash: str, amount: int) -> None:
+    """The payment the LSP was killed in is recorded succeeded with LND's fee, LND made it once,
+    the payee got ``amount`` once, and the client paid exactly amount + LND's fee."""
+    paid = wait_for(
+        lambda: (p := live.client.get_payment(payment_hash))["status"] == "succeeded" and p,
+        what="the interrupted payment to be recorded as succeeded", timeout_s="PAYMENT",
+    )
+    lnd_pays = [p for p in live.lab.node("hub").ln.list_payments() if p.payment_hash == payment_hash]
+    assert len(lnd_pays) == 1 and lnd_pays[0].fee_sat == paid["fee"]
+    assert live.lab.node(payee).ln.lookup_invoice(payment_hash).amt_paid_sat == amount
+    assert live.client.balance()["balance"] == FUNDS - amount - lnd_pays[0].fee_sat
+
+
 # -- (a) a payment --------------------------------------------------------------------------------
 def test_payment_killed_before_lnd_is_asked_fails_and_refunds_everything(lsp_factory: Callable[..., LiveLsp]) -> None:
     live = armed(lsp_factory, "payment.before_lnd")
@@ -112,7 +125,7 @@ def test_payment_killed_before_lnd_is_asked_fails_and_refunds_everything(lsp_fac
 
 def test_payment_killed_in_flight_completes_once_after_restart(lsp_factory: Callable[..., LiveLsp]) -> None:
     live = armed(lsp_factory, "payment.in_flight")
-    lab, c1 = live.lab, live.lab.node("c1")
+    c1 = live.lab.node("c1")
     preimage = secrets.token_bytes(32)
     phash = hashlib.sha256(preimage).hexdigest()
     hold = c1.invoices.add_hold_invoice(phash, 30_000, memo="held across a crash")
@@ -122,32 +135,18 @@ def test_payment_killed_in_flight_completes_once_after_restart(lsp_factory: Call
     assert c1.invoices.state(phash) == "ACCEPTED"  # the HTLC left before the kill
     assert live.client.get_payment(phash)["status"] == "in_flight"
     c1.invoices.settle(preimage.hex())
-    paid = wait_for(
-        lambda: (p := live.client.get_payment(phash))["status"] == "succeeded" and p,
-        what="the payment to be tracked to succeeded", timeout_s="PAYMENT",
-    )
-    lnd_pays = [p for p in lab.node("hub").ln.list_payments() if p.payment_hash == phash]
-    assert len(lnd_pays) == 1 and lnd_pays[0].fee_sat == paid["fee"]
-    assert c1.ln.lookup_invoice(phash).amt_paid_sat == 30_000
-    assert live.client.balance()["balance"] == FUNDS - 30_000 - lnd_pays[0].fee_sat
+    assert_paid_once(live, "c1", phash, 30_000)
     assert_reconciled(live)
 
 
 def test_payment_killed_after_settle_before_ledger_is_recorded_once(lsp_factory: Callable[..., LiveLsp]) -> None:
     live = armed(lsp_factory, "payment.settled_before_ledger")
-    lab, c3 = live.lab, live.lab.node("c3")
+    c3 = live.lab.node("c3")
     inv = c3.add_invoice(25_000, memo="settled, then the crash")
     call_dying(lambda: live.client.send_payment(inv.payment_request, max_fee_sat=100, idempotency_key="k3"))
     restart_unarmed(live)
 
-    paid = wait_for(
-        lambda: (p := live.client.get_payment(inv.payment_hash))["status"] == "succeeded" and p,
-        what="the settled payment to be recorded after the restart", timeout_s="PAYMENT",
-    )
-    lnd_pays = [p for p in lab.node("hub").ln.list_payments() if p.payment_hash == inv.payment_hash]
-    assert len(lnd_pays) == 1 and lnd_pays[0].fee_sat == paid["fee"]
-    assert c3.ln.lookup_invoice(inv.payment_hash).amt_paid_sat == 25_000
-    assert live.client.balance()["balance"] == FUNDS - 25_000 - lnd_pays[0].fee_sat
+    assert_paid_once(live, "c3", inv.payment_hash, 25_000)
     assert live.client.send_payment(inv.payment_request, max_fee_sat=100, idempotency_key="k3")["status"] == "succeeded"
     assert_reconciled(live)
 
@@ -264,7 +263,7 @@ def test_lnd_restarted_under_the_lsp_mid_payment_completes_once(
 ) -> None:
     live = lsp_factory()
     live.fund_client(FUNDS, payer="c2")
-    hub, c1 = lab.node("hub"), lab.node("c1")
+    c1 = lab.node("c1")
     preimage = secrets.token_bytes(32)
     phash = hashlib.sha256(preimage).hexdigest()
     hold = c1.invoices.add_hold_invoice(phash, 40_000, memo="held while LND restarts")
@@ -278,12 +277,5 @@ def test_lnd_restarted_under_the_lsp_mid_payment_completes_once(
     lab.restart_node("hub")
     c1.invoices.settle(preimage.hex())
     payer.join(timeout=120)
-    paid = wait_for(
-        lambda: (p := live.client.get_payment(phash))["status"] == "succeeded" and p,
-        what="the payment to be tracked to succeeded once LND is back", timeout_s=60,
-    )
-    lnd_pays = [p for p in hub.ln.list_payments() if p.payment_hash == phash]
-    assert len(lnd_pays) == 1 and lnd_pays[0].fee_sat == paid["fee"]
-    assert c1.ln.lookup_invoice(phash).amt_paid_sat == 40_000
-    assert live.client.balance()["balance"] == FUNDS - 40_000 - paid["fee"]
+    assert_paid_once(live, "c1", phash, 40_000)  # tracked as soon as LND is back, not after the stale margin
     assert_reconciled(live)

@@ -29,16 +29,10 @@ from harness.rpc.lightning import ChannelInfo
 from harness.rpc.router import PaymentResult
 from harness.wait import wait_for
 
+from .test_lsps1 import ORDER
+
 pytestmark = pytest.mark.topology("jit")
 SIGKILL = -9
-ORDER = {
-    "lsp_balance_sat": "500000",
-    "client_balance_sat": "0",
-    "required_channel_confirmations": 0,
-    "funding_confirms_within_blocks": 6,
-    "channel_expiry_blocks": 4032,
-    "announce_channel": False,
-}
 # What LND logs while the daemon's interceptor reconnects after the kill, or while LND restarts.
 RECONNECT = ("interceptor already exists", "context canceled")
 LND_RESTART = (
@@ -67,13 +61,25 @@ def channels_with(lab: LightningTestHarness, a: str, b: str) -> list[ChannelInfo
     return [c for c in lab.node(a).list_channels() if c.remote_pubkey == peer]
 
 
-def pay_in_background(lab: LightningTestHarness, invoice: str) -> tuple[threading.Thread, list[PaymentResult]]:
+def pay_through_the_crash(lab: LightningTestHarness, daemon: LspsDaemon, invoice: str) -> PaymentResult:
+    """The payer pays ``invoice`` while the daemon dies at its point and is restarted unarmed; the
+    payer's final result."""
     out: list[PaymentResult] = []
     t = threading.Thread(
         target=lambda: out.append(lab.node("payer").pay_invoice(invoice, fee_limit_sat=0, timeout_s=120)), daemon=True
     )
     t.start()
-    return t, out
+    killed_then_restarted(lab, daemon)
+    t.join(timeout=150)
+    assert out, "the payment did not end"
+    return out[0]
+
+
+def armed(lab: LightningTestHarness, daemon: LspsDaemon, point: str, node: str = "client") -> None:
+    """Start the daemon armed at ``point``; ``node`` connected to the LSP (to buy or order)."""
+    daemon.env["LSP_CRASH_AT"] = point
+    daemon.start()
+    lab.node(node).connect(lab.node("lsp"))
 
 
 def killed_then_restarted(lab: LightningTestHarness, daemon: LspsDaemon) -> None:
@@ -94,18 +100,14 @@ def assert_reconciled(lab: LightningTestHarness, daemon: LspsDaemon) -> None:
 def test_jit_buy_killed_mid_flight_opens_one_channel_and_charges_the_fee_once(
     lab: LightningTestHarness, daemon: LspsDaemon, point: str
 ) -> None:
-    daemon.env["LSP_CRASH_AT"] = point
-    daemon.start()
-    lab.node("client").connect(lab.node("lsp"))
+    armed(lab, daemon, point)
     with LspsClient(lab.node("client"), lab.node("lsp").pubkey) as client:
         params = client.get_info()["opening_fee_params_menu"][0]
         amount = 40_000_000
         inv = client.jit_invoice(params, amount_msat=amount, mpp=True)
-        payer, result = pay_in_background(lab, inv.payment_request)
-        killed_then_restarted(lab, daemon)
-        payer.join(timeout=150)
+        result = pay_through_the_crash(lab, daemon, inv.payment_request)
 
-        assert result and result[0].status == "SUCCEEDED", result
+        assert result.status == "SUCCEEDED", result
         fee = opening_fee_msat(amount, int(params["min_fee_msat"]), int(params["proportional"]))
         assert inv.rejected is None
         assert inv.received_msat == amount - fee
@@ -118,18 +120,14 @@ def test_jit_buy_killed_mid_flight_opens_one_channel_and_charges_the_fee_once(
 def test_lsps1_order_killed_mid_flight_opens_one_channel_then_takes_the_payment(
     lab: LightningTestHarness, daemon: LspsDaemon, point: str
 ) -> None:
-    daemon.env["LSP_CRASH_AT"] = point
-    daemon.start()
-    lab.node("client").connect(lab.node("lsp"))
+    armed(lab, daemon, point)
     with LspsClient(lab.node("client"), lab.node("lsp").pubkey) as client:
         order = client.request("lsps1.create_order", ORDER)
         bolt11 = order["payment"]["bolt11"]
-        payer, result = pay_in_background(lab, bolt11["invoice"])
-        killed_then_restarted(lab, daemon)
-        payer.join(timeout=150)
+        result = pay_through_the_crash(lab, daemon, bolt11["invoice"])
 
-        assert result and result[0].status == "SUCCEEDED", result
-        assert result[0].value_sat == int(bolt11["order_total_sat"])
+        assert result.status == "SUCCEEDED", result
+        assert result.value_sat == int(bolt11["order_total_sat"])
         done = client.request("lsps1.get_order", {"order_id": order["order_id"]})
     assert done["order_state"] == "COMPLETED" and done["payment"]["bolt11"]["state"] == "PAID"
     lab.mine(1)
@@ -144,19 +142,15 @@ def test_lsps1_order_killed_mid_flight_opens_one_channel_then_takes_the_payment(
 def test_lsps1_order_killed_before_its_refund_refunds_after_restart(
     lab: LightningTestHarness, daemon: LspsDaemon
 ) -> None:
-    daemon.env["LSP_CRASH_AT"] = "lsps1.refund"
-    daemon.start()
+    armed(lab, daemon, "lsps1.refund", node="client2")
     node = lab.node("client2")
-    node.connect(lab.node("lsp"))
     payer_before = lab.node("payer").channel_with(lab.node("lsp")).local_balance_sat
     # The open is refused by the client (before the kill, and again after the restart).
     lab.expect_log_errors("this client does not accept channels", "unable to cancel reservation")
     with LspsClient(node, lab.node("lsp").pubkey, accept_channels=False) as client:  # refuses every channel
         order = client.request("lsps1.create_order", ORDER)
-        payer, result = pay_in_background(lab, order["payment"]["bolt11"]["invoice"])
-        killed_then_restarted(lab, daemon)
-        payer.join(timeout=150)
-        assert result and result[0].status == "FAILED", result
+        result = pay_through_the_crash(lab, daemon, order["payment"]["bolt11"]["invoice"])
+        assert result.status == "FAILED", result
         done = client.request("lsps1.get_order", {"order_id": order["order_id"]})
     assert done["order_state"] == "FAILED" and done["payment"]["bolt11"]["state"] == "REFUNDED"
     assert channels_with(lab, "lsp", "client2") == []
