@@ -37,6 +37,8 @@ ANNOUNCE_CONFS = 6
 # Seconds to wait for gossip to converge before re-sending what LND dropped.
 REPAIR_AFTER_S = 8.0
 CHAN_CONFS_FLAG = "--bitcoin.defaultchanconfs="
+# LND's --numgraphsyncpeers default (lnd/server.go: defaultMinPeers).
+LND_DEFAULT_SYNC_PEERS = 3
 # What LND's gossiper logs (at error level) when it puts a channel update in its reject cache
 # after failing to write it (discovery/gossiper.go, handleChanUpdate).
 REJECTED_UPDATE = "Update edge for short_chan_id("
@@ -269,13 +271,27 @@ class Network:
         """Change what LND's fee estimator reads (sat/kvB by confirmation target)."""
         feeservice.write_fees(self.fee_file, by_target, min_relay=min_relay)
 
+    def gossip_flags(self) -> list[str]:
+        """LND flags that make every peer a gossip source (before the topology's flags, which may override).
+
+        LND takes new gossip from ``--numgraphsyncpeers`` peers only (default 3): with
+        more peers than that, the rest get a "passive" gossip syncer, which tells the peer
+        to send nothing but the peer's own announcements. Updates relayed through a node
+        reach a neighbour only over its active syncers, so a node with more than three
+        channel peers (a hub, a generated graph's well-connected node) can keep a whole
+        branch of the graph from its other peers until LND rotates syncers (20 min). The
+        lab wants every node to see every channel at once: as many sync peers as nodes.
+        """
+        lnd_nodes = sum(1 for n in self.topology.nodes if n.implementation == "lnd")
+        return [f"--numgraphsyncpeers={max(LND_DEFAULT_SYNC_PEERS, lnd_nodes - 1)}"]
+
     def _node_config(self, name: str, flags: list[str]) -> LndConfig:
         return LndConfig(
             name=name,
             binary=self.toolchain.lnd,
             lnddir=self.lab_dir / name,
             chain_flags=self.chain.lnd_flags(),
-            flags=[f"--fee.url={self.fee_url}", *flags],
+            flags=[f"--fee.url={self.fee_url}", *self.gossip_flags(), *flags],
             listen_host=self.runtime.listen_host,
             advertise_host=self.runtime.peer_host(name),
         )
@@ -392,15 +408,19 @@ class Network:
         for a, b in sorted(pairs):
             self.lightning_node(a).connect(self.lightning_node(b))
 
-        by_opener: dict[str, list[Channel]] = {}
-        for c in specs:
-            by_opener.setdefault(c.from_, []).append(c)
+        by_opener: dict[str, list[int]] = {}
+        for i, c in enumerate(specs):
+            by_opener.setdefault(c.from_, []).append(i)
 
-        def open_all(opener: str) -> list[OpenedChannel]:
-            return [OpenedChannel(c, self._start_open(c)) for c in by_opener[opener]]
+        def open_all(opener: str) -> list[tuple[int, OpenedChannel]]:
+            # Largest first: LND funds each open from its largest confirmed coins, and the
+            # funding plan gives the opener one coin per channel (plus its free balance), so
+            # in this order every open finds a coin big enough that no earlier open took.
+            order = sorted(by_opener[opener], key=lambda i: -specs[i].capacity_sat)
+            return [(i, OpenedChannel(specs[i], self._start_open(specs[i]))) for i in order]
 
-        for opened in _parallel(open_all, list(by_opener)):
-            self.channels += opened
+        opened = dict(pair for per_opener in _parallel(open_all, list(by_opener)) for pair in per_opener)
+        self.channels += [opened[i] for i in range(len(specs))]
         self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
         progress("mining to announcement depth (channels active and settled before the last block)")
         self._mine_to_announce(self.channels)
@@ -531,9 +551,11 @@ class Network:
         LND v0.21 keeps gossip that comes early (announcement signatures
         before the 6th block, a channel update before its edge) and replays
         it when it can, so a graph normally converges in well under a second.
-        What it lost for good, the star5 stall, was a peer's channel_update
-        that a node rejected while it re-keyed an option-scid-alias edge at
-        the 6th confirmation: fixed at its cause, see ``_mine_to_announce``.
+        What it lost for good was two things, both fixed at their cause: a
+        peer's channel_update that a node rejected while it re-keyed an
+        option-scid-alias edge at the 6th confirmation (the star5 stall, see
+        ``_mine_to_announce``), and updates relayed behind a passive gossip
+        syncer (a node with more than three peers, see ``gossip_flags``).
         What is left is a safety net: after a short wait the lab re-sends
         what is still missing (reconnect for a missing edge, the declared
         policy again for a missing or stale one) and waits again. A timeout

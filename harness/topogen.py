@@ -88,8 +88,9 @@ class GenSpec(_Spec):
     # Share of channels whose peer side also declares a policy (else LND's default for that side).
     peer_policy_fraction: float = Field(0.5, ge=0, le=1)
     private_fraction: float = Field(0.0, ge=0, le=1)
-    # Free on-chain balance of every node besides its channel funding.
-    balance_sat: int = Field(10_000_000, ge=0, le=100 * 100_000_000)
+    # Free on-chain balance of every node besides its channel funding (None: the lab's default, 1 BTC,
+    # which also covers the opener's fees and leaves LND's coin selection room).
+    balance_sat: int | None = Field(None, ge=0, le=100 * 100_000_000)
     prefix: str = Field("n", pattern=r"^[a-z][a-z0-9_-]{0,20}$")
 
     @field_validator("degree")
@@ -236,7 +237,8 @@ def generate(spec: GenSpec, *, name: str | None = None, description: str | None 
             f"generated: {spec.nodes} nodes, mean degree {spec.degree:g} ({spec.attachment}), seed {spec.seed}"),
         "chain": chain,
         "flags": flags or [],
-        "nodes": [{"name": n, "balance_sat": spec.balance_sat} for n in names],
+        "nodes": [{"name": n} if spec.balance_sat is None else {"name": n, "balance_sat": spec.balance_sat}
+                  for n in names],
         "channels": channels,
     })
 
