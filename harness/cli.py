@@ -231,6 +231,55 @@ def topologies() -> None:
         out.print(f"{p.stem:8} {len(t.nodes)} nodes, {len(t.channels)} channels  {t.description}")
 
 
+def _resolve_topologies(names: tuple[str, ...]) -> list[Any]:
+    """Each TOPOLOGY argument loaded and validated before anything starts; a bad one is named."""
+    from harness.errors import TopologyError
+    from harness.topology import load_topology
+
+    loaded = []
+    for name in names:
+        try:
+            loaded.append(load_topology(name))
+        except TopologyError as exc:
+            if exc.problems and not exc.problems[0][0] and len(exc.problems) == 1:
+                raise LabError(f"TOPOLOGY {name!r}: {exc.problems[0][1]}") from None
+            raise LabError(f"TOPOLOGY {name!r}: {exc}") from None
+    return loaded
+
+
+@main.command()
+@click.argument("topologies_", metavar="[TOPOLOGY]...", nargs=-1)
+@click.option("--count", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="rounds: each topology is brought up this many times")
+@click.option("--max-minutes", type=click.FloatRange(0, 24 * 60, min_open=True), default=60.0, show_default=True,
+              help="start no bring-up after this much wall time")
+@click.option("--chain", type=click.Choice(["bitcoind", "btcd"]), default=None,
+              help="chain backend (default: what each topology names)")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write every sample as JSON")
+def soak(topologies_: tuple[str, ...], count: int, max_minutes: float, chain: str | None, out_path: Path | None) -> None:
+    """Bring each TOPOLOGY (default: star5 mesh8) up cold and down again, COUNT times, and count the flakes.
+
+    Prints per topology the bring-ups, how many needed a retry or failed, the rounds of gossip repair
+    and time to ready (p50, p95, max); lists the lab directories kept. Exit 1 if any bring-up needed a
+    retry or failed."""
+    from bench.soak import as_rows, needs_attention, run
+
+    topos = _resolve_topologies(topologies_ or ("star5", "mesh8"))
+    summaries = run(topos, count=count, max_minutes=max_minutes, chain=chain, out_path=out_path, echo=out.print)
+    rows = as_rows(summaries)
+    t = Table(title=f"lab soak (cold, up to {count} round(s), {max_minutes:g} min)", title_justify="left")
+    for col in rows[0]:
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*r.values())
+    out.print(t)
+    for s in summaries:
+        for path in s.kept:
+            out.print(f"kept ({s.topology}): {path}")
+    if needs_attention(summaries):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--nodes", type=click.IntRange(2, 500), required=True, help="number of nodes")
 @click.option("--degree", type=float, default=3.0, show_default=True, help="mean channels per node")
@@ -297,6 +346,33 @@ def bench_bringup(
     from bench.bringup import run
 
     run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, chains=chains, modes=modes, echo=out.print)
+
+
+@bench.command("scale")
+@click.option("--nodes", "sizes", default="5,10,20,50", show_default=True,
+              help="comma-separated node counts, brought up one after the other")
+@click.option("--degree", type=click.FloatRange(1, 50), default=3.0, show_default=True, help="mean channels per node")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--private-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--chain", type=click.Choice(["bitcoind", "btcd"]), default=None)
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_scale(sizes: str, degree: float, seed: int, private_fraction: float, chain: str | None,
+                out_path: Path | None) -> None:
+    """Cold bring-up of generated topologies of growing size: time to ready by phase, retries, LND memory."""
+    from bench.scale import markdown_table, run
+    from harness.topogen import MAX_NODES
+
+    try:
+        counts = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{sizes!r} is not a comma-separated list of node counts", param_hint="'--nodes'") from None
+    if not counts or any(not 2 <= c <= MAX_NODES for c in counts):
+        raise click.BadParameter(f"{sizes!r}: every node count must be in 2..{MAX_NODES}", param_hint="'--nodes'")
+    rows = run(counts, degree=degree, seed=seed, private_fraction=private_fraction, chain=chain, out_path=out_path,
+               echo=out.print)
+    out.print(markdown_table(rows), highlight=False, markup=False)
+    if any(r["retries"] for r in rows):
+        sys.exit(1)
 
 
 @bench.command("chain-notify")

@@ -164,12 +164,31 @@ class LightningTestHarness:
         # Start from a saved snapshot of this network (bitcoind labs; see harness/snapshot.py).
         # Default on; LAB_SNAPSHOT=0 builds every network from scratch.
         self.snapshot = snapshot if snapshot is not None else os.environ.get("LAB_SNAPSHOT", "1") != "0"
+        # What start() went through: the kept directories of attempts that were retried, and the
+        # gossip-repair rounds of those attempts (``repair_rounds`` adds the live network's).
+        self.retried_dirs: list[Path] = []
+        self._earlier_repair_rounds = 0
+
+    @property
+    def retries_used(self) -> int:
+        """How many bring-ups start() threw away and began again (0 on a clean start)."""
+        return len(self.retried_dirs)
+
+    @property
+    def repair_rounds(self) -> int:
+        """Rounds of gossip repair over every attempt (see ``Network.wait_graph_synced``)."""
+        return self._earlier_repair_rounds + (self.network.repair_rounds if self.network is not None else 0)
 
     # -- lifecycle ---------------------------------------------------------
     @property
     def lab_dir(self) -> Path:
         if self._lab_dir is None:
             self._lab_dir = new_lab_dir(self.topology.name)
+        return self._lab_dir
+
+    @property
+    def existing_lab_dir(self) -> Path | None:
+        """The lab directory if one was made (``lab_dir`` makes one); after a failed start, the kept one."""
         return self._lab_dir
 
     def _make_runtime(self) -> Runtime:
@@ -182,8 +201,10 @@ class LightningTestHarness:
     def start(self, *, retries: int = 0) -> LightningTestHarness:
         """Bring the network up. With ``retries``, a bring-up that times out
         or loses a node process is tried again on a fresh network (the failed
-        one's directory is kept): on a loaded machine LND's gossip can stall
-        in ways no step of the test is about. Nothing after start is retried."""
+        one's directory is kept): a safety net for stalls no step of the test
+        is about, counted in ``retries_used`` (``retried_dirs``: the kept
+        directories) and warned as ``BringupRetried``; ``lab soak`` fails on
+        any. Nothing after start is retried."""
         for attempt in range(retries + 1):
             try:
                 return self._start_once()
@@ -191,6 +212,9 @@ class LightningTestHarness:
                 if attempt == retries:
                     raise
                 kept = self._lab_dir
+                if kept is not None:
+                    self.retried_dirs.append(kept)
+                self._earlier_repair_rounds = self.repair_rounds
                 why = f"bring-up failed ({str(exc).splitlines()[0]}); logs kept in {kept}"
                 self.progress(f"{why}; trying once more with a fresh network")
                 warnings.warn(f"lab {self.topology.name}: {why}; retried on a fresh network", BringupRetried, stacklevel=2)

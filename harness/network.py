@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ class Network:
         self._utxos: list[Utxo] = []
         # A snapshot's P2P ports this network listens on (released for the next lab at stop).
         self._claimed_ports: list[int] = []
+        # Seconds per bring-up phase ("start nodes", "graph sync", ...), for `lab bench scale`.
+        self.phases: dict[str, float] = {}
+        # Rounds of gossip repair wait_graph_synced needed (0 when LND converged by itself).
+        self.repair_rounds = 0
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.monotonic() - t0
 
     # -- access ------------------------------------------------------------
     def node(self, name: str) -> LndNode:
@@ -152,9 +165,12 @@ class Network:
         return None
 
     def _start_cold(self, progress: Progress) -> None:
-        self._start_chain(progress)
-        self._start_nodes(progress)
-        self._fund(progress)
+        with self._phase("chain"):
+            self._start_chain(progress)
+        with self._phase("start nodes"):
+            self._start_nodes(progress)
+        with self._phase("fund"):
+            self._fund(progress)
         self._open_declared_channels(progress)
 
     def _make_chain(self) -> ChainBackend:
@@ -404,32 +420,36 @@ class Network:
         if not specs:
             return
         progress(f"connecting peers and opening {len(specs)} channel(s)")
-        pairs = {(c.from_, c.to) for c in specs}
-        for a, b in sorted(pairs):
-            self.lightning_node(a).connect(self.lightning_node(b))
+        with self._phase("open channels"):
+            pairs = {(c.from_, c.to) for c in specs}
+            for a, b in sorted(pairs):
+                self.lightning_node(a).connect(self.lightning_node(b))
 
-        by_opener: dict[str, list[int]] = {}
-        for i, c in enumerate(specs):
-            by_opener.setdefault(c.from_, []).append(i)
+            by_opener: dict[str, list[int]] = {}
+            for i, c in enumerate(specs):
+                by_opener.setdefault(c.from_, []).append(i)
 
-        def open_all(opener: str) -> list[tuple[int, OpenedChannel]]:
-            # Largest first: LND funds each open from its largest confirmed coins, and the
-            # funding plan gives the opener one coin per channel (plus its free balance), so
-            # in this order every open finds a coin big enough that no earlier open took.
-            order = sorted(by_opener[opener], key=lambda i: -specs[i].capacity_sat)
-            return [(i, OpenedChannel(specs[i], self._start_open(specs[i]))) for i in order]
+            def open_all(opener: str) -> list[tuple[int, OpenedChannel]]:
+                # Largest first: LND funds each open from its largest confirmed coins, and the
+                # funding plan gives the opener one coin per channel (plus its free balance), so
+                # in this order every open finds a coin big enough that no earlier open took.
+                order = sorted(by_opener[opener], key=lambda i: -specs[i].capacity_sat)
+                return [(i, OpenedChannel(specs[i], self._start_open(specs[i]))) for i in order]
 
-        opened = dict(pair for per_opener in _parallel(open_all, list(by_opener)) for pair in per_opener)
-        self.channels += [opened[i] for i in range(len(specs))]
-        self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
+            opened = dict(pair for per_opener in _parallel(open_all, list(by_opener)) for pair in per_opener)
+            self.channels += [opened[i] for i in range(len(specs))]
+            self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
         progress("mining to announcement depth (channels active and settled before the last block)")
-        self._mine_to_announce(self.channels)
+        with self._phase("mine/announce"):
+            self._mine_to_announce(self.channels)
         progress("waiting for channels to become active")
-        for oc in self.channels:
-            self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point)
-        self._apply_declared_policies(self.channels)
+        with self._phase("wait active"):
+            _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), self.channels)
+        with self._phase("policies"):
+            self._apply_declared_policies(self.channels)
         progress("waiting for every node's graph to hold every public channel")
-        self.wait_graph_synced()
+        with self._phase("graph sync"):
+            self.wait_graph_synced()
 
     def _start_open(self, c: Channel, **kw: Any) -> str:
         if c.from_ in self.ldk_nodes:
@@ -558,7 +578,8 @@ class Network:
         syncer (a node with more than three peers, see ``gossip_flags``).
         What is left is a safety net: after a short wait the lab re-sends
         what is still missing (reconnect for a missing edge, the declared
-        policy again for a missing or stale one) and waits again. A timeout
+        policy again for a missing or stale one) and waits again, each round
+        counted in ``repair_rounds``. A timeout
         names the gaps and any update a node rejected on the way ("Update
         edge for short_chan_id(N) got: ..."), which LND does not re-request
         and no re-send gets past.
@@ -596,6 +617,7 @@ class Network:
                 # Re-send what is still missing, as often as it takes: on a
                 # loaded machine one nudge is not always enough.
                 round_ += 1
+                self.repair_rounds += 1
                 self._repair_gossip(self._graph_gaps(node), node, round_)
 
     def rejected_updates(self) -> list[str]:
