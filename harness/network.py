@@ -51,11 +51,16 @@ class OpenedChannel:
     channel_point: str
 
 
-def _parallel(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def _parallel(fn: Callable[[Any], Any], items: list[Any], *, workers: int = 8) -> list[Any]:
     if not items:
         return []
-    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         return list(pool.map(fn, items))
+
+
+# Threads for waits that poll many nodes (RPC round trips, no work of ours): a 50-node lab
+# otherwise spends its time queueing behind eight threads.
+WAIT_WORKERS = 24
 
 
 class Network:
@@ -332,7 +337,7 @@ class Network:
             _parallel(lambda n: n.start(), list(self.nodes.values()))
         progress(f"started {len(self.nodes)} lnd node(s): {', '.join(self.nodes)}")
         tip = self.chain.tip()
-        _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()))
+        _parallel(lambda n: n.wait_ready(tip), list(self.nodes.values()), workers=WAIT_WORKERS)
         self._start_ldk_nodes(progress)
         progress("all nodes synced to the chain")
 
@@ -370,27 +375,29 @@ class Network:
 
     def _fund(self, progress: Progress) -> None:
         plan = self.topology.funding_plan()
-        outputs: list[tuple[str, int]] = []
-        for name, amounts in plan.items():
+
+        def addresses(name: str) -> list[tuple[str, int]]:
             node = self.lightning_node(name)
-            outputs += [(node.new_address(), amt) for amt in amounts]
+            return [(node.new_address(), amt) for amt in plan[name]]
+
+        outputs = [o for per_node in _parallel(addresses, list(plan), workers=WAIT_WORKERS) for o in per_node]
         if not outputs:
             return
         total = sum(a for _, a in outputs)
         progress(f"funding {len(plan)} node(s) with {total / 1e8:.8f} BTC in {len(outputs)} outputs")
         self.send_from_faucet(outputs)
         self.mine(1)
-        for name, amounts in plan.items():
-            want = sum(amounts)
-            if not want:
-                continue
-            node = self.lightning_node(name)
+
+        def funded(name: str) -> None:
+            want, node = sum(plan[name]), self.lightning_node(name)
             wait_for(
-                lambda: node.balances().onchain_confirmed_sat >= want,  # noqa: B023 - called before the loop moves on
+                lambda: node.balances().onchain_confirmed_sat >= want,
                 what=f"{name}'s confirmed on-chain balance to reach {want} sat",
                 timeout_s="WALLET_BALANCE",
-                describe=lambda: f"balance {node.balances()}",  # noqa: B023
+                describe=lambda: f"balance {node.balances()}",
             )
+
+        _parallel(funded, [name for name, amounts in plan.items() if sum(amounts)], workers=WAIT_WORKERS)
 
     def send_from_faucet(self, outputs: list[tuple[str, int]]) -> str:
         """Pay on-chain ``outputs`` [(address, sat)] from the faucet; returns the txid."""
@@ -421,9 +428,9 @@ class Network:
             return
         progress(f"connecting peers and opening {len(specs)} channel(s)")
         with self._phase("open channels"):
-            pairs = {(c.from_, c.to) for c in specs}
-            for a, b in sorted(pairs):
-                self.lightning_node(a).connect(self.lightning_node(b))
+            pairs = sorted({(c.from_, c.to) for c in specs})
+            _parallel(lambda ab: self.lightning_node(ab[0]).connect(self.lightning_node(ab[1])), pairs,
+                      workers=WAIT_WORKERS)
 
             by_opener: dict[str, list[int]] = {}
             for i, c in enumerate(specs):
@@ -436,7 +443,8 @@ class Network:
                 order = sorted(by_opener[opener], key=lambda i: -specs[i].capacity_sat)
                 return [(i, OpenedChannel(specs[i], self._start_open(specs[i]))) for i in order]
 
-            opened = dict(pair for per_opener in _parallel(open_all, list(by_opener)) for pair in per_opener)
+            opened = dict(pair for per_opener in _parallel(open_all, list(by_opener), workers=WAIT_WORKERS)
+                          for pair in per_opener)
             self.channels += [opened[i] for i in range(len(specs))]
             self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
         progress("mining to announcement depth (channels active and settled before the last block)")
@@ -444,7 +452,8 @@ class Network:
             self._mine_to_announce(self.channels)
         progress("waiting for channels to become active")
         with self._phase("wait active"):
-            _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), self.channels)
+            _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), self.channels,
+                      workers=WAIT_WORKERS)
         with self._phase("policies"):
             self._apply_declared_policies(self.channels)
         progress("waiting for every node's graph to hold every public channel")
@@ -484,7 +493,9 @@ class Network:
             peer = oc.spec.peer_policy
             if peer is not None and peer != default:
                 todo.append((oc.spec.to, oc, peer))
-        for name, oc, p in todo:
+
+        def apply(item: tuple[str, OpenedChannel, Policy]) -> None:
+            name, oc, p = item
             if not oc.spec.private:
                 for end in (oc.spec.from_, oc.spec.to):
                     node = self.node(end)
@@ -497,6 +508,8 @@ class Network:
             self.node(name).ln.update_policy(
                 oc.channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm, cltv_delta=p.cltv_delta
             )
+
+        _parallel(apply, todo, workers=WAIT_WORKERS)
 
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
@@ -674,7 +687,8 @@ class Network:
         # (an LDK peer, or a fundee asking for 6 or more confirmations, opens at the 6th).
         settle = [oc for oc in opened if oc.spec.from_ in self.nodes and self._open_depth(oc.spec) < ANNOUNCE_CONFS]
         self.mine(ANNOUNCE_CONFS - 1)
-        _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), settle)
+        _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), settle,
+                  workers=WAIT_WORKERS)
         self._wait_peer_policies(settle)
         self.mine(1)
 
@@ -717,7 +731,7 @@ class Network:
                 describe=lambda: ", ".join(missing(name)[:5]),
             )
 
-        _parallel(settled, list(ends))
+        _parallel(settled, list(ends), workers=WAIT_WORKERS)
 
     # -- chain -------------------------------------------------------------
     def mine(self, n: int = 1, *, sync: bool = True) -> list[str]:
@@ -730,7 +744,8 @@ class Network:
     def wait_synced(self) -> None:
         """Wait until every running node is synced to the chain's current tip."""
         tip = self.chain.tip()
-        _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.all_nodes() if nd.proc and nd.proc.is_running()])
+        _parallel(lambda nd: nd.wait_synced(tip), [nd for nd in self.all_nodes() if nd.proc and nd.proc.is_running()],
+                  workers=WAIT_WORKERS)
 
     # -- channel verbs -------------------------------------------------------
     def open_channel(
