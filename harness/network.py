@@ -494,22 +494,30 @@ class Network:
             if peer is not None and peer != default:
                 todo.append((oc.spec.to, oc, peer))
 
-        def apply(item: tuple[str, OpenedChannel, Policy]) -> None:
-            name, oc, p = item
-            if not oc.spec.private:
-                for end in (oc.spec.from_, oc.spec.to):
-                    node = self.node(end)
-                    wait_for(
-                        lambda: node.describe_graph().edge(oc.channel_point) is not None,  # noqa: B023
-                        what=f"{end} to hold the announced edge {oc.channel_point}",
-                        timeout_s="GRAPH_SYNC",
-                        log=node.config.log_path,
-                    )
-            self.node(name).ln.update_policy(
-                oc.channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm, cltv_delta=p.cltv_delta
-            )
+        by_node: dict[str, list[tuple[OpenedChannel, Policy]]] = {}
+        for name, oc, p in todo:
+            by_node.setdefault(name, []).append((oc, p))
 
-        _parallel(apply, todo, workers=WAIT_WORKERS)
+        def apply(name: str) -> None:
+            # One node's updates one after the other: LND serialises them anyway (each waits for
+            # its gossiper), and queued side by side on a busy 50-node lab they outwaited the RPC
+            # deadline (UpdateChannelPolicy: Deadline Exceeded).
+            for oc, p in by_node[name]:
+                if not oc.spec.private:
+                    for end in (oc.spec.from_, oc.spec.to):
+                        node = self.node(end)
+                        wait_for(
+                            lambda: node.describe_graph().edge(oc.channel_point) is not None,  # noqa: B023
+                            what=f"{end} to hold the announced edge {oc.channel_point}",
+                            timeout_s="GRAPH_SYNC",
+                            log=node.config.log_path,
+                        )
+                self.node(name).ln.update_policy(
+                    oc.channel_point, base_fee_msat=p.base_fee_msat, fee_rate_ppm=p.fee_rate_ppm,
+                    cltv_delta=p.cltv_delta,
+                )
+
+        _parallel(apply, list(by_node), workers=WAIT_WORKERS)
 
     def _wait_active(self, a: str, b: str, channel_point: str) -> None:
         for name in (a, b):
