@@ -449,7 +449,9 @@ class Network:
             self.chain.wait_mempool(len(specs), timeout_s="CHANNEL_PENDING")
         progress("mining to announcement depth (channels active and settled before the last block)")
         with self._phase("mine/announce"):
-            self._mine_to_announce(self.channels)
+            # Not waiting for all nodes to digest the announcing block here (with 50 nodes that is
+            # LND validating 75 announcements, ~15 s): the waits below cover it, then wait_synced.
+            self._mine_to_announce(self.channels, sync=False)
         progress("waiting for channels to become active")
         with self._phase("wait active"):
             _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), self.channels,
@@ -459,6 +461,7 @@ class Network:
         progress("waiting for every node's graph to hold every public channel")
         with self._phase("graph sync"):
             self.wait_graph_synced()
+            self.wait_synced()
 
     def _start_open(self, c: Channel, **kw: Any) -> str:
         if c.from_ in self.ldk_nodes:
@@ -656,7 +659,7 @@ class Network:
                 continue
         return found
 
-    def _mine_to_announce(self, opened: list[OpenedChannel]) -> None:
+    def _mine_to_announce(self, opened: list[OpenedChannel], *, sync: bool = True) -> None:
         """Mine the ``opened`` channels to announcement depth, settling them first.
 
         The order matters, because of what LND v0.21 does at the 6th
@@ -689,7 +692,9 @@ class Network:
         short of announcement depth, wait
         until each channel is usable on both ends and each LND end holds its
         LND peer's policy (the channel_ready updates are in both graphs),
-        and only then mine the block that announces.
+        and only then mine the block that announces. ``sync=False``: return
+        without waiting for every node to process that block (the caller
+        waits for what follows from it).
         """
         # Only where the channel opens before the announcing block and both ends are LND
         # (an LDK peer, or a fundee asking for 6 or more confirmations, opens at the 6th).
@@ -698,7 +703,7 @@ class Network:
         _parallel(lambda oc: self._wait_active(oc.spec.from_, oc.spec.to, oc.channel_point), settle,
                   workers=WAIT_WORKERS)
         self._wait_peer_policies(settle)
-        self.mine(1)
+        self.mine(1, sync=sync)
 
     def _open_depth(self, spec: Channel) -> int:
         """Confirmations before ``spec`` opens: the fundee's ``--bitcoin.defaultchanconfs``
