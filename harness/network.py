@@ -502,9 +502,9 @@ class Network:
             by_node.setdefault(name, []).append((oc, p))
 
         def apply(name: str) -> None:
-            # One node's updates one after the other: LND serialises them anyway (each waits for
-            # its gossiper), and queued side by side on a busy 50-node lab they outwaited the RPC
-            # deadline (UpdateChannelPolicy: Deadline Exceeded).
+            # One node's updates one after the other: LND serialises them anyway (one lock, then
+            # its gossiper's loop). Sent side by side in a busy 50-node lab, one hung past the
+            # RPC deadline once (cause not found; docs/BENCHMARKS.md, "lab bench scale").
             for oc, p in by_node[name]:
                 if not oc.spec.private:
                     for end in (oc.spec.from_, oc.spec.to):
