@@ -68,17 +68,22 @@ def main() -> None:
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to upgrade to")
 def migrate(revision: str) -> None:
     """Create or upgrade the database schema (SQLite or PostgreSQL, from LSP_DATABASE_URL)."""
+    from alembic.util.exc import CommandError
+
     from lsp.db import migrate as m
 
     settings = _settings()
     with _database(settings):
-        m.upgrade(settings.database_url, revision)
+        try:
+            m.upgrade(settings.database_url, revision)
+        except CommandError as exc:  # an unknown or ambiguous revision
+            _fail(f"--revision {revision}: {exc}")
         click.echo(f"database at revision {m.current_revision(settings.database_url)}")
 
 
 @main.command()
 @click.option("--host", default=None, help="bind address (default LSP_API_HOST)")
-@click.option("--port", default=None, type=int, help="port (default LSP_API_PORT)")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="port (default LSP_API_PORT)")
 @click.option(
     "--migrate/--no-migrate",
     "run_migrations",

@@ -105,3 +105,17 @@ def test_a_misspelt_variable_stops_every_command_before_it_starts() -> None:
     assert result.exit_code == 2
     assert "LSP_PAYMENT_TIMEOUTS: not a setting; did you mean LSP_PAYMENT_TIMEOUT?" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_a_port_out_of_range_before_binding() -> None:
+    result = CliRunner().invoke(main, ["serve", "--port", "99999"])
+    assert result.exit_code == 2
+    assert "'--port': 99999 is not in the range 1<=x<=65535" in result.output
+
+
+def test_migrate_to_an_unknown_revision_names_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lsp.db'}"
+    result = CliRunner().invoke(main, ["migrate", "--revision", "nosuch"], env={"LSP_DATABASE_URL": url})
+    assert result.exit_code == 2
+    assert "--revision nosuch: Can't locate revision identified by 'nosuch'" in result.output
+    assert "Traceback" not in result.output
