@@ -34,6 +34,7 @@ from lsp.routing.simulate import (
     pick_pairs,
     simulate_payment,
 )
+from lsp.routing.solver import ortools_available
 
 DEFAULT_SIZES_SAT = (10_000, 100_000, 500_000, 1_000_000, 2_000_000, 5_000_000)
 _FLOW_UNIT_MSAT = 10_000  # max-flow capacities must fit int32: count in 10-sat units
@@ -153,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     oracle = FeasibilityOracle(net)
     strategies: list[Strategy] = [LndStrategy(g), McfStrategy(g, McfConfig(mu=args.mu), prior=args.prior)]
     print(f"graph: {g.node_count} nodes, {len(g)} directed channels, built in {time.perf_counter() - t0:.1f}s")
+    if not ortools_available():
+        print("warning: OR-tools is not importable, so MCF plans use networkx (10-100x slower); "
+              "`pip install .` brings OR-tools", file=sys.stderr)
 
     rows: list[dict[str, Any]] = []
     for k, size in enumerate(sizes):

@@ -54,9 +54,20 @@ def _database(settings: Settings) -> Iterator[None]:
         _fail(f"LSP_DATABASE_URL={where}: cannot use the database: {reason}")
 
 
+def _stubs_or_fail() -> None:
+    """Checked at start-up, before the server accepts a request: the LND client needs them."""
+    from lsp.lnd.stubs import StubsError, require
+
+    try:
+        require()
+    except StubsError as exc:
+        _fail(str(exc))
+
+
 def _lnd_or_fail(settings: Settings) -> None:
     if not settings.lnd_configured:
         _fail("this command needs LND: set LSP_LND_HOST, LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH")
+    _stubs_or_fail()
 
 
 @click.group()
@@ -100,6 +111,8 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     from lsp.db import migrate as m
 
     settings = _settings()
+    if settings.lnd_configured:
+        _stubs_or_fail()
     logs.configure(settings.log_level)
     if run_migrations:
         with _database(settings):
@@ -115,6 +128,21 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
         log_config=None,
         log_level=settings.log_level.lower(),
     )
+
+
+@main.command("stubs")
+def stubs_command() -> None:
+    """Generate LND's gRPC stubs for the pinned LND version (once, at setup; needs Go).
+
+    Fetches LND's .proto files through the Go module proxy and runs grpcio-tools over them
+    into the cache (LAB_CACHE_DIR, else ~/.cache/lightning-lab); `lsp serve` refuses to start
+    without them. Idempotent."""
+    from lsp.lnd.stubs import StubsError, generate
+
+    try:
+        click.echo(f"stubs ready: {generate()}")
+    except StubsError as exc:
+        _fail(str(exc))
 
 
 @main.command("lsps")

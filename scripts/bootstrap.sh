@@ -41,10 +41,9 @@ if [[ ! -f "$stamp" ]]; then
     say "installing Python packages into $VENV"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null
     "$VENV/bin/pip" install -q -e '.[dev,e2e,load]'
-    # OR-tools' wheel pins protobuf<6.34, but the LND stubs need protobuf 7; its
-    # min-cost-flow solver does not use protobuf, so install it without deps.
-    "$VENV/bin/pip" install -q --no-deps 'ortools==9.15.6755'
-    "$VENV/bin/pip" install -q absl-py immutabledict
+    # One plain install must hold every pin together (the stubs' protobuf runtime and
+    # OR-tools' included): refuse to go on if pip sees a conflict.
+    "$VENV/bin/pip" check
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi

@@ -1,15 +1,17 @@
 """Python gRPC stubs for LND, generated at setup from the pinned LND module.
 
 Neither LND's ``.proto`` files nor stubs generated from them are committed:
-``generate()`` fetches the pinned module through the Go module proxy (``go mod
-download``) and runs grpcio-tools over its ``lnrpc/`` tree into a cache
-directory. ``load()`` puts that directory on ``sys.path`` (the generated
-modules import each other by top-level name) and returns the modules.
+``generate()`` (run by ``lsp stubs`` and ``lab setup``) fetches the pinned module
+through the Go module proxy (``go mod download``) and runs grpcio-tools over its
+``lnrpc/`` tree into a cache directory keyed by LND's and grpcio-tools' versions.
+``load()`` puts that directory on ``sys.path`` (the generated modules import each
+other by top-level name) and returns the modules; it never generates.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -37,11 +39,20 @@ def cache_root() -> Path:
     return Path(xdg) / "lightning-lab"
 
 
+def generator_version() -> str:
+    """The installed grpcio-tools: its bundled protoc decides which protobuf runtime the
+    generated code demands, so stubs are cached per generator as well as per LND version."""
+    try:
+        return importlib.metadata.version("grpcio-tools")
+    except importlib.metadata.PackageNotFoundError:
+        raise StubsError("grpcio-tools is not installed: `pip install .` brings it (it generates LND's stubs)") from None
+
+
 def stubs_dir(version: str = LND_VERSION) -> Path:
     env = os.environ.get("LND_STUBS_DIR")
     if env:
         return Path(env).expanduser()
-    return cache_root() / "stubs" / f"lnd-{version}"
+    return cache_root() / "stubs" / f"lnd-{version}-grpcio-tools-{generator_version()}"
 
 
 def lnd_module_dir(version: str = LND_VERSION) -> Path:
@@ -126,14 +137,27 @@ class Stubs:
 _loaded: Stubs | None = None
 
 
+def require(version: str = LND_VERSION) -> Path:
+    """The generated stubs' directory, or a StubsError that says how to make them.
+
+    Nothing is generated here: importing or starting the LSP never runs Go or protoc
+    (``lsp stubs`` and ``lab setup`` do, once, at setup)."""
+    out = stubs_dir(version)
+    if not (out / STAMP).exists():
+        raise StubsError(
+            f"LND's gRPC stubs for {version} are not generated (expected in {out}): run `lsp stubs` "
+            f"(needs Go >= {'.'.join(map(str, GO_MIN_VERSION))}; fetches the pinned .proto files through "
+            "the Go module proxy) or `lab setup`"
+        )
+    return out
+
+
 def load(version: str = LND_VERSION) -> Stubs:
-    """Import the generated stubs (generating them first if Go is available)."""
+    """Import the generated stubs; a StubsError when they were never generated."""
     global _loaded
     if _loaded is not None:
         return _loaded
-    out = stubs_dir(version)
-    if not (out / STAMP).exists():
-        generate(version)
+    out = require(version)
     if str(out) not in sys.path:
         sys.path.insert(0, str(out))
 

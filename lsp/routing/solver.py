@@ -1,11 +1,10 @@
 """Integer min-cost-flow backends.
 
-OR-tools' ``SimpleMinCostFlow`` (C++ cost scaling) is the primary backend: it solves the
-few-thousand-arc problems the planner builds in milliseconds. It is optional because its
-wheel pins ``protobuf<6.34`` while the LND stubs need protobuf 7; the C++ min-cost-flow module
-does not use protobuf at runtime, so it works when installed next to protobuf 7 (pip reports
-the pin as a conflict). Without it we fall back to networkx's network simplex: same answers,
-pure Python, 10-100x slower.
+OR-tools' ``SimpleMinCostFlow`` (C++ cost scaling) is the backend: it solves the
+few-thousand-arc problems the planner builds in milliseconds, and it is a core dependency
+(its protobuf pin agrees with the LND stubs' runtime, see pyproject.toml). networkx's network
+simplex is kept only for platforms without an OR-tools wheel and as an independent second
+solver in the tests: same answers, pure Python, 10-100x slower.
 """
 
 from __future__ import annotations

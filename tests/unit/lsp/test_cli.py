@@ -119,3 +119,24 @@ def test_migrate_to_an_unknown_revision_names_it(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--revision nosuch: Can't locate revision identified by 'nosuch'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_without_generated_stubs_says_how_to_make_them_and_generates_nothing(tmp_path: Path) -> None:
+    """Starting the LSP never runs Go or protoc: missing stubs are one line naming `lsp stubs`."""
+    cert, macaroon = tmp_path / "tls.cert", tmp_path / "admin.macaroon"
+    cert.write_text("not used")
+    macaroon.write_bytes(b"not used")
+    empty = tmp_path / "no-stubs"
+    env = {
+        "LND_STUBS_DIR": str(empty),
+        "LSP_LND_HOST": "127.0.0.1:1",
+        "LSP_LND_TLS_CERT_PATH": str(cert),
+        "LSP_LND_MACAROON_PATH": str(macaroon),
+        "LSP_DATABASE_URL": f"sqlite:///{tmp_path / 'lsp.db'}",
+    }
+    for command in (["serve", "--no-migrate"], ["lsps"], ["reconcile"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 2, (command, result.output)
+        assert "run `lsp stubs`" in result.output
+        assert "Traceback" not in result.output
+    assert not empty.exists()
