@@ -28,3 +28,16 @@ def cheapest_fee_msat(menu: list[dict[str, Any]], payment_size_msat: int) -> int
     if not fees:
         raise ValueError(f"no menu entry accepts a payment of {payment_size_msat} msat")
     return min(fees)
+
+
+def scid_from_str(text: str) -> int:
+    """A short channel id as bLIP-52 carries it (``jit_channel_scid``, BOLT 7's human form
+    ``BLOCKxTXxOUTPUT``) to the 64-bit integer LND's route hints take: 3 bytes block height,
+    3 bytes transaction index, 2 bytes output index."""
+    try:
+        block, tx, out = (int(part) for part in text.split("x"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a short channel id of the form BLOCKxTXxOUTPUT") from None
+    if not (0 <= block < 1 << 24 and 0 <= tx < 1 << 24 and 0 <= out < 1 << 16):
+        raise ValueError(f"{text!r}: a part is out of range")
+    return block << 40 | tx << 16 | out

@@ -42,12 +42,11 @@ from typing import Any
 
 import grpc
 
-from harness.blip52 import entry_fee_msat
+from harness.blip52 import entry_fee_msat, scid_from_str
 from harness.bolt11 import HopHint, encode_invoice, pubkey_of
 from harness.errors import NodeError
 from harness.node import LndNode
 from harness.rpc.router import PaymentResult
-from lsp.lsps.lsps2 import scid_from_str
 
 LSPS0_TYPE = 37913
 EXTRA_FEE_TLV = 65537

@@ -7,10 +7,10 @@
     ...
     client.refund(lab, swap, lockup, to_address)           # after the timeout height
 
-Transactions are built and signed with embit through ``lsp.swaps.tx`` (the same
-code the LSP uses; the script check is independent: it rebuilds the script from
-what the client expects and compares bytes). ``swap_in`` / ``swap_out`` run a
-whole swap for the scenario engine.
+The script check and the spends use the lab's own code (``harness.swap_htlc``, from
+the published template; never the LSP's ``lsp.swaps``): the client rebuilds the
+script from what it expects and compares bytes, and the chain accepts or refuses
+its spends. ``swap_in`` / ``swap_out`` run a whole swap for the scenario engine.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from embit import ec
 from embit import script as escript
 
+from harness import swap_htlc
 from harness.errors import LabError
 from harness.wait import wait_for
-from lsp.swaps import scripts, tx
 
 if TYPE_CHECKING:
     from harness.harness import LightningTestHarness
@@ -55,13 +55,13 @@ class SwapClient:
         matches); returns the script. A client must do this before funding or paying anything."""
         submarine = swap["kind"] == "submarine"
         claim, refund = (swap["lspPublicKey"], self.pubkey) if submarine else (self.pubkey, swap["lspPublicKey"])
-        expected = scripts.swap_script(
+        expected = swap_htlc.expected_script(
             bytes.fromhex(payment_hash), bytes.fromhex(claim), bytes.fromhex(refund), int(swap["timeoutHeight"])
         )
         got = bytes.fromhex(swap["witnessScript"])
         if got != expected:
             raise LabError(f"swap {swap['swapId']}: the LSP's script is not the agreed HTLC")
-        if scripts.p2wsh_address(got, network) != swap["address"]:
+        if swap_htlc.address_of(got, network) != swap["address"]:
             raise LabError(f"swap {swap['swapId']}: address does not match the script")
         return got
 
@@ -73,11 +73,10 @@ class SwapClient:
 
     def _spend(
         self, swap: dict[str, Any], lockup: Lockup, to_address: str, *, sat_per_vb: float, preimage: str | None
-    ) -> tx.SignedTx:
-        return tx.build_spend(
-            lockup_txid=lockup.txid,
-            lockup_vout=lockup.vout,
-            lockup_value_sat=lockup.value_sat,
+    ) -> swap_htlc.Spend:
+        return swap_htlc.spend(
+            outpoint=(lockup.txid, lockup.vout),
+            value_sat=lockup.value_sat,
             witness_script=bytes.fromhex(swap["witnessScript"]),
             key=self.key,
             dest_script_pubkey=bytes(escript.address_to_scriptpubkey(to_address).data),
@@ -89,7 +88,7 @@ class SwapClient:
     def claim(
         self, lab: LightningTestHarness, swap: dict[str, Any], lockup: Lockup, preimage: str, to_address: str,
         *, sat_per_vb: float = 2.0,
-    ) -> tx.SignedTx:  # fmt: skip
+    ) -> swap_htlc.Spend:  # fmt: skip
         """Reverse swap: claim the LSP's lockup with the preimage; broadcast through the chain backend."""
         signed = self._spend(swap, lockup, to_address, sat_per_vb=sat_per_vb, preimage=preimage)
         lab.chain.send_raw(signed.hex)
@@ -98,7 +97,7 @@ class SwapClient:
     def refund(
         self, lab: LightningTestHarness, swap: dict[str, Any], lockup: Lockup, to_address: str,
         *, sat_per_vb: float = 2.0,
-    ) -> tx.SignedTx:  # fmt: skip
+    ) -> swap_htlc.Spend:  # fmt: skip
         """Swap-in: take the lockup back once the tip has reached the timeout height."""
         signed = self._spend(swap, lockup, to_address, sat_per_vb=sat_per_vb, preimage=None)
         lab.chain.send_raw(signed.hex)

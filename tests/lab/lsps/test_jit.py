@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.blip52 import opening_fee_msat, scid_from_str
 from harness.harness import LightningTestHarness
 from harness.lsps_client import LspsClient, LspsRpcError, pay_in_parts
 from harness.lsps_lsp import LAB_MENU, LspsRunner
@@ -23,7 +24,7 @@ from harness.rpc.lightning import ChannelInfo
 from harness.rpc.router import PaymentResult
 from harness.wait import wait_for
 from lsp.db.base import make_engine, make_sessionmaker
-from lsp.lsps.lsps2 import MenuEntry, opening_fee_msat, scid_from_str
+from lsp.lsps.lsps2 import MenuEntry
 from lsp.lsps.store import HeldHtlc, LspsStore
 
 pytestmark = pytest.mark.topology("jit", shared=True)
