@@ -17,6 +17,7 @@ from harness.errors import NodeError
 from harness.harness import LightningTestHarness
 from harness.runtime.process import pid_alive
 from harness.topology import parse_topology
+from harness.wait import timeout
 
 
 def _wait_dead(pids: list[int], seconds: float = 30.0) -> list[int]:
@@ -96,7 +97,14 @@ def test_interrupted_run_leaves_no_process(tmp_path: Path, sig: signal.Signals) 
         pids = [int(p) for p in pids_file.read_text().split()]
         assert pids and all(pid_alive(p) for p in pids)
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        # Teardown stops the nodes (in parallel), then the chain, then the fee service, each
+        # SIGTERM with up to 20 s before SIGKILL: bound the wait by that, not by a guess.
+        try:
+            proc.wait(timeout=timeout(3 * 20 + 30))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            pytest.fail(f"the interrupted test run did not exit; its output:\n{out[-4000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
