@@ -38,12 +38,6 @@ class ProcessDied(NodeError):
     """A node process exited while the lab waited on it; no use waiting on."""
 
 
-class PaymentFailed(LabError):
-    """A payment the caller expected to succeed did not."""
-
-    def __init__(self, message: str, result: object | None = None):
-        super().__init__(message)
-        self.result = result
 
 
 class WaitTimeout(LabError):

@@ -23,7 +23,6 @@ from harness.chain.faucet import FAUCET_COINBASES, Faucet, Utxo
 from harness.errors import LabError, NodeError, ProcessDied, WaitTimeout
 from harness.ldk import LdkConfig, LdkNode
 from harness.node import BASE_FLAGS, LightningNode, LndConfig, LndNode
-from harness.rpc.lightning import ChannelInfo
 from harness.runtime.base import NodeHandle, Runtime
 from harness.runtime.ports import claim, free_port, unclaim
 from harness.snapshot import Manifest, SavedChannel, SnapshotStore
@@ -830,9 +829,6 @@ class Network:
             log=node.config.log_path,
             describe=lambda: str(node.ln.pending_channels()).replace("\n", " ")[:400],
         )
-
-    def channel_between(self, a: str, b: str) -> ChannelInfo:
-        return self.node(a).channel_with(self.node(b))
 
     # -- teardown ----------------------------------------------------------
     def stop(self) -> None:

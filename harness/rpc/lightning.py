@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.rpc.base import Service, chan_point_str, txid_from_bytes
+from harness.rpc.base import Service, txid_from_bytes
 
 
 @dataclass(frozen=True)
@@ -278,10 +278,3 @@ class LightningRpc(Service):
         req = self.s.ln.ForwardingHistoryRequest(start_time=0, num_max_events=50000)
         return list(self._call("ForwardingHistory", req).forwarding_events)
 
-    def channel_point_of(self, chan_id: int) -> str:
-        r = self._call("GetChanInfo", self.s.ln.ChanInfoRequest(chan_id=chan_id))
-        return str(r.chan_point)
-
-    @staticmethod
-    def fmt_chan_point(cp: Any) -> str:
-        return chan_point_str(cp)

@@ -116,9 +116,3 @@ def release(port: int) -> None:
             path.unlink()
     except OSError:
         pass
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -115,14 +115,6 @@ class LightningMixin(RpcBase):
         txid = cp.funding_txid_str or txid_from_bytes(cp.funding_txid_bytes)
         return ChannelPointRef(txid, cp.output_index)
 
-    async def open_channel_stream(self, pubkey: str, local_funding_sat: int, **kw: Any) -> AsyncIterator[Any]:
-        """OpenChannel (streaming): yields OpenStatusUpdate (chan_pending, then chan_open once confirmed)."""
-        req = self.pb.ln.OpenChannelRequest(
-            node_pubkey=bytes.fromhex(pubkey), local_funding_amount=local_funding_sat, **kw
-        )
-        async for update in self._stream(self.lightning_stub.OpenChannel, req, rpc="OpenChannel"):
-            yield update
-
     def _channel_point(self, cp: ChannelPointRef | str) -> Any:
         ref = ChannelPointRef.parse(cp) if isinstance(cp, str) else cp
         return self.pb.ln.ChannelPoint(

@@ -107,11 +107,6 @@ class LspsStore:
             ).all()
         return [(str(i), scid_from_str(str(base)), scid_from_str(jit)) for i, base, jit in rows]
 
-    def buys_for(self, client_node_id: str) -> list[Buy]:
-        with session_scope(self.sessions) as s:
-            rows = s.scalars(select(Lsps2Buy).where(Lsps2Buy.client_node_id == client_node_id)).all()
-            return [_buy(r) for r in rows]
-
     # -- held HTLCs --------------------------------------------------------------
     def record_htlc(self, buy_id: str, chan_id: int, htlc_id: int, payment_hash: str, amount_msat: int) -> HeldHtlc:
         """Insert the part if new; return the stored row either way (replays keep their state)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,7 +55,3 @@ def onboard(
     except IntegrityError:
         raise Conflict(f"client {client_id!r} already exists", field="clientId") from None
     return NewClient(client=client, api_secret=api_secret)
-
-
-def by_api_key(session: Session, api_key: str) -> Client | None:
-    return session.scalars(select(Client).where(Client.api_key == api_key)).first()

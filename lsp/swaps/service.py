@@ -12,7 +12,6 @@ at start-up. See docs/SWAPS.md.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 import time
@@ -691,7 +690,3 @@ def _is_hex(s: str) -> bool:
 def _check_pubkey_hex(pub: str, field: str) -> None:
     if len(pub) != 66 or not _is_hex(pub) or pub[:2] not in ("02", "03"):
         raise ValidationFailed("must be a 33-byte compressed public key in hex", field=field)
-
-
-def payment_hash_of(preimage: bytes) -> str:
-    return hashlib.sha256(preimage).hexdigest()
