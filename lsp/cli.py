@@ -24,9 +24,11 @@ def _fail(message: str) -> NoReturn:
 
 def _settings() -> Settings:
     from lsp.compliance.policy import load_policy
+    from lsp.swaps.config import load_swap_settings
 
     try:
         settings = load_settings()
+        load_swap_settings()  # LSP_SWAP_* too, before anything starts
         # The policy file is read at start, not at the first request that needs it.
         load_policy(settings.compliance_config_path)
     except ConfigError as exc:

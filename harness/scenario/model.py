@@ -238,6 +238,7 @@ EventType = Literal[
     "channel_closed",
     "routing_fee_earned",
     "liquidity_request",
+    "swap_updated",
 ]
 
 

@@ -25,7 +25,7 @@ from lsp.db.base import session_scope
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import LndUnavailable, NotFound
 from lsp.services.watchers import supervise
-from lsp.swaps.config import SwapSettings
+from lsp.swaps.config import SwapSettings, load_swap_settings
 from lsp.swaps.service import SwapService
 from lsp.swaps.state import Kind
 
@@ -35,7 +35,7 @@ router = APIRouter(prefix="/api/swaps", tags=["swaps"], responses=ERROR_RESPONSE
 def swap_settings(ctx: AppContext) -> SwapSettings:
     s = ctx.extras.get("swap_settings")
     if s is None:
-        s = ctx.extras["swap_settings"] = SwapSettings()
+        s = ctx.extras["swap_settings"] = load_swap_settings()
     assert isinstance(s, SwapSettings)
     return s
 

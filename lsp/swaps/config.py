@@ -9,8 +9,10 @@ reverse swap) at the fee rate LND estimates when the quote is made.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lsp.errors import ConfigError
 
 
 class SwapSettings(BaseSettings):
@@ -50,3 +52,17 @@ class SwapSettings(BaseSettings):
 
     def service_fee(self, amount_sat: int) -> int:
         return self.base_fee + -(-amount_sat * self.fee_ppm // 1_000_000)
+
+
+def load_swap_settings() -> SwapSettings:
+    """Build and validate the swap settings at start-up; an invalid value is a ConfigError naming
+    its ``LSP_SWAP_*`` variable (never a 500 at the first swap request)."""
+    try:
+        return SwapSettings()
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            name = f"LSP_SWAP_{loc.upper()}" if loc else "swap settings"
+            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(lines)) from None

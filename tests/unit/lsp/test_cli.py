@@ -140,3 +140,12 @@ def test_serve_without_generated_stubs_says_how_to_make_them_and_generates_nothi
         assert "run `lsp stubs`" in result.output
         assert "Traceback" not in result.output
     assert not empty.exists()
+
+
+def test_a_bad_swap_setting_stops_the_lsp_at_start_naming_it() -> None:
+    result = CliRunner().invoke(main, ["check-config"], env={"LSP_SWAP_MIN_AMOUNT": "20000000"})
+    assert result.exit_code == 2
+    assert "LSP_SWAP_MIN_AMOUNT is larger than LSP_SWAP_MAX_AMOUNT" in result.output
+    result = CliRunner().invoke(main, ["check-config"], env={"LSP_SWAP_FEE_PPM": "lots"})
+    assert result.exit_code == 2 and "LSP_SWAP_FEE_PPM:" in result.output
+    assert "Traceback" not in result.output

@@ -131,3 +131,14 @@ def test_lsp_receive_needs_a_payer_and_events_need_an_lsp() -> None:
     ok = "name: t\ntopology: star5\nlsp: hub\nsteps:\n  - {kind: lsp, call: send, amount_sat: 5, payee: c3}\n"
     assert parse_scenario(ok, "ok.yaml").scenario.lsp == "hub"
     assert "unknown node 'c9'" in problems(ok.replace("payee: c3", "payee: c9"))
+
+
+def test_scenario_event_checks_accept_every_event_the_lsp_publishes() -> None:
+    """The scenario model spells the WebSocket event names itself (the lab does not import the LSP);
+    this keeps the two lists from drifting apart."""
+    from typing import get_args
+
+    from harness.scenario.model import EventType
+    from lsp.services.events import EVENT_TYPES
+
+    assert set(get_args(EventType)) == set(EVENT_TYPES)
