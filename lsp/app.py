@@ -25,6 +25,7 @@ from lsp.config import Settings
 from lsp.context import AppContext
 from lsp.db.base import make_engine, make_sessionmaker
 from lsp.metrics import Metrics
+from lsp.routing import service as routing_service
 from lsp.security.auth import Authenticator
 from lsp.security.crypto import SecretBox
 from lsp.security.ratelimit import RateLimiter
@@ -69,16 +70,22 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             ctx.lnd = LndClient.from_settings(settings)
             owns_lnd = True
         log.info("LSP up: network=%s lnd=%s", settings.network, "connected" if ctx.lnd else "none")
+        # Start order: LND client, watchers and workers, then the swap loop (it uses the watchers'
+        # events); stop in reverse, then drain the compliance queue, close the routing engine
+        # (stream, model save), LND and the database last.
         tasks = start_all(ctx) if settings.background_tasks else []
+        swap_loop = swaps.start_loop(ctx)
         try:
             yield
         finally:
+            await swaps.stop_loop(ctx, swap_loop)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             worker = ctx.extras.get("compliance_worker")
             if worker is not None:  # audit and monitor what is still queued before the database goes
                 await asyncio.to_thread(worker.flush)
+            await routing_service.close(ctx)
             if owns_lnd and ctx.lnd is not None:
                 await ctx.lnd.close()
                 ctx.lnd = None
@@ -108,10 +115,11 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    for router in (enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router):
+    for router in (
+        enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router,
+        routing.router, swaps.router,  # swaps: docs/SWAPS.md
+    ):  # fmt: skip
         app.include_router(router)
-    routing.install(app)
-    swaps.install(app)  # swaps router + swap loop (docs/SWAPS.md)
     app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)
     _install_compliance(app, ctx)
     return app

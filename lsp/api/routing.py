@@ -7,11 +7,7 @@ over parts). Nothing is sent and nothing is learned.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from pydantic import Field
 
 from lsp.api.deps import Ctx, CurrentClient, get_lnd
@@ -101,19 +97,3 @@ async def estimate(body: EstimateRequest, client: CurrentClient, ctx: Ctx) -> Es
         parts=parts,
         planning_ms=round(plan.planning_ms, 2),
     )
-
-
-def install(app: FastAPI) -> None:
-    """Mount the router and close the routing engine (stream, model save) when the app stops."""
-    app.include_router(router)
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            try:
-                yield state
-            finally:
-                await service.close(a.state.ctx)
-
-    app.router.lifespan_context = lifespan

@@ -1,18 +1,16 @@
 """/api/swaps: quotes, swap-in (submarine) and reverse swaps, their status; the swap loop's lifespan hook.
 
-``install(app)`` includes the router and wraps the app's lifespan so the swap
+``start_loop`` / ``stop_loop`` are called by the app's one lifespan (lsp/app.py) so the swap
 loop starts with the LND client (and stops before it closes).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -284,28 +282,20 @@ def ctx_running(svc: SwapService) -> bool:
     return bool(svc.ctx.extras.get("swaps_task"))
 
 
-def install(app: FastAPI) -> None:
-    """Add the router and run the swap loop for the app's lifetime (when LND and background tasks are on)."""
-    app.include_router(router)
-    inner = app.router.lifespan_context
+def start_loop(ctx: AppContext) -> asyncio.Task[None] | None:
+    """Start the swap loop when LND, background tasks and the swap settings allow it (the app's
+    lifespan calls this after the other background components, and ``stop_loop`` first)."""
+    s = swap_settings(ctx)
+    if ctx.lnd is None or not ctx.settings.background_tasks or not (s.enabled and s.watch):
+        return None
+    task = asyncio.create_task(supervise("swaps", get_service(ctx).run), name="lsp-swaps")
+    ctx.extras["swaps_task"] = task
+    return task
 
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            ctx: AppContext = a.state.ctx
-            task: asyncio.Task[None] | None = None
-            s = swap_settings(ctx)
-            if ctx.lnd is not None and ctx.settings.background_tasks and s.enabled and s.watch:
-                svc = get_service(ctx)
-                task = asyncio.create_task(supervise("swaps", svc.run), name="lsp-swaps")
-                ctx.extras["swaps_task"] = task
-            try:
-                yield state
-            finally:
-                ctx.extras.pop("swaps_task", None)
-                ctx.extras.pop("swaps", None)
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
 
-    app.router.lifespan_context = lifespan
+async def stop_loop(ctx: AppContext, task: asyncio.Task[None] | None) -> None:
+    ctx.extras.pop("swaps_task", None)
+    ctx.extras.pop("swaps", None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
