@@ -82,7 +82,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            worker = ctx.extras.get("compliance_worker")
+            worker = ctx.compliance_worker
             if worker is not None:  # audit and monitor what is still queued before the database goes
                 await asyncio.to_thread(worker.flush)
             await routing_service.close(ctx)

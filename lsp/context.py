@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,9 +15,14 @@ from lsp.security.crypto import SecretBox
 from lsp.security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from lsp.compliance.monitoring import EventWorker
+    from lsp.dashboard.live import Broadcaster
     from lsp.lnd.client import LndClient
     from lsp.metrics import Metrics
+    from lsp.routing.executor import McfExecutor
     from lsp.services.events import EventBus
+    from lsp.swaps.config import SwapSettings
+    from lsp.swaps.service import SwapService
 
 
 @dataclass
@@ -30,4 +36,11 @@ class AppContext:
     bus: EventBus
     metrics: Metrics
     lnd: LndClient | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Components made at start-up or on first use, each named and typed (no string-keyed bag).
+    compliance_worker: EventWorker | None = None  # monitoring + audit on the event bus
+    dashboard_live: Broadcaster | None = None  # the operator dashboard's live stream
+    swap_settings: SwapSettings | None = None  # LSP_SWAP_*, validated at start-up
+    swaps: SwapService | None = None
+    swaps_task: asyncio.Task[None] | None = None  # the swap loop, while it runs
+    routing_executor: McfExecutor | None = None  # the MCF router over the live graph, built on first use
+    routing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -31,21 +31,17 @@ router = APIRouter(prefix="/api/swaps", tags=["swaps"], responses=ERROR_RESPONSE
 
 
 def swap_settings(ctx: AppContext) -> SwapSettings:
-    s = ctx.extras.get("swap_settings")
-    if s is None:
-        s = ctx.extras["swap_settings"] = load_swap_settings()
-    assert isinstance(s, SwapSettings)
-    return s
+    if ctx.swap_settings is None:
+        ctx.swap_settings = load_swap_settings()
+    return ctx.swap_settings
 
 
 def get_service(ctx: Ctx) -> SwapService:
-    svc = ctx.extras.get("swaps")
-    if svc is None:
+    if ctx.swaps is None:
         if ctx.lnd is None:
             raise LndUnavailable("swaps need the LSP's LND node", grpc_code="CONFIG")
-        svc = ctx.extras["swaps"] = SwapService(ctx, ctx.lnd, swap_settings(ctx))
-    assert isinstance(svc, SwapService)
-    return svc
+        ctx.swaps = SwapService(ctx, ctx.lnd, swap_settings(ctx))
+    return ctx.swaps
 
 
 Service = Annotated[SwapService, Depends(get_service)]
@@ -162,7 +158,7 @@ def status(ctx: Ctx, db: DB) -> dict[str, Any]:
     return {
         "enabled": s.enabled,
         "lnd": ctx.lnd is not None,
-        "loopRunning": bool(ctx.extras.get("swaps_task")),
+        "loopRunning": ctx.swaps_task is not None,
         "limits": {"minAmount": s.min_amount, "maxAmount": s.max_amount},
         "fees": {"baseFee": s.base_fee, "feePpm": s.fee_ppm, "minerFee": "LND EstimateFee at quote time"},
         "timeouts": {
@@ -279,7 +275,7 @@ def get_swap(swap_id: str, client: CurrentClient, db: DB) -> SwapView:
 
 
 def ctx_running(svc: SwapService) -> bool:
-    return bool(svc.ctx.extras.get("swaps_task"))
+    return svc.ctx.swaps_task is not None
 
 
 def start_loop(ctx: AppContext) -> asyncio.Task[None] | None:
@@ -289,13 +285,13 @@ def start_loop(ctx: AppContext) -> asyncio.Task[None] | None:
     if ctx.lnd is None or not ctx.settings.background_tasks or not (s.enabled and s.watch):
         return None
     task = asyncio.create_task(supervise("swaps", get_service(ctx).run), name="lsp-swaps")
-    ctx.extras["swaps_task"] = task
+    ctx.swaps_task = task
     return task
 
 
 async def stop_loop(ctx: AppContext, task: asyncio.Task[None] | None) -> None:
-    ctx.extras.pop("swaps_task", None)
-    ctx.extras.pop("swaps", None)
+    ctx.swaps_task = None
+    ctx.swaps = None
     if task is not None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -334,7 +334,7 @@ def install(ctx: AppContext, policy: Policy) -> None:
         for v in views:
             log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])
             # Operators only (the dashboard's stream), never the client's WebSocket or webhooks.
-            hub = ctx.extras.get("dashboard_live")
+            hub = ctx.dashboard_live
             if hub is not None:
                 hub.on_event(
                     Event(
@@ -345,7 +345,7 @@ def install(ctx: AppContext, policy: Policy) -> None:
                 )
 
     worker = EventWorker(on_events)
-    ctx.extras["compliance_worker"] = worker
+    ctx.compliance_worker = worker
     ctx.bus.add_listener(worker.submit)
 
 

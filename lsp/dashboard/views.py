@@ -190,7 +190,8 @@ async def events(request: Request) -> Response:
     """Server-sent events: every bus event (the overview's live feed)."""
     if not _authed(request):
         return Response(status_code=401)
-    hub: Broadcaster = _ctx(request).extras["dashboard_live"]
+    hub = _ctx(request).dashboard_live
+    assert hub is not None, "dashboard.install(ctx) runs in create_app"
 
     async def stream() -> AsyncIterator[str]:
         with hub.subscribe() as q:
@@ -387,6 +388,6 @@ def audit_page(request: Request) -> Response:
 
 def install(ctx: AppContext) -> Broadcaster:
     hub = Broadcaster()
-    ctx.extras["dashboard_live"] = hub
+    ctx.dashboard_live = hub
     ctx.bus.add_listener(hub.on_event)
     return hub

@@ -8,7 +8,6 @@ graph, and the ``lnd`` strategy never needs it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from lsp.config import Settings
@@ -23,8 +22,6 @@ if TYPE_CHECKING:
 
     from lsp.lnd.client import LndClient
 
-KEY = "routing.executor"
-LOCK = "routing.lock"
 
 
 def live_graph_for(settings: Settings, lnd: LndClient, sessions: sessionmaker[Session] | None = None) -> LiveGraph:
@@ -34,26 +31,23 @@ def live_graph_for(settings: Settings, lnd: LndClient, sessions: sessionmaker[Se
 
 
 async def executor_for(ctx: AppContext) -> McfExecutor:
-    existing = ctx.extras.get(KEY)
-    if isinstance(existing, McfExecutor):
-        return existing
-    lock = ctx.extras.setdefault(LOCK, asyncio.Lock())
-    async with lock:
-        existing = ctx.extras.get(KEY)
-        if isinstance(existing, McfExecutor):
-            return existing
+    if ctx.routing_executor is not None:
+        return ctx.routing_executor
+    async with ctx.routing_lock:
+        if ctx.routing_executor is not None:
+            return ctx.routing_executor
         if ctx.lnd is None:
             raise LndUnavailable("the LSP is not connected to an LND node", grpc_code="CONFIG")
         live = live_graph_for(ctx.settings, ctx.lnd, ctx.sessions)
         await live.load()
         live.start()
         executor = McfExecutor(live, max_attempts=ctx.settings.max_routing_attempts)
-        ctx.extras[KEY] = executor
+        ctx.routing_executor = executor
         return executor
 
 
 async def close(ctx: AppContext) -> None:
-    executor = ctx.extras.pop(KEY, None)
-    if isinstance(executor, McfExecutor):
+    executor, ctx.routing_executor = ctx.routing_executor, None
+    if executor is not None:
         await executor.live.close()
         executor.live.save_model()

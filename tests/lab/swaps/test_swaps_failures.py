@@ -186,7 +186,7 @@ def test_no_lockup_before_the_deadline_expires_and_a_late_one_is_refundable(
     start = lab.chain.height()
     lockup = client.fund(lab, swap)
     lab.mine(1)
-    svc = lsp_app.app.state.ctx.extras["swaps"]
+    svc = lsp_app.app.state.ctx.swaps
     found = lsp_app.portal_call(svc.rescan, start)
     assert [f.state for f in found] == ["lockup_failed"]
     assert "after the swap expired" in api.request("GET", f"/api/swaps/{swap['swapId']}")["failureReason"]

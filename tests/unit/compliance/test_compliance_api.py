@@ -577,7 +577,8 @@ def test_swap_state_changes_are_monitored_live_and_audited(make_api) -> None:
     svc = SwapService.__new__(SwapService)  # move() needs only the database and the bus, not LND
     svc.ctx = ctx(api)
     api.portal.call(lambda: svc.move(swap_id, S.INVOICE_PENDING, detail="paying"))  # type: ignore[attr-defined]
-    assert ctx(api).extras["compliance_worker"].flush(timeout_s=30)
+    worker = ctx(api).compliance_worker
+    assert worker is not None and worker.flush(timeout_s=30)
     [alert] = api.get("/api/admin/alerts", headers=ADMIN).json()
     assert alert["rule"] == "large_amount" and alert["evidence"]["refs"] == [f"swap:{swap_id}"]
     # The batch scan sees the same swap under the same ref: no second alert.

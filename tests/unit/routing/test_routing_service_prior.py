@@ -54,9 +54,9 @@ class GraphOnlyLnd:
 
 
 def test_the_lsps_executor_is_built_with_the_configured_prior() -> None:
-    ctx = SimpleNamespace(settings=Settings(routing_prior="bimodal"), lnd=GraphOnlyLnd(), sessions=None, extras={})
-
     async def run() -> Prior:
+        ctx = SimpleNamespace(settings=Settings(routing_prior="bimodal"), lnd=GraphOnlyLnd(), sessions=None,
+                              routing_executor=None, routing_lock=asyncio.Lock())
         ex = await service.executor_for(ctx)  # type: ignore[arg-type]
         try:
             assert await service.executor_for(ctx) is ex  # type: ignore[arg-type]
