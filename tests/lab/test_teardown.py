@@ -81,30 +81,38 @@ def test_interrupted_run_leaves_no_process(tmp_path: Path, sig: signal.Signals) 
     pids_file = tmp_path / "pids"
     env = {**os.environ, "PIDS_FILE": str(pids_file), "LAB_RUNS_DIR": str(tmp_path / "labs")}
     env.pop("PYTEST_XDIST_WORKER", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(test_file)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # The inner run's output goes to a file, never a pipe nobody reads while waiting (a full pipe
+    # would block its writes and look like a hang).
+    out_path = tmp_path / "inner.log"
+    with out_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(test_file)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def inner_output() -> str:
+        return out_path.read_text(errors="replace")[-4000:]
+
     try:
         deadline = time.monotonic() + 120
         while not pids_file.exists():
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "inner test never brought its lab up"
+            assert proc.poll() is None, inner_output()
+            assert time.monotonic() < deadline, "inner test never brought its lab up:\n" + inner_output()
             time.sleep(0.2)
         pids = [int(p) for p in pids_file.read_text().split()]
         assert pids and all(pid_alive(p) for p in pids)
+        sent = time.monotonic()
         proc.send_signal(sig)
         # Teardown stops the nodes (in parallel), then the chain, then the fee service, each
         # SIGTERM with up to 20 s before SIGKILL: bound the wait by that, not by a guess.
         try:
             proc.wait(timeout=timeout(3 * 20 + 30))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-            pytest.fail(f"the interrupted test run did not exit; its output:\n{out[-4000:]}")
+            pytest.fail(f"the interrupted test run did not exit in {time.monotonic() - sent:.0f} s; "
+                        f"its output:\n{inner_output()}")
     finally:
         if proc.poll() is None:
             proc.kill()
