@@ -212,10 +212,11 @@ async def execute(
     crash_point("payment.before_lnd")
     try:
         outcome, failure = await _pay(lnd, payment, timeout_s=timeout_s, mcf=mcf)
-    except LndUnavailable:
-        # LND may or may not have the payment (the stream broke, and asking after it failed too):
-        # it stays in flight, and is tracked as soon as LND answers again (not only at the next
-        # restart or by the stale-payment loop).
+    except LndError:
+        # LND may or may not have the payment: the stream broke, and asking after it failed too,
+        # whether as "unavailable" or with an error of a node going down or coming up ("router
+        # shutting down", "macaroon store is locked"). It stays in flight and is tracked as soon
+        # as LND answers again (not only at the next restart or by the stale-payment loop).
         log.warning("lost LND while paying %s; it stays in flight until tracked", payment.payment_hash)
         track_when_back(lnd, sessions, payment, give_up_after_s=timeout_s + STALE_MARGIN_S, on_final=on_final)
         raise

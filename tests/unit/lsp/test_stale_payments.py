@@ -82,3 +82,54 @@ def test_stale_in_flight_payments_are_settled_and_refunded(api: TestClient, cred
     assert status["busy"][0] == "in_flight" and status["fresh"][0] == "in_flight"
     # 100k - (1000 + 3 fee) for the one that paid; the two failures refunded; two still reserved.
     assert balance == 100_000 - 1_003 - 2 * 1_010
+
+
+class FakeRestartingLnd:
+    """A fake of an LND going down mid-payment and coming back: the payment stream ends with
+    "router shutting down", the first TrackPaymentV2 meets "macaroon store is locked" (the node is
+    starting), the next finds the payment succeeded."""
+
+    def __init__(self, outcome: PaymentOutcome):
+        self.outcome = outcome
+        self.tracks = 0
+
+    async def send_payment_v2(self, payment_request: str, **kw: object) -> PaymentOutcome:
+        raise LndError("routerrpc server shutting down", grpc_code="UNKNOWN", rpc="SendPaymentV2")
+
+    async def track_payment(self, payment_hash: str, *, timeout_s: float | None = None) -> PaymentOutcome:
+        self.tracks += 1
+        if self.tracks == 1:
+            raise LndError("cannot retrieve macaroon: macaroon store is locked", grpc_code="UNKNOWN",
+                           rpc="TrackPaymentV2")
+        return self.outcome
+
+
+def test_a_payment_whose_lnd_restarts_mid_flight_is_tracked_to_its_end_without_waiting_for_the_stale_loop(
+    api: TestClient, creds: Creds
+) -> None:
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    with session_scope(ctx.sessions) as s:
+        ledger.record(s, creds.client_id, 100_000, "adjustment", "test deposit")
+        p = Payment(client_id=creds.client_id, idempotency_key="restart", payment_hash=h("restart"),
+                    payment_request="lnbcrtrestart", amount_sat=1_000, max_fee_sat=10)
+        s.add(p)
+        s.flush()
+        ledger.record(s, creds.client_id, -1_010, "payment_reserve", f"payment:{p.id}")
+        s.expunge(p)
+    lnd = FakeRestartingLnd(PaymentOutcome(h("restart"), "SUCCEEDED", 2, 2_000, 1_000, "cd" * 32, None))
+    finals: list[str] = []
+
+    async def run() -> None:
+        with pytest.raises(LndError):
+            await payments.execute(lnd, ctx.sessions, ctx.settings, p, timeout_s=60,  # type: ignore[arg-type]
+                                   on_final=lambda q: finals.append(q.status))
+        for _ in range(100):  # the tracker retries after 0.5 s
+            if finals:
+                return
+            await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert finals == ["succeeded"] and lnd.tracks == 2
+    with session_scope(ctx.sessions) as s:
+        assert s.get(Payment, p.id).status == "succeeded"  # type: ignore[union-attr]
+        assert ledger.balance(s, creds.client_id) == 100_000 - 1_002
