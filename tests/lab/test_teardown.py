@@ -91,6 +91,10 @@ def test_interrupted_run_leaves_no_process(tmp_path: Path, sig: signal.Signals) 
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            # What a terminal gives a run: SIGINT raises KeyboardInterrupt. A run started in the
+            # background by a non-interactive shell (`cmd &`, some CI runners) inherits SIGINT
+            # *ignored*, and so would this child, which then could not be interrupted at all.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def inner_output() -> str:
