@@ -12,6 +12,7 @@ migrated with Alembic so the real schema is exercised) and the server:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -57,6 +58,14 @@ class LspsRunner:
         self.server: LspsServer | None = None
         self._lnd: LndClient | None = None
         self._engine = make_engine(self.url)
+        # The service's own log (every LSPS0 message in and answer out) beside its LND's, so a
+        # failed test's kept lab directory shows the LSP side too.
+        self._log = logging.FileHandler(node.config.lnddir / "lsps-service.log")
+        self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._log.setLevel(logging.DEBUG)
+        service_log = logging.getLogger("lsp.lsps")
+        service_log.setLevel(logging.DEBUG)
+        service_log.addHandler(self._log)
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 120) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
@@ -101,6 +110,8 @@ class LspsRunner:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=10)
             self._engine.dispose()
+            logging.getLogger("lsp.lsps").removeHandler(self._log)
+            self._log.close()
 
     def __enter__(self) -> LspsRunner:
         return self.start()

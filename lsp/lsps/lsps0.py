@@ -36,9 +36,11 @@ class PeerTransport:
         """Serve requests until cancelled; resubscribe if LND drops the stream."""
         while True:
             try:
+                log.debug("subscribing to LND's custom messages")
                 async for msg in self.lnd.custom_messages():
                     if msg.type != LSPS0_MESSAGE_TYPE:
                         continue
+                    log.debug("LSPS0 message from %s (%d bytes)", msg.peer.hex(), len(msg.data))
                     task = asyncio.create_task(self._answer(msg.peer.hex(), msg.data))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -55,5 +57,6 @@ class PeerTransport:
             return
         try:
             await self.lnd.send_custom_message(peer, out)
+            log.debug("LSPS0 answer to %s sent (%d bytes)", peer, len(out))
         except LndError as exc:
             log.warning("could not answer LSPS0 request from %s: %s", peer, exc.message)
