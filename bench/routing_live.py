@@ -117,7 +117,7 @@ async def pay_lnd(
         if fresh:
             await lnd.reset_mission_control()
         t0 = time.monotonic()
-        p = await lnd.send_payment_raw(invoice, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s)
+        p = await lnd.send_payment_final(invoice, fee_limit_sat=fee_limit_sat, timeout_s=timeout_s, max_parts=16)
     ok = p.status == lnd.pb.ln.Payment.SUCCEEDED
     htlcs = list(p.htlcs)
     return {

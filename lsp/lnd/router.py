@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from lsp.errors import LndError
 from lsp.lnd.base import RpcBase
 from lsp.lnd.types import PaymentOutcome
 
@@ -29,43 +30,51 @@ class RouterMixin(RpcBase):
 
     async def _until_final(
         self, updates: AsyncIterator[Any], on_update: Callable[[PaymentOutcome], Awaitable[None]] | None
-    ) -> PaymentOutcome:
-        last: PaymentOutcome | None = None
+    ) -> Any:
+        """The first final ``lnrpc.Payment`` of a payment stream (the last update if none is final)."""
+        last: Any = None
         async for payment in updates:
-            last = self.outcome(payment)
+            last = payment
+            status = self.pb.ln.Payment.PaymentStatus.Name(payment.status)
             if on_update is not None:
-                await on_update(last)
-            if last.status in FINAL:
-                return last
+                await on_update(self.outcome(payment))
+            if status in FINAL:
+                return payment
         if last is None:
-            raise RuntimeError("payment stream ended without any update")
+            raise LndError("the payment stream ended without any update", grpc_code="UNKNOWN", rpc="SendPaymentV2")
         return last
 
-    async def send_payment_v2(
+    async def send_payment_final(
         self,
         payment_request: str,
         *,
-        fee_limit_sat: int,
         timeout_s: int,
+        fee_limit_sat: int | None = None,
+        fee_limit_msat: int | None = None,
         amount_sat: int | None = None,
         max_parts: int | None = None,
-        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
         outgoing_chan_ids: list[int] | None = None,
         last_hop_pubkey: str | None = None,
         allow_self_payment: bool = False,
-    ) -> PaymentOutcome:
-        """Pay an invoice; returns the final outcome (SUCCEEDED with preimage/fee, or FAILED with the reason).
+        cltv_limit: int | None = None,
+        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+    ) -> Any:
+        """SendPaymentV2, streamed until the payment is final; LND's ``lnrpc.Payment`` (with its
+        HTLC attempts). The one place the LSP sends a payment through LND.
 
         ``timeout_s`` is LND's payment timeout (it stops trying new routes after it);
         the stream itself gets a margin on top so LND, not grpc, decides the outcome."""
         req = self.pb.router.SendPaymentRequest(
             payment_request=payment_request,
-            fee_limit_sat=fee_limit_sat,
             timeout_seconds=timeout_s,
             # In-flight updates only matter to a caller that watches them; skipping them saves a
             # message (and a protobuf decode) per HTLC attempt on every payment.
             no_inflight_updates=on_update is None,
         )
+        if fee_limit_msat is not None:
+            req.fee_limit_msat = fee_limit_msat
+        elif fee_limit_sat is not None:
+            req.fee_limit_sat = fee_limit_sat
         if amount_sat:
             req.amt = amount_sat
         if max_parts:
@@ -77,8 +86,32 @@ class RouterMixin(RpcBase):
             req.last_hop_pubkey = bytes.fromhex(last_hop_pubkey)
         if allow_self_payment:
             req.allow_self_payment = True
+        if cltv_limit is not None:
+            req.cltv_limit = cltv_limit
         stream = self._stream(self.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 60)
         return await self._until_final(stream, on_update)
+
+    async def send_payment_v2(
+        self,
+        payment_request: str,
+        *,
+        timeout_s: int,
+        fee_limit_sat: int | None = None,
+        amount_sat: int | None = None,
+        max_parts: int | None = None,
+        outgoing_chan_ids: list[int] | None = None,
+        last_hop_pubkey: str | None = None,
+        allow_self_payment: bool = False,
+        cltv_limit: int | None = None,
+        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+    ) -> PaymentOutcome:
+        """``send_payment_final``, as a PaymentOutcome (SUCCEEDED with preimage/fee, or FAILED with the reason)."""
+        payment = await self.send_payment_final(
+            payment_request, timeout_s=timeout_s, fee_limit_sat=fee_limit_sat, amount_sat=amount_sat,
+            max_parts=max_parts, outgoing_chan_ids=outgoing_chan_ids, last_hop_pubkey=last_hop_pubkey,
+            allow_self_payment=allow_self_payment, cltv_limit=cltv_limit, on_update=on_update,
+        )  # fmt: skip
+        return self.outcome(payment)
 
     async def track_payment(
         self,
@@ -90,4 +123,4 @@ class RouterMixin(RpcBase):
         """TrackPaymentV2 until final: how a restarted LSP learns what happened to in-flight payments."""
         req = self.pb.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=False)
         stream = self._stream(self.router_stub.TrackPaymentV2, req, rpc="TrackPaymentV2", timeout=timeout_s)
-        return await self._until_final(stream, on_update)
+        return self.outcome(await self._until_final(stream, on_update))

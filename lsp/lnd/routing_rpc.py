@@ -59,22 +59,3 @@ class RoutingRpcMixin(RpcBase):
         """Forget what LND's own router learned (for comparisons that start both routers fresh)."""
         req = self.pb.router.ResetMissionControlRequest()
         await self._unary(self.router_stub.ResetMissionControl, req, rpc="ResetMissionControl")
-
-    async def send_payment_raw(
-        self, payment_request: str, *, fee_limit_sat: int, timeout_s: int, max_parts: int = 16
-    ) -> Any:
-        """SendPaymentV2 until final, returning LND's ``Payment`` (with its HTLC attempts)."""
-        req = self.pb.router.SendPaymentRequest(
-            payment_request=payment_request,
-            fee_limit_sat=fee_limit_sat,
-            timeout_seconds=timeout_s,
-            max_parts=max_parts,
-        )
-        last = None
-        async for payment in self._stream(
-            self.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 60
-        ):
-            last = payment
-            if payment.status in (self.pb.ln.Payment.SUCCEEDED, self.pb.ln.Payment.FAILED):
-                break
-        return last

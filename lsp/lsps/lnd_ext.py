@@ -172,20 +172,9 @@ class LspsLnd:
 
     async def pay_over(self, payment_request: str, *, outgoing_chan_id: int, timeout_s: int = 30) -> Any:
         """Pay an invoice through one given channel, fee-free (it is our own direct channel)."""
-        req = self.pb.router.SendPaymentRequest(
-            payment_request=payment_request,
-            timeout_seconds=timeout_s,
-            fee_limit_msat=0,
-            outgoing_chan_ids=[outgoing_chan_id],
+        return await self.lnd.send_payment_final(
+            payment_request, timeout_s=timeout_s, fee_limit_msat=0, outgoing_chan_ids=[outgoing_chan_id]
         )
-        last = None
-        async for p in self.lnd._stream(
-            self.lnd.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 30
-        ):
-            last = p
-            if p.status in (self.pb.ln.Payment.SUCCEEDED, self.pb.ln.Payment.FAILED):
-                break
-        return last
 
 
 def preimage_matches(preimage_hex: str, payment_hash: str) -> bool:

@@ -478,15 +478,9 @@ class SwapService:
         self.set_fields(swap.id, payment_fee_sat=0)
         room = swap.timeout_height - await self.tip() - self.settings.claim_margin_blocks
         max_fee = max(10, swap.service_fee_sat // 2)
-        req = self.lnd.pb.router.SendPaymentRequest(
-            payment_request=swap.invoice,
-            fee_limit_sat=max_fee,
-            timeout_seconds=60,
-            cltv_limit=max(room, 1),
-            no_inflight_updates=True,
+        return await self.lnd.send_payment_v2(
+            swap.invoice, fee_limit_sat=max_fee, timeout_s=60, cltv_limit=max(room, 1)
         )
-        stream = self.lnd._stream(self.lnd.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=120)
-        return await self.lnd._until_final(stream, None)
 
     # ------------------------------------------------------------------ reverse (Lightning -> chain)
 
