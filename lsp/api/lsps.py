@@ -23,7 +23,6 @@ from lsp.compliance import kyc
 from lsp.errors import ValidationFailed
 from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
-from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps1 import Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
 from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS, promise_secret
@@ -55,7 +54,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
     # LSPS1 orders are created and read here; the LSPS daemon (`lsp lsps`) follows their
     # payments and opens the channels (it picks up new orders from the shared database).
-    Lsps1Methods(LspsLnd(ctx.lnd) if ctx.lnd is not None else None, ctx.sessions, follow=False).register(d)
+    Lsps1Methods(ctx.lnd if ctx.lnd is not None else None, ctx.sessions, follow=False).register(d)
     request.app.state.lsps_dispatcher = d
     return d
 

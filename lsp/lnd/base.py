@@ -95,3 +95,28 @@ class RpcBase:
             raise to_lnd_error(exc, rpc) from None
         finally:
             call.cancel()
+
+
+class BidiStream:
+    """One bidirectional gRPC call (HtlcInterceptor): ``await write(msg)``, ``async for msg in stream``;
+    grpc errors arrive as ``LndError``."""
+
+    def __init__(self, call: Any, rpc: str):
+        self.call = call
+        self.rpc = rpc
+
+    async def write(self, msg: Any) -> None:
+        try:
+            await self.call.write(msg)
+        except grpc.aio.AioRpcError as exc:
+            raise to_lnd_error(exc, self.rpc) from None
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        try:
+            async for msg in self.call:
+                yield msg
+        except grpc.aio.AioRpcError as exc:
+            raise to_lnd_error(exc, self.rpc) from None
+
+    def cancel(self) -> None:
+        self.call.cancel()

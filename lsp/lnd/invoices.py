@@ -1,4 +1,5 @@
-"""Invoices: lnrpc.Lightning's AddInvoice/LookupInvoice/SubscribeInvoices (+ invoicesrpc for cancel)."""
+"""Invoices: lnrpc.Lightning's AddInvoice/LookupInvoice/SubscribeInvoices, and invoicesrpc's hold invoices
+(add with a given hash, watch one, settle with the preimage, cancel)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,38 @@ class InvoicesMixin(RpcBase):
     async def cancel_invoice(self, payment_hash: str) -> None:
         req = self.pb.invoices.CancelInvoiceMsg(payment_hash=bytes.fromhex(payment_hash))
         await self._unary(self.invoices_stub.CancelInvoice, req, rpc="CancelInvoice")
+
+    async def add_hold_invoice(
+        self,
+        payment_hash: str,
+        *,
+        memo: str,
+        expiry_s: int,
+        cltv_expiry: int,
+        value_sat: int = 0,
+        value_msat: int = 0,
+    ) -> str:
+        """AddHoldInvoice; returns the payment request. ``cltv_expiry`` is the final CLTV delta."""
+        req = self.pb.invoices.AddHoldInvoiceRequest(
+            hash=bytes.fromhex(payment_hash), memo=memo, expiry=expiry_s, cltv_expiry=cltv_expiry
+        )
+        if value_msat:
+            req.value_msat = value_msat
+        else:
+            req.value = value_sat
+        resp = await self._unary(self.invoices_stub.AddHoldInvoice, req, rpc="AddHoldInvoice")
+        return str(resp.payment_request)
+
+    async def invoice_updates(self, payment_hash: str) -> AsyncIterator[Any]:
+        """SubscribeSingleInvoice: the invoice now, then on every change (lnrpc.Invoice)."""
+        req = self.pb.invoices.SubscribeSingleInvoiceRequest(r_hash=bytes.fromhex(payment_hash))
+        async for inv in self._stream(self.invoices_stub.SubscribeSingleInvoice, req, rpc="SubscribeSingleInvoice"):
+            yield inv
+
+    def invoice_state(self, inv: Any) -> str:
+        """OPEN, SETTLED, CANCELED or ACCEPTED."""
+        return str(self.pb.ln.Invoice.InvoiceState.Name(inv.state))
+
+    async def settle_invoice(self, preimage: str) -> None:
+        req = self.pb.invoices.SettleInvoiceMsg(preimage=bytes.fromhex(preimage))
+        await self._unary(self.invoices_stub.SettleInvoice, req, rpc="SettleInvoice")

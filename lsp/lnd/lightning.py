@@ -9,7 +9,7 @@ from typing import Any
 
 from lsp.errors import LndError
 from lsp.lnd.base import RpcBase
-from lsp.lnd.types import ChannelPointRef, txid_from_bytes, txid_to_bytes
+from lsp.lnd.types import ChannelPointRef, OpenedChannel, txid_from_bytes, txid_to_bytes
 
 
 class LightningMixin(RpcBase):
@@ -172,3 +172,73 @@ class LightningMixin(RpcBase):
         req = self.pb.ln.ListPaymentsRequest(include_incomplete=include_incomplete, max_payments=max_payments)
         resp = await self._unary(self.lightning_stub.ListPayments, req, rpc="ListPayments")
         return list(resp.payments)
+
+    # -- custom peer messages (LSPS0 rides on them) --------------------------------
+    async def send_custom_message(self, peer: str, data: bytes, msg_type: int) -> None:
+        req = self.pb.ln.SendCustomMessageRequest(peer=bytes.fromhex(peer), type=msg_type, data=data)
+        await self._unary(self.lightning_stub.SendCustomMessage, req, rpc="SendCustomMessage")
+
+    async def custom_messages(self) -> AsyncIterator[Any]:
+        req = self.pb.ln.SubscribeCustomMessagesRequest()
+        async for msg in self._stream(self.lightning_stub.SubscribeCustomMessages, req, rpc="SubscribeCustomMessages"):
+            yield msg
+
+    async def list_aliases(self) -> list[Any]:
+        resp = await self._unary(self.lightning_stub.ListAliases, self.pb.ln.ListAliasesRequest(), rpc="ListAliases")
+        return list(resp.alias_maps)
+
+    async def network(self) -> str:
+        """LND's network: mainnet, testnet, signet or regtest."""
+        info = await self.get_info()
+        return str(info.chains[0].network) if info.chains else "mainnet"
+
+    # -- zero-conf channels (LSPS2 JIT) --------------------------------------------
+    async def open_zero_conf(
+        self, peer: str, capacity_sat: int, *, timeout_s: float = 60, memo: str = ""
+    ) -> OpenedChannel:
+        """Open a private zero-conf anchors channel with scid-alias and return once it is usable.
+
+        Usable means: LND reported ``chan_open`` (channel_ready exchanged, no confirmation needed)
+        and the channel is listed active with its alias, so a forward can be resumed onto it.
+        ``memo`` is stored by LND with the channel (``find_channel_by_memo`` finds it after a restart)."""
+        ln = self.pb.ln
+        req = ln.OpenChannelRequest(
+            node_pubkey=bytes.fromhex(peer),
+            local_funding_amount=capacity_sat,
+            private=True,
+            zero_conf=True,
+            scid_alias=True,
+            commitment_type=ln.CommitmentType.ANCHORS,
+            spend_unconfirmed=False,
+            # Zero forwarding fees on the JIT channel: the LSPS2 opening fee is the LSP's price, and
+            # later payments through the zero-fee route hint must pass LND's policy check unchanged.
+            base_fee=0,
+            fee_rate=0,
+            use_base_fee=True,
+            use_fee_rate=True,
+            memo=memo,
+        )
+        channel_point = ""
+        async for update in self._stream(self.lightning_stub.OpenChannel, req, rpc="OpenChannel", timeout=timeout_s):
+            kind = update.WhichOneof("update")
+            if kind == "chan_pending":
+                channel_point = f"{txid_from_bytes(update.chan_pending.txid)}:{update.chan_pending.output_index}"
+            elif kind == "chan_open":
+                cp = update.chan_open.channel_point
+                channel_point = f"{txid_from_bytes(cp.funding_txid_bytes)}:{cp.output_index}"
+                break
+        if not channel_point:
+            raise LndError("OpenChannel ended without a channel point", grpc_code="UNKNOWN", rpc="OpenChannel")
+        return await self.wait_active(peer, channel_point, timeout_s=timeout_s)
+
+    async def wait_active(self, peer: str, channel_point: str, *, timeout_s: float = 60) -> OpenedChannel:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for ch in await self.list_channels(peer=peer):
+                if ch.channel_point == channel_point and ch.active:
+                    return OpenedChannel(channel_point, ch.chan_id, ch.chan_id)
+            if time.monotonic() > deadline:
+                raise LndError(
+                    f"channel {channel_point} did not become active", grpc_code="DEADLINE_EXCEEDED", rpc="ListChannels"
+                )
+            await asyncio.sleep(0.05)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from lsp.errors import LndError
-from lsp.lnd.base import RpcBase
+from lsp.lnd.base import BidiStream, RpcBase
 from lsp.lnd.types import PaymentOutcome
 
 FINAL = ("SUCCEEDED", "FAILED")
@@ -124,3 +124,19 @@ class RouterMixin(RpcBase):
         req = self.pb.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=False)
         stream = self._stream(self.router_stub.TrackPaymentV2, req, rpc="TrackPaymentV2", timeout=timeout_s)
         return self.outcome(await self._until_final(stream, on_update))
+
+    # -- interception and aliases (LSPS2 JIT) ----------------------------------------
+    def htlc_interceptor(self) -> BidiStream:
+        call = self.router_stub.HtlcInterceptor(metadata=self._metadata)
+        return BidiStream(call, "HtlcInterceptor")
+
+    async def add_alias(self, base_scid: int, alias: int) -> None:
+        """Route ``alias`` (a JIT SCID) onto the channel whose base SCID is ``base_scid``; idempotent."""
+        req = self.pb.router.AddAliasesRequest(alias_maps=[self.pb.ln.AliasMap(base_scid=base_scid, aliases=[alias])])
+        await self._unary(self.router_stub.XAddLocalChanAliases, req, rpc="XAddLocalChanAliases")
+
+    async def pay_over(self, payment_request: str, *, outgoing_chan_id: int, timeout_s: int = 30) -> Any:
+        """Pay an invoice through one given channel, fee-free (our own direct channel); LND's Payment."""
+        return await self.send_payment_final(
+            payment_request, timeout_s=timeout_s, fee_limit_msat=0, outgoing_chan_ids=[outgoing_chan_id]
+        )

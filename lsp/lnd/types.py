@@ -39,3 +39,12 @@ class PaymentOutcome:
     value_sat: int
     preimage: str | None
     failure_reason: str | None
+
+
+@dataclass(frozen=True)
+class OpenedChannel:
+    """A zero-conf channel the LSP opened and can forward onto now."""
+
+    channel_point: str
+    chan_id: int  # LND's chan_id: for a zero-conf channel, its base alias
+    base_scid: int

@@ -34,7 +34,7 @@ from typing import Any
 
 from lsp.errors import LndError
 from lsp.faults import crash_point
-from lsp.lsps.lnd_ext import LspsLnd
+from lsp.lnd.client import LndClient
 from lsp.lsps.lsps2 import Buy, FeeOverflow, is_jit_scid
 from lsp.lsps.store import LspsStore
 
@@ -93,7 +93,7 @@ class ChannelSizing:
 class JitInterceptor:
     def __init__(
         self,
-        lnd: LspsLnd,
+        lnd: LndClient,
         store: LspsStore,
         *,
         sizing: ChannelSizing | None = None,
@@ -326,7 +326,7 @@ class JitInterceptor:
     async def _find_earlier_open(self, memo: str) -> str | None:
         """The channel an earlier run asked LND to open, if LND has it (the earlier run may have
         stopped while LND was still in the funding flow: look for a while before concluding)."""
-        found = await self.lnd.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S)
+        found = await self.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S)
         log.info("%r: %s", memo, f"found {found}" if found else "no such channel")
         return found
 

@@ -13,8 +13,11 @@ import logging
 from typing import Any
 
 from lsp.errors import LndError
+from lsp.lnd.client import LndClient
 from lsp.lsps.jsonrpc import MAX_MESSAGE_BYTES, Caller, Dispatcher
-from lsp.lsps.lnd_ext import LSPS0_MESSAGE_TYPE, LspsLnd
+
+# bLIP-50 (LSPS0): the BOLT 8 message type LSPS JSON-RPC rides on (odd: "it's ok to be odd").
+LSPS0_MESSAGE_TYPE = 37913
 
 log = logging.getLogger("lsp.lsps.lsps0")
 
@@ -27,7 +30,7 @@ def register(d: Dispatcher, protocols: list[int]) -> None:
 
 
 class PeerTransport:
-    def __init__(self, lnd: LspsLnd, dispatcher: Dispatcher):
+    def __init__(self, lnd: LndClient, dispatcher: Dispatcher):
         self.lnd = lnd
         self.dispatcher = dispatcher
         self._tasks: set[asyncio.Task[None]] = set()
@@ -56,7 +59,7 @@ class PeerTransport:
             log.warning("LSPS0 response to %s is %d bytes, too large for one message; dropped", peer, len(out))
             return
         try:
-            await self.lnd.send_custom_message(peer, out)
+            await self.lnd.send_custom_message(peer, out, LSPS0_MESSAGE_TYPE)
             log.debug("LSPS0 answer to %s sent (%d bytes)", peer, len(out))
         except LndError as exc:
             log.warning("could not answer LSPS0 request from %s: %s", peer, exc.message)

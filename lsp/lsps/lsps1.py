@@ -39,10 +39,10 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
 from lsp.errors import LndError, LndUnavailable
 from lsp.faults import crash_point
+from lsp.lnd.client import LndClient
 from lsp.lnd.walletkit import WalletKit
 from lsp.lsps.interceptor import RESUME_FIND_S
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
-from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import format_datetime
 
 OPTION_MISMATCH = 100
@@ -128,7 +128,7 @@ def _int(value: Any, name: str) -> int:
 
 class Lsps1Methods:
     def __init__(
-        self, lnd: LspsLnd | None, sessions: Any, config: Lsps1Config | None = None, *, follow: bool = True
+        self, lnd: LndClient | None, sessions: Any, config: Lsps1Config | None = None, *, follow: bool = True
     ):
         """``lnd`` None: only ``get_info`` works (an API without a node). ``follow`` False: orders
         are created and read here, and followed by the daemon (see the module docstring)."""
@@ -141,14 +141,14 @@ class Lsps1Methods:
         self._unspent: UnspentSnapshot | None = None
 
     @property
-    def lnd(self) -> LspsLnd:
+    def lnd(self) -> LndClient:
         if self._lnd is None:
             raise LndUnavailable("the LSP is not connected to its Lightning node", grpc_code="CONFIG")
         return self._lnd
 
     @property
     def wallet(self) -> WalletKit:
-        return WalletKit(self.lnd.lnd)
+        return WalletKit(self.lnd)
 
     def _received(self, address: str) -> Awaitable[list[tuple[str, int]]]:
         if self._unspent is None:
@@ -221,7 +221,7 @@ class Lsps1Methods:
         expires = datetime.now(UTC) + c.order_expiry
         invoice = await self.lnd.add_hold_invoice(
             payment_hash,
-            fee * 1000,
+            value_msat=fee * 1000,
             memo=f"LSPS1 channel of {lsp_sat} sat",
             expiry_s=int(c.order_expiry.total_seconds()),
             cltv_expiry=144,
@@ -413,7 +413,7 @@ class Lsps1Methods:
             async for inv in self.lnd.invoice_updates(payment_hash):
                 if inv.state == states.ACCEPTED:
                     if not self._claim(order_id, "bolt11"):  # paid on chain meanwhile: give the HTLC back
-                        await self.lnd.lnd.cancel_invoice(payment_hash)
+                        await self.lnd.cancel_invoice(payment_hash)
                         continue
                     # HOLD already: an earlier run took this payment and may have opened the channel.
                     resumed = self._load(order_id).payment_state == "HOLD"
@@ -456,7 +456,7 @@ class Lsps1Methods:
                 )
                 if row.payment_state == "EXPECT_PAYMENT":  # withdraw the Lightning option
                     try:
-                        await self.lnd.lnd.cancel_invoice(row.payment_hash)
+                        await self.lnd.cancel_invoice(row.payment_hash)
                     except LndError as exc:
                         log.warning("LSPS1 order %s: could not cancel the invoice: %s", order_id, exc.message)
                 await self._open_paid_onchain(order_id, resumed=False)
@@ -468,7 +468,7 @@ class Lsps1Methods:
                 if not self._claim(order_id, "onchain" if got else "expired"):
                     return  # paid by Lightning at the last moment: that path completes the order
                 try:
-                    await self.lnd.lnd.cancel_invoice(row.payment_hash)
+                    await self.lnd.cancel_invoice(row.payment_hash)
                 except LndError as exc:
                     log.info("LSPS1 order %s: invoice already gone: %s", order_id, exc.message)
                 reason = f"order expired with {total} of {row.order_total_sat} sat received on chain"
@@ -491,14 +491,14 @@ class Lsps1Methods:
             return row.channel_point
         req = json.loads(row.request)
         memo = f"lsps1 order {order_id}"
-        earlier = await self.lnd.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S if resumed else 0.0)
+        earlier = await self.lnd.find_channel_by_memo(memo, look_s=RESUME_FIND_S if resumed else 0.0)
         if earlier is not None:
             log.info("LSPS1 order %s: resuming with the channel %s an earlier run opened", order_id, earlier)
             cp = earlier
         else:
             try:
                 cp = str(
-                    await self.lnd.lnd.open_channel(
+                    await self.lnd.open_channel(
                         str(row.client_node_id),
                         int(req["lsp_balance_sat"]),
                         private=not req["announce_channel"],
@@ -519,7 +519,7 @@ class Lsps1Methods:
         crash_point("lsps1.paid")
         if await self._open(order_id, resumed=resumed) is None:
             crash_point("lsps1.refund")
-            await self.lnd.lnd.cancel_invoice(row.payment_hash)
+            await self.lnd.cancel_invoice(row.payment_hash)
             self._update(order_id, order_state="FAILED", payment_state="REFUNDED")
             return
         crash_point("lsps1.before_settle")

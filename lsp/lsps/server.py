@@ -21,7 +21,6 @@ from lsp.lnd.client import LndClient
 from lsp.lsps import lsps0
 from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher
-from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps0 import PeerTransport
 from lsp.lsps.lsps1 import Lsps1Config, Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods, MenuEntry
@@ -59,7 +58,7 @@ class LspsServer:
         intercept: bool = True,
         lsps1: Lsps1Config | None = None,
     ):
-        self.lnd = LspsLnd(lnd)
+        self.lnd = lnd
         self.store = LspsStore(sessions)
         self.config = config
         self.dispatcher = Dispatcher()

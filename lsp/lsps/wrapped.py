@@ -21,9 +21,9 @@ import time
 from typing import Any
 
 from lsp.errors import LndError
+from lsp.lnd.client import LndClient
 from lsp.lsps.interceptor import ChannelSizing
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
-from lsp.lsps.lnd_ext import LspsLnd
 from lsp.lsps.lsps2 import INVALID_OPENING_FEE_PARAMS, Lsps2Config, OpeningFeeParams, check_payment_size, gross_for_net
 from lsp.lsps.store import LspsStore
 
@@ -34,7 +34,7 @@ LSP_CLTV_MARGIN = 144  # blocks between the payer's HTLC expiry and the payment 
 
 
 class WrappedJit:
-    def __init__(self, lnd: LspsLnd, store: LspsStore, config: Lsps2Config, *, sizing: ChannelSizing | None = None):
+    def __init__(self, lnd: LndClient, store: LspsStore, config: Lsps2Config, *, sizing: ChannelSizing | None = None):
         self.lnd = lnd
         self.store = store
         self.config = config
@@ -52,7 +52,7 @@ class WrappedJit:
         if not isinstance(invoice, str) or not invoice:
             raise invalid_params("invoice must be a BOLT11 string", field_name="invoice")
         try:
-            decoded = await self.lnd.lnd.decode_pay_req(invoice)
+            decoded = await self.lnd.decode_pay_req(invoice)
         except LndError:
             raise invalid_params(
                 "invoice is not a valid BOLT11 invoice for this network", field_name="invoice"
@@ -80,7 +80,7 @@ class WrappedJit:
         expiry = max(60, min(3600, int(decoded.timestamp + decoded.expiry - time.time()) - 30))
         lsp_invoice = await self.lnd.add_hold_invoice(
             payment_hash,
-            gross,
+            value_msat=gross,
             memo=f"JIT channel to {node[:16]}: {amount} msat + {fee} msat opening fee",
             expiry_s=expiry,
             cltv_expiry=int(decoded.cltv_expiry) + LSP_CLTV_MARGIN,
@@ -130,7 +130,7 @@ class WrappedJit:
     async def _channel_for(self, node: str, amount_msat: int) -> int:
         """An active channel to the client that can carry the payment, opening a JIT one if needed."""
         async with self._open_lock:
-            for ch in await self.lnd.lnd.list_channels(active_only=True, peer=node):
+            for ch in await self.lnd.list_channels(active_only=True, peer=node):
                 if (ch.local_balance - ch.local_chan_reserve_sat) * 1000 >= amount_msat + 1000 * len(ch.pending_htlcs):
                     return int(ch.chan_id)
             opened = await self.lnd.open_zero_conf(node, self.sizing.capacity_sat(amount_msat))
@@ -174,7 +174,7 @@ class WrappedJit:
 
     async def _earlier_payment(self, payment_hash: str) -> str | None:
         try:
-            outcome = await self.lnd.lnd.track_payment(payment_hash, timeout_s=120)
+            outcome = await self.lnd.track_payment(payment_hash, timeout_s=120)
         except LndError:
             return None  # no payment for this hash was ever started
         return outcome.preimage if outcome.status == "SUCCEEDED" else None
@@ -182,7 +182,7 @@ class WrappedJit:
     async def _cancel(self, payment_hash: str, reason: str) -> None:
         log.warning("wrapped JIT %s cancelled: %s", payment_hash[:16], reason)
         try:
-            await self.lnd.lnd.cancel_invoice(payment_hash)
+            await self.lnd.cancel_invoice(payment_hash)
         finally:
             self.store.update_wrapped(payment_hash, state="CANCELED", failure_reason=reason)
 

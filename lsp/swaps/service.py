@@ -34,7 +34,6 @@ from lsp.errors import Forbidden, LndError, NotFound, ValidationFailed
 from lsp.faults import crash_point
 from lsp.lnd.chainnotifier import ChainNotifier
 from lsp.lnd.client import LndClient
-from lsp.lnd.holdinvoices import HoldInvoices
 from lsp.lnd.types import PaymentOutcome
 from lsp.lnd.walletkit import WalletKit
 from lsp.services.events import Event
@@ -79,7 +78,6 @@ class SwapService:
         self.settings = settings
         self.chain = ChainNotifier(lnd)
         self.wallet = WalletKit(lnd)
-        self.hold = HoldInvoices(lnd)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._secret = ctx.settings.secret_key.get_secret_value()
 
@@ -172,9 +170,9 @@ class SwapService:
         ws = scripts.swap_script(
             bytes.fromhex(payment_hash), bytes.fromhex(claim_pubkey), key.get_public_key().sec(), timeout
         )
-        invoice = await self.hold.add(
+        invoice = await self.lnd.add_hold_invoice(
             payment_hash,
-            amount_sat,
+            value_sat=amount_sat,
             memo=f"reverse swap {swap_id}",
             expiry_s=self.settings.invoice_expiry_s,
             cltv_expiry=self.settings.reverse_timeout_blocks + self.settings.invoice_cltv_margin_blocks,
@@ -531,7 +529,7 @@ class SwapService:
         elif st == S.CLAIMED:
             assert swap.preimage
             try:
-                await self.hold.settle(swap.preimage)
+                await self.lnd.settle_invoice(swap.preimage)
             except LndError as exc:
                 if "already settled" not in exc.message.lower():
                     raise
@@ -585,14 +583,14 @@ class SwapService:
     async def _hold_state(self, payment_hash: str) -> str:
         # Polled, not subscribed: LND logs every client-side end of SubscribeSingleInvoice as an error.
         while True:
-            state = self.hold.state_name(await self.lnd.lookup_invoice(payment_hash))
+            state = self.lnd.invoice_state(await self.lnd.lookup_invoice(payment_hash))
             if state in ("ACCEPTED", "CANCELED", "SETTLED"):
                 return state
             await asyncio.sleep(self.settings.poll_s)
 
     async def _cancel_quietly(self, payment_hash: str) -> None:
         try:
-            await self.hold.cancel(payment_hash)
+            await self.lnd.cancel_invoice(payment_hash)
         except LndError as exc:
             log.warning("cancel invoice %s: %s", payment_hash, exc.message)
 
