@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.errors import LabError, LabStateError
+from harness.runtime import CONCRETE_RUNTIMES, RUNTIMES
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -67,7 +68,7 @@ def setup(release: bool) -> None:
 @click.argument("topology")
 @click.option(
     "--runtime",
-    type=click.Choice(["process", "docker", "auto"]),
+    type=click.Choice(RUNTIMES),
     default="auto",
     show_default=True,
     help="auto: Docker when a daemon answers (DOCKER_HOST or scripts/dockerd.sh), else local processes",
@@ -327,7 +328,7 @@ def bench() -> None:
 @click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
 @click.option(
-    "--runtime", "runtimes", multiple=True, type=click.Choice(["process", "docker"]), default=("process",),
+    "--runtime", "runtimes", multiple=True, type=click.Choice(CONCRETE_RUNTIMES), default=("process",),
     show_default=True, help="repeat to compare runtimes in the same run",
 )
 @click.option(

@@ -25,13 +25,13 @@ from harness.faults import Faults
 from harness.ldk import LdkNode
 from harness.network import Network, Progress
 from harness.node import LightningNode, LndNode
+from harness.runtime import RUNTIMES
 from harness.runtime.base import Runtime
 from harness.runtime.process import ProcessRuntime
 from harness.snapshot import SnapshotStore
 from harness.toolchain.build import find_toolchain
 from harness.topology import Policy, Topology, load_topology
 
-RUNTIMES = ("process", "docker", "auto")
 # How long an in-flight HTLC may take to settle before the invariant check calls it left pending.
 HTLC_SETTLE_GRACE_S = 5.0
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from harness.harness import LightningTestHarness
+from harness.runtime import RUNTIMES
 
 DEFAULT_TOPOLOGY = "line3"
 # A bring-up that times out is tried once more on a fresh network (the failed
@@ -32,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--lab-runtime",
         default="process",
-        choices=("process", "docker", "auto"),
+        choices=RUNTIMES,
         help="runtime for lab networks: process (default), docker, or auto (docker when a daemon answers)",
     )
     group.addoption(

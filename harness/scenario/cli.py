@@ -10,13 +10,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from harness.runtime import RUNTIMES
+
 
 def register(main: click.Group, *, console: Console, out: Console) -> None:
     @main.command("run")
     @click.argument("target")
     @click.option(
         "--runtime",
-        type=click.Choice(["process", "docker", "auto"]),
+        type=click.Choice(RUNTIMES),
         # The CLI's default, as for `lab up`; pytest's --lab-runtime stays `process`.
         default="auto",
         show_default=True,
