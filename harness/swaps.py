@@ -140,6 +140,21 @@ def wait_state(api: Any, swap_id: str, states: set[str] | str, *, timeout_s: str
     )
 
 
+def wait_claim_broadcast(lab: LightningTestHarness, view: dict[str, Any], *, timeout_s: float = 60) -> None:
+    """Wait until the LSP's claim of a swap in ``claim_pending`` is in the mempool (or mined).
+
+    ``claim_pending`` is recorded *before* the claim is broadcast (a restart rebroadcasts exactly
+    that transaction, never a second one), so a block mined the moment the state shows may not
+    hold it; mine after this."""
+    txid = view.get("spendTxid")
+    if not txid:
+        raise LabError(f"swap {view['swapId']} has no claim yet (state {view['state']})")
+    wait_for(
+        lambda: txid in lab.chain.mempool() or lab.chain.raw_tx(txid).get("confirmations", 0) > 0,
+        what=f"the LSP's claim {txid} to be broadcast", timeout_s=timeout_s,
+    )
+
+
 SWAP_IN_FAILED = {"lockup_failed", "invoice_failed", "expired"}
 
 
@@ -156,7 +171,9 @@ def swap_in(
     client.verify(swap, payment_hash=inv.payment_hash)
     client.fund(lab, swap)
     lab.mine(1)
-    wait_state(api, swap["swapId"], {"claim_pending", "claimed", *SWAP_IN_FAILED}, timeout_s=timeout_s)
+    view = wait_state(api, swap["swapId"], {"claim_pending", "claimed", *SWAP_IN_FAILED}, timeout_s=timeout_s)
+    if view["state"] == "claim_pending":
+        wait_claim_broadcast(lab, view, timeout_s=timeout_s)
     lab.mine(1)
     done = wait_state(api, swap["swapId"], {"claimed", *SWAP_IN_FAILED}, timeout_s=timeout_s)
     if done["state"] != "claimed":

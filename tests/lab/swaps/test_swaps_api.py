@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from harness.harness import LightningTestHarness
-from harness.swaps import SwapClient, submit_lockup, swap_in, swap_out, wait_state
+from harness.swaps import SwapClient, submit_lockup, swap_in, swap_out, wait_claim_broadcast, wait_state
 from lsp.client import LSPAPIError
 from lsp.db.models import WebhookDelivery
 from lsp.security.signing import sign
@@ -79,6 +79,7 @@ def test_zero_conf_swap_in_pays_before_any_block(lab: LightningTestHarness, lsp_
     paid = wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
     assert lab.chain.height() == height  # paid and claim broadcast with the lockup still unconfirmed
     assert paid["preimage"] is not None
+    wait_claim_broadcast(lab, paid)
     lab.mine(1)
     wait_state(api, swap["swapId"], "claimed", timeout_s=60)
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from harness.chain import RpcError
 from harness.harness import LightningTestHarness
-from harness.swaps import SwapClient, find_output, lockup_of, wait_state
+from harness.swaps import SwapClient, find_output, lockup_of, wait_claim_broadcast, wait_state
 from harness.wait import wait_for
 from lsp.cli import main as lsp_cli
 
@@ -119,7 +119,7 @@ def test_lsp_stopped_after_paying_claims_when_restarted(lab: LightningTestHarnes
     lsp_app.stop()  # the LSP dies holding the preimage, the lockup unclaimed
 
     api = lsp_app.start()
-    wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
+    wait_claim_broadcast(lab, wait_state(api, swap["swapId"], "claim_pending", timeout_s=60))
     lab.mine(1)
     done = wait_state(api, swap["swapId"], "claimed", timeout_s=60)
     assert lab.chain.raw_tx(done["spendTxid"])["vin"][0]["txid"] == done["lockupTxid"]
@@ -151,7 +151,7 @@ def test_missed_lockup_is_found_by_rescan(
 
     api = lsp_app.start()
     lab.mine(1)
-    wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
+    wait_claim_broadcast(lab, wait_state(api, swap["swapId"], "claim_pending", timeout_s=60))
     lab.mine(1)
     wait_state(api, swap["swapId"], "claimed", timeout_s=60)
 

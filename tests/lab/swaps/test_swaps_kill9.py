@@ -13,7 +13,7 @@ import pytest
 
 from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
-from harness.swaps import wait_state
+from harness.swaps import wait_claim_broadcast, wait_state
 from lsp.client import LSPClient
 
 from .conftest import LAB_SWAPS, SWAPS_TOPOLOGY, swap_in
@@ -55,7 +55,7 @@ def test_lsp_killed_between_paid_and_claimed_claims_once_when_restarted(
 
         del server.env["LSP_SWAP_HALT_AT_STATE"]
         server.start()
-        wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
+        wait_claim_broadcast(lab, wait_state(api, swap["swapId"], "claim_pending", timeout_s=60))
         lab.mine(1)
         done = wait_state(api, swap["swapId"], "claimed", timeout_s=60)
     finally:

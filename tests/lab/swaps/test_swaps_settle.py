@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from harness.harness import LightningTestHarness
-from harness.swaps import SwapClient, find_output, lockup_of, wait_state
+from harness.swaps import SwapClient, find_output, lockup_of, wait_claim_broadcast, wait_state
 from harness.wait import wait_for
 
 from .conftest import SWAPS_TOPOLOGY, LspHandle
@@ -36,6 +36,7 @@ def test_swap_in_pays_the_invoice_and_claims_the_lockup(lab: LightningTestHarnes
     lockup = client.fund(lab, swap)
     lab.mine(1)
     done = wait_state(api, swap["swapId"], "claim_pending", timeout_s=60)
+    wait_claim_broadcast(lab, done)
     lab.mine(1)
     done = wait_state(api, swap["swapId"], "claimed", timeout_s=60)
 
