@@ -46,8 +46,8 @@ from typing import Any
 
 from harness.chain.faucet import Utxo
 from harness.topology import Channel, Topology
-from lsp.lnd.stubs import cache_root
-from lsp.versions import BITCOIN_CORE_SDIST_SHA256, LND_LAB_TAGS, LND_VERSION
+from lncore.stubs import cache_root
+from lncore.versions import BITCOIN_CORE_SDIST_SHA256, LND_LAB_TAGS, LND_VERSION
 
 # Bump when what a snapshot holds or how it is restored changes.
 FORMAT = 2

@@ -58,7 +58,7 @@ def _database(settings: Settings) -> Iterator[None]:
 
 def _stubs_or_fail() -> None:
     """Checked at start-up, before the server accepts a request: the LND client needs them."""
-    from lsp.lnd.stubs import StubsError, require
+    from lncore.stubs import StubsError, require
 
     try:
         require()
@@ -139,7 +139,7 @@ def stubs_command() -> None:
     Fetches LND's .proto files through the Go module proxy and runs grpcio-tools over them
     into the cache (LAB_CACHE_DIR, else ~/.cache/lightning-lab); `lsp serve` refuses to start
     without them. Idempotent."""
-    from lsp.lnd.stubs import StubsError, generate
+    from lncore.stubs import StubsError, generate
 
     try:
         click.echo(f"stubs ready: {generate()}")

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-GO_MIN=$($PY -c 'import re;t=open("lsp/versions.py").read();print(".".join(re.search(r"GO_MIN_VERSION: Final = \((\d+), (\d+), (\d+)\)",t).groups()))')
+GO_MIN=$($PY -c 'import re;t=open("lncore/versions.py").read();print(".".join(re.search(r"GO_MIN_VERSION: Final = \((\d+), (\d+), (\d+)\)",t).groups()))')
 
 # --- Go ------------------------------------------------------------------
 if ! command -v go >/dev/null 2>&1; then
@@ -49,7 +49,7 @@ if [[ ! -f "$stamp" ]]; then
 fi
 
 # --- Bitcoin Core's build tools -----------------------------------------------
-core_pkgs=$("$VENV/bin/python" -c 'from lsp.versions import BITCOIN_CORE_BUILD_PACKAGES as p; print(" ".join(p))')
+core_pkgs=$("$VENV/bin/python" -c 'from lncore.versions import BITCOIN_CORE_BUILD_PACKAGES as p; print(" ".join(p))')
 missing=""
 if command -v dpkg >/dev/null 2>&1; then  # elsewhere `lab setup` checks the tools themselves
     for p in $core_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

@@ -24,7 +24,7 @@ from harness.runtime import docker_resources as res
 from harness.runtime import images
 from harness.runtime.docker_client import require_docker
 from harness.wait import wait_for
-from lsp.lnd import stubs
+from lncore import stubs
 
 
 def one_run(docker: Any, imgs: images.LabImages) -> tuple[float, float]:

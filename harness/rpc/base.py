@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 
 from harness.errors import NodeError
-from lsp.lnd.stubs import Stubs, load
+from lncore.stubs import Stubs, load
 
 # LND's TLS certificate is ECDSA; gRPC's default cipher list lacks it.
 os.environ.setdefault("GRPC_SSL_CIPHER_SUITES", "HIGH+ECDSA")

@@ -34,8 +34,8 @@ from docker import errors as docker_errors
 from harness.errors import ToolchainError
 from harness.runtime.docker_client import DockerError, docker_available, require_docker
 from harness.toolchain.build import sha256_file
-from lsp.lnd.stubs import cache_root
-from lsp.versions import (
+from lncore.stubs import cache_root
+from lncore.versions import (
     BITCOIN_CORE_SDIST_SHA256,
     BITCOIN_CORE_VERSION,
     BTCD_MODULE,

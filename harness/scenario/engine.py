@@ -37,7 +37,7 @@ def new_run_id() -> str:
 
 
 def versions() -> dict[str, str]:
-    from lsp import versions as v
+    from lncore import versions as v
 
     return {
         "lnd": v.LND_VERSION,

@@ -1,7 +1,7 @@
 """Build the pinned Bitcoin Core (``bitcoind``, ``bitcoin-cli``) from source into the cache.
 
 The source is the Bitcoin Core tree that the PyPI sdist of py-bitcoinkernel
-carries (``lsp/versions.py`` pins the sdist version and its sha256; nothing
+carries (``lncore/versions.py`` pins the sdist version and its sha256; nothing
 else is trusted). Steps, each skipped when its result is already cached:
 
 1. check the build tools (cmake, a C++ compiler, pkg-config, Boost, libevent,
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from harness.errors import ToolchainError
 from harness.toolchain.build import binary_version, sha256_file
-from lsp.lnd.stubs import cache_root
-from lsp.versions import (
+from lncore.stubs import cache_root
+from lncore.versions import (
     BITCOIN_CORE_BUILD_PACKAGES,
     BITCOIN_CORE_CMAKE_FLAGS,
     BITCOIN_CORE_SDIST,
@@ -174,7 +174,7 @@ def check_sdist(path: Path) -> None:
     got = sha256_file(path)
     if got != BITCOIN_CORE_SDIST_SHA256:
         raise ToolchainError(
-            f"{path} has sha256 {got}, but lsp/versions.py pins {BITCOIN_CORE_SDIST_SHA256} for "
+            f"{path} has sha256 {got}, but lncore/versions.py pins {BITCOIN_CORE_SDIST_SHA256} for "
             f"{BITCOIN_CORE_SDIST}=={BITCOIN_CORE_SDIST_VERSION}: refusing to build from it. "
             f"Delete it and run `lab setup` again; if the index serves the same file again, it is not the pinned source."
         )

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ToolchainError
-from lsp.lnd.stubs import cache_root
-from lsp.versions import (
+from lncore.stubs import cache_root
+from lncore.versions import (
     BTCD_MODULE,
     BTCD_VERSION,
     GO_MIN_VERSION,
@@ -240,7 +240,7 @@ def _check_built(directory: Path, expect: dict[str, str | None], pin: str) -> No
     if problems:
         raise ToolchainError(
             f"the binaries built from {pin} in {directory} do not report the pinned version "
-            f"(lsp/versions.py): {'; '.join(problems)}"
+            f"(lncore/versions.py): {'; '.join(problems)}"
         )
 
 
@@ -337,7 +337,7 @@ def find_toolchain(flavor: str = "lab") -> Toolchain:
 def setup(*, release: bool = False, progress: Progress = _noop) -> Toolchain:
     """Everything `lab setup` does, idempotently."""
     from harness.toolchain.bitcoin_core import cached, ensure_bitcoin_core, require_build_tools
-    from lsp.lnd import stubs
+    from lncore import stubs
 
     require_go()
     if not cached():

@@ -2,7 +2,7 @@
 HTTP+JSON control API) with cargo into the cache.
 
 The crate pins ``ldk-node`` exactly in its Cargo.toml and commits its
-Cargo.lock; ``lsp/versions.py`` repeats the version (``LDK_NODE_VERSION``) and
+Cargo.lock; ``lncore/versions.py`` repeats the version (``LDK_NODE_VERSION``) and
 ``lab setup`` refuses a crate whose lock file resolves another one. The binary
 lands in ``<cache>/bin/lab-ldk-<hash>/`` keyed by the hash of the crate's
 sources and lock file; cargo's own target directory stays in the cache too, so
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from harness.errors import ToolchainError
 from harness.toolchain.build import binary_version
-from lsp.lnd.stubs import cache_root
-from lsp.versions import LDK_NODE_VERSION, RUST_MIN_VERSION
+from lncore.stubs import cache_root
+from lncore.versions import LDK_NODE_VERSION, RUST_MIN_VERSION
 
 Progress = Callable[[str], None]
 
@@ -63,7 +63,7 @@ def version_problem(output: str) -> str | None:
     if m is None:
         return f"lab-ldk --version printed {output.strip()!r}, expected 'lab-ldk <version> ldk-node <version>'"
     if m[1] != LDK_NODE_VERSION:
-        return f"lab-ldk runs ldk-node {m[1]}, expected {LDK_NODE_VERSION} (lsp/versions.py)"
+        return f"lab-ldk runs ldk-node {m[1]}, expected {LDK_NODE_VERSION} (lncore/versions.py)"
     return None
 
 
@@ -98,7 +98,7 @@ def ensure_ldk_driver(progress: Progress = _noop) -> Path:
     locked = locked_version()
     if locked != LDK_NODE_VERSION:
         raise ToolchainError(
-            f"interop/ldk/Cargo.lock resolves ldk-node {locked}, but lsp/versions.py pins {LDK_NODE_VERSION}: "
+            f"interop/ldk/Cargo.lock resolves ldk-node {locked}, but lncore/versions.py pins {LDK_NODE_VERSION}: "
             "change both together (cargo update -p ldk-node --precise <version>)"
         )
     cargo = require_cargo()

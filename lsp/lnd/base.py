@@ -21,8 +21,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from lncore import stubs as stubs_mod
 from lsp.errors import LndError, LndUnavailable
-from lsp.lnd import stubs as stubs_mod
 
 MAX_MESSAGE = 200 * 1024 * 1024  # describe_graph on mainnet is tens of MB
 UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

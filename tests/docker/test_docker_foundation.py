@@ -128,7 +128,7 @@ def test_btcd_and_lnd_in_a_lab_network(docker: Any, lab_images: images.LabImages
     import grpc
     from cryptography import x509
 
-    from lsp.lnd import stubs
+    from lncore import stubs
 
     net = res.create_network(docker, lab_id)
     assert res.create_network(docker, lab_id).id == net.id  # idempotent

@@ -14,7 +14,7 @@ import pytest
 
 from harness.errors import ToolchainError
 from harness.toolchain import bitcoin_core as bc
-from lsp import versions
+from lncore import versions
 
 pytestmark = pytest.mark.unit
 

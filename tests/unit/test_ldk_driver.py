@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.toolchain import ldk_driver
-from lsp.versions import LDK_NODE_VERSION
+from lncore.versions import LDK_NODE_VERSION
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from harness.scenario.context import StepContext
 from harness.scenario.model import Lsps1OrderStep, Lsps2ReceiveStep
 from harness.scenario.steps.expect import record
 from harness.wait import wait_for
-from lsp.versions import LDK_NODE_VERSION
+from lncore.versions import LDK_NODE_VERSION
 
 LDK_CLIENT = f"ldk-node {LDK_NODE_VERSION} (lightning-liquidity)"
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from lsp.versions import LND_VERSION
+from lncore.versions import LND_VERSION
 
 PASSING = """\
 name: tiny-pass
@@ -83,7 +83,7 @@ def test_passing_scenario_writes_a_self_contained_report(tmp_path: Path) -> None
 
     html = page.read_text()
     assert "tiny-pass" in html and ">PASSED<" in html
-    assert LND_VERSION in html  # LND version from lsp/versions.py
+    assert LND_VERSION in html  # LND version from lncore/versions.py
     assert "seed · tiny-pass" in html
     assert html.count("<svg") >= 4  # latency histogram, success bars, topology, balances
     assert "FAILURE_REASON_INSUFFICIENT_BALANCE" in html

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from harness.wait import wait_for
+from lncore import stubs
 from lsp.app import create_app
 from lsp.cli import main as cli_main
 from lsp.client import LSPAPIError, LSPClient
@@ -26,7 +27,6 @@ from lsp.db import migrate
 from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.errors import Forbidden
-from lsp.lnd import stubs
 from lsp.lnd.types import PaymentOutcome
 from lsp.services import invoices, payments
 from tests.unit.lsp.conftest import ADMIN_KEY, Creds, make_settings, onboard

@@ -1,4 +1,4 @@
-"""Product boundaries and hygiene: lsp never imports harness; secrets never reach a log line."""
+"""Product boundaries and hygiene: lsp never imports harness, lncore neither product; secrets never\nreach a log line."""
 
 from __future__ import annotations
 
@@ -8,23 +8,36 @@ from pathlib import Path
 
 import pytest
 
+import lncore
 import lsp
 from lsp.logs import RedactingFormatter, RequestIdFilter, redact, request_id_var
 
 pytestmark = pytest.mark.unit
 
 
-def test_lsp_never_imports_harness() -> None:
-    offenders = []
-    for path in Path(lsp.__file__).parent.rglob("*.py"):
+def _imports(package_dir: Path) -> list[tuple[Path, str]]:
+    found = []
+    for path in package_dir.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = []
             if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
+                found += [(path, a.name) for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            offenders += [f"{path}: {n}" for n in names if n == "harness" or n.startswith("harness.")]
-    assert offenders == []
+                found.append((path, node.module))
+    return found
+
+
+def _top(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def test_lsp_never_imports_harness() -> None:
+    assert [f"{p}: {m}" for p, m in _imports(Path(lsp.__file__).parent) if _top(m) == "harness"] == []
+
+
+def test_lncore_is_the_bottom_it_imports_neither_product() -> None:
+    found = _imports(Path(lncore.__file__).parent)
+    assert found, "lncore has imports to check"
+    assert [f"{p}: {m}" for p, m in found if _top(m) in ("lsp", "harness", "bench")] == []
 
 
 def test_secrets_are_redacted_and_request_id_is_on_every_line() -> None:

@@ -8,11 +8,11 @@ import hashlib
 import pytest
 from fastapi.testclient import TestClient
 
+from lncore import stubs
 from lsp.client import LSPClient
 from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.errors import Conflict, InsufficientFunds
-from lsp.lnd import stubs
 from lsp.lnd.types import PaymentOutcome
 from lsp.services import invoices, ledger, payments
 from tests.unit.lsp.conftest import Creds, onboard

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lsp.lnd import stubs
+from lncore import stubs
 from lsp.routing.executor import MAX_ROUTING_ATTEMPTS, McfExecutor
 from lsp.routing.graph import Channel
 from lsp.routing.live import RESERVE_MARGIN_SAT, LiveGraph

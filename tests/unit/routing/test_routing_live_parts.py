@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from lncore import stubs
 from lsp.db import migrate
 from lsp.db.base import make_engine, make_sessionmaker
-from lsp.lnd import stubs
 from lsp.routing.executor import ExecutionResult, McfExecutor, PartRecord, route_proto
 from lsp.routing.graph import Channel, ChannelGraph
 from lsp.routing.liquidity import LiquidityModel, Prior, settle

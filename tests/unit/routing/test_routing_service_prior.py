@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from lncore import stubs
 from lsp.config import Settings, load_settings
 from lsp.errors import ConfigError
-from lsp.lnd import stubs
 from lsp.routing import service
 from lsp.routing.liquidity import Prior
 

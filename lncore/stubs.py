@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from lsp.versions import GO_MIN_VERSION, LND_MODULE, LND_PROTOS, LND_VERSION
+from lncore.versions import GO_MIN_VERSION, LND_MODULE, LND_PROTOS, LND_VERSION
 
 STAMP = ".complete"
 

@@ -1,9 +1,10 @@
 """Every external version this project builds, generates or runs, in one place.
 
-It lives in ``lsp`` (not ``harness``) because ``lsp`` is the bottom of the
-dependency graph: the LSP needs the LND version to generate its gRPC stubs,
-the lab needs everything here, and ``lsp`` must never import ``harness``.
-Change a pin here and nothing else: ``lab setup`` rebuilds what it names.
+It lives in ``lncore``, the bottom of the dependency graph: the LSP needs the
+LND version for its gRPC stubs, the lab needs everything here, and neither
+product imports the other's internals for it. Change a pin here and nothing
+else: ``lab setup`` rebuilds what it names. (Python packages are pinned in
+pyproject.toml.)
 """
 
 from __future__ import annotations
