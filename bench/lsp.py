@@ -259,7 +259,7 @@ def run(
 
             def direct(pr: str) -> float:
                 t = time.perf_counter()
-                # The request the LSP sends (lsp/lnd/router.py): one part, no in-flight updates.
+                # The request the LSP sends (lncore/lnd/router.py): one part, no in-flight updates.
                 res = hub.router.pay_invoice(pr, fee_limit_sat=max_fee, timeout_s=60, max_parts=1)
                 assert res.succeeded, res
                 return time.perf_counter() - t

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness.harness import LightningTestHarness
 from harness.node import LndNode
-from lsp.lnd.client import LndClient
+from lncore.lnd.client import LndClient
 from lsp.routing.executor import ExecutionResult, McfExecutor
 from lsp.routing.live import LiveGraph
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.node import LndNode
+from lncore.lnd.client import LndClient
 from lsp.db.base import make_engine, make_sessionmaker
 from lsp.db.migrate import upgrade
-from lsp.lnd.client import LndClient
 from lsp.lsps.interceptor import ChannelSizing
 from lsp.lsps.lsps2 import Lsps2Config, MenuEntry
 from lsp.lsps.server import LspsServer

@@ -33,7 +33,7 @@ from lsp.services.events import EventBus
 from lsp.services.watchers import start_all
 
 if TYPE_CHECKING:
-    from lsp.lnd.client import LndClient
+    from lncore.lnd.client import LndClient
 
 log = logging.getLogger("lsp.app")
 
@@ -65,9 +65,9 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         owns_lnd = False
         if ctx.lnd is None and settings.lnd_configured:
-            from lsp.lnd.client import LndClient
+            from lsp.config import lnd_from_settings
 
-            ctx.lnd = LndClient.from_settings(settings)
+            ctx.lnd = lnd_from_settings(settings)
             owns_lnd = True
         log.info("LSP up: network=%s lnd=%s", settings.network, "connected" if ctx.lnd else "none")
         # Start order: LND client, watchers and workers, then the swap loop (it uses the watchers'

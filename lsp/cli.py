@@ -269,9 +269,9 @@ def reconcile_cmd(as_json: bool) -> None:
     import json
 
     from lsp.compliance import audit
+    from lsp.config import lnd_from_settings
     from lsp.db.base import make_engine, make_sessionmaker, session_scope
     from lsp.errors import LSPError
-    from lsp.lnd.client import LndClient
     from lsp.services.reconcile import Reconciliation, reconcile
 
     settings = _settings()
@@ -279,7 +279,7 @@ def reconcile_cmd(as_json: bool) -> None:
     engine = make_engine(settings.database_url)
 
     async def run() -> tuple[Reconciliation, int, list[audit.Problem]]:
-        async with LndClient.from_settings(settings) as lnd:
+        async with lnd_from_settings(settings) as lnd:
             with session_scope(make_sessionmaker(engine)) as s:
                 report = await reconcile(lnd, s)
                 entries, problems = audit.verify(s)
@@ -347,7 +347,7 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
     import asyncio
 
     from lsp.app import build_context
-    from lsp.lnd.client import LndClient
+    from lsp.config import lnd_from_settings
     from lsp.swaps.config import SwapSettings
     from lsp.swaps.service import SwapService
 
@@ -357,7 +357,7 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
         _fail("--from-height must be >= 0 and --to-height (when given) >= --from-height")
 
     async def run() -> list[tuple[str, str, str | None]]:
-        async with LndClient.from_settings(settings) as lnd:
+        async with lnd_from_settings(settings) as lnd:
             ctx = build_context(settings, lnd)
             try:
                 found = await SwapService(ctx, lnd, SwapSettings()).rescan(from_height, to_height)

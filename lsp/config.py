@@ -16,7 +16,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +31,9 @@ Network = Literal["regtest", "signet", "testnet", "mainnet"]
 DEMO_ADMIN_KEY = "demo-admin-key"
 DEMO_SECRET_KEY = "demo-secret-key-change-me"
 MIN_MAINNET_SECRET_LEN = 32
+
+if TYPE_CHECKING:
+    from lncore.lnd.client import LndClient
 
 
 class Settings(BaseSettings):
@@ -220,3 +223,13 @@ def load_settings(**overrides: object) -> Settings:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{name}: {msg}")
         raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def lnd_from_settings(settings: Settings) -> LndClient:
+    """The LSP's LND client, from LSP_LND_HOST, LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH."""
+    from lncore.lnd.client import LndClient
+    from lsp.errors import LndUnavailable
+
+    if settings.lnd_tls_cert_path is None or settings.lnd_macaroon_path is None:
+        raise LndUnavailable("LSP_LND_TLS_CERT_PATH and LSP_LND_MACAROON_PATH must both be set", grpc_code="CONFIG")
+    return LndClient.from_paths(settings.lnd_host, settings.lnd_tls_cert_path, settings.lnd_macaroon_path)

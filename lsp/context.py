@@ -15,9 +15,9 @@ from lsp.security.crypto import SecretBox
 from lsp.security.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from lncore.lnd.client import LndClient
     from lsp.compliance.monitoring import EventWorker
     from lsp.dashboard.live import Broadcaster
-    from lsp.lnd.client import LndClient
     from lsp.metrics import Metrics
     from lsp.routing.executor import McfExecutor
     from lsp.services.events import EventBus

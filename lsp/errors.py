@@ -7,18 +7,15 @@ below the API layer knows about HTTP.
 
 from __future__ import annotations
 
+# The base class and LND's errors live in lncore (the LND client raises them); this is the
+# same hierarchy: LndError is an LSPError.
+from lncore.errors import CodedError as LSPError
+from lncore.errors import LndError, LndUnavailable
 
-class LSPError(Exception):
-    """Base of every error the LSP raises on purpose. ``code`` is stable and machine-readable."""
-
-    code = "lsp_error"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code is not None:
-            self.code = code
+__all__ = [
+    "AuthError", "ConfigError", "Conflict", "Forbidden", "InsufficientFunds", "LSPError", "LndError",
+    "LndUnavailable", "NotFound", "NotImplementedYet", "RateLimited", "ValidationFailed",
+]
 
 
 class ConfigError(LSPError):
@@ -71,30 +68,6 @@ class InsufficientFunds(LSPError):
     """The client's balance, or the LSP's liquidity, cannot cover the request."""
 
     code = "insufficient_funds"
-
-
-class LndError(LSPError):
-    """LND answered an RPC with an error. ``grpc_code`` is the gRPC status name; ``message`` is LND's text."""
-
-    code = "lnd_error"
-
-    def __init__(self, message: str, *, grpc_code: str = "UNKNOWN", rpc: str = ""):
-        super().__init__(message)
-        self.grpc_code = grpc_code
-        self.rpc = rpc
-
-    def __str__(self) -> str:
-        where = f"{self.rpc}: " if self.rpc else ""
-        return f"{where}{self.message} ({self.grpc_code})"
-
-
-class LndUnavailable(LndError):
-    """The LSP has no working connection to its LND node (not configured, down, or unreachable)."""
-
-    code = "lnd_unavailable"
-
-    def __init__(self, message: str, *, grpc_code: str = "UNAVAILABLE", rpc: str = ""):
-        super().__init__(message, grpc_code=grpc_code, rpc=rpc)
 
 
 class NotImplementedYet(LSPError):

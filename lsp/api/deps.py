@@ -10,11 +10,11 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from lncore.lnd.client import LndClient
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import Client
 from lsp.errors import AuthError, LndUnavailable, RateLimited
-from lsp.lnd.client import LndClient
 from lsp.security.auth import SignedRequest
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 

@@ -13,9 +13,8 @@ import asyncio
 import logging
 
 from lsp import faults
-from lsp.config import Settings, load_settings
+from lsp.config import Settings, lnd_from_settings, load_settings
 from lsp.db.base import make_engine, make_sessionmaker
-from lsp.lnd.client import LndClient
 from lsp.lsps.lsps2 import Lsps2Config
 from lsp.lsps.server import DEFAULT_MENU, LspsServer, promise_secret
 
@@ -23,7 +22,7 @@ from lsp.lsps.server import DEFAULT_MENU, LspsServer, promise_secret
 async def main(settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     faults.arm(settings.crash_points)
-    lnd = LndClient.from_settings(settings)
+    lnd = lnd_from_settings(settings)
     engine = make_engine(settings.database_url)
     config = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(settings.secret_key.get_secret_value()))
     server = LspsServer(lnd, make_sessionmaker(engine), config)

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lncore.lnd.client import LndClient
 from lsp.errors import LndError
 from lsp.faults import crash_point
-from lsp.lnd.client import LndClient
 from lsp.lsps.lsps2 import Buy, FeeOverflow, is_jit_scid
 from lsp.lsps.store import LspsStore
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
+from lncore.lnd.client import LndClient
 from lsp.errors import LndError
-from lsp.lnd.client import LndClient
 from lsp.lsps.jsonrpc import MAX_MESSAGE_BYTES, Caller, Dispatcher
 
 # bLIP-50 (LSPS0): the BOLT 8 message type LSPS JSON-RPC rides on (odd: "it's ok to be odd").

@@ -35,12 +35,12 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from lncore.lnd.client import LndClient
+from lncore.lnd.walletkit import WalletKit
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
 from lsp.errors import LndError, LndUnavailable
 from lsp.faults import crash_point
-from lsp.lnd.client import LndClient
-from lsp.lnd.walletkit import WalletKit
 from lsp.lsps.interceptor import RESUME_FIND_S
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lsps2 import format_datetime

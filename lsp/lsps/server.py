@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from lsp.lnd.client import LndClient
+from lncore.lnd.client import LndClient
 from lsp.lsps import lsps0
 from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher

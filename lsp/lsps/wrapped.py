@@ -20,8 +20,8 @@ import logging
 import time
 from typing import Any
 
+from lncore.lnd.client import LndClient
 from lsp.errors import LndError
-from lsp.lnd.client import LndClient
 from lsp.lsps.interceptor import ChannelSizing
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lsps2 import INVALID_OPENING_FEE_PARAMS, Lsps2Config, OpeningFeeParams, check_payment_size, gross_for_net

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lncore.lnd.types import PaymentOutcome
 from lsp.errors import LndError
-from lsp.lnd.types import PaymentOutcome
 from lsp.routing.liquidity import settle
 from lsp.routing.mcf import McfPlanner
 from lsp.routing.plan import NoRouteError, PaymentPart, PaymentPlan

@@ -31,7 +31,7 @@ from lsp.routing.liquidity import DEFAULT_HALF_LIFE_S, Knowledge, LiquidityModel
 from lsp.routing.mcf import McfConfig, McfPlanner
 
 if TYPE_CHECKING:
-    from lsp.lnd.client import LndClient
+    from lncore.lnd.client import LndClient
 
 log = logging.getLogger("lsp.routing.live")
 

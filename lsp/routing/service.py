@@ -20,7 +20,7 @@ from lsp.routing.live import LiveGraph
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from lsp.lnd.client import LndClient
+    from lncore.lnd.client import LndClient
 
 
 

@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lncore.lnd.client import LndClient
 from lsp.compliance import audit
 from lsp.config import Settings
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, new_id
 from lsp.errors import Conflict, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.faults import crash_point
-from lsp.lnd.client import LndClient
 from lsp.services import ledger
 from lsp.services.events import channel_data
 

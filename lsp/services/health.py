@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp.lnd.client import LndClient
+from lncore.lnd.client import LndClient
 
 # An HTLC this close to its expiry is stuck: its channel will be force-closed to claim it on chain.
 STUCK_WITHIN_BLOCKS = 20

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lncore.lnd.client import LndClient
 from lsp.compliance import audit
 from lsp.db.base import utcnow
 from lsp.db.models import Invoice
 from lsp.errors import NotFound
-from lsp.lnd.client import LndClient
 from lsp.services import ledger
 from lsp.services.events import invoice_data
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lncore.lnd.client import LndClient
+from lncore.lnd.types import PaymentOutcome
 from lsp import faults
 from lsp.compliance import audit
 from lsp.config import Settings
@@ -30,8 +32,6 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Payment, new_id
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.faults import crash_point
-from lsp.lnd.client import LndClient
-from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
 from lsp.services.events import payment_data
 

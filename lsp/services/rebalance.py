@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from lncore.lnd.client import LndClient
+from lncore.lnd.types import PaymentOutcome
 from lsp.db.base import session_scope
 from lsp.db.models import Channel
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, ValidationFailed
-from lsp.lnd.client import LndClient
-from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger
 
 if TYPE_CHECKING:

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lncore.lnd.client import LndClient
 from lsp.db.models import Channel, Invoice, LedgerEntry, Payment
 from lsp.db.models_lsps import Lsps1Order, Lsps2Buy
 from lsp.db.models_swaps import Swap
 from lsp.errors import LndError
-from lsp.lnd.client import LndClient
 
 LND_TO_OURS = {"SUCCEEDED": "succeeded", "FAILED": "failed", "IN_FLIGHT": "in_flight", "INITIATED": "in_flight"}
 

@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from lncore.lnd.client import LndClient
 from lsp.context import AppContext
 from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope
 from lsp.db.models import ForwardingEvent
 from lsp.errors import LndError
-from lsp.lnd.client import LndClient
 from lsp.services import channels, invoices, liquidity, notify, payments
 
 log = logging.getLogger("lsp.watchers")

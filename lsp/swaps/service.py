@@ -25,6 +25,10 @@ from embit.transaction import Transaction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lncore.lnd.chainnotifier import ChainNotifier
+from lncore.lnd.client import LndClient
+from lncore.lnd.types import PaymentOutcome
+from lncore.lnd.walletkit import WalletKit
 from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.base import session_scope
@@ -32,10 +36,6 @@ from lsp.db.models import new_id
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import Forbidden, LndError, NotFound, ValidationFailed
 from lsp.faults import crash_point
-from lsp.lnd.chainnotifier import ChainNotifier
-from lsp.lnd.client import LndClient
-from lsp.lnd.types import PaymentOutcome
-from lsp.lnd.walletkit import WalletKit
 from lsp.services.events import Event
 from lsp.swaps import keys, scripts, tx
 from lsp.swaps.config import SwapSettings

@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
 from harness.wait import wait_for
+from lncore.lnd.client import LndClient
 from lsp.client import LSPClient
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
-from lsp.lnd.client import LndClient
 from lsp.security import signing
 from lsp.services.reconcile import Reconciliation, reconcile
 

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from harness.wait import wait_for
 from lncore import stubs
+from lncore.lnd.types import PaymentOutcome
 from lsp.app import create_app
 from lsp.cli import main as cli_main
 from lsp.client import LSPAPIError, LSPClient
@@ -27,7 +28,6 @@ from lsp.db import migrate
 from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.errors import Forbidden
-from lsp.lnd.types import PaymentOutcome
 from lsp.services import invoices, payments
 from tests.unit.lsp.conftest import ADMIN_KEY, Creds, make_settings, onboard
 

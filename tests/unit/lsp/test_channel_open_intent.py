@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from lncore.lnd.types import ChannelPointRef
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel
 from lsp.errors import LndError, LndUnavailable, ValidationFailed
-from lsp.lnd.types import ChannelPointRef
 from lsp.services import channels, ledger
 from tests.unit.lsp.conftest import Creds
 

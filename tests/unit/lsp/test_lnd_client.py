@@ -17,11 +17,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lsp.config import load_settings
+from lncore.lnd.base import to_lnd_error
+from lncore.lnd.client import LndClient
+from lncore.lnd.types import ChannelPointRef, txid_from_bytes, txid_to_bytes
+from lsp.config import lnd_from_settings, load_settings
 from lsp.errors import LndError, LndUnavailable
-from lsp.lnd.base import to_lnd_error
-from lsp.lnd.client import LndClient
-from lsp.lnd.types import ChannelPointRef, txid_from_bytes, txid_to_bytes
 
 pytestmark = pytest.mark.unit
 
@@ -63,7 +63,7 @@ def test_missing_macaroon_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_settings_without_lnd_paths_cannot_build_a_client() -> None:
     with pytest.raises(LndUnavailable, match="LSP_LND_TLS_CERT_PATH"):
-        LndClient.from_settings(load_settings())
+        lnd_from_settings(load_settings())
 
 
 def test_unreachable_node_raises_lnd_unavailable_not_a_grpc_error(tmp_path: Path) -> None:

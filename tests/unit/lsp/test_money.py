@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lncore import stubs
+from lncore.lnd.types import PaymentOutcome
 from lsp.client import LSPClient
 from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.errors import Conflict, InsufficientFunds
-from lsp.lnd.types import PaymentOutcome
 from lsp.services import invoices, ledger, payments
 from tests.unit.lsp.conftest import Creds, onboard
 

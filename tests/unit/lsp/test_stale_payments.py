@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from lncore.lnd.types import PaymentOutcome
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Payment
 from lsp.errors import LndError, LndUnavailable
-from lsp.lnd.types import PaymentOutcome
 from lsp.services import ledger, payments
 from tests.unit.lsp.conftest import Creds
 

@@ -22,7 +22,7 @@ import grpc
 import grpc.aio
 
 from lncore import stubs as stubs_mod
-from lsp.errors import LndError, LndUnavailable
+from lncore.errors import LndError, LndUnavailable
 
 MAX_MESSAGE = 200 * 1024 * 1024  # describe_graph on mainnet is tens of MB
 UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from lsp.lnd.base import RpcBase
+from lncore.lnd.base import RpcBase
 
 
 class InvoicesMixin(RpcBase):

@@ -7,9 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from lsp.errors import LndError
-from lsp.lnd.base import RpcBase
-from lsp.lnd.types import ChannelPointRef, OpenedChannel, txid_from_bytes, txid_to_bytes
+from lncore.errors import LndError
+from lncore.lnd.base import RpcBase
+from lncore.lnd.types import ChannelPointRef, OpenedChannel, txid_from_bytes, txid_to_bytes
 
 
 class LightningMixin(RpcBase):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from lsp.errors import LndError
-from lsp.lnd.base import BidiStream, RpcBase
-from lsp.lnd.types import PaymentOutcome
+from lncore.errors import LndError
+from lncore.lnd.base import BidiStream, RpcBase
+from lncore.lnd.types import PaymentOutcome
 
 FINAL = ("SUCCEEDED", "FAILED")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lsp.errors import LndError
-from lsp.lnd.base import RpcBase
+from lncore.errors import LndError
+from lncore.lnd.base import RpcBase
 
 
 class WalletKit:

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from lsp.lnd.base import RpcBase
-from lsp.lnd.types import txid_from_bytes, txid_to_bytes
+from lncore.lnd.base import RpcBase
+from lncore.lnd.types import txid_from_bytes, txid_to_bytes
 
 
 @dataclass(frozen=True)
