@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from lsp import faults
 from lsp.api import channels, enterprise, invoices, liquidity, lsps, payments, routing, swaps, ws
@@ -56,6 +57,12 @@ def build_context(settings: Settings, lnd: LndClient | None = None) -> AppContex
         metrics=Metrics(sessions),
         lnd=lnd,
     )
+
+
+class HealthView(BaseModel):
+    status: str
+    network: str
+    lnd: str = Field(description="configured or none")
 
 
 def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
@@ -103,7 +110,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
 
     app.add_middleware(RequestContextMiddleware, metrics=ctx.metrics)
 
-    @app.get("/health", tags=["meta"])
+    @app.get("/health", tags=["meta"], response_model=HealthView)
     def health() -> dict[str, str]:
         return {
             "status": "ok",

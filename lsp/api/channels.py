@@ -119,7 +119,20 @@ def list_channels(
     return [ChannelView.of(c) for c in channels.list_for_client(db, client.id, status=status)]
 
 
-@router.get("/balance")
+class LspChannelBalance(CamelModel):
+    local_balance: int
+    remote_balance: int
+    pending_open_local_balance: int
+
+
+class ChannelsBalanceView(CamelModel):
+    channels: dict[str, int] = Field(description="the client's channels by status")
+    open_capacity: int
+    pending_capacity: int
+    lsp: LspChannelBalance | None = Field(default=None, description="the LSP node's channel balance (LND connected)")
+
+
+@router.get("/balance", response_model=ChannelsBalanceView, response_model_exclude_none=True)
 async def balance(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, object]:
     """The client's channels, and the LSP node's channel balance when LND is connected."""
     out: dict[str, object] = channels.summary_for_client(db, client.id)

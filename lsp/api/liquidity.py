@@ -48,7 +48,38 @@ class ReservationView(CamelModel):
         )
 
 
-@router.get("/api/liquidity/rates")
+class ChannelOpeningRates(CamelModel):
+    base_fee: int = Field(description="sats per channel open")
+    capacity_fee: float = Field(description="fraction of the capacity")
+    min_channel_size: int
+    max_channel_size: int
+
+
+class LiquidityRates(CamelModel):
+    reservation_fee: int = Field(description="sats per reservation")
+    utilization_fee: int = Field(description="ppm")
+    fee_rate: float = Field(description="fraction of the reserved amount")
+    max_duration: int = Field(description="milliseconds")
+    jit_channel_enabled: bool
+
+
+class RoutingRates(CamelModel):
+    base_fee: int = Field(description="msat")
+    fee_rate: int = Field(description="ppm")
+
+
+class RatesView(CamelModel):
+    channel_opening: ChannelOpeningRates
+    liquidity: LiquidityRates
+    routing: RoutingRates
+
+
+class BalanceView(CamelModel):
+    balance: int = Field(description="sats the client holds at the LSP")
+    by_kind: dict[str, int] = Field(description="the ledger's sum per entry kind (deposits, payments, fees, ...)")
+
+
+@router.get("/api/liquidity/rates", response_model=RatesView)
 def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
     return liquidity.rates(ctx.settings)
 
@@ -86,7 +117,7 @@ def get_reservation(reservation_id: str, client: CurrentClient, db: DB) -> Reser
     return ReservationView.of(liquidity.get_for_client(db, client.id, reservation_id))
 
 
-@router.get("/api/balance")
+@router.get("/api/balance", response_model=BalanceView)
 def balance(client: CurrentClient, db: DB) -> dict[str, Any]:
     """Sats the client holds at the LSP: received minus sent, fees and reservations."""
     return {"balance": ledger.balance(db, client.id), "byKind": ledger.breakdown(db, client.id)}
