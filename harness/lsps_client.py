@@ -49,6 +49,9 @@ from harness.node import LndNode
 from harness.rpc.router import PaymentResult
 
 LSPS0_TYPE = 37913
+# Methods safe to send twice (they change nothing at the LSP): resent until answered.
+READ_ONLY_METHODS = frozenset({"lsps0.list_protocols", "lsps1.get_info", "lsps1.get_order", "lsps2.get_info"})
+RESEND_S = 3.0
 EXTRA_FEE_TLV = 65537
 VIRTUAL_CLTV_DELTA = 40
 
@@ -165,23 +168,34 @@ class LspsClient:
         except grpc.RpcError:
             return
 
-    def raw_request(self, data: bytes, rid: str, *, timeout_s: float = 30) -> dict[str, Any]:
-        """Send raw bytes as an LSPS0 message and wait for the response with id ``rid``."""
+    def raw_request(
+        self, data: bytes, rid: str, *, timeout_s: float = 30, resend_s: float | None = None
+    ) -> dict[str, Any]:
+        """Send raw bytes as an LSPS0 message and wait for the response with id ``rid``.
+
+        ``resend_s``: send the same bytes again every so often until the answer comes (only for
+        read-only methods). LND hands a peer message to the subscribers registered at that instant
+        and keeps nothing: one sent just after either side (re)subscribed is lost, silently."""
         req = self.s.ln.SendCustomMessageRequest(peer=bytes.fromhex(self.lsp), type=LSPS0_TYPE, data=data)
         self.node.ln.stub.SendCustomMessage(req, timeout=30)
         deadline = time.monotonic() + timeout_s
+        next_send = time.monotonic() + resend_s if resend_s else float("inf")
         with self._cond:
             while rid not in self._responses:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if now >= deadline:
                     raise NodeError(f"no LSPS0 response with id {rid} from the LSP within {timeout_s} s")
-                self._cond.wait(left)
+                if now >= next_send and resend_s:
+                    self.node.ln.stub.SendCustomMessage(req, timeout=30)
+                    next_send = now + resend_s
+                self._cond.wait(min(deadline, next_send) - now)
             return self._responses.pop(rid)
 
     def request(self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float = 60) -> dict[str, Any]:
         rid = uuid.uuid4().hex
         body = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}}
-        doc = self.raw_request(json.dumps(body).encode(), rid, timeout_s=timeout_s)
+        resend = RESEND_S if method in READ_ONLY_METHODS else None
+        doc = self.raw_request(json.dumps(body).encode(), rid, timeout_s=timeout_s, resend_s=resend)
         if "error" in doc:
             err = doc["error"]
             raise LspsRpcError(err["code"], err["message"], err.get("data"))
@@ -357,3 +371,11 @@ def served_menu(node: LndNode, lsp_pubkey: str) -> list[dict[str, Any]]:
     with LspsClient(node, lsp_pubkey, intercept=False) as c:
         menu: list[dict[str, Any]] = c.get_info()["opening_fee_params_menu"]
     return menu
+
+
+def wait_answering(node: LndNode, lsp_pubkey: str, *, timeout_s: float = 60) -> None:
+    """Block until the LSP answers LSPS0 over the wire from ``node`` (an LND peer of the LSP):
+    a service just (re)started may not have its peer-message subscription registered at LND
+    yet, and a client like ldk-node sends once and gives up after 5 s."""
+    with LspsClient(node, lsp_pubkey, intercept=False) as c:
+        c.request("lsps0.list_protocols", timeout_s=timeout_s)

@@ -45,8 +45,12 @@ class LspsRunner:
         secret: bytes = b"lab-lsps2-promise-secret",
         sizing: ChannelSizing | None = None,
         mpp_timeout_s: float = 90.0,
+        probe: LndNode | None = None,
     ):
+        """``probe``: an LND peer of ``node``; when given, ``start`` returns only once the service
+        answers LSPS0 from it over the wire (see ``harness.lsps_client.wait_answering``)."""
         self.node = node
+        self.probe = probe
         self.url = f"sqlite:///{db_path}"
         upgrade(self.url)
         self.config = Lsps2Config(menu=menu or LAB_MENU, secret=secret)
@@ -93,6 +97,10 @@ class LspsRunner:
 
     def start(self) -> LspsRunner:
         self.server = self.run(self._start())
+        if self.probe is not None:
+            from harness.lsps_client import wait_answering
+
+            wait_answering(self.probe, self.node.pubkey)
         return self
 
     def stop(self) -> None:

@@ -40,8 +40,8 @@ def run_lsps2(step: Lsps2ReceiveStep, ctx: StepContext) -> None:
     lab = ctx.lab
     client, payer = lab.ldk(step.client), lab.node(step.payer)
     before = _lsp_channels(ctx, step.client, step.lsp)
-    with LspsRunner(lab.node(step.lsp), lab.lab_dir / f"lsps-step{ctx.index}.db"):
-        payer.connect(lab.node(step.lsp))
+    payer.connect(lab.node(step.lsp))
+    with LspsRunner(lab.node(step.lsp), lab.lab_dir / f"lsps-step{ctx.index}.db", probe=payer):
         menu = served_menu(payer, lab.node(step.lsp).pubkey)
         inv = client.jit_invoice(step.amount_msat, memo=f"{ctx.scenario.name} lsps2",
                                  max_total_lsp_fee_msat=step.max_fee_msat)
@@ -79,7 +79,8 @@ def run_lsps1(step: Lsps1OrderStep, ctx: StepContext) -> None:
     lab = ctx.lab
     client, payer = lab.ldk(step.client), lab.node(step.payer)
     before = _lsp_channels(ctx, step.client, step.lsp)
-    with LspsRunner(lab.node(step.lsp), lab.lab_dir / f"lsps-step{ctx.index}.db"):
+    payer.connect(lab.node(step.lsp))
+    with LspsRunner(lab.node(step.lsp), lab.lab_dir / f"lsps-step{ctx.index}.db", probe=payer):
         order = client.lsps1_request(step.lsp_balance_sat, 0, announce_channel=step.announce_channel)
         bolt11 = order["payment"]["bolt11"]
         t0 = time.monotonic()

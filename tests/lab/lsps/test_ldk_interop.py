@@ -57,7 +57,8 @@ def _quiet_chain(lab: LightningTestHarness) -> Iterator[None]:
 
 @pytest.fixture
 def lsp(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspsRunner]:
-    with LspsRunner(lab.node("lsp"), tmp_path / "lsps.db", menu=MENU) as runner:
+    lab.node("payer").connect(lab.node("lsp"))
+    with LspsRunner(lab.node("lsp"), tmp_path / "lsps.db", menu=MENU, probe=lab.node("payer")) as runner:
         yield runner
 
 
@@ -196,7 +197,8 @@ def test_lsps2_payment_after_valid_until_is_failed_back_uncharged(
 ) -> None:
     short = [MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(seconds=4),
                        min_payment_size_msat=1_000, max_payment_size_msat=500_000_000)]
-    with LspsRunner(lab.node("lsp"), tmp_path / "short.db", menu=short):
+    lab.node("payer").connect(lab.node("lsp"))
+    with LspsRunner(lab.node("lsp"), tmp_path / "short.db", menu=short, probe=lab.node("payer")):
         wallet = lab.ldk("wallet")
         before = lsp_channels(lab, wallet)
         inv = wallet.jit_invoice(30_000_000, max_total_lsp_fee_msat=2_000_000)
