@@ -74,7 +74,7 @@ class LspServer:
             if self.proc is not None and self.proc.poll() is not None:
                 raise LabError(f"lsp serve exited with {self.proc.returncode}:\n{log_tail(self.log_path)}")
             try:
-                return httpx.get(f"{self.url}/health", timeout=2).json().get("lnd") == "configured"
+                return bool(httpx.get(f"{self.url}/health", timeout=2).json().get("lnd") == "configured")
             except httpx.HTTPError:
                 return False
 

@@ -32,7 +32,7 @@ FAUCET_COINBASES = 20
 
 def throwaway_address() -> str:
     """A fresh regtest address nobody keeps the key of (blocks mined to it are burnt)."""
-    return script.p2wpkh(ec.PrivateKey(secrets.token_bytes(32)).get_public_key()).address(REGTEST)
+    return str(script.p2wpkh(ec.PrivateKey(secrets.token_bytes(32)).get_public_key()).address(REGTEST))
 
 
 @dataclass(frozen=True)

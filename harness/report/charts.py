@@ -19,7 +19,7 @@ GREY = "#8a94a6"
 def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(v))
+    exp = 10.0 ** math.floor(math.log10(v))
     # Multiples that divide into the 4 grid steps of _axes without fractions.
     for m in (1, 2, 4, 8, 10):
         if v <= m * exp:
@@ -164,7 +164,9 @@ def fee_scatter(points: list[tuple[int, int, bool]], *, w: int = 560, h: int = 2
 
 def balance_bars(before: list[ChannelSnapshot], after: list[ChannelSnapshot], *, w: int = 560) -> str:
     """Per channel, the initiator's share of capacity before (thin) and after (thick)."""
-    key = lambda c: (c.a, c.b)  # noqa: E731
+    def key(c: ChannelSnapshot) -> tuple[str, str]:
+        return (c.a, c.b)
+
     b_map = {key(c): c for c in before}
     chans = after or before
     if not chans:

@@ -8,7 +8,7 @@ from harness.rpc.base import Service
 
 
 class ChainNotifierRpc(Service):
-    stub_factory = staticmethod(lambda s: s.chainnotifier_grpc.ChainNotifierStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.chainnotifier_grpc.ChainNotifierStub)
 
     def block_epochs(self) -> Any:
         """A stream of new blocks (height, hash) as the node sees them."""

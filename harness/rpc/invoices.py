@@ -8,7 +8,7 @@ from harness.rpc.base import Service
 
 
 class InvoicesRpc(Service):
-    stub_factory = staticmethod(lambda s: s.invoices_grpc.InvoicesStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.invoices_grpc.InvoicesStub)
 
     def add_hold_invoice(self, payment_hash: str, amount_sat: int, *, memo: str = "", expiry_s: int = 3600) -> str:
         req = self.s.invoices.AddHoldInvoiceRequest(

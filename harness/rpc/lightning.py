@@ -105,7 +105,7 @@ def _policy(p: Any) -> PolicyView | None:
 
 
 class LightningRpc(Service):
-    stub_factory = staticmethod(lambda s: s.lnrpc.LightningStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.lnrpc.LightningStub)
 
     def get_info(self) -> NodeInfo:
         r = self._call("GetInfo", self.s.ln.GetInfoRequest())

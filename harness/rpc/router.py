@@ -35,7 +35,7 @@ class PaymentResult:
 
 
 class RouterRpc(Service):
-    stub_factory = staticmethod(lambda s: s.router_grpc.RouterStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.router_grpc.RouterStub)
 
     def delete_alias(self, base_scid: int, alias: int) -> None:
         """XDeleteLocalChanAliases: stop routing ``alias`` onto the channel ``base_scid`` (a drill

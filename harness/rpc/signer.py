@@ -6,7 +6,7 @@ from harness.rpc.base import Service
 
 
 class SignerRpc(Service):
-    stub_factory = staticmethod(lambda s: s.signer_grpc.SignerStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.signer_grpc.SignerStub)
 
     def sign_message(self, msg: bytes, *, key_family: int = 6, key_index: int = 0) -> bytes:
         loc = self.s.signer.KeyLocator(key_family=key_family, key_index=key_index)

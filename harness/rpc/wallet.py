@@ -16,7 +16,7 @@ class WalletUtxo:
 
 
 class WalletRpc(Service):
-    stub_factory = staticmethod(lambda s: s.walletkit_grpc.WalletKitStub)  # type: ignore[assignment]
+    stub_factory = staticmethod(lambda s: s.walletkit_grpc.WalletKitStub)
 
     def list_unspent(self, *, min_confs: int = 0, max_confs: int = 9_999_999) -> list[WalletUtxo]:
         req = self.s.walletkit.ListUnspentRequest(min_confs=min_confs, max_confs=max_confs)

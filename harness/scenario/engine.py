@@ -104,7 +104,7 @@ def _involved(step: Any) -> list[str]:
 
 def _step_label(step: Any) -> str:
     if step.name:
-        return step.name
+        return str(step.name)
     parts = [getattr(step, "call", None) or step.kind]
     inv = _involved(step)
     if inv:

@@ -104,7 +104,7 @@ def record_many(session: Session, items: Sequence[dict[str, Any]]) -> list[Audit
             "after": _canon(item.get("after")),
             "request_id": rid[:64] if rid else None,
         }
-        h = entry_hash(prev, **fields)  # type: ignore[arg-type]
+        h = entry_hash(prev, **fields)
         entries.append(AuditEntry(prev_hash=prev, hash=h, **fields))
         rows.append({**fields, "prev_hash": prev, "hash": h})
         prev = h

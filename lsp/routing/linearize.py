@@ -53,4 +53,4 @@ def piece_breakpoints(start: FloatArray, end: FloatArray, n_pieces: int) -> Floa
     the flat start; a quadratic spacing puts resolution where the cost changes.
     """
     t = 1.0 - (1.0 - np.linspace(0.0, 1.0, n_pieces + 1)) ** 1.5
-    return start[:, None] + (end - start)[:, None] * t[None, :]  # type: ignore[no-any-return]
+    return start[:, None] + (end - start)[:, None] * t[None, :]

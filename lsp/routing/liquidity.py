@@ -50,7 +50,7 @@ class Knowledge:
 def _bimodal_primitive(c: FloatArray, x: FloatArray, s: float) -> FloatArray:
     # Antiderivative of exp(-x/s) + exp((x-c)/s) + 1/c divided by s; the common factor s and
     # the normalisation cancel in the ratio of two integrals.
-    return -np.exp(-x / s) + np.exp((x - c) / s) + x / (c * s)  # type: ignore[no-any-return]
+    return -np.exp(-x / s) + np.exp((x - c) / s) + x / (c * s)
 
 
 def success_probability_array(

@@ -56,7 +56,7 @@ def ripemd160(data: bytes) -> bytes:
     except ValueError:  # OpenSSL 3 may disable ripemd160; embit carries a pure-Python one
         from embit.util import py_ripemd160
 
-        return py_ripemd160.ripemd160(data)
+        return bytes(py_ripemd160.ripemd160(data))
 
 
 def hash160(data: bytes) -> bytes:

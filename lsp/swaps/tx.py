@@ -95,7 +95,7 @@ def build_spend(
     tx = _unsigned(lockup_txid, lockup_vout, dest_script_pubkey, value, locktime=locktime, sequence=sequence)
     h = tx.sighash_segwit(0, Script(witness_script), lockup_value_sat)
     sig = key.sign(h).serialize() + bytes([SIGHASH.ALL])
-    tx.vin[0].witness = Witness([sig, preimage if claim else b"", witness_script])  # type: ignore[list-item]
+    tx.vin[0].witness = Witness([sig, preimage if claim else b"", witness_script])
     return SignedTx(tx.txid().hex(), tx.serialize().hex(), fee, vsize_of(tx), value)
 
 
