@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypedDict
+
+from typing_extensions import Unpack
 
 from lncore.errors import LndError
 from lncore.lnd.base import BidiStream, RpcBase
 from lncore.lnd.types import PaymentOutcome
 
 FINAL = ("SUCCEEDED", "FAILED")
+
+
+class SendOptions(TypedDict, total=False):
+    """SendPaymentV2's options the LSP uses (all optional)."""
+
+    fee_limit_sat: int | None
+    fee_limit_msat: int | None
+    amount_sat: int | None
+    max_parts: int | None
+    outgoing_chan_ids: list[int] | None
+    last_hop_pubkey: str | None
+    allow_self_payment: bool
+    cltv_limit: int | None
+    on_update: Callable[[PaymentOutcome], Awaitable[None]] | None
 
 
 class RouterMixin(RpcBase):
@@ -45,25 +61,14 @@ class RouterMixin(RpcBase):
         return last
 
     async def send_payment_final(
-        self,
-        payment_request: str,
-        *,
-        timeout_s: int,
-        fee_limit_sat: int | None = None,
-        fee_limit_msat: int | None = None,
-        amount_sat: int | None = None,
-        max_parts: int | None = None,
-        outgoing_chan_ids: list[int] | None = None,
-        last_hop_pubkey: str | None = None,
-        allow_self_payment: bool = False,
-        cltv_limit: int | None = None,
-        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+        self, payment_request: str, *, timeout_s: int, **opts: Unpack[SendOptions]
     ) -> Any:
         """SendPaymentV2, streamed until the payment is final; LND's ``lnrpc.Payment`` (with its
         HTLC attempts). The one place the LSP sends a payment through LND.
 
         ``timeout_s`` is LND's payment timeout (it stops trying new routes after it);
         the stream itself gets a margin on top so LND, not grpc, decides the outcome."""
+        on_update = opts.get("on_update")
         req = self.pb.router.SendPaymentRequest(
             payment_request=payment_request,
             timeout_seconds=timeout_s,
@@ -71,47 +76,32 @@ class RouterMixin(RpcBase):
             # message (and a protobuf decode) per HTLC attempt on every payment.
             no_inflight_updates=on_update is None,
         )
-        if fee_limit_msat is not None:
-            req.fee_limit_msat = fee_limit_msat
-        elif fee_limit_sat is not None:
-            req.fee_limit_sat = fee_limit_sat
-        if amount_sat:
-            req.amt = amount_sat
-        if max_parts:
-            req.max_parts = max_parts
+        if opts.get("fee_limit_msat") is not None:
+            req.fee_limit_msat = opts["fee_limit_msat"]
+        elif opts.get("fee_limit_sat") is not None:
+            req.fee_limit_sat = opts["fee_limit_sat"]
+        if opts.get("amount_sat"):
+            req.amt = opts["amount_sat"]
+        if opts.get("max_parts"):
+            req.max_parts = opts["max_parts"]
         # Circular rebalancing: leave through one of our channels, come back through another.
-        if outgoing_chan_ids:
-            req.outgoing_chan_ids.extend(outgoing_chan_ids)
-        if last_hop_pubkey:
-            req.last_hop_pubkey = bytes.fromhex(last_hop_pubkey)
-        if allow_self_payment:
+        if opts.get("outgoing_chan_ids"):
+            req.outgoing_chan_ids.extend(opts["outgoing_chan_ids"])
+        last_hop = opts.get("last_hop_pubkey")
+        if last_hop:
+            req.last_hop_pubkey = bytes.fromhex(last_hop)
+        if opts.get("allow_self_payment"):
             req.allow_self_payment = True
-        if cltv_limit is not None:
-            req.cltv_limit = cltv_limit
+        if opts.get("cltv_limit") is not None:
+            req.cltv_limit = opts["cltv_limit"]
         stream = self._stream(self.router_stub.SendPaymentV2, req, rpc="SendPaymentV2", timeout=timeout_s + 60)
         return await self._until_final(stream, on_update)
 
     async def send_payment_v2(
-        self,
-        payment_request: str,
-        *,
-        timeout_s: int,
-        fee_limit_sat: int | None = None,
-        amount_sat: int | None = None,
-        max_parts: int | None = None,
-        outgoing_chan_ids: list[int] | None = None,
-        last_hop_pubkey: str | None = None,
-        allow_self_payment: bool = False,
-        cltv_limit: int | None = None,
-        on_update: Callable[[PaymentOutcome], Awaitable[None]] | None = None,
+        self, payment_request: str, *, timeout_s: int, **opts: Unpack[SendOptions]
     ) -> PaymentOutcome:
         """``send_payment_final``, as a PaymentOutcome (SUCCEEDED with preimage/fee, or FAILED with the reason)."""
-        payment = await self.send_payment_final(
-            payment_request, timeout_s=timeout_s, fee_limit_sat=fee_limit_sat, amount_sat=amount_sat,
-            max_parts=max_parts, outgoing_chan_ids=outgoing_chan_ids, last_hop_pubkey=last_hop_pubkey,
-            allow_self_payment=allow_self_payment, cltv_limit=cltv_limit, on_update=on_update,
-        )  # fmt: skip
-        return self.outcome(payment)
+        return self.outcome(await self.send_payment_final(payment_request, timeout_s=timeout_s, **opts))
 
     async def track_payment(
         self,
