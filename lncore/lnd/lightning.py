@@ -5,32 +5,39 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lncore.errors import LndError
 from lncore.lnd.base import RpcBase
 from lncore.lnd.types import ChannelPointRef, OpenedChannel, txid_from_bytes, txid_to_bytes
 
+if TYPE_CHECKING:  # protoc's .pyi types, once `lsp stubs` / `lab setup` generated them
+    from lnd_grpc import lightning_pb2 as ln
+
 
 class LightningMixin(RpcBase):
-    async def get_info(self) -> Any:
-        return await self._unary(self.lightning_stub.GetInfo, self.pb.ln.GetInfoRequest(), rpc="GetInfo")
+    async def get_info(self) -> ln.GetInfoResponse:
+        resp: ln.GetInfoResponse = await self._unary(
+            self.lightning_stub.GetInfo, self.pb.ln.GetInfoRequest(), rpc="GetInfo"
+        )
+        return resp
 
     async def wallet_balance(self) -> Any:
         return await self._unary(
             self.lightning_stub.WalletBalance, self.pb.ln.WalletBalanceRequest(), rpc="WalletBalance"
         )
 
-    async def channel_balance(self) -> Any:
-        return await self._unary(
+    async def channel_balance(self) -> ln.ChannelBalanceResponse:
+        resp: ln.ChannelBalanceResponse = await self._unary(
             self.lightning_stub.ChannelBalance, self.pb.ln.ChannelBalanceRequest(), rpc="ChannelBalance"
         )
+        return resp
 
-    async def list_channels(self, *, active_only: bool = False, peer: str | None = None) -> list[Any]:
+    async def list_channels(self, *, active_only: bool = False, peer: str | None = None) -> list[ln.Channel]:
         req = self.pb.ln.ListChannelsRequest(active_only=active_only)
         if peer:
             req.peer = bytes.fromhex(peer)
-        resp = await self._unary(self.lightning_stub.ListChannels, req, rpc="ListChannels")
+        resp: ln.ListChannelsResponse = await self._unary(self.lightning_stub.ListChannels, req, rpc="ListChannels")
         return list(resp.channels)
 
     async def pending_channels(self) -> Any:
