@@ -4,20 +4,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lncore.lnd.base import RpcBase
 
+if TYPE_CHECKING:
+    from lnd_grpc import lightning_pb2 as ln
+
 
 class InvoicesMixin(RpcBase):
-    async def add_invoice(self, value_sat: int, memo: str = "", *, expiry_s: int = 3600, private: bool = False) -> Any:
-        """Returns AddInvoiceResponse (r_hash bytes, payment_request, add_index, payment_addr)."""
+    async def add_invoice(
+        self, value_sat: int, memo: str = "", *, expiry_s: int = 3600, private: bool = False
+    ) -> ln.AddInvoiceResponse:
+        """r_hash (bytes), payment_request, add_index, payment_addr."""
         req = self.pb.ln.Invoice(value=value_sat, memo=memo, expiry=expiry_s, private=private)
-        return await self._unary(self.lightning_stub.AddInvoice, req, rpc="AddInvoice")
+        resp: ln.AddInvoiceResponse = await self._unary(self.lightning_stub.AddInvoice, req, rpc="AddInvoice")
+        return resp
 
-    async def lookup_invoice(self, payment_hash: str) -> Any:
+    async def lookup_invoice(self, payment_hash: str) -> ln.Invoice:
         req = self.pb.ln.PaymentHash(r_hash=bytes.fromhex(payment_hash))
-        return await self._unary(self.lightning_stub.LookupInvoice, req, rpc="LookupInvoice")
+        inv: ln.Invoice = await self._unary(self.lightning_stub.LookupInvoice, req, rpc="LookupInvoice")
+        return inv
 
     async def subscribe_invoices(self, *, add_index: int = 0, settle_index: int = 0) -> AsyncIterator[Any]:
         """Every invoice added or settled after the given indexes (replays what was missed since then)."""

@@ -22,10 +22,11 @@ class LightningMixin(RpcBase):
         )
         return resp
 
-    async def wallet_balance(self) -> Any:
-        return await self._unary(
+    async def wallet_balance(self) -> ln.WalletBalanceResponse:
+        resp: ln.WalletBalanceResponse = await self._unary(
             self.lightning_stub.WalletBalance, self.pb.ln.WalletBalanceRequest(), rpc="WalletBalance"
         )
+        return resp
 
     async def channel_balance(self) -> ln.ChannelBalanceResponse:
         resp: ln.ChannelBalanceResponse = await self._unary(
@@ -40,10 +41,11 @@ class LightningMixin(RpcBase):
         resp: ln.ListChannelsResponse = await self._unary(self.lightning_stub.ListChannels, req, rpc="ListChannels")
         return list(resp.channels)
 
-    async def pending_channels(self) -> Any:
-        return await self._unary(
+    async def pending_channels(self) -> ln.PendingChannelsResponse:
+        resp: ln.PendingChannelsResponse = await self._unary(
             self.lightning_stub.PendingChannels, self.pb.ln.PendingChannelsRequest(), rpc="PendingChannels"
         )
+        return resp
 
     async def channel_points_by_memo(self) -> dict[str, str]:
         """Channel point of every open or pending-open channel LND stores a memo with (the LSP sets
@@ -69,14 +71,15 @@ class LightningMixin(RpcBase):
                 return found
             await asyncio.sleep(0.2)
 
-    async def closed_channels(self) -> list[Any]:
-        resp = await self._unary(
+    async def closed_channels(self) -> list[ln.ChannelCloseSummary]:
+        resp: ln.ClosedChannelsResponse = await self._unary(
             self.lightning_stub.ClosedChannels, self.pb.ln.ClosedChannelsRequest(), rpc="ClosedChannels"
         )
         return list(resp.channels)
 
-    async def list_peers(self) -> list[Any]:
-        resp = await self._unary(self.lightning_stub.ListPeers, self.pb.ln.ListPeersRequest(), rpc="ListPeers")
+    async def list_peers(self) -> list[ln.Peer]:
+        req = self.pb.ln.ListPeersRequest()
+        resp: ln.ListPeersResponse = await self._unary(self.lightning_stub.ListPeers, req, rpc="ListPeers")
         return list(resp.peers)
 
     async def connect_peer(self, pubkey: str, host: str, *, perm: bool = False, timeout_s: int = 30) -> bool:
@@ -165,19 +168,21 @@ class LightningMixin(RpcBase):
         )
         return await self._unary(self.lightning_stub.ForwardingHistory, req, rpc="ForwardingHistory")
 
-    async def describe_graph(self, *, include_unannounced: bool = False) -> Any:
+    async def describe_graph(self, *, include_unannounced: bool = False) -> ln.ChannelGraph:
         req = self.pb.ln.ChannelGraphRequest(include_unannounced=include_unannounced)
-        return await self._unary(self.lightning_stub.DescribeGraph, req, rpc="DescribeGraph", timeout=120)
+        graph: ln.ChannelGraph = await self._unary(self.lightning_stub.DescribeGraph, req, rpc="DescribeGraph", timeout=120)
+        return graph
 
-    async def decode_pay_req(self, payment_request: str) -> Any:
-        return await self._unary(
+    async def decode_pay_req(self, payment_request: str) -> ln.PayReq:
+        decoded: ln.PayReq = await self._unary(
             self.lightning_stub.DecodePayReq, self.pb.ln.PayReqString(pay_req=payment_request), rpc="DecodePayReq"
         )
+        return decoded
 
-    async def list_payments(self, *, include_incomplete: bool = True, max_payments: int = 10_000) -> list[Any]:
+    async def list_payments(self, *, include_incomplete: bool = True, max_payments: int = 10_000) -> list[ln.Payment]:
         """Every payment this node sent (one record per payment hash, with its HTLC attempts)."""
         req = self.pb.ln.ListPaymentsRequest(include_incomplete=include_incomplete, max_payments=max_payments)
-        resp = await self._unary(self.lightning_stub.ListPayments, req, rpc="ListPayments")
+        resp: ln.ListPaymentsResponse = await self._unary(self.lightning_stub.ListPayments, req, rpc="ListPayments")
         return list(resp.payments)
 
     # -- custom peer messages (LSPS0 rides on them) --------------------------------
@@ -190,8 +195,9 @@ class LightningMixin(RpcBase):
         async for msg in self._stream(self.lightning_stub.SubscribeCustomMessages, req, rpc="SubscribeCustomMessages"):
             yield msg
 
-    async def list_aliases(self) -> list[Any]:
-        resp = await self._unary(self.lightning_stub.ListAliases, self.pb.ln.ListAliasesRequest(), rpc="ListAliases")
+    async def list_aliases(self) -> list[ln.AliasMap]:
+        req = self.pb.ln.ListAliasesRequest()
+        resp: ln.ListAliasesResponse = await self._unary(self.lightning_stub.ListAliases, req, rpc="ListAliases")
         return list(resp.alias_maps)
 
     async def network(self) -> str:
