@@ -26,7 +26,7 @@ class InvoicesMixin(RpcBase):
         inv: ln.Invoice = await self._unary(self.lightning_stub.LookupInvoice, req, rpc="LookupInvoice")
         return inv
 
-    async def subscribe_invoices(self, *, add_index: int = 0, settle_index: int = 0) -> AsyncIterator[Any]:
+    async def subscribe_invoices(self, *, add_index: int = 0, settle_index: int = 0) -> AsyncIterator[ln.Invoice]:
         """Every invoice added or settled after the given indexes (replays what was missed since then)."""
         req = self.pb.ln.InvoiceSubscription(add_index=add_index, settle_index=settle_index)
         async for inv in self._stream(self.lightning_stub.SubscribeInvoices, req, rpc="SubscribeInvoices"):
@@ -57,7 +57,7 @@ class InvoicesMixin(RpcBase):
         resp = await self._unary(self.invoices_stub.AddHoldInvoice, req, rpc="AddHoldInvoice")
         return str(resp.payment_request)
 
-    async def invoice_updates(self, payment_hash: str) -> AsyncIterator[Any]:
+    async def invoice_updates(self, payment_hash: str) -> AsyncIterator[ln.Invoice]:
         """SubscribeSingleInvoice: the invoice now, then on every change (lnrpc.Invoice)."""
         req = self.pb.invoices.SubscribeSingleInvoiceRequest(r_hash=bytes.fromhex(payment_hash))
         async for inv in self._stream(self.invoices_stub.SubscribeSingleInvoice, req, rpc="SubscribeSingleInvoice"):

@@ -155,7 +155,7 @@ class LightningMixin(RpcBase):
                 return txid_from_bytes(update.chan_close.closing_txid)
         return closing_txid
 
-    async def subscribe_channel_events(self) -> AsyncIterator[Any]:
+    async def subscribe_channel_events(self) -> AsyncIterator[ln.ChannelEventUpdate]:
         req = self.pb.ln.ChannelEventSubscription()
         async for update in self._stream(self.lightning_stub.SubscribeChannelEvents, req, rpc="SubscribeChannelEvents"):
             yield update
@@ -190,7 +190,7 @@ class LightningMixin(RpcBase):
         req = self.pb.ln.SendCustomMessageRequest(peer=bytes.fromhex(peer), type=msg_type, data=data)
         await self._unary(self.lightning_stub.SendCustomMessage, req, rpc="SendCustomMessage")
 
-    async def custom_messages(self) -> AsyncIterator[Any]:
+    async def custom_messages(self) -> AsyncIterator[ln.CustomMessage]:
         req = self.pb.ln.SubscribeCustomMessagesRequest()
         async for msg in self._stream(self.lightning_stub.SubscribeCustomMessages, req, rpc="SubscribeCustomMessages"):
             yield msg

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from typing_extensions import Unpack
 
@@ -12,6 +12,10 @@ from lncore.lnd.base import BidiStream, RpcBase
 from lncore.lnd.types import PaymentOutcome
 
 FINAL = ("SUCCEEDED", "FAILED")
+
+if TYPE_CHECKING:
+    from lnd_grpc import lightning_pb2 as ln
+
 
 
 class SendOptions(TypedDict, total=False):
@@ -45,10 +49,10 @@ class RouterMixin(RpcBase):
         )
 
     async def _until_final(
-        self, updates: AsyncIterator[Any], on_update: Callable[[PaymentOutcome], Awaitable[None]] | None
-    ) -> Any:
+        self, updates: AsyncIterator[ln.Payment], on_update: Callable[[PaymentOutcome], Awaitable[None]] | None
+    ) -> ln.Payment:
         """The first final ``lnrpc.Payment`` of a payment stream (the last update if none is final)."""
-        last: Any = None
+        last: ln.Payment | None = None
         async for payment in updates:
             last = payment
             status = self.pb.ln.Payment.PaymentStatus.Name(payment.status)
@@ -62,7 +66,7 @@ class RouterMixin(RpcBase):
 
     async def send_payment_final(
         self, payment_request: str, *, timeout_s: int, **opts: Unpack[SendOptions]
-    ) -> Any:
+    ) -> ln.Payment:
         """SendPaymentV2, streamed until the payment is final; LND's ``lnrpc.Payment`` (with its
         HTLC attempts). The one place the LSP sends a payment through LND.
 
@@ -125,7 +129,7 @@ class RouterMixin(RpcBase):
         req = self.pb.router.AddAliasesRequest(alias_maps=[self.pb.ln.AliasMap(base_scid=base_scid, aliases=[alias])])
         await self._unary(self.router_stub.XAddLocalChanAliases, req, rpc="XAddLocalChanAliases")
 
-    async def pay_over(self, payment_request: str, *, outgoing_chan_id: int, timeout_s: int = 30) -> Any:
+    async def pay_over(self, payment_request: str, *, outgoing_chan_id: int, timeout_s: int = 30) -> ln.Payment:
         """Pay an invoice through one given channel, fee-free (our own direct channel); LND's Payment."""
         return await self.send_payment_final(
             payment_request, timeout_s=timeout_s, fee_limit_msat=0, outgoing_chan_ids=[outgoing_chan_id]
