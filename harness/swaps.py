@@ -149,10 +149,7 @@ def wait_claim_broadcast(lab: LightningTestHarness, view: dict[str, Any], *, tim
     txid = view.get("spendTxid")
     if not txid:
         raise LabError(f"swap {view['swapId']} has no claim yet (state {view['state']})")
-    wait_for(
-        lambda: txid in lab.chain.mempool() or lab.chain.raw_tx(txid).get("confirmations", 0) > 0,
-        what=f"the LSP's claim {txid} to be broadcast", timeout_s=timeout_s,
-    )
+    lab.chain.wait_for_tx(txid, timeout_s=timeout_s)
 
 
 SWAP_IN_FAILED = {"lockup_failed", "invoice_failed", "expired"}
