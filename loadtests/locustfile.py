@@ -30,7 +30,6 @@ import json
 import os
 import random
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +37,10 @@ import httpx
 from locust import User, between, events, task
 from locust.env import Environment
 
-from lsp.client import LSPAPIError, LSPClient
-from lsp.security import signing
+from lsp.client import LSPAPIError, LSPClient, websocket_url
 
 _CLIENTS: list[dict[str, str]] = []
 _next_client = itertools.count()
-WS_PATH = "/ws/lightning"
 
 
 @events.init.add_listener
@@ -166,16 +163,7 @@ class EventListener(User):
         import websocket  # websocket-client, installed with locust
 
         c = _pick_client()
-        headers = signing.signed_headers(c["api_key"], c["api_secret"], "GET", WS_PATH, b"")
-        query = urllib.parse.urlencode(
-            {
-                "apiKey": headers[signing.HEADER_KEY],
-                "timestamp": headers[signing.HEADER_TIMESTAMP],
-                "nonce": headers[signing.HEADER_NONCE],
-                "signature": headers[signing.HEADER_SIGNATURE],
-            }
-        )
-        url = (self.host or "").replace("http", "ws", 1) + f"{WS_PATH}?{query}"
+        url = websocket_url(self.host or "", c["api_key"], c["api_secret"])
         t0 = time.perf_counter()
         exc: Exception | None = None
         self.ws: Any = None

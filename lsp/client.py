@@ -13,6 +13,7 @@ Non-2xx answers raise ``LSPAPIError`` carrying the API's error body.
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections.abc import Generator
 from typing import Any
@@ -20,6 +21,23 @@ from typing import Any
 import httpx
 
 from lsp.security import signing
+
+WS_PATH = "/ws/lightning"
+
+
+def websocket_url(base_url: str, api_key: str, api_secret: str) -> str:
+    """The signed URL of the client's event WebSocket (``ws://`` or ``wss://`` after ``base_url``'s
+    scheme): a browser cannot set headers on a WebSocket, so the signature travels in the query."""
+    h = signing.signed_headers(api_key, api_secret, "GET", WS_PATH, b"")
+    query = urllib.parse.urlencode(
+        {
+            "apiKey": h[signing.HEADER_KEY],
+            "timestamp": h[signing.HEADER_TIMESTAMP],
+            "nonce": h[signing.HEADER_NONCE],
+            "signature": h[signing.HEADER_SIGNATURE],
+        }
+    )
+    return base_url.replace("http", "ws", 1) + f"{WS_PATH}?{query}"
 
 
 class LSPAPIError(Exception):

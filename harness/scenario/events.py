@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import urllib.parse
 from types import TracebackType
 from typing import Any
 
@@ -18,23 +17,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from harness.errors import LabError
-from lsp.security import signing
-
-WS_PATH = "/ws/lightning"
+from lsp.client import websocket_url
 
 
 class EventCollector:
     def __init__(self, base_url: str, api_key: str, api_secret: str):
-        h = signing.signed_headers(api_key, api_secret, "GET", WS_PATH, b"")
-        query = urllib.parse.urlencode(
-            {
-                "apiKey": h[signing.HEADER_KEY],
-                "timestamp": h[signing.HEADER_TIMESTAMP],
-                "nonce": h[signing.HEADER_NONCE],
-                "signature": h[signing.HEADER_SIGNATURE],
-            }
-        )
-        self.url = base_url.replace("http", "ws", 1) + f"{WS_PATH}?{query}"
+        self.url = websocket_url(base_url, api_key, api_secret)
         self.events: list[dict[str, Any]] = []
         self._ws: ClientConnection | None = None
         self._thread: threading.Thread | None = None

@@ -13,6 +13,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from lsp.client import WS_PATH  # one spelling, shared with the client
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import Client
@@ -21,7 +22,6 @@ from lsp.security.auth import SignedRequest
 
 router = APIRouter()
 log = logging.getLogger("lsp.ws")
-WS_PATH = "/ws/lightning"
 
 
 @router.websocket(WS_PATH)
