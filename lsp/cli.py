@@ -24,11 +24,9 @@ def _fail(message: str) -> NoReturn:
 
 def _settings() -> Settings:
     from lsp.compliance.policy import load_policy
-    from lsp.swaps.config import load_swap_settings
 
     try:
-        settings = load_settings()
-        load_swap_settings()  # LSP_SWAP_* too, before anything starts
+        settings = load_settings()  # with its sections (LSP_SWAP_*, LSP_LSPS1_*, LSP_LSPS2_*)
         # The policy file is read at start, not at the first request that needs it.
         load_policy(settings.compliance_config_path)
     except ConfigError as exc:
@@ -348,7 +346,6 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
 
     from lsp.app import build_context
     from lsp.config import lnd_from_settings
-    from lsp.swaps.config import SwapSettings
     from lsp.swaps.service import SwapService
 
     settings = _settings()
@@ -360,7 +357,7 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
         async with lnd_from_settings(settings) as lnd:
             ctx = build_context(settings, lnd)
             try:
-                found = await SwapService(ctx, lnd, SwapSettings()).rescan(from_height, to_height)
+                found = await SwapService(ctx, lnd, settings.swap).rescan(from_height, to_height)
             finally:
                 ctx.engine.dispose()
             return [(s.id, s.state, s.lockup_txid) for s in found]

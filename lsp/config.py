@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from lsp.errors import ConfigError
+from lsp.lsps.config import Lsps1Settings, Lsps2Settings
+from lsp.swaps.config import SwapSettings
 
 Network = Literal["regtest", "signet", "testnet", "mainnet"]
 
@@ -112,6 +115,11 @@ class Settings(BaseSettings):
     )
     admin_password: SecretStr = SecretStr("demo-admin-password")
 
+    # --- sections, each read from its own prefix and validated with the rest at start-up
+    swap: SwapSettings = Field(default_factory=SwapSettings, description="LSP_SWAP_*: submarine swaps")
+    lsps1: Lsps1Settings = Field(default_factory=Lsps1Settings, description="LSP_LSPS1_*: LSPS1 channel sales")
+    lsps2: Lsps2Settings = Field(default_factory=Lsps2Settings, description="LSP_LSPS2_*: LSPS2 JIT channels")
+
     # --- drills: named crash points (lsp/faults.py), comma-separated; refused on mainnet
     crash_at: str = Field(default="", description="crash points to SIGKILL at, for crash drills")
 
@@ -191,13 +199,20 @@ def _ceil_fraction(amount: int, rate: float) -> int:
 FOREIGN_PREFIXES = ("LSP_TEST_",)
 
 
+# The sections of Settings and the prefix each reads its variables from.
+SECTIONS: dict[str, type[BaseSettings]] = {"swap": SwapSettings, "lsps1": Lsps1Settings, "lsps2": Lsps2Settings}
+
+
+def _prefix(section: type[BaseSettings]) -> str:
+    return str(section.model_config.get("env_prefix", ""))
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``LSP_*`` variables that configure nothing, each with the setting it was probably meant to
     be: a typo (``LSP_MIN_CHANEL_SIZE``) would otherwise leave the default in force, silently."""
-    from lsp.swaps.config import SwapSettings
-
-    known = {f"LSP_{n.upper()}" for n in Settings.model_fields}
-    known |= {f"LSP_SWAP_{n.upper()}" for n in SwapSettings.model_fields}
+    known = {f"LSP_{n.upper()}" for n in Settings.model_fields if n not in SECTIONS}
+    for section in SECTIONS.values():
+        known |= {f"{_prefix(section)}{n.upper()}" for n in section.model_fields}
     out = []
     for name in sorted(environ):
         if not name.startswith("LSP_") or name in known or name.startswith(FOREIGN_PREFIXES):
@@ -207,22 +222,45 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return out
 
 
+def error_lines(exc: ValidationError | SettingsError, prefix: str) -> list[str]:
+    """pydantic's errors as ``VARIABLE: reason`` lines, each naming the environment variable."""
+    if isinstance(exc, SettingsError):  # a JSON-valued variable that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        return [f"{prefix}{field.group(1).upper() if field else ''}: is not valid JSON"]
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        name = f"{prefix}{str(loc[0]).upper()}" if loc else prefix.rstrip("_")
+        # Inside a JSON value: LSP_LSPS2_MENU[1].min_fee_msat
+        name += "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+        lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return lines
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build and validate settings, turning pydantic's error into a ConfigError that names each variable.
-    An ``LSP_*`` environment variable that is no setting is refused too, naming the one meant."""
+    """Build and validate settings and their sections, turning pydantic's errors into one
+    ConfigError that names each variable. An ``LSP_*`` environment variable that is no setting is
+    refused too, naming the one meant."""
     unknown = unknown_variables(os.environ)
     if unknown:
         raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(unknown))
+    lines: list[str] = []
+    sections: dict[str, object] = {}
+    for name, section in SECTIONS.items():
+        if name in overrides:
+            continue
+        try:
+            sections[name] = section()
+        except (ValidationError, SettingsError) as exc:
+            lines += error_lines(exc, _prefix(section))
+            sections[name] = section.model_construct()  # its defaults, so the rest is still checked
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            name = f"LSP_{loc.upper()}" if loc else "settings"
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{name}: {msg}")
+        settings = Settings(**sections, **overrides)  # type: ignore[arg-type]
+    except (ValidationError, SettingsError) as exc:
+        lines = error_lines(exc, "LSP_") + lines
+    if lines:
         raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(lines)) from None
+    return settings
 
 
 def lnd_from_settings(settings: Settings) -> LndClient:

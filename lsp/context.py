@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from lsp.metrics import Metrics
     from lsp.routing.executor import McfExecutor
     from lsp.services.events import EventBus
-    from lsp.swaps.config import SwapSettings
     from lsp.swaps.service import SwapService
 
 
@@ -39,7 +38,6 @@ class AppContext:
     # Components made at start-up or on first use, each named and typed (no string-keyed bag).
     compliance_worker: EventWorker | None = None  # monitoring + audit on the event bus
     dashboard_live: Broadcaster | None = None  # the operator dashboard's live stream
-    swap_settings: SwapSettings | None = None  # LSP_SWAP_*, validated at start-up
     swaps: SwapService | None = None
     swaps_task: asyncio.Task[None] | None = None  # the swap loop, while it runs
     routing_executor: McfExecutor | None = None  # the MCF router over the live graph, built on first use

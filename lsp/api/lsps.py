@@ -21,12 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from lsp.api.deps import Ctx, CurrentClient
 from lsp.compliance import kyc
 from lsp.errors import ValidationFailed
-from lsp.lsps import lsps0
 from lsp.lsps.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND, Caller, Dispatcher
-from lsp.lsps.lsps1 import Lsps1Methods
-from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
-from lsp.lsps.server import DEFAULT_MENU, SUPPORTED_PROTOCOLS, promise_secret
-from lsp.lsps.store import LspsStore
+from lsp.lsps.server import dispatcher, lsps2_config
 
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
 NODE_ID = re.compile(r"^(02|03)[0-9a-f]{64}$")
@@ -48,13 +44,9 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     existing: Dispatcher | None = getattr(request.app.state, "lsps_dispatcher", None)
     if existing is not None:
         return existing
-    d = Dispatcher()
-    lsps0.register(d, SUPPORTED_PROTOCOLS)
-    cfg = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(ctx.settings.secret_key.get_secret_value()))
-    Lsps2Methods(cfg, LspsStore(ctx.sessions)).register(d)
     # LSPS1 orders are created and read here; the LSPS daemon (`lsp lsps`) follows their
     # payments and opens the channels (it picks up new orders from the shared database).
-    Lsps1Methods(ctx.lnd if ctx.lnd is not None else None, ctx.sessions, follow=False).register(d)
+    d, _ = dispatcher(ctx.lnd, ctx.sessions, lsps2_config(ctx.settings), ctx.settings.lsps1.config(), follow=False)
     request.app.state.lsps_dispatcher = d
     return d
 

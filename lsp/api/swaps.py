@@ -21,26 +21,19 @@ from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models_swaps import Swap, SwapEvent
-from lsp.errors import LndUnavailable, NotFound
+from lsp.errors import LndUnavailable, NotFound, ValidationFailed
 from lsp.services.watchers import supervise
-from lsp.swaps.config import SwapSettings, load_swap_settings
-from lsp.swaps.service import SwapService
+from lsp.swaps.service import SwapService, hash_taken
 from lsp.swaps.state import Kind
 
 router = APIRouter(prefix="/api/swaps", tags=["swaps"], responses=ERROR_RESPONSES)
-
-
-def swap_settings(ctx: AppContext) -> SwapSettings:
-    if ctx.swap_settings is None:
-        ctx.swap_settings = load_swap_settings()
-    return ctx.swap_settings
 
 
 def get_service(ctx: Ctx) -> SwapService:
     if ctx.swaps is None:
         if ctx.lnd is None:
             raise LndUnavailable("swaps need the LSP's LND node", grpc_code="CONFIG")
-        ctx.swaps = SwapService(ctx, ctx.lnd, swap_settings(ctx))
+        ctx.swaps = SwapService(ctx, ctx.lnd, ctx.settings.swap)
     return ctx.swaps
 
 
@@ -150,7 +143,7 @@ class SwapView(CamelModel):
 @router.get("/status")
 def status(ctx: Ctx, db: DB) -> dict[str, Any]:
     """Public service status (the seed's `curl /api/swaps/status`): limits, fees, swaps by state."""
-    s = swap_settings(ctx)
+    s = ctx.settings.swap
     rows = db.execute(select(Swap.kind, Swap.state, func.count()).group_by(Swap.kind, Swap.state)).all()
     counts: dict[str, dict[str, int]] = {}
     for kind, state, n in rows:
@@ -195,23 +188,32 @@ async def quote(
     )
 
 
+def _save_new(ctx: AppContext, swap: Swap, client_id: str, *, volume_field: str | None) -> None:
+    """Record a new swap with its audit entry in one transaction (call it off the event loop).
+    ``volume_field``: enforce the KYC swap volume with the swap's amount (known only once the
+    invoice is decoded), naming that field when refused."""
+    with session_scope(ctx.sessions) as db:
+        if hash_taken(db, swap.payment_hash):  # again, inside the transaction that inserts
+            raise ValidationFailed("a swap with this payment hash exists", field=volume_field or "body.paymentHash")
+        if volume_field is not None:
+            kyc.enforce_swap(db, ctx.settings, client_id, swap.invoice_amount_sat, volume_field)
+        db.add(swap)
+        db.flush()
+        audit.record(
+            db,
+            actor=f"client:{client_id}",
+            action="swap.create",
+            target=f"swap:{swap.id}",
+            after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
+        )
+
+
 @router.post("/submarine", status_code=201, response_model=SwapView)
-async def create_submarine(
-    body: SubmarineRequest, client: CurrentClient, db: DB, svc: Service, ctx: Ctx
-) -> SwapView:
+async def create_submarine(body: SubmarineRequest, client: CurrentClient, svc: Service, ctx: Ctx) -> SwapView:
     """Swap-in: pay ``onchainAmount`` to ``address``; the LSP pays ``invoice`` once the lockup confirms."""
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_approved, ctx.settings, client.id)  # issue 9
-    swap = await svc.create_submarine(db, client.id, body.invoice, body.refund_public_key.lower())
-    # The amount is the invoice's, known once it is decoded; the new swap itself is not yet volume.
-    kyc.enforce_swap(db, ctx.settings, client.id, swap.invoice_amount_sat, "body.invoice", exclude_swap=swap.id)
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="swap.create",
-        target=f"swap:{swap.id}",
-        after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
-    )
-    db.commit()
+    swap = await svc.create_submarine(client.id, body.invoice, body.refund_public_key.lower())
+    await run_in_threadpool(_save_new, ctx, swap, client.id, volume_field="body.invoice")
     svc.publish(swap, None, "created")
     if ctx_running(svc):
         svc.start(swap.id)
@@ -219,22 +221,11 @@ async def create_submarine(
 
 
 @router.post("/reverse", status_code=201, response_model=SwapView)
-async def create_reverse(
-    body: ReverseRequest, client: CurrentClient, db: DB, svc: Service, ctx: Ctx
-) -> SwapView:
+async def create_reverse(body: ReverseRequest, client: CurrentClient, svc: Service, ctx: Ctx) -> SwapView:
     """Reverse swap: pay the hold ``invoice``; the LSP locks ``onchainAmount`` at ``address`` for your claim."""
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, client.id, body.amount)
-    swap = await svc.create_reverse(
-        db, client.id, body.amount, body.payment_hash.lower(), body.claim_public_key.lower()
-    )
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="swap.create",
-        target=f"swap:{swap.id}",
-        after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
-    )
-    db.commit()
+    swap = await svc.create_reverse(client.id, body.amount, body.payment_hash.lower(), body.claim_public_key.lower())
+    await run_in_threadpool(_save_new, ctx, swap, client.id, volume_field=None)
     svc.publish(swap, None, "created")
     if ctx_running(svc):
         svc.start(swap.id)
@@ -281,7 +272,7 @@ def ctx_running(svc: SwapService) -> bool:
 def start_loop(ctx: AppContext) -> asyncio.Task[None] | None:
     """Start the swap loop when LND, background tasks and the swap settings allow it (the app's
     lifespan calls this after the other background components, and ``stop_loop`` first)."""
-    s = swap_settings(ctx)
+    s = ctx.settings.swap
     if ctx.lnd is None or not ctx.settings.background_tasks or not (s.enabled and s.watch):
         return None
     task = asyncio.create_task(supervise("swaps", get_service(ctx).run), name="lsp-swaps")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 from lsp import faults
 from lsp.config import Settings, lnd_from_settings, load_settings
 from lsp.db.base import make_engine, make_sessionmaker
-from lsp.lsps.lsps2 import Lsps2Config
-from lsp.lsps.server import DEFAULT_MENU, LspsServer, promise_secret
+from lsp.lsps.server import LspsServer
 
 
 async def main(settings: Settings | None = None) -> None:
@@ -24,12 +24,15 @@ async def main(settings: Settings | None = None) -> None:
     faults.arm(settings.crash_points)
     lnd = lnd_from_settings(settings)
     engine = make_engine(settings.database_url)
-    config = Lsps2Config(menu=DEFAULT_MENU, secret=promise_secret(settings.secret_key.get_secret_value()))
-    server = LspsServer(lnd, make_sessionmaker(engine), config)
+    server = LspsServer.from_settings(lnd, make_sessionmaker(engine), settings)
     await server.start()
     logging.getLogger("lsp.lsps").info("LSPS daemon running (LSPS0 peer messages, JIT interceptor)")
+    stopping = asyncio.Event()
+    # SIGTERM (systemd, docker stop, the lab) stops it in order, as ctrl-c does.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
+        logging.getLogger("lsp.lsps").info("LSPS daemon stopping (SIGTERM)")
     finally:
         await server.stop()
         await lnd.close()

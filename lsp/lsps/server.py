@@ -1,10 +1,13 @@
 """The LSPS service: one dispatcher shared by the peer-message and HTTPS transports, plus the
 background loops (LSPS0 peer messages, the JIT HTLC interceptor, wrapped-invoice watchers).
 
-    server = LspsServer(lnd, sessions, Lsps2Config(menu=[...], secret=b"..."))
+    server = LspsServer.from_settings(lnd, sessions, settings)   # what `lsp lsps` runs
     await server.start()      # background tasks on the running loop
     ...
     await server.stop()
+
+``dispatcher`` builds the methods both transports serve from the same settings; the HTTPS
+mirror (``POST /api/lsps/``) calls it with ``follow=False`` (the daemon follows the orders).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,9 +26,12 @@ from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher
 from lsp.lsps.lsps0 import PeerTransport
 from lsp.lsps.lsps1 import Lsps1Config, Lsps1Methods
-from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods, MenuEntry
+from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
 from lsp.lsps.store import LspsStore
 from lsp.lsps.wrapped import WrappedJit
+
+if TYPE_CHECKING:
+    from lsp.config import Settings
 
 log = logging.getLogger("lsp.lsps")
 
@@ -34,16 +40,33 @@ log = logging.getLogger("lsp.lsps")
 SUPPORTED_PROTOCOLS = [1, 2]
 LSPS1_POLL_S = 2.0
 
-DEFAULT_MENU = [
-    MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1)),
-    MenuEntry(min_fee_msat=3_000_000, proportional=8_000, valid_for=timedelta(hours=24)),
-]
-
 
 def promise_secret(settings_secret: str) -> bytes:
     """The key for LSPS2 promises, derived from LSP_SECRET_KEY (never the key itself), so the
     HTTPS API and the peer-message daemon issue and verify the same promises."""
     return hmac.new(settings_secret.encode(), b"lsps2-promise", hashlib.sha256).digest()
+
+
+def lsps2_config(settings: Settings) -> Lsps2Config:
+    return settings.lsps2.config(promise_secret(settings.secret_key.get_secret_value()))
+
+
+def dispatcher(
+    lnd: LndClient | None,
+    sessions: sessionmaker[Session],
+    lsps2: Lsps2Config,
+    lsps1: Lsps1Config | None = None,
+    *,
+    follow: bool = True,
+) -> tuple[Dispatcher, Lsps1Methods]:
+    """LSPS0, LSPS1 and LSPS2 methods on one dispatcher (every transport serves these), and the
+    LSPS1 methods (whose orders the daemon follows when ``follow``)."""
+    d = Dispatcher()
+    lsps0.register(d, SUPPORTED_PROTOCOLS)
+    Lsps2Methods(lsps2, LspsStore(sessions)).register(d)
+    orders = Lsps1Methods(lnd, sessions, lsps1, follow=follow)
+    orders.register(d)
+    return d, orders
 
 
 class LspsServer:
@@ -61,18 +84,26 @@ class LspsServer:
         self.lnd = lnd
         self.store = LspsStore(sessions)
         self.config = config
-        self.dispatcher = Dispatcher()
-        lsps0.register(self.dispatcher, SUPPORTED_PROTOCOLS)
-        self.lsps2 = Lsps2Methods(config, self.store)
-        self.lsps2.register(self.dispatcher)
+        self.dispatcher, self.lsps1 = dispatcher(lnd, sessions, config, lsps1)
+        # Wrapped invoices need the peer's node id: peer messages only.
         self.wrapped = WrappedJit(self.lnd, self.store, config, sizing=sizing)
         self.wrapped.register(self.dispatcher)
-        self.lsps1 = Lsps1Methods(self.lnd, sessions, lsps1)
-        self.lsps1.register(self.dispatcher)
         self.interceptor = JitInterceptor(self.lnd, self.store, sizing=sizing, mpp_timeout_s=mpp_timeout_s)
         self.transport = PeerTransport(self.lnd, self.dispatcher)
         self.intercept = intercept
         self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    def from_settings(cls, lnd: LndClient, sessions: sessionmaker[Session], settings: Settings) -> LspsServer:
+        """The daemon as the operator configured it (LSP_LSPS1_*, LSP_LSPS2_*)."""
+        return cls(
+            lnd,
+            sessions,
+            lsps2_config(settings),
+            sizing=settings.lsps2.sizing(),
+            mpp_timeout_s=settings.lsps2.mpp_timeout_s,
+            lsps1=settings.lsps1.config(),
+        )
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.transport.run()))

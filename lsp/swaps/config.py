@@ -1,4 +1,4 @@
-"""Swap settings (``LSP_SWAP_*``), separate from the core Settings so the swap feature owns its knobs.
+"""Swap settings (``LSP_SWAP_*``): the ``swap`` section of the LSP's Settings (``settings.swap``).
 
 Fees follow the seed's fee structure: a fixed per-transaction fee
 (``hosting.transactionFee``: 100 sat) plus a proportional fee (the seed's
@@ -9,10 +9,8 @@ reverse swap) at the fee rate LND estimates when the quote is made.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from lsp.errors import ConfigError
 
 
 class SwapSettings(BaseSettings):
@@ -52,17 +50,3 @@ class SwapSettings(BaseSettings):
 
     def service_fee(self, amount_sat: int) -> int:
         return self.base_fee + -(-amount_sat * self.fee_ppm // 1_000_000)
-
-
-def load_swap_settings() -> SwapSettings:
-    """Build and validate the swap settings at start-up; an invalid value is a ConfigError naming
-    its ``LSP_SWAP_*`` variable (never a 500 at the first swap request)."""
-    try:
-        return SwapSettings()
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            name = f"LSP_SWAP_{loc.upper()}" if loc else "swap settings"
-            lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("invalid LSP configuration:\n  " + "\n  ".join(lines)) from None

@@ -71,6 +71,11 @@ def swap_data(swap: Swap, old: str | None, detail: str) -> dict[str, Any]:
     return {"swapId": swap.id, "kind": swap.kind, "from": old, "state": swap.state, "detail": detail}
 
 
+def hash_taken(db: Session, payment_hash: str) -> bool:
+    """A swap with this payment hash exists (one hash, one swap)."""
+    return db.scalar(select(Swap.id).where(Swap.payment_hash == payment_hash)) is not None
+
+
 class SwapService:
     def __init__(self, ctx: AppContext, lnd: LndClient, settings: SwapSettings):
         self.ctx = ctx
@@ -108,7 +113,15 @@ class SwapService:
                 raise ValidationFailed(f"amount {amount_sat} sat does not cover the fees", field=field)
         return Quote(kind, amount_sat, onchain, service, miner, rate)
 
-    async def create_submarine(self, db: Session, client_id: str, invoice: str, refund_pubkey: str) -> Swap:
+    async def _hash_taken(self, payment_hash: str) -> bool:
+        def check() -> bool:
+            with session_scope(self.ctx.sessions) as db:
+                return hash_taken(db, payment_hash)
+
+        return await asyncio.to_thread(check)
+
+    async def create_submarine(self, client_id: str, invoice: str, refund_pubkey: str) -> Swap:
+        """A new swap-in, not yet recorded (``save_new`` records it)."""
         _check_pubkey_hex(refund_pubkey, "body.refundPublicKey")
         if not _looks_like_bolt11(invoice):  # checked here: LND logs every undecodable invoice as an error
             raise ValidationFailed("not a BOLT 11 invoice", field="body.invoice")
@@ -121,7 +134,7 @@ class SwapService:
             raise ValidationFailed("invoice must carry an amount", field="body.invoice")
         if int(pr.timestamp) + int(pr.expiry) < time.time() + 600:
             raise ValidationFailed("invoice expires in under 10 minutes", field="body.invoice")
-        if db.scalar(select(Swap).where(Swap.payment_hash == pr.payment_hash)) is not None:
+        if await self._hash_taken(pr.payment_hash):
             raise ValidationFailed("a swap for this invoice's payment hash exists", field="body.invoice")
         q = await self.quote(Kind.SUBMARINE, amount, field="body.invoice")
         height = await self.tip()
@@ -150,17 +163,14 @@ class SwapService:
             height,
             ws,
         )
-        db.add(swap)
-        db.flush()
         return swap
 
-    async def create_reverse(
-        self, db: Session, client_id: str, amount_sat: int, payment_hash: str, claim_pubkey: str
-    ) -> Swap:
+    async def create_reverse(self, client_id: str, amount_sat: int, payment_hash: str, claim_pubkey: str) -> Swap:
+        """A new reverse swap, its hold invoice on LND, not yet recorded (``save_new`` records it)."""
         _check_pubkey_hex(claim_pubkey, "body.claimPublicKey")
         if len(payment_hash) != 64 or not _is_hex(payment_hash):
             raise ValidationFailed("paymentHash must be 32 bytes of hex", field="body.paymentHash")
-        if db.scalar(select(Swap).where(Swap.payment_hash == payment_hash)) is not None:
+        if await self._hash_taken(payment_hash):
             raise ValidationFailed("a swap with this payment hash exists", field="body.paymentHash")
         q = await self.quote(Kind.REVERSE, amount_sat, field="body.amount")
         height = await self.tip()
@@ -190,8 +200,6 @@ class SwapService:
             height,
             ws,
         )
-        db.add(swap)
-        db.flush()
         return swap
 
     def _new_row(

@@ -69,7 +69,7 @@ class LspHandle:
 
     def start(self, **swap_overrides: Any) -> LSPClient:
         self.app = create_app(self.settings)
-        self.app.state.ctx.swap_settings = SwapSettings(**{**LAB_SWAPS, **swap_overrides})
+        self.app.state.ctx.settings.swap = SwapSettings(**{**LAB_SWAPS, **swap_overrides})
         self._http = TestClient(self.app, base_url="http://lsp")
         self._http.__enter__()
         if self.creds is None:
