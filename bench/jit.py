@@ -54,7 +54,7 @@ def run(
     with LightningTestHarness(TOPOLOGY) as lab, tempfile.TemporaryDirectory() as tmp:
         lsp, payer = lab.node("lsp"), lab.node("payer")
         lab.node("client").connect(lsp)
-        with LspsRunner(lsp, Path(tmp) / "lsps.db"), LspsClient(lab.node("client"), lsp.pubkey) as ours:
+        with LspsRunner(lsp, Path(tmp) / "lsps.db", probe=lab.node("client")), LspsClient(lab.node("client"), lsp.pubkey) as ours:
             params = ours.get_info()["opening_fee_params_menu"][0]
             wallet = lab.ldk("wallet")
             for i in range(runs):

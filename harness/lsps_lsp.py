@@ -1,37 +1,31 @@
-"""Run the LSP's LSPS service (``lsp.lsps.server.LspsServer``) against a lab node, in a thread.
+"""Run the LSP's LSPS daemon (``lsp lsps``) against a lab node, as a process, the way an operator runs it.
 
-The service is asyncio; tests and benchmarks are synchronous. ``LspsRunner``
-owns an event loop in a background thread, a database (SQLite by default,
-migrated with Alembic so the real schema is exercised) and the server:
+The daemon answers LSPS0 peer messages (LSPS1 orders, LSPS2 JIT buys) and intercepts the HTLCs
+of JIT SCIDs on the node's LND. It is configured only through ``LSP_*`` variables (its fee menu
+is ``LSP_LSPS2_MENU``) and keeps its state in a SQLite file migrated by ``lsp migrate``; the lab
+reaches it over the wire only (``harness.lsps_client``). Its log is ``lsps-service.log`` beside
+its LND's, so a failed test's kept lab directory shows the LSP side too.
 
     with LspsRunner(lab.node("lsp"), tmp_path / "lsps.db") as lsp:
-        ...                      # the LSP answers LSPS0 messages and intercepts HTLCs
-        lsp.restart()            # a new process-equivalent: fresh objects, same database
+        ...                                  # LSPS over peer messages, HTLCs intercepted
+        lsp.restart()                        # a new process, same database
+        lsp.restart(LSP_LSPS1_ORDER_EXPIRY_S="8")   # ... with a setting changed
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import threading
-from collections.abc import Coroutine
-from datetime import timedelta
+import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from harness.lsp_process import LspsDaemon, lsp_env, migrate
 from harness.node import LndNode
-from lncore.lnd.client import LndClient
-from lsp.db.base import make_engine, make_sessionmaker
-from lsp.db.migrate import upgrade
-from lsp.lsps.interceptor import ChannelSizing
-from lsp.lsps.lsps2 import Lsps2Config, MenuEntry
-from lsp.lsps.server import LspsServer
 
-T = TypeVar("T")
-
-LAB_MENU = [
-    MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1), min_payment_size_msat=1_000),
-    MenuEntry(min_fee_msat=3_000_000, proportional=8_000, valid_for=timedelta(hours=24), min_payment_size_msat=1_000),
+# The lab's LSPS2 price list (LSP_LSPS2_MENU): two lines, the second costlier on both components
+# (bLIP-52), payments from 1 sat.
+LAB_MENU: list[dict[str, Any]] = [
+    {"min_fee_msat": 2_000_000, "proportional": 5_000, "valid_for_s": 3600, "min_payment_size_msat": 1_000},
+    {"min_fee_msat": 3_000_000, "proportional": 8_000, "valid_for_s": 86_400, "min_payment_size_msat": 1_000},
 ]
 
 
@@ -41,62 +35,33 @@ class LspsRunner:
         node: LndNode,
         db_path: Path,
         *,
-        menu: list[MenuEntry] | None = None,
-        secret: bytes = b"lab-lsps2-promise-secret",
-        sizing: ChannelSizing | None = None,
+        menu: list[dict[str, Any]] | None = None,
         mpp_timeout_s: float = 90.0,
         probe: LndNode | None = None,
+        **settings: str,
     ):
-        """``probe``: an LND peer of ``node``; when given, ``start`` returns only once the service
-        answers LSPS0 from it over the wire (see ``harness.lsps_client.wait_answering``)."""
+        """``menu``: LSP_LSPS2_MENU's lines (default ``LAB_MENU``); ``settings``: more ``LSP_*``
+        variables (e.g. ``LSP_LSPS1_ORDER_EXPIRY_S="8"``). ``probe``: an LND peer of ``node``;
+        when given, ``start`` returns only once the daemon answers LSPS0 from it over the wire
+        (``harness.lsps_client.wait_answering``)."""
         self.node = node
         self.probe = probe
-        self.url = f"sqlite:///{db_path}"
-        upgrade(self.url)
-        self.config = Lsps2Config(menu=menu or LAB_MENU, secret=secret)
-        self.sizing = sizing
-        self.mpp_timeout_s = mpp_timeout_s
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="lsps-runner", daemon=True)
-        self._thread.start()
-        self.server: LspsServer | None = None
-        self._lnd: LndClient | None = None
-        self._engine = make_engine(self.url)
-        # The service's own log (every LSPS0 message in and answer out) beside its LND's, so a
-        # failed test's kept lab directory shows the LSP side too.
-        self._log = logging.FileHandler(node.config.lnddir / "lsps-service.log")
-        self._log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self._log.setLevel(logging.DEBUG)
-        service_log = logging.getLogger("lsp.lsps")
-        service_log.setLevel(logging.DEBUG)
-        service_log.addHandler(self._log)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 120) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
-
-    async def _start(self) -> LspsServer:
-        cfg = self.node.config
-        self._lnd = LndClient.from_paths(f"127.0.0.1:{cfg.rpc_port}", cfg.tls_cert, cfg.macaroon)
-        server = LspsServer(
-            self._lnd,
-            make_sessionmaker(self._engine),
-            self.config,
-            sizing=self.sizing,
-            mpp_timeout_s=self.mpp_timeout_s,
+        self.env = lsp_env(
+            node,
+            f"sqlite:///{db_path}",
+            LSP_LSPS2_MENU=json.dumps(menu or LAB_MENU),
+            LSP_LSPS2_MPP_TIMEOUT_S=str(mpp_timeout_s),
+            LSP_LOG_LEVEL="DEBUG",  # every LSPS0 message in and answer out
+            **settings,
         )
-        await server.start()
-        return server
-
-    async def _stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
-        if self._lnd is not None:
-            await self._lnd.close()
-            self._lnd = None
+        self.daemon = LspsDaemon(self.env, 0, node.config.lnddir / "lsps-service.log")
+        self._migrated = False
 
     def start(self) -> LspsRunner:
-        self.server = self.run(self._start())
+        if not self._migrated:
+            migrate(self.env)
+            self._migrated = True
+        self.daemon.start()
         if self.probe is not None:
             from harness.lsps_client import wait_answering
 
@@ -104,22 +69,17 @@ class LspsRunner:
         return self
 
     def stop(self) -> None:
-        self.run(self._stop())
+        self.daemon.stop()
 
-    def restart(self) -> None:
-        """Drop every in-memory object (streams, held groups) and start over from the database."""
+    def restart(self, **settings: str) -> None:
+        """A new daemon process on the same database (every in-memory object gone: streams, held
+        groups); ``settings`` change ``LSP_*`` variables for it."""
         self.stop()
+        self.env.update(settings)
         self.start()
 
     def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=10)
-            self._engine.dispose()
-            logging.getLogger("lsp.lsps").removeHandler(self._log)
-            self._log.close()
+        self.stop()
 
     def __enter__(self) -> LspsRunner:
         return self.start()

@@ -39,6 +39,7 @@ POINTS: dict[str, str] = {
     "channel.after_broadcast": "LND published the funding transaction; outpoint not recorded yet",
     # (c) JIT buys (lsp/lsps/interceptor.py)
     "jit.htlc_held": "the buy's HTLC parts are recorded and held; no channel asked for yet",
+    "jit.funding_published": "LND published the JIT channel's funding; channel not usable, nothing recorded",
     "jit.channel_opening": "LND asked to open the JIT channel (buy OPENING); alias and result not recorded",
     "jit.htlc_resumed": "parts resumed to the client minus the fee; buy recorded OPENED",
     # (d) LSPS1 orders (lsp/lsps/lsps1.py)

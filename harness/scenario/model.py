@@ -286,7 +286,7 @@ class _LiquidityStep(_Step):
 class JitReceiveStep(_LiquidityStep):
     """``client`` (no channel needed) receives ``amount_msat`` from ``payer`` through a JIT channel of
     ``lsp``, in the wrapped-invoice mode (``lab.jit_wrap_invoice``: works with stock clients). The
-    LSPS service runs against ``lsp`` for the step (``harness.lsps_lsp.LspsRunner``)."""
+    LSPS daemon (``lsp lsps``) runs against ``lsp`` for the step (``harness.lsps_lsp.LspsRunner``)."""
 
     kind: Literal["jit_receive"]
     amount_msat: int = Field(ge=1_000_000, description="what the client's own invoice asks for")

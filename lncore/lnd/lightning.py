@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from lncore.errors import LndError
@@ -207,13 +207,20 @@ class LightningMixin(RpcBase):
 
     # -- zero-conf channels (LSPS2 JIT) --------------------------------------------
     async def open_zero_conf(
-        self, peer: str, capacity_sat: int, *, timeout_s: float = 60, memo: str = ""
+        self,
+        peer: str,
+        capacity_sat: int,
+        *,
+        timeout_s: float = 60,
+        memo: str = "",
+        on_pending: Callable[[str], None] | None = None,
     ) -> OpenedChannel:
         """Open a private zero-conf anchors channel with scid-alias and return once it is usable.
 
         Usable means: LND reported ``chan_open`` (channel_ready exchanged, no confirmation needed)
         and the channel is listed active with its alias, so a forward can be resumed onto it.
-        ``memo`` is stored by LND with the channel (``find_channel_by_memo`` finds it after a restart)."""
+        ``memo`` is stored by LND with the channel (``find_channel_by_memo`` finds it after a restart).
+        ``on_pending`` is called with the channel point once LND has published the funding."""
         ln = self.pb.ln
         req = ln.OpenChannelRequest(
             node_pubkey=bytes.fromhex(peer),
@@ -236,6 +243,8 @@ class LightningMixin(RpcBase):
             kind = update.WhichOneof("update")
             if kind == "chan_pending":
                 channel_point = f"{txid_from_bytes(update.chan_pending.txid)}:{update.chan_pending.output_index}"
+                if on_pending is not None:
+                    on_pending(channel_point)
             elif kind == "chan_open":
                 cp = update.chan_open.channel_point
                 channel_point = f"{txid_from_bytes(cp.funding_txid_bytes)}:{cp.output_index}"

@@ -284,7 +284,12 @@ class JitInterceptor:
                 log.info("JIT buy %s: resuming with the channel %s an earlier run opened", buy.id, existing)
                 opened = await self.lnd.wait_active(buy.client_node_id, existing)
             else:
-                opened = await self.lnd.open_zero_conf(buy.client_node_id, self.sizing.capacity_sat(size), memo=memo)
+                opened = await self.lnd.open_zero_conf(
+                    buy.client_node_id,
+                    self.sizing.capacity_sat(size),
+                    memo=memo,
+                    on_pending=lambda _point: crash_point("jit.funding_published"),
+                )
                 crash_point("jit.channel_opening")
             base = await self._base_scid(opened.chan_id)
             if not await self._has_alias(base, buy.jit_scid):

@@ -1,7 +1,7 @@
 """``jit_receive``: a channel-less client is paid through the LSP's JIT channel, wrapped-invoice mode.
 
-The same code path as tests/lab/lsps/test_jit.py: the LSPS service runs against
-the LSP node in a thread (``harness.lsps_lsp.LspsRunner``), the client asks for
+The same code path as tests/lab/lsps/test_jit.py: the LSPS daemon (``lsp lsps``) runs against
+the LSP node as a process (``harness.lsps_lsp.LspsRunner``), the client asks for
 the fee menu and has the LSP wrap its own invoice (``LspsClient.wrapped_invoice``
 -> ``lab.jit_wrap_invoice``), the payer pays the LSP's hold invoice. Works with a
 stock client: it only makes an ordinary invoice and accepts a zero-conf channel.
@@ -30,7 +30,7 @@ def run(step: JitReceiveStep, ctx: StepContext) -> None:
     before = {c.channel_point for c in client.list_channels() if c.remote_pubkey == lsp.pubkey}
     client.connect(lsp)
     db = lab.lab_dir / f"lsps-step{ctx.index}.db"
-    with LspsRunner(lsp, db), LspsClient(client, lsp.pubkey) as lsps:
+    with LspsRunner(lsp, db, probe=client), LspsClient(client, lsp.pubkey) as lsps:
         menu = lsps.get_info()["opening_fee_params_menu"]
         if step.menu_index >= len(menu):
             raise LabError(f"menu_index {step.menu_index}: the LSP offers {len(menu)} fee entries")

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
+from harness.lsp_process import LspServer, free_port, lsp_env
 from harness.wait import wait_for
 from lncore.lnd.client import LndClient
 from lsp.client import LSPClient
@@ -120,7 +120,7 @@ def lsp_factory(lab: LightningTestHarness, lsp_db_url: str, tmp_path: Path) -> I
     made: list[LiveLsp] = []
 
     def make(**extra: str) -> LiveLsp:
-        server = LspServer(lsp_env(lab, lsp_db_url, admin_key=ADMIN_KEY, **extra), free_port(), tmp_path / "lsp.log")
+        server = LspServer(lsp_env(lab.node("hub"), lsp_db_url, admin_key=ADMIN_KEY, **extra), free_port(), tmp_path / "lsp.log")
         server.start()
         live = LiveLsp(lab, server, lsp_db_url, Credentials("", "", ""), None)  # type: ignore[arg-type]
         made.append(live)

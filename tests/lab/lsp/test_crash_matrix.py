@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.lsp import reconcile
 from harness.harness import LightningTestHarness
+from harness.lsp_process import reconcile
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
 from lsp.db.base import make_engine, make_sessionmaker, session_scope

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.lsp import free_port, reconcile
+from harness.lsp_process import free_port, reconcile
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
 from tests.lab.lsp.conftest import LiveLsp  # type: ignore[import-not-found]

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.lsp import LspsDaemon, free_port, lsp_env, migrate, reconcile
-from harness.blip52 import opening_fee_msat
+from harness.blip52 import opening_fee_msat, scid_from_str
 from harness.harness import LightningTestHarness
+from harness.lsp_process import LspsDaemon, free_port, lsp_env, migrate, reconcile
 from harness.lsps_client import LspsClient
 from harness.rpc.lightning import ChannelInfo
 from harness.rpc.router import PaymentResult
@@ -34,7 +34,8 @@ from .test_lsps1 import ORDER
 pytestmark = pytest.mark.topology("jit")
 SIGKILL = -9
 # What LND logs while the daemon's interceptor reconnects after the kill, or while LND restarts.
-RECONNECT = ("interceptor already exists", "context canceled")
+# A kill during a JIT open cuts its OpenChannel stream: "context canceled" or "transport is closing".
+RECONNECT = ("interceptor already exists", "context canceled", "transport is closing")
 LND_RESTART = (
     "dead epoch stream in BestBlockTracker",
     "Unable to retrieve advertised address for peer",
@@ -46,7 +47,7 @@ LND_RESTART = (
 
 @pytest.fixture
 def daemon(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspsDaemon]:
-    env = lsp_env(lab, f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="crash-matrix-admin", node="lsp")
+    env = lsp_env(lab.node("lsp"), f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="crash-matrix-admin")
     migrate(env)
     d = LspsDaemon(env, free_port(), tmp_path / "lsps.log")
     try:
@@ -96,7 +97,9 @@ def assert_reconciled(lab: LightningTestHarness, daemon: LspsDaemon) -> None:
     assert report["pendingHtlcs"] == 0
 
 
-@pytest.mark.parametrize("point", ["jit.htlc_held", "jit.channel_opening", "jit.htlc_resumed"])
+@pytest.mark.parametrize(
+    "point", ["jit.htlc_held", "jit.funding_published", "jit.channel_opening", "jit.htlc_resumed"]
+)
 def test_jit_buy_killed_mid_flight_opens_one_channel_and_charges_the_fee_once(
     lab: LightningTestHarness, daemon: LspsDaemon, point: str
 ) -> None:
@@ -170,8 +173,8 @@ def test_jit_scid_still_routes_after_the_lsps_lnd_restarts(lab: LightningTestHar
         params = client.get_info()["opening_fee_params_menu"][0]
         first = client.jit_invoice(params, amount_msat=30_000_000, mpp=True)
         assert lab.node("payer").pay_invoice(first.payment_request, fee_limit_sat=0, timeout_s=60).succeeded
-        block, tx, out = (int(x) for x in client.last_buy["jit_channel_scid"].split("x"))  # BOLT 7's form
-        jit_scid = block << 40 | tx << 16 | out
+        assert client.last_buy is not None
+        jit_scid = scid_from_str(client.last_buy["jit_channel_scid"])
         lab.mine(6)  # the zero-conf channel confirmed and buried
         opened = channels_with(lab, "lsp", "client")
         assert len(opened) == 1

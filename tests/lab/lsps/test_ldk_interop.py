@@ -10,7 +10,7 @@ reserve). Neither starts with coins or channels. Expected fees come from the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,13 @@ from harness.blip52 import cheapest_fee_msat
 from harness.harness import LightningTestHarness
 from harness.ldk import LdkError, LdkNode
 from harness.lsps_client import pay_in_parts, served_menu
-from harness.lsps_lsp import LspsRunner
+from harness.lsps_lsp import LAB_MENU, LspsRunner
 from harness.wait import wait_for
-from lsp.lsps.lsps2 import MenuEntry
 
 pytestmark = pytest.mark.topology("ldk-lsp", shared=True)
 
 # Our LSP's price list in these tests: two entries, the second costlier on both components (bLIP-52).
-MENU = [
-    MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(hours=1), min_payment_size_msat=1_000,
-              max_payment_size_msat=500_000_000),
-    MenuEntry(min_fee_msat=3_000_000, proportional=8_000, valid_for=timedelta(hours=24), min_payment_size_msat=1_000,
-              max_payment_size_msat=500_000_000),
-]
+MENU = [{**line, "max_payment_size_msat": 500_000_000} for line in LAB_MENU]
 # ldk-node's default anchor reserve per channel (AnchorChannelsConfig::per_channel_reserve_sats).
 LDK_ANCHOR_RESERVE_SAT = 25_000
 # What the LSP's LND logs when a JIT open is refused and the HTLC is failed back on purpose.
@@ -195,8 +189,7 @@ def test_variable_amount_payment_the_lsp_cannot_take_is_failed_back_uncharged(
 def test_lsps2_payment_after_valid_until_is_failed_back_uncharged(
     lab: LightningTestHarness, tmp_path: Path
 ) -> None:
-    short = [MenuEntry(min_fee_msat=2_000_000, proportional=5_000, valid_for=timedelta(seconds=4),
-                       min_payment_size_msat=1_000, max_payment_size_msat=500_000_000)]
+    short = [{**MENU[0], "valid_for_s": 4}]
     lab.node("payer").connect(lab.node("lsp"))
     with LspsRunner(lab.node("lsp"), tmp_path / "short.db", menu=short, probe=lab.node("payer")):
         wallet = lab.ldk("wallet")
@@ -308,8 +301,7 @@ def test_lsps1_order_from_ldk_paid_on_chain_by_ldk_opens_the_channel(lab: Lightn
 def test_lsps1_underpaid_ldk_order_expires_and_is_refunded_to_ldks_refund_address(
     lab: LightningTestHarness, lsp: LspsRunner
 ) -> None:
-    assert lsp.server is not None
-    lsp.server.lsps1.config.order_expiry = timedelta(seconds=8)
+    lsp.restart(LSP_LSPS1_ORDER_EXPIRY_S="8")
     wallet = lab.ldk("wallet")
     _fund_ldk(lab, wallet, 50_000)
     before = set(lsp_channels(lab, wallet))
@@ -323,7 +315,7 @@ def test_lsps1_underpaid_ldk_order_expires_and_is_refunded_to_ldks_refund_addres
 
     def refunded() -> dict[str, object] | None:
         o = wallet.lsps1_status(order["order_id"])
-        return o if o["payment"]["onchain"]["state"] == "REFUNDED" else None  # type: ignore[index]
+        return o if o["payment"]["onchain"]["state"] == "REFUNDED" else None
 
     wait_for(refunded, what="the underpaid order to expire and be refunded", timeout_s=60)
     refund_txid = lab.chain.wait_mempool(1)[0]

@@ -38,7 +38,7 @@ def _fresh_start(lab: LightningTestHarness) -> None:
 
 @pytest.fixture
 def lsp(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspsRunner]:
-    with LspsRunner(lab.node("lsp"), tmp_path / "lsps1.db") as runner:
+    with LspsRunner(lab.node("lsp"), tmp_path / "lsps1.db", probe=lab.node("payer")) as runner:
         yield runner
     if lab.chain.mempool():
         lab.mine(1)
@@ -199,12 +199,12 @@ def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHa
     import subprocess
     import sys
 
-    from bench.lsp import LspServer, free_port, lsp_env
+    from harness.lsp_process import LspServer, free_port, lsp_env
     from lsp.client import LSPClient
 
     client = lab.node("client")
     client.connect(lab.node("lsp"))
-    env = lsp_env(lab, f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="lsps1-https-admin", node="lsp")
+    env = lsp_env(lab.node("lsp"), f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="lsps1-https-admin")
     server = LspServer(env, free_port(), tmp_path / "api.log")
     server.start()  # migrates the database first
     daemon_log = tmp_path / "lsps.log"
@@ -239,10 +239,7 @@ def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHa
 
 
 def test_underpaid_onchain_order_is_refunded_when_it_expires(lab: LightningTestHarness, lsp: LspsRunner) -> None:
-    from datetime import timedelta
-
-    assert lsp.server is not None
-    lsp.server.lsps1.config.order_expiry = timedelta(seconds=8)
+    lsp.restart(LSP_LSPS1_ORDER_EXPIRY_S="8")
     node = lab.node("client2")
     node.connect(lab.node("lsp"))
     refund = node.new_address()

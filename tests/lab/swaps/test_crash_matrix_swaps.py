@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bench.lsp import LspServer, free_port, lsp_env, reconcile
 from harness.harness import LightningTestHarness
+from harness.lsp_process import LspServer, free_port, lsp_env, reconcile
 from harness.swaps import SwapClient, lockup_of
 from lsp.client import LSPClient
 
@@ -28,7 +28,7 @@ SIGKILL = -9
 @pytest.fixture
 def server(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspServer]:
     swap_env = {f"LSP_SWAP_{k.upper()}": str(v) for k, v in LAB_SWAPS.items()}
-    env = lsp_env(lab, f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="swap-matrix-admin", **swap_env)
+    env = lsp_env(lab.node("hub"), f"sqlite:///{tmp_path / 'lsp.db'}", admin_key="swap-matrix-admin", **swap_env)
     srv = LspServer(env, free_port(), tmp_path / "lsp.log")
     try:
         yield srv

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.lsp import LspServer, free_port, lsp_env
 from harness.harness import LightningTestHarness
+from harness.lsp_process import LspServer, free_port, lsp_env
 from harness.swaps import wait_claim_broadcast, wait_state
 from lsp.client import LSPClient
 
@@ -25,7 +25,7 @@ ADMIN_KEY = "swap-kill9-admin-key"
 @pytest.fixture
 def server(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspServer]:
     swap_env = {f"LSP_SWAP_{k.upper()}": str(v) for k, v in LAB_SWAPS.items()}
-    env = lsp_env(lab, f"sqlite:///{tmp_path / 'lsp.db'}", admin_key=ADMIN_KEY, **swap_env)
+    env = lsp_env(lab.node("hub"), f"sqlite:///{tmp_path / 'lsp.db'}", admin_key=ADMIN_KEY, **swap_env)
     srv = LspServer(env, free_port(), tmp_path / "lsp.log")
     try:
         yield srv

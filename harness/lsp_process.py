@@ -1,0 +1,190 @@
+"""The LSP as processes, run the way an operator runs it: ``lsp serve`` (the API) and ``lsp lsps``
+(the LSPS daemon) on a lab node, configured only by ``LSP_*`` variables.
+
+The lab drives the LSP through these and its public surfaces (HTTP API and client, CLI, LSPS over
+the wire), never by importing its internals:
+
+    env = lsp_env(lab.node("hub"), f"sqlite:///{tmp / 'lsp.db'}", admin_key="...")
+    server = LspServer(env, free_port(), tmp / "lsp.log"); server.start()
+    daemon = LspsDaemon(env, 0, tmp / "lsps.log"); migrate(env); daemon.start()
+    server.kill9(); server.start()        # crash drills (LSP_CRASH_AT arms named points)
+    reconcile(env)                        # `lsp reconcile --json`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.node import LndNode
+from harness.wait import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lsp_env(node: LndNode, db_url: str, *, admin_key: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of an ``lsp serve`` or ``lsp lsps`` on the lab's LND ``node``: only LSP_*
+    variables, as in production (``extra`` adds or overrides some)."""
+    hub = node.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LSP_")}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "LSP_NETWORK": "regtest",
+            "LSP_DATABASE_URL": db_url,
+            "LSP_ADMIN_API_KEY": admin_key or "lab-admin-" + uuid.uuid4().hex,
+            "LSP_SECRET_KEY": "lab-secret-key-" + uuid.uuid4().hex,
+            "LSP_LND_HOST": f"127.0.0.1:{hub.rpc_port}",
+            "LSP_LND_TLS_CERT_PATH": str(hub.tls_cert),
+            "LSP_LND_MACAROON_PATH": str(hub.macaroon),
+            "LSP_LOG_LEVEL": "INFO",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class LspServer:
+    """``lsp serve`` as a child process; ``kill9`` and ``start`` again for crash tests."""
+
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, args: list[str]) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start #{self.starts} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lsp.cli", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.log_path.parent,
+            )
+
+    def _running(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"lsp exited with {self.proc.returncode}:\n{self.log_tail()}")
+
+    def start(self) -> None:
+        self._spawn(["serve", "--port", str(self.port)])
+
+        def healthy() -> bool:
+            self._running()
+            try:
+                return httpx.get(self.base_url + "/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, what="the LSP to answer /health", timeout_s=60, describe=self.log_tail)
+
+    def wait_killed(self, *, timeout_s: float = 120) -> int:
+        """Wait for the process to die at its armed crash point (LSP_CRASH_AT); its exit status."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the LSP did not reach its crash point in {timeout_s} s:\n{self.log_tail()}") from None
+
+    def onboard(self, name: str, **api_limits: int) -> dict[str, Any]:
+        """Onboard a client with the server's admin key; its ``clientId``, ``apiKey`` and ``apiSecret``.
+        ``api_limits``: the onboarding's ``apiLimits`` (e.g. ``requestsPerMinute=100_000``)."""
+        body: dict[str, Any] = {"name": name}
+        if api_limits:
+            body["apiLimits"] = api_limits
+        resp = httpx.post(
+            self.base_url + "/api/enterprise/onboard",
+            headers={"X-Admin-Key": self.env["LSP_ADMIN_API_KEY"]},
+            json=body,
+            timeout=30,
+        )
+        if resp.status_code != 201:
+            raise RuntimeError(f"onboarding {name!r} failed: {resp.status_code} {resp.text[:300]}")
+        return dict(resp.json())
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class LspsDaemon(LspServer):
+    """``lsp lsps`` (LSPS0 peer messages, the JIT interceptor, LSPS1 follow-up) as a child process; the
+    database must be migrated already (``lsp migrate``, or an ``lsp serve`` started first)."""
+
+    READY = "LSPS daemon running"
+
+    def start(self) -> None:
+        seen = self.log_text().count(self.READY)
+        self._spawn(["lsps"])
+
+        def ready() -> bool:
+            self._running()
+            return self.log_text().count(self.READY) > seen
+
+        wait_for(ready, what="the LSPS daemon to start", timeout_s=60, describe=self.log_tail)
+
+
+def migrate(env: dict[str, str]) -> None:
+    """``lsp migrate`` with ``env``: the database at the latest schema."""
+    done = subprocess.run([sys.executable, "-m", "lsp.cli", "migrate"], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"lsp migrate failed: {done.stdout}{done.stderr}")
+
+
+def reconcile(env: dict[str, str]) -> dict[str, Any]:
+    """``lsp reconcile --json`` as an operator runs it: the report, whatever its exit status."""
+    env = {k: v for k, v in env.items() if k != "LSP_CRASH_AT"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp.cli", "reconcile", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode not in (0, 1) or not done.stdout.strip().startswith("{"):
+        raise RuntimeError(f"lsp reconcile failed ({done.returncode}): {done.stdout}{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert (done.returncode == 0) == report["ok"], (done.returncode, report)
+    return report
