@@ -133,9 +133,14 @@ class ChannelsBalanceView(CamelModel):
 
 
 @router.get("/balance", response_model=ChannelsBalanceView, response_model_exclude_none=True)
-async def balance(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, object]:
+async def balance(client: CurrentClient, ctx: Ctx) -> dict[str, object]:
     """The client's channels, and the LSP node's channel balance when LND is connected."""
-    out: dict[str, object] = channels.summary_for_client(db, client.id)
+
+    def summary() -> dict[str, object]:
+        with session_scope(ctx.sessions) as db:
+            return channels.summary_for_client(db, client.id)
+
+    out = await run_in_threadpool(summary)
     if ctx.lnd is not None:
         b = await ctx.lnd.channel_balance()
         out["lsp"] = {
@@ -238,22 +243,25 @@ def get_channel(channel_id: str, client: CurrentClient, db: DB) -> ChannelView:
 
 
 @router.post("/{channel_id}/close", response_model=ChannelView)
-async def close_channel(
-    channel_id: str, body: CloseChannelRequest, client: CurrentClient, db: DB, lnd: Lnd
-) -> ChannelView:
-    ch = channels.get_for_client(db, client.id, channel_id)
-    before = ch.status
-    closed = await channels.close_channel(lnd, db, ch, force=body.force)
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="channel.close",
-        target=f"channel:{ch.id}",
-        before={"status": before},
-        after={"status": closed.status, "force": body.force, "closingTxid": closed.closing_txid},
-    )
-    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
-    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
-    # same lock (another request's insert) never does: a deadlock until the busy timeout.
-    db.commit()
-    return ChannelView.of(closed)
+async def close_channel(channel_id: str, body: CloseChannelRequest, client: CurrentClient, ctx: Ctx, lnd: Lnd) -> ChannelView:
+    def read() -> Channel:
+        with session_scope(ctx.sessions) as db:
+            return channels.closable(db, client.id, channel_id)
+
+    ch = await run_in_threadpool(read)
+    closing_txid = await lnd.close_channel(ch.channel_point or "", force=body.force)
+
+    def record() -> ChannelView:
+        with session_scope(ctx.sessions) as db:
+            closed = channels.mark_closing(db, ch.id, closing_txid)
+            audit.record(
+                db,
+                actor=f"client:{client.id}",
+                action="channel.close",
+                target=f"channel:{ch.id}",
+                before={"status": ch.status},
+                after={"status": closed.status, "force": body.force, "closingTxid": closed.closing_txid},
+            )
+            return ChannelView.of(closed)
+
+    return await run_in_threadpool(record)

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import Invoice
 from lsp.services import invoices
 
@@ -60,25 +61,27 @@ class InvoiceView(CamelModel):
 
 
 @router.post("/create", status_code=201, response_model=InvoiceView)
-async def create(body: CreateInvoiceRequest, client: CurrentClient, db: DB, ctx: Ctx) -> InvoiceView:
-    # Its own short transaction: holding a read snapshot across the LND call would make SQLite
-    # refuse this request's insert later ("database is locked") whenever another write lands meanwhile.
+async def create(body: CreateInvoiceRequest, client: CurrentClient, ctx: Ctx) -> InvoiceView:
+    # The database off the event loop, in short transactions of their own: none is held open
+    # across the LND call (docs/LSP.md, "The database rule").
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_invoice, ctx.settings, client.id, body.amount)
-    inv = await invoices.create(
-        get_lnd(ctx), db, client.id, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
-    )
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="invoice.create",
-        target=f"invoice:{inv.id}",
-        after={"amountSat": inv.amount_sat, "paymentHash": inv.payment_hash},
-    )
-    # Commit now, on this thread: left to the session dependency's teardown, SQLite's write lock
-    # would stay held until the event loop schedules that teardown -- and a loop blocked on the
-    # same lock (another request's insert) never does: a deadlock until the busy timeout.
-    db.commit()
-    return InvoiceView.of(inv)
+    added = await get_lnd(ctx).add_invoice(body.amount, body.description, expiry_s=body.expiry)
+
+    def record() -> InvoiceView:
+        with session_scope(ctx.sessions) as db:
+            inv = invoices.record(
+                db, client.id, added, amount_sat=body.amount, description=body.description, expiry_s=body.expiry
+            )
+            audit.record(
+                db,
+                actor=f"client:{client.id}",
+                action="invoice.create",
+                target=f"invoice:{inv.id}",
+                after={"amountSat": inv.amount_sat, "paymentHash": inv.payment_hash},
+            )
+            return InvoiceView.of(inv)
+
+    return await run_in_threadpool(record)
 
 
 @router.get("/{invoice_id}", response_model=InvoiceView)

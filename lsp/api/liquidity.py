@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import LiquidityReservation
 from lsp.services import ledger, liquidity, notify
 
@@ -85,30 +86,35 @@ def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/api/liquidity/request", status_code=201, response_model=ReservationView)
-async def request_liquidity(body: LiquidityRequest, client: CurrentClient, db: DB, ctx: Ctx) -> ReservationView:
+async def request_liquidity(body: LiquidityRequest, client: CurrentClient, ctx: Ctx) -> ReservationView:
     liquidity.validate_request(ctx.settings, body.amount, body.duration, body.max_fee_rate)
     await run_in_threadpool(
         kyc.check, ctx.sessions, kyc.enforce_channel, ctx.settings, client.id, body.amount, "body.amount"
     )
     outbound = int((await get_lnd(ctx).channel_balance()).local_balance.sat)
-    res = liquidity.reserve(
-        db,
-        ctx.settings,
-        client.id,
-        amount_sat=body.amount,
-        duration_ms=body.duration,
-        max_fee_rate_ppm=body.max_fee_rate,
-        outbound_sat=outbound,
-    )
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="liquidity.reserve",
-        target=f"reservation:{res.id}",
-        after={"amountSat": res.amount_sat, "feeSat": res.fee_sat},
-    )
-    db.commit()
-    notify.liquidity_reserved(ctx, res)
+
+    def reserve() -> LiquidityReservation:
+        with session_scope(ctx.sessions) as db:
+            res = liquidity.reserve(
+                db,
+                ctx.settings,
+                client.id,
+                amount_sat=body.amount,
+                duration_ms=body.duration,
+                max_fee_rate_ppm=body.max_fee_rate,
+                outbound_sat=outbound,
+            )
+            audit.record(
+                db,
+                actor=f"client:{client.id}",
+                action="liquidity.reserve",
+                target=f"reservation:{res.id}",
+                after={"amountSat": res.amount_sat, "feeSat": res.fee_sat},
+            )
+            return res
+
+    res = await run_in_threadpool(reserve)
+    notify.liquidity_reserved(ctx, res)  # after the commit
     return ReservationView.of(res)
 
 

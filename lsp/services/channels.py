@@ -216,12 +216,20 @@ def get_for_client(session: Session, client_id: str, channel_id: str) -> Channel
     return ch
 
 
-async def close_channel(lnd: LndClient, session: Session, channel: Channel, *, force: bool = False) -> Channel:
+def closable(session: Session, client_id: str, channel_id: str) -> Channel:
+    """The client's channel, if it can be closed now (409 naming why not)."""
+    channel = get_for_client(session, client_id, channel_id)
     if channel.status in ("closing", "closed"):
         raise Conflict(f"channel {channel.id} is already {channel.status}")
     if channel.channel_point is None:
         raise Conflict(f"channel {channel.id} has no funding outpoint yet")
-    channel.closing_txid = await lnd.close_channel(channel.channel_point, force=force)
+    return channel
+
+
+def mark_closing(session: Session, channel_id: str, closing_txid: str) -> Channel:
+    """LND published the close: the channel is closing (the watcher marks it closed)."""
+    channel = session.get_one(Channel, channel_id)
+    channel.closing_txid = closing_txid
     channel.status = "closing"
     return channel
 

@@ -6,12 +6,11 @@ from open to settled happens in the same transaction as the ledger entry).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lncore.lnd.client import LndClient
 from lsp.compliance import audit
 from lsp.db.base import utcnow
 from lsp.db.models import Invoice
@@ -19,16 +18,19 @@ from lsp.errors import NotFound
 from lsp.services import ledger
 from lsp.services.events import invoice_data
 
+if TYPE_CHECKING:
+    from lnd_grpc import lightning_pb2 as ln
 
-async def create(
-    lnd: LndClient, session: Session, client_id: str, *, amount_sat: int, description: str, expiry_s: int
+
+def record(
+    session: Session, client_id: str, added: ln.AddInvoiceResponse, *, amount_sat: int, description: str, expiry_s: int
 ) -> Invoice:
-    resp = await lnd.add_invoice(amount_sat, description, expiry_s=expiry_s)
+    """The client's invoice as LND created it (``AddInvoice``), recorded in ``session``."""
     inv = Invoice(
         client_id=client_id,
-        payment_hash=resp.r_hash.hex(),
-        payment_request=resp.payment_request,
-        add_index=int(resp.add_index),
+        payment_hash=added.r_hash.hex(),
+        payment_request=added.payment_request,
+        add_index=int(added.add_index),
         amount_sat=amount_sat,
         description=description,
         expiry_s=expiry_s,

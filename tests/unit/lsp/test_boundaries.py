@@ -1,13 +1,18 @@
-"""Product boundaries and hygiene: lsp never imports harness, lncore neither product; secrets never\nreach a log line."""
+"""Product boundaries and hygiene: lsp never imports harness, lncore neither product, the lab only
+the LSP's public client; secrets never reach a log line."""
 
 from __future__ import annotations
 
 import ast
+import inspect
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import harness
 import lncore
 import lsp
 from lsp.logs import RedactingFormatter, RequestIdFilter, redact, request_id_var
@@ -40,6 +45,13 @@ def test_lncore_is_the_bottom_it_imports_neither_product() -> None:
     assert [f"{p}: {m}" for p, m in found if _top(m) in ("lsp", "harness", "bench")] == []
 
 
+def test_the_lab_reaches_the_lsp_only_through_its_public_client() -> None:
+    """The lab runs the LSP as processes (lsp serve, lsp lsps, lsp reconcile) and talks to it over
+    HTTP and LSPS messages; its only import of the LSP is the HTTP client (lsp.client)."""
+    found = _imports(Path(harness.__file__).parent)
+    assert [f"{p}: {m}" for p, m in found if _top(m) == "lsp" and m != "lsp.client"] == []
+
+
 def test_secrets_are_redacted_and_request_id_is_on_every_line() -> None:
     record = logging.LogRecord(
         "lsp.test",
@@ -60,3 +72,37 @@ def test_secrets_are_redacted_and_request_id_is_on_every_line() -> None:
     assert "deadbeef" not in line and "cafe" not in line
     assert "lsp_abc" in line  # the key identifies the client; only secrets are hidden
     assert redact('{"apiSecret": "s3cr3t"}') == '{"apiSecret": "***"}'
+
+
+def _routes(routes: list[Any]) -> Iterator[Any]:
+    for r in routes:
+        if hasattr(r, "dependant"):
+            yield r
+        if hasattr(r, "original_router"):  # FastAPI keeps included routers as such
+            yield from _routes(r.original_router.routes)
+
+
+def _dependencies(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _dependencies(sub)
+
+
+def test_the_database_rule_no_session_on_the_event_loop(tmp_path: Path) -> None:
+    """The database rule (docs/LSP.md): SQLAlchemy is synchronous and never runs on the event
+    loop. A route that takes the request's session (``DB``) is a plain ``def`` (FastAPI runs it in
+    its thread pool); an ``async def`` route does its database work in short transactions of its
+    own through ``run_in_threadpool``."""
+    from lsp.api.deps import get_session
+    from lsp.app import create_app
+    from lsp.config import load_settings
+
+    app = create_app(load_settings(database_url=f"sqlite:///{tmp_path / 'rule.db'}", background_tasks=False))
+    routes = list(_routes(app.router.routes))
+    assert len(routes) > 40
+    on_loop = [
+        f"{r.path} ({r.endpoint.__module__}.{r.endpoint.__name__})"
+        for r in routes
+        if inspect.iscoroutinefunction(r.endpoint) and get_session in set(_dependencies(r.dependant))
+    ]
+    assert on_loop == []
