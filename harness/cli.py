@@ -434,23 +434,39 @@ _register_scenario_commands(main, console=console, out=out)
 
 
 @bench.command("lsp")
-@click.option("--payments", type=click.IntRange(1, 500), default=50, show_default=True, help="per side")
+@click.option("--payments", type=click.IntRange(1, 500), default=100, show_default=True, help="per side and setting")
 @click.option("--amount", "amount_sat", type=click.IntRange(1, 100_000), default=1000, show_default=True)
-@click.option("--concurrency", type=click.IntRange(1, 16), default=1, show_default=True)
-@click.option("--db", "db_url", default=None, help="LSP database URL (default: SQLite in the lab dir)")
+@click.option("--concurrency", default="1,4,8", show_default=True, help="comma-separated concurrencies, 1..16")
+@click.option(
+    "--db",
+    "db_urls",
+    multiple=True,
+    help="LSP database: 'sqlite' (a file in the lab dir) or a postgresql:// URL; repeat for several (default sqlite)",
+)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
-def bench_lsp(payments: int, amount_sat: int, concurrency: int, db_url: str | None, out_path: Path | None) -> None:
-    """Payments through the LSP API versus straight to LND's router (star5, same run)."""
+def bench_lsp(payments: int, amount_sat: int, concurrency: str, db_urls: tuple[str, ...], out_path: Path | None) -> None:
+    """Payments through the LSP API versus straight to LND's router: every --db x --concurrency in one run (star5)."""
+    from bench.lsp import parse_concurrency
     from bench.lsp import run as run_lsp
 
-    run_lsp(
-        payments=payments,
-        amount_sat=amount_sat,
-        concurrency=concurrency,
-        db_url=db_url,
-        out_path=out_path,
-        echo=out.print,
-    )
+    try:
+        levels = parse_concurrency(concurrency)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--concurrency") from None
+    for db in db_urls:
+        if db != "sqlite" and not db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:///")):
+            raise click.BadParameter(f"{db!r} is neither 'sqlite' nor a database URL", param_hint="--db")
+    try:
+        run_lsp(
+            payments=payments,
+            amount_sat=amount_sat,
+            concurrency=levels,
+            db_urls=list(db_urls) or None,
+            out_path=out_path,
+            echo=out.print,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 if __name__ == "__main__":

@@ -24,3 +24,20 @@ def test_bench_routing_refuses_a_graph_it_cannot_build(args: list[str], says: st
     assert result.exit_code == 2
     assert says in result.output + (result.stderr if result.stderr_bytes is not None else "")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--concurrency", "1,0"], "'0' is not a concurrency in 1..16"),
+        (["--concurrency", "four"], "'four' is not a concurrency in 1..16"),
+        (["--db", "mysql://x"], "'mysql://x' is neither 'sqlite' nor a database URL"),
+        # 2 x (3 x 500 x (1,000 + 10 max fee) + 10,000 margin)
+        (["--payments", "500", "--db", "sqlite", "--db", "sqlite"], "need 3,050,000 sat of client funding"),
+    ],
+)
+def test_bench_lsp_refuses_what_it_cannot_run_before_starting_a_lab(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, ["bench", "lsp", *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output
