@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
-from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
+from lsp.compliance.policy import Severity
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -45,8 +46,12 @@ From = Annotated[str | None, Query(alias="from")]
 To = Annotated[str | None, Query()]
 
 
+KycState = Literal["pending", "approved", "rejected", "suspended"]
+AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
+
+
 class KycDecision(CamelModel):
-    state: Literal["pending", "approved", "rejected", "suspended"]
+    state: KycState
     tier: str | None = None
     fields: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
@@ -57,11 +62,77 @@ class KycSubmission(CamelModel):
 
 
 class AlertTransition(CamelModel):
-    status: Literal["open", "reviewing", "escalated", "closed"]
+    status: AlertStatus
     reason: str | None = Field(default=None, max_length=2000)
 
 
-@admin.post("/clients/{client_id}/kyc")
+class KycLimits(CamelModel):
+    """The tier's limits, in sats."""
+
+    per_payment: int
+    daily_volume: int
+    monthly_volume: int
+    max_channel: int
+
+
+class KycView(CamelModel):
+    client_id: str
+    state: KycState
+    tier: str
+    fields: dict[str, Any] = Field(description="what the client supplied (free-form)")
+    missing_fields: list[str] = Field(description="fields the tier requires that are still empty")
+    reason: str | None
+    limits: KycLimits
+    updated_at: IsoTime | None
+
+
+class AlertView(CamelModel):
+    id: int
+    rule: str
+    severity: Severity
+    client_id: str | None
+    status: AlertStatus
+    summary: str
+    evidence: dict[str, Any] = Field(description="the transactions and figures that triggered it (per rule)")
+    close_reason: str | None
+    last_event_at: IsoTime = Field(description="the newest transaction it covers")
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class ScanView(CamelModel):
+    transactions: int = Field(description="transactions replayed through the rules")
+    hits: int
+    created: int = Field(description="new alerts")
+    extended: int = Field(description="existing alerts that took in new transactions")
+
+
+class AuditProblem(CamelModel):
+    seq: int | None = Field(description="null for a truncated chain")
+    kind: Literal["edited", "missing", "reordered", "truncated"]
+    detail: str
+
+
+class AuditEntryView(CamelModel):
+    seq: int
+    at: IsoTime
+    actor: str
+    action: str
+    target: str
+    before: str | None = Field(description="the state before, as the JSON text that was hashed")
+    after: str | None = Field(description="the state after, as the JSON text that was hashed")
+    request_id: str | None
+    hash: str
+
+
+class AuditLogView(CamelModel):
+    entries: int = Field(description="entries in the whole chain")
+    intact: bool
+    problems: list[AuditProblem] = Field(description="every break in the hash chain (none when intact)")
+    log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
+
+
+@admin.post("/clients/{client_id}/kyc", response_model=KycView)
 def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.change_state(
         db,
@@ -77,7 +148,7 @@ def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str,
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 
 
-@admin.get("/clients/{client_id}/kyc")
+@admin.get("/clients/{client_id}/kyc", response_model=KycView)
 def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
     return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
 
@@ -93,14 +164,14 @@ def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[s
     return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
 
 
-@admin.post("/alerts/{alert_id}")
+@admin.post("/alerts/{alert_id}", response_model=AlertView)
 def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
     db.commit()
     return monitoring.alert_view(a)
 
 
-@admin.post("/compliance/scan")
+@admin.post("/compliance/scan", response_model=ScanView)
 def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
     p = parse_period(frm, to) if (frm or to) else None
     with monitoring.EVALUATING:  # not beside the live worker: both read the alerts before writing
@@ -109,7 +180,7 @@ def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
     return {"transactions": r.transactions, "hits": r.hits, "created": r.created, "extended": r.extended}
 
 
-@admin.get("/audit")
+@admin.get("/audit", response_model=AuditLogView)
 def audit_log(
     db: DB, limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0
 ) -> dict[str, Any]:
@@ -177,12 +248,12 @@ def statement(
     return st
 
 
-@client_router.get("/kyc")
+@client_router.get("/kyc", response_model=KycView)
 def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
     return kyc.view(kyc.get_profile(db, ctx.settings, client.id), kyc.policy_of(ctx.settings))
 
 
-@client_router.post("/kyc")
+@client_router.post("/kyc", response_model=KycView)
 def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
     db.commit()
