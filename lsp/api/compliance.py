@@ -132,6 +132,157 @@ class AuditLogView(CamelModel):
     log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
 
 
+class AlertSummary(CamelModel):
+    total: int
+    by_status: dict[str, int]
+    by_rule: dict[str, int]
+    by_severity: dict[str, int]
+
+
+class RevenueReport(CamelModel):
+    """Sats earned in the period (routing fees also in msat, as LND reports them)."""
+
+    channel_opening_fees_sat: int
+    liquidity_fees_sat: int
+    routing_fees_msat: int
+    routing_fees_sat: int
+    swap_fees_sat: int = Field(description="service fees of completed swaps")
+    total_sat: int
+
+
+class ReconciliationChecked(CamelModel):
+    payments: int = Field(description="final payments")
+    invoices: int = Field(description="settled invoices")
+    channels: int = Field(description="open channels")
+    payments_in_flight: int = Field(description="not checked: not final yet")
+
+
+class ReconciliationSums(CamelModel):
+    payments_net_sat: int
+    invoices_sat: int
+
+
+class ReconciliationDifference(CamelModel):
+    kind: str
+    ref: str = Field(description="payment:<id>, invoice:<id> or channel:<id>")
+    client_id: str
+
+
+class StatusDifference(ReconciliationDifference):
+    kind: Literal["payment_status"]
+    ledger: str = Field(description="the payment's status in the ledger")
+    lnd: str = Field(description="LND's status (or NOT_FOUND, REFUSED_DUPLICATE)")
+
+
+class AmountDifference(ReconciliationDifference):
+    kind: Literal["payment_amount", "channel_capacity"]
+    ledger: int = Field(description="sats")
+    lnd: int = Field(description="sats")
+
+
+class LedgerDifference(ReconciliationDifference):
+    kind: Literal["payment_ledger", "invoice_ledger"]
+    ledger: int = Field(description="the ledger's net for it, sats")
+    lnd: int = Field(description="what LND's figures call for, sats")
+    difference_sat: int
+
+
+class MissingChannel(ReconciliationDifference):
+    kind: Literal["channel_missing"]
+    ledger: int = Field(description="capacity, sats")
+    lnd: None
+
+
+class Reconciliation(CamelModel):
+    checked: ReconciliationChecked
+    ledger: ReconciliationSums
+    lnd: ReconciliationSums
+    difference_sat: int
+    differences: list[
+        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
+    ]
+
+
+class StatementTotals(CamelModel):
+    payments_succeeded: int
+    payments_failed: int
+    payments_in_flight: int
+    sent_sat: int
+    routing_fees_sat: int
+    invoices_settled: int
+    received_sat: int
+    channel_opening_fees_sat: int = Field(description="failed channel opens are refunded: not counted")
+    liquidity_fees_sat: int
+    swap_fees_sat: int = Field(description="service fees of completed swaps")
+    opening_balance_sat: int
+    closing_balance_sat: int
+    net_change_sat: int
+
+
+class StatementPayment(CamelModel):
+    id: str
+    payment_hash: str
+    amount_sat: int
+    fee_sat: int
+    status: str
+    created_at: IsoTime
+    completed_at: IsoTime | None
+
+
+class StatementInvoice(CamelModel):
+    id: str
+    payment_hash: str
+    amount_sat: int
+    amount_paid_sat: int
+    status: str
+    description: str
+    created_at: IsoTime
+    settled_at: IsoTime | None
+
+
+class StatementChannel(CamelModel):
+    id: str
+    remote_pubkey: str
+    capacity_sat: int
+    opening_fee_sat: int
+    status: str
+    channel_point: str | None
+    created_at: IsoTime
+
+
+class StatementReservation(CamelModel):
+    id: str
+    amount_sat: int
+    fee_sat: int
+    status: str
+    created_at: IsoTime
+
+
+class StatementSwap(CamelModel):
+    id: str
+    kind: str
+    state: str
+    invoice_amount_sat: int
+    onchain_amount_sat: int
+    service_fee_sat: int
+    created_at: IsoTime
+
+
+class ClientStatement(CamelModel):
+    """Everything the client created in [from, to), with totals that tie its balance out to the sat."""
+
+    client_id: str
+    client_name: str | None
+    from_: IsoTime = Field(alias="from")
+    to: IsoTime
+    totals: StatementTotals
+    payments: list[StatementPayment]
+    invoices: list[StatementInvoice]
+    channels: list[StatementChannel]
+    liquidity: list[StatementReservation]
+    swaps: list[StatementSwap]
+
+
 @admin.post("/clients/{client_id}/kyc", response_model=KycView)
 def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.change_state(
@@ -211,22 +362,32 @@ def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any
     return reports.volume_by_client(db, parse_period(frm, to))
 
 
-@admin.get("/reports/alerts")
+@admin.get("/reports/alerts", response_model=AlertSummary)
 def report_alerts(db: DB, frm: From = None, to: To = None) -> dict[str, Any]:
     return reports.alert_summary(db, parse_period(frm, to))
 
 
-@admin.get("/reports/revenue")
+@admin.get("/reports/revenue", response_model=RevenueReport)
 def report_revenue(db: DB, frm: From = None, to: To = None) -> dict[str, int]:
     return reports.revenue(db, parse_period(frm, to))
 
 
-@admin.get("/reports/reconciliation")
+@admin.get("/reports/reconciliation", response_model=Reconciliation)
 async def report_reconciliation(ctx: Ctx) -> dict[str, Any]:
     return await reports.reconcile(ctx.sessions, get_lnd(ctx))
 
 
-@client_router.get("/reports", response_model=None)
+@client_router.get(
+    "/reports",
+    response_model=ClientStatement,
+    responses={
+        200: {
+            "description": "The statement as JSON (format=json), CSV (format=csv: a row per line item, then the totals) "
+            "or an HTML page (format=html)",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def statement(
     client: CurrentClient,
     db: DB,
