@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import Field
 
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
-from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel
+from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
+from lsp.compliance.policy import Severity
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -45,8 +46,12 @@ From = Annotated[str | None, Query(alias="from")]
 To = Annotated[str | None, Query()]
 
 
+KycState = Literal["pending", "approved", "rejected", "suspended"]
+AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
+
+
 class KycDecision(CamelModel):
-    state: Literal["pending", "approved", "rejected", "suspended"]
+    state: KycState
     tier: str | None = None
     fields: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
@@ -57,11 +62,228 @@ class KycSubmission(CamelModel):
 
 
 class AlertTransition(CamelModel):
-    status: Literal["open", "reviewing", "escalated", "closed"]
+    status: AlertStatus
     reason: str | None = Field(default=None, max_length=2000)
 
 
-@admin.post("/clients/{client_id}/kyc")
+class KycLimits(CamelModel):
+    """The tier's limits, in sats."""
+
+    per_payment: int
+    daily_volume: int
+    monthly_volume: int
+    max_channel: int
+
+
+class KycView(CamelModel):
+    client_id: str
+    state: KycState
+    tier: str
+    fields: dict[str, Any] = Field(description="what the client supplied (free-form)")
+    missing_fields: list[str] = Field(description="fields the tier requires that are still empty")
+    reason: str | None
+    limits: KycLimits
+    updated_at: IsoTime | None
+
+
+class AlertView(CamelModel):
+    id: int
+    rule: str
+    severity: Severity
+    client_id: str | None
+    status: AlertStatus
+    summary: str
+    evidence: dict[str, Any] = Field(description="the transactions and figures that triggered it (per rule)")
+    close_reason: str | None
+    last_event_at: IsoTime = Field(description="the newest transaction it covers")
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class ScanView(CamelModel):
+    transactions: int = Field(description="transactions replayed through the rules")
+    hits: int
+    created: int = Field(description="new alerts")
+    extended: int = Field(description="existing alerts that took in new transactions")
+
+
+class AuditProblem(CamelModel):
+    seq: int | None = Field(description="null for a truncated chain")
+    kind: Literal["edited", "missing", "reordered", "truncated"]
+    detail: str
+
+
+class AuditEntryView(CamelModel):
+    seq: int
+    at: IsoTime
+    actor: str
+    action: str
+    target: str
+    before: str | None = Field(description="the state before, as the JSON text that was hashed")
+    after: str | None = Field(description="the state after, as the JSON text that was hashed")
+    request_id: str | None
+    hash: str
+
+
+class AuditLogView(CamelModel):
+    entries: int = Field(description="entries in the whole chain")
+    intact: bool
+    problems: list[AuditProblem] = Field(description="every break in the hash chain (none when intact)")
+    log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
+
+
+class AlertSummary(CamelModel):
+    total: int
+    by_status: dict[str, int]
+    by_rule: dict[str, int]
+    by_severity: dict[str, int]
+
+
+class RevenueReport(CamelModel):
+    """Sats earned in the period (routing fees also in msat, as LND reports them)."""
+
+    channel_opening_fees_sat: int
+    liquidity_fees_sat: int
+    routing_fees_msat: int
+    routing_fees_sat: int
+    swap_fees_sat: int = Field(description="service fees of completed swaps")
+    total_sat: int
+
+
+class ReconciliationChecked(CamelModel):
+    payments: int = Field(description="final payments")
+    invoices: int = Field(description="settled invoices")
+    channels: int = Field(description="open channels")
+    payments_in_flight: int = Field(description="not checked: not final yet")
+
+
+class ReconciliationSums(CamelModel):
+    payments_net_sat: int
+    invoices_sat: int
+
+
+class ReconciliationDifference(CamelModel):
+    kind: str
+    ref: str = Field(description="payment:<id>, invoice:<id> or channel:<id>")
+    client_id: str
+
+
+class StatusDifference(ReconciliationDifference):
+    kind: Literal["payment_status"]
+    ledger: str = Field(description="the payment's status in the ledger")
+    lnd: str = Field(description="LND's status (or NOT_FOUND, REFUSED_DUPLICATE)")
+
+
+class AmountDifference(ReconciliationDifference):
+    kind: Literal["payment_amount", "channel_capacity"]
+    ledger: int = Field(description="sats")
+    lnd: int = Field(description="sats")
+
+
+class LedgerDifference(ReconciliationDifference):
+    kind: Literal["payment_ledger", "invoice_ledger"]
+    ledger: int = Field(description="the ledger's net for it, sats")
+    lnd: int = Field(description="what LND's figures call for, sats")
+    difference_sat: int
+
+
+class MissingChannel(ReconciliationDifference):
+    kind: Literal["channel_missing"]
+    ledger: int = Field(description="capacity, sats")
+    lnd: None
+
+
+class Reconciliation(CamelModel):
+    checked: ReconciliationChecked
+    ledger: ReconciliationSums
+    lnd: ReconciliationSums
+    difference_sat: int
+    differences: list[
+        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
+    ]
+
+
+class StatementTotals(CamelModel):
+    payments_succeeded: int
+    payments_failed: int
+    payments_in_flight: int
+    sent_sat: int
+    routing_fees_sat: int
+    invoices_settled: int
+    received_sat: int
+    channel_opening_fees_sat: int = Field(description="failed channel opens are refunded: not counted")
+    liquidity_fees_sat: int
+    swap_fees_sat: int = Field(description="service fees of completed swaps")
+    opening_balance_sat: int
+    closing_balance_sat: int
+    net_change_sat: int
+
+
+class StatementPayment(CamelModel):
+    id: str
+    payment_hash: str
+    amount_sat: int
+    fee_sat: int
+    status: str
+    created_at: IsoTime
+    completed_at: IsoTime | None
+
+
+class StatementInvoice(CamelModel):
+    id: str
+    payment_hash: str
+    amount_sat: int
+    amount_paid_sat: int
+    status: str
+    description: str
+    created_at: IsoTime
+    settled_at: IsoTime | None
+
+
+class StatementChannel(CamelModel):
+    id: str
+    remote_pubkey: str
+    capacity_sat: int
+    opening_fee_sat: int
+    status: str
+    channel_point: str | None
+    created_at: IsoTime
+
+
+class StatementReservation(CamelModel):
+    id: str
+    amount_sat: int
+    fee_sat: int
+    status: str
+    created_at: IsoTime
+
+
+class StatementSwap(CamelModel):
+    id: str
+    kind: str
+    state: str
+    invoice_amount_sat: int
+    onchain_amount_sat: int
+    service_fee_sat: int
+    created_at: IsoTime
+
+
+class ClientStatement(CamelModel):
+    """Everything the client created in [from, to), with totals that tie its balance out to the sat."""
+
+    client_id: str
+    client_name: str | None
+    from_: IsoTime = Field(alias="from")
+    to: IsoTime
+    totals: StatementTotals
+    payments: list[StatementPayment]
+    invoices: list[StatementInvoice]
+    channels: list[StatementChannel]
+    liquidity: list[StatementReservation]
+    swaps: list[StatementSwap]
+
+
+@admin.post("/clients/{client_id}/kyc", response_model=KycView)
 def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.change_state(
         db,
@@ -77,7 +299,7 @@ def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str,
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 
 
-@admin.get("/clients/{client_id}/kyc")
+@admin.get("/clients/{client_id}/kyc", response_model=KycView)
 def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
     return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
 
@@ -93,14 +315,14 @@ def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[s
     return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
 
 
-@admin.post("/alerts/{alert_id}")
+@admin.post("/alerts/{alert_id}", response_model=AlertView)
 def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
     db.commit()
     return monitoring.alert_view(a)
 
 
-@admin.post("/compliance/scan")
+@admin.post("/compliance/scan", response_model=ScanView)
 def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
     p = parse_period(frm, to) if (frm or to) else None
     with monitoring.EVALUATING:  # not beside the live worker: both read the alerts before writing
@@ -109,7 +331,7 @@ def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
     return {"transactions": r.transactions, "hits": r.hits, "created": r.created, "extended": r.extended}
 
 
-@admin.get("/audit")
+@admin.get("/audit", response_model=AuditLogView)
 def audit_log(
     db: DB, limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0
 ) -> dict[str, Any]:
@@ -140,22 +362,32 @@ def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any
     return reports.volume_by_client(db, parse_period(frm, to))
 
 
-@admin.get("/reports/alerts")
+@admin.get("/reports/alerts", response_model=AlertSummary)
 def report_alerts(db: DB, frm: From = None, to: To = None) -> dict[str, Any]:
     return reports.alert_summary(db, parse_period(frm, to))
 
 
-@admin.get("/reports/revenue")
+@admin.get("/reports/revenue", response_model=RevenueReport)
 def report_revenue(db: DB, frm: From = None, to: To = None) -> dict[str, int]:
     return reports.revenue(db, parse_period(frm, to))
 
 
-@admin.get("/reports/reconciliation")
+@admin.get("/reports/reconciliation", response_model=Reconciliation)
 async def report_reconciliation(ctx: Ctx) -> dict[str, Any]:
     return await reports.reconcile(ctx.sessions, get_lnd(ctx))
 
 
-@client_router.get("/reports", response_model=None)
+@client_router.get(
+    "/reports",
+    response_model=ClientStatement,
+    responses={
+        200: {
+            "description": "The statement as JSON (format=json), CSV (format=csv: a row per line item, then the totals) "
+            "or an HTML page (format=html)",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def statement(
     client: CurrentClient,
     db: DB,
@@ -177,12 +409,12 @@ def statement(
     return st
 
 
-@client_router.get("/kyc")
+@client_router.get("/kyc", response_model=KycView)
 def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
     return kyc.view(kyc.get_profile(db, ctx.settings, client.id), kyc.policy_of(ctx.settings))
 
 
-@client_router.post("/kyc")
+@client_router.post("/kyc", response_model=KycView)
 def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
     db.commit()

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import Ctx, CurrentClient
@@ -27,6 +28,21 @@ from lsp.lsps.server import dispatcher, lsps2_config
 router = APIRouter(prefix="/api/lsps", tags=["lsps"])
 NODE_ID = re.compile(r"^(02|03)[0-9a-f]{64}$")
 BUYING = frozenset({"lsps1.create_order", "lsps2.buy"})
+
+
+class JsonRpcError(BaseModel):
+    code: int
+    message: str
+    data: Any = Field(default=None, description="present only when the error carries details")
+
+
+class JsonRpcResponse(BaseModel):
+    """A JSON-RPC 2.0 response: ``result`` on success (HTTP 200), or ``error`` (HTTP 400, 404 or 503)."""
+
+    jsonrpc: Literal["2.0"]
+    id: str | int | None = Field(description="the request's id")
+    result: dict[str, Any] | None = Field(default=None, description="the method's result (absent on an error)")
+    error: JsonRpcError | None = Field(default=None, description="absent on success")
 
 
 def _method_of(body: bytes) -> str | None:
@@ -51,7 +67,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
     return d
 
 
-@router.post("/", summary="Call an LSPS method (JSON-RPC 2.0 request body)")
+@router.post("/", summary="Call an LSPS method (JSON-RPC 2.0 request body)", responses={200: {"model": JsonRpcResponse}})
 async def call(
     request: Request,
     ctx: Ctx,

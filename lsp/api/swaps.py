@@ -140,7 +140,36 @@ class SwapView(CamelModel):
         )
 
 
-@router.get("/status")
+class SwapLimits(CamelModel):
+    min_amount: int = Field(description="sats")
+    max_amount: int = Field(description="sats")
+
+
+class SwapFees(CamelModel):
+    base_fee: int = Field(description="sats per swap")
+    fee_ppm: int = Field(description="proportional fee, parts per million")
+    miner_fee: str = Field(description="how the miner fee is set (not a figure: it is estimated per quote)")
+
+
+class SwapTimeouts(CamelModel):
+    submarine_blocks: int
+    reverse_blocks: int
+    claim_margin_blocks: int
+    invoice_cltv_margin_blocks: int
+
+
+class SwapServiceStatus(CamelModel):
+    enabled: bool
+    lnd: bool = Field(description="the LSP is connected to LND")
+    loop_running: bool
+    limits: SwapLimits
+    fees: SwapFees
+    timeouts: SwapTimeouts
+    confirmations: int = Field(description="lockup confirmations before paying")
+    swaps: dict[str, dict[str, int]] = Field(description="number of swaps by kind, then by state")
+
+
+@router.get("/status", response_model=SwapServiceStatus)
 def status(ctx: Ctx, db: DB) -> dict[str, Any]:
     """Public service status (the seed's `curl /api/swaps/status`): limits, fees, swaps by state."""
     s = ctx.settings.swap
