@@ -86,6 +86,22 @@ class KycView(CamelModel):
     updated_at: IsoTime | None
 
 
+class KycQueueItem(KycView):
+    name: str = Field(description="the client's name")
+
+
+class VolumeRow(CamelModel):
+    """One client's volume in the period."""
+
+    client_id: str
+    name: str
+    sent_sat: int
+    received_sat: int
+    payments: int = Field(description="payments that succeeded")
+    invoices: int = Field(description="invoices settled")
+    fees_paid_sat: int = Field(description="routing, channel-opening and liquidity fees")
+
+
 class AlertView(CamelModel):
     id: int
     rule: str
@@ -304,13 +320,13 @@ def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
     return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
 
 
-@admin.get("/kyc")
+@admin.get("/kyc", response_model=list[KycQueueItem])
 def kyc_queue(db: DB, ctx: Ctx) -> list[dict[str, Any]]:
     policy = kyc.policy_of(ctx.settings)
     return [{**kyc.view(p, policy), "name": c.name} for c, p in kyc.queue(db, ctx.settings)]
 
 
-@admin.get("/alerts")
+@admin.get("/alerts", response_model=list[AlertView])
 def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
     return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
 
@@ -357,7 +373,7 @@ def audit_log(
     }
 
 
-@admin.get("/reports/volume")
+@admin.get("/reports/volume", response_model=list[VolumeRow])
 def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any]]:
     return reports.volume_by_client(db, parse_period(frm, to))
 
