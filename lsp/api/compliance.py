@@ -311,7 +311,6 @@ def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str,
         fields=body.fields,
         reason=body.reason,
     )
-    db.commit()  # visible to the next request before we answer (the dependency commits only afterwards)
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 
 
@@ -334,16 +333,15 @@ def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[s
 @admin.post("/alerts/{alert_id}", response_model=AlertView)
 def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
-    db.commit()
     return monitoring.alert_view(a)
 
 
 @admin.post("/compliance/scan", response_model=ScanView)
-def scan(db: DB, ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
+def scan(ctx: Ctx, frm: From = None, to: To = None) -> dict[str, int]:
     p = parse_period(frm, to) if (frm or to) else None
-    with monitoring.EVALUATING:  # not beside the live worker: both read the alerts before writing
+    # Not beside the live worker (both read the alerts before writing): committed inside the lock.
+    with monitoring.EVALUATING, session_scope(ctx.sessions) as db:
         r = monitoring.scan(db, kyc.policy_of(ctx.settings), since=p.start if p else None, until=p.end if p else None)
-        db.commit()
     return {"transactions": r.transactions, "hits": r.hits, "created": r.created, "extended": r.extended}
 
 
@@ -433,7 +431,6 @@ def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
 @client_router.post("/kyc", response_model=KycView)
 def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
     prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
-    db.commit()
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 
 

@@ -32,7 +32,11 @@ def get_session(ctx: Ctx) -> Iterator[Session]:
         yield session
 
 
-DB = Annotated[Session, Depends(get_session)]
+# The request's transaction, owned by this dependency: committed when the handler returns and
+# *before* the response is sent (scope="function"), so the caller's next request sees it and a
+# failed commit is the request's error, not a 2xx followed by a lost write. Handlers never commit;
+# one that must act after the commit (e.g. tell the event bus) opens its own ``session_scope``.
+DB = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def signed_path(request: Request) -> str:

@@ -10,6 +10,7 @@ from pydantic import Field, HttpUrl
 from lsp.api.deps import DB, Ctx, CurrentClient, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
+from lsp.db.base import session_scope
 from lsp.db.models import Client, Webhook
 from lsp.services import clients, webhooks
 from lsp.services.events import EVENT_TYPES
@@ -94,8 +95,7 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
             "monthlyVolumeSat": new.client.monthly_volume_sat,
         },
     )
-    view = ClientView.of(new.client)
-    db.commit()  # before answering: the caller's next request (e.g. the KYC decision) must see the client
+    view = ClientView.of(new.client)  # committed by the DB dependency before the answer goes out
     return OnboardResponse(**view.model_dump(), api_secret=new.api_secret)
 
 
@@ -143,16 +143,16 @@ class WebhookDetail(WebhookView):
 
 
 @router.post("/webhook", status_code=201, response_model=WebhookCreated)
-def create_webhook(body: WebhookRequest, client: CurrentClient, db: DB, ctx: Ctx) -> WebhookCreated:
-    hook, secret = webhooks.register(db, ctx.box, client.id, str(body.url), body.events)
-    audit.record(
-        db,
-        actor=f"client:{client.id}",
-        action="webhook.create",
-        target=f"webhook:{hook.id}",
-        after={"url": hook.url, "events": hook.events},
-    )
-    db.commit()
+def create_webhook(body: WebhookRequest, client: CurrentClient, ctx: Ctx) -> WebhookCreated:
+    with session_scope(ctx.sessions) as db:
+        hook, secret = webhooks.register(db, ctx.box, client.id, str(body.url), body.events)
+        audit.record(
+            db,
+            actor=f"client:{client.id}",
+            action="webhook.create",
+            target=f"webhook:{hook.id}",
+            after={"url": hook.url, "events": hook.events},
+        )
     ctx.bus.webhooks_changed(client.id)  # after the commit: the bus re-reads committed hooks
     return WebhookCreated(**WebhookView.of(hook).model_dump(), secret=secret)
 

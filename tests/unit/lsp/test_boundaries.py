@@ -106,3 +106,17 @@ def test_the_database_rule_no_session_on_the_event_loop(tmp_path: Path) -> None:
         if inspect.iscoroutinefunction(r.endpoint) and get_session in set(_dependencies(r.dependant))
     ]
     assert on_loop == []
+
+
+def test_one_owner_per_transaction_no_route_commits() -> None:
+    """The request's transaction belongs to the DB dependency (it commits when the handler returns,
+    before the response); a route that must act after a commit opens its own ``session_scope``.
+    So no module under lsp/api calls ``commit()`` itself."""
+    api = Path(lsp.__file__).parent / "api"
+    commits = [
+        f"{path.name}:{node.lineno}"
+        for path in api.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "commit"
+    ]
+    assert commits == []
