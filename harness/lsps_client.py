@@ -353,16 +353,9 @@ class LspsClient:
 
 def pay_in_parts(payer: LndNode, payment_request: str, *, shard_msat: int, timeout_s: int = 60) -> PaymentResult:
     """Pay with LND splitting the payment into parts of at most ``shard_msat`` (forces MPP)."""
-    s = payer.router.s
-    req = s.router.SendPaymentRequest(
-        payment_request=payment_request,
-        fee_limit_sat=0,
-        timeout_seconds=timeout_s,
-        no_inflight_updates=True,
-        max_parts=32,
-        max_shard_size_msat=shard_msat,
+    return payer.router.pay_invoice(
+        payment_request, fee_limit_sat=0, timeout_s=timeout_s, max_parts=32, max_shard_size_msat=shard_msat
     )
-    return payer.router._send(req, timeout_s)
 
 
 def served_menu(node: LndNode, lsp_pubkey: str) -> list[dict[str, Any]]:

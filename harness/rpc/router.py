@@ -1,15 +1,18 @@
-"""``routerrpc.Router``: sending payments and reading their outcome."""
+"""``routerrpc.Router``: sending payments and reading their outcome.
+
+The request and the meaning of LND's updates come from ``lncore.lnd.payments``, shared with the
+LSP's async client; this is only the synchronous transport and the lab's richer result (route,
+per-attempt failures) for tests.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from harness.rpc.base import Service
-
-KEYSEND_RECORD = 5482373484
+from lncore.lnd import payments
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,14 @@ class RouterRpc(Service):
             ),
         )
 
-    def _send(self, req: Any, timeout_s: int) -> PaymentResult:
+    def _until_final(self, method: str, req: Any, timeout_s: float) -> PaymentResult:
         last = None
-        for update in self._stream("SendPaymentV2", req, timeout=timeout_s + 30):
+        for update in self._stream(method, req, timeout=timeout_s):
             last = update
-            if update.status not in (self.s.ln.Payment.IN_FLIGHT, self.s.ln.Payment.INITIATED):
+            if payments.is_final(self.s, update):
                 break
         if last is None:
-            raise RuntimeError("SendPaymentV2 returned no update")
+            raise RuntimeError(f"{method} returned no update")
         return self._to_result(last)
 
     def pay_invoice(
@@ -85,43 +88,34 @@ class RouterRpc(Service):
         timeout_s: int = 60,
         amount_sat: int | None = None,
         max_parts: int = 16,
+        max_shard_size_msat: int | None = None,
         outgoing_chan_ids: list[int] | None = None,
         allow_self_payment: bool = False,
     ) -> PaymentResult:
-        req = self.s.router.SendPaymentRequest(
+        req = payments.send_request(
+            self.s,
             payment_request=payment_request,
+            timeout_s=timeout_s,
             fee_limit_sat=fee_limit_sat,
-            timeout_seconds=timeout_s,
-            no_inflight_updates=True,
+            amount_sat=amount_sat,
             max_parts=max_parts,
+            max_shard_size_msat=max_shard_size_msat,
+            outgoing_chan_ids=outgoing_chan_ids,
             allow_self_payment=allow_self_payment,
         )
-        if amount_sat is not None:
-            req.amt = amount_sat
-        if outgoing_chan_ids:
-            req.outgoing_chan_ids.extend(outgoing_chan_ids)
-        return self._send(req, timeout_s)
+        return self._until_final("SendPaymentV2", req, timeout_s + payments.STREAM_MARGIN_S)
 
     def keysend(self, dest_pubkey: str, amount_sat: int, *, fee_limit_sat: int = 100, timeout_s: int = 60) -> PaymentResult:
-        preimage = os.urandom(32)
-        req = self.s.router.SendPaymentRequest(
-            dest=bytes.fromhex(dest_pubkey),
-            amt=amount_sat,
-            payment_hash=hashlib.sha256(preimage).digest(),
-            dest_custom_records={KEYSEND_RECORD: preimage},
+        req = payments.send_request(
+            self.s,
+            keysend_to=dest_pubkey,
+            keysend_preimage=os.urandom(32),
+            amount_sat=amount_sat,
             fee_limit_sat=fee_limit_sat,
-            timeout_seconds=timeout_s,
-            no_inflight_updates=True,
+            timeout_s=timeout_s,
         )
-        return self._send(req, timeout_s)
+        return self._until_final("SendPaymentV2", req, timeout_s + payments.STREAM_MARGIN_S)
 
     def track(self, payment_hash: str, *, timeout_s: int = 60) -> PaymentResult:
         req = self.s.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=True)
-        last = None
-        for update in self._stream("TrackPaymentV2", req, timeout=timeout_s):
-            last = update
-            if update.status not in (self.s.ln.Payment.IN_FLIGHT, self.s.ln.Payment.INITIATED):
-                break
-        if last is None:
-            raise RuntimeError("TrackPaymentV2 returned no update")
-        return self._to_result(last)
+        return self._until_final("TrackPaymentV2", req, timeout_s)
