@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 import httpx
 
+from harness.chain.btcd import RPC_PASS, RPC_USER
 from harness.runtime import docker_resources as res
 from harness.runtime import images
 from harness.runtime.docker_client import require_docker
@@ -31,11 +32,11 @@ def one_run(docker: Any, imgs: images.LabImages) -> tuple[float, float]:
     lab = f"bench{uuid.uuid4().hex[:8]}"
     try:
         net = res.create_network(docker, lab)
+        btcd_cfg = res.btcd_config(mining_address="bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5")
         t0 = time.monotonic()
         btcd = res.run_container(
             docker, lab_id=lab, role="btcd", node="btcd", image=imgs.btcd, network=net,
-            command=res.btcd_command(rpcuser="u", rpcpass="p",
-                                     miningaddr="bcrt1q0xcqpzrky6eff2g52qdye53xkk9jxkvrl4xfg5"),
+            command=btcd_cfg.argv()[1:],
             publish=[res.BTCD_RPC_PORT],
         )
         cert = res.wait_file(btcd.container, res.BTCD_CERT, what="btcd cert")
@@ -44,7 +45,7 @@ def one_run(docker: Any, imgs: images.LabImages) -> tuple[float, float]:
 
         def call(method: str, *params: Any) -> Any:
             body = {"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}
-            r = httpx.post(url, json=body, auth=("u", "p"), verify=ctx, timeout=10)
+            r = httpx.post(url, json=body, auth=(RPC_USER, RPC_PASS), verify=ctx, timeout=10)
             r.raise_for_status()
             return r.json()["result"]
 
@@ -54,7 +55,7 @@ def one_run(docker: Any, imgs: images.LabImages) -> tuple[float, float]:
         t1 = time.monotonic()
         lnd = res.run_container(
             docker, lab_id=lab, role="lnd", node="alice", image=imgs.lnd, network=net,
-            command=res.lnd_command(node="alice", btcd_host="btcd", rpcuser="u", rpcpass="p", btcd_cert_pem=cert),
+            command=res.lnd_config("alice", chain_flags=btcd_cfg.lnd_flags(cert), advertise_host="alice").argv()[1:],
             publish=[res.LND_GRPC_PORT],
         )
         tls = res.wait_file(lnd.container, res.LND_TLS_CERT, what="tls.cert", timeout_s="LND_READY")

@@ -25,12 +25,17 @@ import tarfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from docker import errors as docker_errors
 
 from harness.runtime.docker_client import DockerError
 from harness.wait import wait_for
+
+if TYPE_CHECKING:
+    from harness.chain.btcd import BtcdConfig
+    from harness.node import LndConfig
 
 LABEL_LAB = "lightning-lab.lab"
 LABEL_ROLE = "lightning-lab.role"
@@ -301,66 +306,35 @@ def cleanup_all(client: Any) -> list[str]:
 # ---------------------------------------------------------- node commands
 
 
-def btcd_command(
-    *,
-    rpcuser: str,
-    rpcpass: str,
-    miningaddr: str | None = None,
-    max_clients: int = 100,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """btcd's arguments (the image's entrypoint is btcd), as the process runtime passes them."""
-    args = [
-        "--regtest",
-        f"--rpcuser={rpcuser}",
-        f"--rpcpass={rpcpass}",
-        f"--rpclisten=0.0.0.0:{BTCD_RPC_PORT}",
-        f"--listen=0.0.0.0:{BTCD_P2P_PORT}",
-        f"--rpccert={BTCD_CERT}",
-        f"--rpckey={BTCD_KEY}",
-        f"--datadir={BTCD_HOME}/data",
-        f"--logdir={BTCD_HOME}/logs",
-        "--txindex",
-        "--nobanning",
-        "--trickleinterval=100ms",
-        "--nostalldetect",
-        f"--rpcmaxwebsockets={max_clients}",
-        f"--rpcmaxclients={max_clients}",
-    ]
-    if miningaddr:
-        args.append(f"--miningaddr={miningaddr}")
-    return [*args, *extra]
+def btcd_config(*, mining_address: str, peer_host: str = "btcd") -> BtcdConfig:
+    """The lab's own btcd configuration (``harness.chain.btcd.BtcdConfig``, the one every lab node
+    uses) at this module's container paths and ports: ``argv()[1:]`` is the container's command."""
+    from harness.chain.btcd import BtcdConfig
+
+    return BtcdConfig(
+        binary=Path("btcd"),
+        datadir=Path(BTCD_HOME),
+        mining_address=mining_address,
+        rpc_port=BTCD_RPC_PORT,
+        p2p_port=BTCD_P2P_PORT,
+        listen_host="0.0.0.0",
+        peer_host=peer_host,
+    )
 
 
-def lnd_command(
-    *,
-    node: str,
-    btcd_host: str,
-    rpcuser: str,
-    rpcpass: str,
-    btcd_cert_pem: bytes,
-    tls_domains: Sequence[str] = (),
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """lnd's arguments (the image's entrypoint is lnd) for a node reaching btcd at ``btcd_host``.
+def lnd_config(node: str, *, chain_flags: Sequence[str], advertise_host: str) -> LndConfig:
+    """The lab's own LND configuration (``harness.node.LndConfig``: the same flags as every lab
+    node) at this module's container paths and ports; ``chain_flags`` from ``BtcdConfig.lnd_flags``."""
+    from harness.node import LndConfig
 
-    Its TLS certificate names ``node`` and ``tls_domains`` (and, by LND's
-    default, localhost and 127.0.0.1, which the host uses via published ports).
-    """
-    return [
-        "--bitcoin.regtest",
-        "--bitcoin.node=btcd",
-        f"--btcd.rpchost={btcd_host}:{BTCD_RPC_PORT}",
-        f"--btcd.rpcuser={rpcuser}",
-        f"--btcd.rpcpass={rpcpass}",
-        f"--btcd.rawrpccert={btcd_cert_pem.hex()}",
-        "--noseedbackup",
-        "--nobootstrap",
-        f"--rpclisten=0.0.0.0:{LND_GRPC_PORT}",
-        f"--listen=0.0.0.0:{LND_P2P_PORT}",
-        f"--restlisten=0.0.0.0:{LND_REST_PORT}",
-        f"--lnddir={LND_DIR}",
-        *(f"--tlsextradomain={d}" for d in dict.fromkeys((node, *tls_domains))),
-        "--debuglevel=info",
-        *extra,
-    ]
+    return LndConfig(
+        name=node,
+        binary=Path("lnd"),
+        lnddir=Path(LND_DIR),
+        chain_flags=list(chain_flags),
+        rpc_port=LND_GRPC_PORT,
+        rest_port=LND_REST_PORT,
+        p2p_port=LND_P2P_PORT,
+        listen_host="0.0.0.0",
+        advertise_host=advertise_host,
+    )

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.chain.btcd import RPC_PASS, RPC_USER
 from harness.errors import ToolchainError
 from harness.runtime import compose_pins, images
 from harness.runtime import docker_resources as res
@@ -33,8 +34,6 @@ from harness.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
-RPC_USER = "lab"
-RPC_PASS = "lab-secret"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -132,6 +131,7 @@ def test_btcd_and_lnd_in_a_lab_network(docker: Any, lab_images: images.LabImages
 
     net = res.create_network(docker, lab_id)
     assert res.create_network(docker, lab_id).id == net.id  # idempotent
+    btcd_cfg = res.btcd_config(mining_address=_mining_address())
 
     # --- btcd
     btcd = res.run_container(
@@ -140,7 +140,7 @@ def test_btcd_and_lnd_in_a_lab_network(docker: Any, lab_images: images.LabImages
         role="btcd",
         node="btcd",
         image=lab_images.btcd,
-        command=res.btcd_command(rpcuser=RPC_USER, rpcpass=RPC_PASS, miningaddr=_mining_address()),
+        command=btcd_cfg.argv()[1:],  # the lab's own btcd flags
         network=net,
         publish=[res.BTCD_RPC_PORT],
     )
@@ -165,14 +165,10 @@ def test_btcd_and_lnd_in_a_lab_network(docker: Any, lab_images: images.LabImages
             role="lnd",
             node="alice",
             image=lab_images.lnd,
-            command=res.lnd_command(
-                node="alice",
-                btcd_host="btcd",
-                rpcuser=RPC_USER,
-                rpcpass=RPC_PASS,
-                btcd_cert_pem=btcd_cert,
-                tls_domains=[res.container_name(lab_id, "alice")],
-            ),
+            # The lab's own LND flags (harness.node.LndConfig), reaching btcd by its name.
+            command=res.lnd_config(
+                "alice", chain_flags=btcd_cfg.lnd_flags(btcd_cert), advertise_host=res.container_name(lab_id, "alice")
+            ).argv()[1:],
             network=net,
             publish=[res.LND_GRPC_PORT, res.LND_P2P_PORT, res.LND_REST_PORT],
         )
@@ -232,7 +228,7 @@ def test_cleanup_after_an_interrupted_run(docker: Any, lab_images: images.LabIma
         role="btcd",
         node="btcd",
         image=lab_images.btcd,
-        command=res.btcd_command(rpcuser=RPC_USER, rpcpass=RPC_PASS),
+        command=res.btcd_config(mining_address=_mining_address()).argv()[1:],
         network=net,
         publish=[res.BTCD_RPC_PORT],
     )
