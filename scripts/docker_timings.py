@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import httpx
 
-from harness.chain.btcd import RPC_PASS, RPC_USER
+from harness.chain.base import RPC_PASS, RPC_USER
 from harness.runtime import docker_resources as res
 from harness.runtime import images
 from harness.runtime.docker_client import require_docker

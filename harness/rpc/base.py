@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -17,6 +17,7 @@ from lncore.stubs import Stubs, load
 os.environ.setdefault("GRPC_SSL_CIPHER_SUITES", "HIGH+ECDSA")
 
 MAX_MESSAGE = 200 * 1024 * 1024
+T = TypeVar("T")
 
 
 class RpcFailed(NodeError):
@@ -73,25 +74,28 @@ class Service:
         except grpc.RpcError as exc:
             raise RpcFailed(self.node_name, method, exc.code(), exc.details() or str(exc)) from None
 
-    def _stream(self, method: str, request: Any, *, timeout: float | None = None) -> Any:
+    def _stream(self, method: str, request: Any, *, timeout: float | None = None) -> Stream[Any]:
         """A server-streaming call; iterate the result. Errors surface as RpcFailed."""
         try:
             it = getattr(self.stub, method)(request, timeout=timeout)
         except grpc.RpcError as exc:
             raise RpcFailed(self.node_name, method, exc.code(), exc.details() or str(exc)) from None
-        return _Guarded(self.node_name, method, it)
+        return Stream(self.node_name, method, it)
 
 
-class _Guarded:
+class Stream(Generic[T]):
+    """A server stream of LND messages of type ``T``; its errors surface as RpcFailed."""
+
     def __init__(self, node: str, method: str, it: Any):
         self.node, self.method, self.it = node, method, it
 
-    def __iter__(self) -> _Guarded:
+    def __iter__(self) -> Stream[T]:
         return self
 
-    def __next__(self) -> Any:
+    def __next__(self) -> T:
         try:
-            return next(self.it)
+            message: T = next(self.it)
+            return message
         except grpc.RpcError as exc:
             raise RpcFailed(self.node, self.method, exc.code(), exc.details() or str(exc)) from None
 

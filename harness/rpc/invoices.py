@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness.rpc.base import Service
+from harness.rpc.base import Service, Stream
+
+if TYPE_CHECKING:
+    from lnd_grpc import lightning_pb2 as ln
 
 
 class InvoicesRpc(Service):
@@ -22,7 +25,7 @@ class InvoicesRpc(Service):
     def cancel(self, payment_hash: str) -> None:
         self._call("CancelInvoice", self.s.invoices.CancelInvoiceMsg(payment_hash=bytes.fromhex(payment_hash)))
 
-    def subscribe_single(self, payment_hash: str) -> Any:
+    def subscribe_single(self, payment_hash: str) -> Stream[ln.Invoice]:
         req = self.s.invoices.SubscribeSingleInvoiceRequest(r_hash=bytes.fromhex(payment_hash))
         return self._stream("SubscribeSingleInvoice", req)
 

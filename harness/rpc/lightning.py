@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.rpc.base import Service, txid_from_bytes
+
+if TYPE_CHECKING:  # protoc's .pyi types, once `lab setup` generated them
+    from lnd_grpc import lightning_pb2 as ln
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,9 @@ class LightningRpc(Service):
             for c in r.channels
         ]
 
-    def pending_channels(self) -> Any:
-        return self._call("PendingChannels", self.s.ln.PendingChannelsRequest())
+    def pending_channels(self) -> ln.PendingChannelsResponse:
+        resp: ln.PendingChannelsResponse = self._call("PendingChannels", self.s.ln.PendingChannelsRequest())
+        return resp
 
     def closed_channels(self) -> list[Any]:
         return list(self._call("ClosedChannels", self.s.ln.ClosedChannelsRequest()).channels)
@@ -265,11 +269,13 @@ class LightningRpc(Service):
         r = self._call("AddInvoice", req)
         return Invoice(r.payment_request, r.r_hash.hex(), int(r.add_index), r.payment_addr.hex())
 
-    def lookup_invoice(self, payment_hash: str) -> Any:
-        return self._call("LookupInvoice", self.s.ln.PaymentHash(r_hash=bytes.fromhex(payment_hash)))
+    def lookup_invoice(self, payment_hash: str) -> ln.Invoice:
+        inv: ln.Invoice = self._call("LookupInvoice", self.s.ln.PaymentHash(r_hash=bytes.fromhex(payment_hash)))
+        return inv
 
-    def decode_invoice(self, payment_request: str) -> Any:
-        return self._call("DecodePayReq", self.s.ln.PayReqString(pay_req=payment_request))
+    def decode_invoice(self, payment_request: str) -> ln.PayReq:
+        req: ln.PayReq = self._call("DecodePayReq", self.s.ln.PayReqString(pay_req=payment_request))
+        return req
 
     def list_payments(self) -> list[Any]:
         return list(self._call("ListPayments", self.s.ln.ListPaymentsRequest(include_incomplete=True)).payments)

@@ -125,11 +125,12 @@ class LightningMixin(RpcBase):
         txid = cp.funding_txid_str or txid_from_bytes(cp.funding_txid_bytes)
         return ChannelPointRef(txid, cp.output_index)
 
-    def _channel_point(self, cp: ChannelPointRef | str) -> Any:
+    def _channel_point(self, cp: ChannelPointRef | str) -> ln.ChannelPoint:
         ref = ChannelPointRef.parse(cp) if isinstance(cp, str) else cp
-        return self.pb.ln.ChannelPoint(
+        point: ln.ChannelPoint = self.pb.ln.ChannelPoint(
             funding_txid_bytes=txid_to_bytes(ref.funding_txid), output_index=ref.output_index
         )
+        return point
 
     async def close_channel(
         self,

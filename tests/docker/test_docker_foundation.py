@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.chain.btcd import RPC_PASS, RPC_USER
+from harness.chain.base import RPC_PASS, RPC_USER
 from harness.errors import ToolchainError
 from harness.runtime import compose_pins, images
 from harness.runtime import docker_resources as res
