@@ -12,6 +12,7 @@ from pydantic import Field
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
+from lsp.compliance.kyc import KycQueueItem, KycState, KycView
 from lsp.compliance.policy import Severity
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
@@ -46,7 +47,6 @@ From = Annotated[str | None, Query(alias="from")]
 To = Annotated[str | None, Query()]
 
 
-KycState = Literal["pending", "approved", "rejected", "suspended"]
 AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
 
 
@@ -64,30 +64,6 @@ class KycSubmission(CamelModel):
 class AlertTransition(CamelModel):
     status: AlertStatus
     reason: str | None = Field(default=None, max_length=2000)
-
-
-class KycLimits(CamelModel):
-    """The tier's limits, in sats."""
-
-    per_payment: int
-    daily_volume: int
-    monthly_volume: int
-    max_channel: int
-
-
-class KycView(CamelModel):
-    client_id: str
-    state: KycState
-    tier: str
-    fields: dict[str, Any] = Field(description="what the client supplied (free-form)")
-    missing_fields: list[str] = Field(description="fields the tier requires that are still empty")
-    reason: str | None
-    limits: KycLimits
-    updated_at: IsoTime | None
-
-
-class KycQueueItem(KycView):
-    name: str = Field(description="the client's name")
 
 
 class VolumeRow(CamelModel):
@@ -300,7 +276,7 @@ class ClientStatement(CamelModel):
 
 
 @admin.post("/clients/{client_id}/kyc", response_model=KycView)
-def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
+def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> KycView:
     prof = kyc.change_state(
         db,
         ctx.settings,
@@ -315,14 +291,14 @@ def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str,
 
 
 @admin.get("/clients/{client_id}/kyc", response_model=KycView)
-def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
+def get_kyc(client_id: str, db: DB, ctx: Ctx) -> KycView:
     return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
 
 
 @admin.get("/kyc", response_model=list[KycQueueItem])
-def kyc_queue(db: DB, ctx: Ctx) -> list[dict[str, Any]]:
+def kyc_queue(db: DB, ctx: Ctx) -> list[KycQueueItem]:
     policy = kyc.policy_of(ctx.settings)
-    return [{**kyc.view(p, policy), "name": c.name} for c, p in kyc.queue(db, ctx.settings)]
+    return [kyc.queue_item(c, p, policy) for c, p in kyc.queue(db, ctx.settings)]
 
 
 @admin.get("/alerts", response_model=list[AlertView])
@@ -424,12 +400,12 @@ def statement(
 
 
 @client_router.get("/kyc", response_model=KycView)
-def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> KycView:
     return kyc.view(kyc.get_profile(db, ctx.settings, client.id), kyc.policy_of(ctx.settings))
 
 
 @client_router.post("/kyc", response_model=KycView)
-def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> KycView:
     prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 

@@ -275,7 +275,7 @@ def clients_page(request: Request) -> Response:
     ctx = _ctx(request)
     policy = kyc.policy_of(ctx.settings)
     with session_scope(ctx.sessions) as s:
-        rows = [{**kyc.view(p, policy), "name": c.name, "createdAt": c.created_at} for c, p in kyc.queue(s, ctx.settings)]
+        rows = [(c, kyc.view(p, policy)) for c, p in kyc.queue(s, ctx.settings)]
     return _render("clients.html", request, rows=rows, tiers=policy.tiers)
 
 
