@@ -13,7 +13,7 @@ from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.compliance.kyc import KycQueueItem, KycState, KycView
-from lsp.compliance.policy import Severity
+from lsp.compliance.monitoring import AlertStatus, AlertView
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -47,9 +47,6 @@ From = Annotated[str | None, Query(alias="from")]
 To = Annotated[str | None, Query()]
 
 
-AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
-
-
 class KycDecision(CamelModel):
     state: KycState
     tier: str | None = None
@@ -76,20 +73,6 @@ class VolumeRow(CamelModel):
     payments: int = Field(description="payments that succeeded")
     invoices: int = Field(description="invoices settled")
     fees_paid_sat: int = Field(description="routing, channel-opening and liquidity fees")
-
-
-class AlertView(CamelModel):
-    id: int
-    rule: str
-    severity: Severity
-    client_id: str | None
-    status: AlertStatus
-    summary: str
-    evidence: dict[str, Any] = Field(description="the transactions and figures that triggered it (per rule)")
-    close_reason: str | None
-    last_event_at: IsoTime = Field(description="the newest transaction it covers")
-    created_at: IsoTime
-    updated_at: IsoTime
 
 
 class ScanView(CamelModel):
@@ -302,12 +285,12 @@ def kyc_queue(db: DB, ctx: Ctx) -> list[KycQueueItem]:
 
 
 @admin.get("/alerts", response_model=list[AlertView])
-def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
+def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[AlertView]:
     return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
 
 
 @admin.post("/alerts/{alert_id}", response_model=AlertView)
-def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
+def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> AlertView:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
     return monitoring.alert_view(a)
 

@@ -315,11 +315,11 @@ def alerts_page(request: Request) -> Response:
     status = request.query_params.get("status") or None
     with session_scope(ctx.sessions) as s:
         names = {c.id: c.name for c in s.scalars(select(Client))}
-        rows = [monitoring.alert_view(a) for a in monitoring.list_alerts(s, status=status)]
+        views = [monitoring.alert_view(a) for a in monitoring.list_alerts(s, status=status)]
         summary = reports.alert_summary(s)
-    for r in rows:
-        r["clientName"] = names.get(r["clientId"] or "", r["clientId"])
-        r["evidenceJson"] = json.dumps(r["evidence"], indent=2, sort_keys=True)
+    rows = [
+        (v, names.get(v.client_id or "", v.client_id), json.dumps(v.evidence, indent=2, sort_keys=True)) for v in views
+    ]
     return _render("alerts.html", request, rows=rows, summary=summary, status=status, transitions=monitoring.ALERT_TRANSITIONS)
 
 
