@@ -14,6 +14,7 @@ from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.compliance.kyc import KycQueueItem, KycState, KycView
 from lsp.compliance.monitoring import AlertStatus, AlertView
+from lsp.compliance.reports import ClientStatement, VolumeRow
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -61,18 +62,6 @@ class KycSubmission(CamelModel):
 class AlertTransition(CamelModel):
     status: AlertStatus
     reason: str | None = Field(default=None, max_length=2000)
-
-
-class VolumeRow(CamelModel):
-    """One client's volume in the period."""
-
-    client_id: str
-    name: str
-    sent_sat: int
-    received_sat: int
-    payments: int = Field(description="payments that succeeded")
-    invoices: int = Field(description="invoices settled")
-    fees_paid_sat: int = Field(description="routing, channel-opening and liquidity fees")
 
 
 class ScanView(CamelModel):
@@ -178,86 +167,6 @@ class Reconciliation(CamelModel):
     ]
 
 
-class StatementTotals(CamelModel):
-    payments_succeeded: int
-    payments_failed: int
-    payments_in_flight: int
-    sent_sat: int
-    routing_fees_sat: int
-    invoices_settled: int
-    received_sat: int
-    channel_opening_fees_sat: int = Field(description="failed channel opens are refunded: not counted")
-    liquidity_fees_sat: int
-    swap_fees_sat: int = Field(description="service fees of completed swaps")
-    opening_balance_sat: int
-    closing_balance_sat: int
-    net_change_sat: int
-
-
-class StatementPayment(CamelModel):
-    id: str
-    payment_hash: str
-    amount_sat: int
-    fee_sat: int
-    status: str
-    created_at: IsoTime
-    completed_at: IsoTime | None
-
-
-class StatementInvoice(CamelModel):
-    id: str
-    payment_hash: str
-    amount_sat: int
-    amount_paid_sat: int
-    status: str
-    description: str
-    created_at: IsoTime
-    settled_at: IsoTime | None
-
-
-class StatementChannel(CamelModel):
-    id: str
-    remote_pubkey: str
-    capacity_sat: int
-    opening_fee_sat: int
-    status: str
-    channel_point: str | None
-    created_at: IsoTime
-
-
-class StatementReservation(CamelModel):
-    id: str
-    amount_sat: int
-    fee_sat: int
-    status: str
-    created_at: IsoTime
-
-
-class StatementSwap(CamelModel):
-    id: str
-    kind: str
-    state: str
-    invoice_amount_sat: int
-    onchain_amount_sat: int
-    service_fee_sat: int
-    created_at: IsoTime
-
-
-class ClientStatement(CamelModel):
-    """Everything the client created in [from, to), with totals that tie its balance out to the sat."""
-
-    client_id: str
-    client_name: str | None
-    from_: IsoTime = Field(alias="from")
-    to: IsoTime
-    totals: StatementTotals
-    payments: list[StatementPayment]
-    invoices: list[StatementInvoice]
-    channels: list[StatementChannel]
-    liquidity: list[StatementReservation]
-    swaps: list[StatementSwap]
-
-
 @admin.post("/clients/{client_id}/kyc", response_model=KycView)
 def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> KycView:
     prof = kyc.change_state(
@@ -331,7 +240,7 @@ def audit_log(
 
 
 @admin.get("/reports/volume", response_model=list[VolumeRow])
-def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any]]:
+def report_volume(db: DB, frm: From = None, to: To = None) -> list[VolumeRow]:
     return reports.volume_by_client(db, parse_period(frm, to))
 
 
@@ -367,11 +276,11 @@ def statement(
     frm: From = None,
     to: To = None,
     format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
-) -> Response | dict[str, Any]:
+) -> Response | ClientStatement:
     """The client's statement for [from, to): payments, invoices, fees, channels (and swaps)."""
     st = reports.client_statement(db, client.id, parse_period(frm, to))
     if format == "csv":
-        name = f"statement-{client.id}-{st['from'][:10]}-{st['to'][:10]}.csv"
+        name = f"statement-{client.id}-{st.from_[:10]}-{st.to[:10]}.csv"
         return PlainTextResponse(
             reports.statement_csv(st),
             media_type="text/csv",
