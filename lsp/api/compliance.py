@@ -14,7 +14,7 @@ from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.compliance.kyc import KycQueueItem, KycState, KycView
 from lsp.compliance.monitoring import AlertStatus, AlertView
-from lsp.compliance.reports import ClientStatement, VolumeRow
+from lsp.compliance.reports import AlertSummary, ClientStatement, RevenueReport, VolumeRow
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -94,24 +94,6 @@ class AuditLogView(CamelModel):
     intact: bool
     problems: list[AuditProblem] = Field(description="every break in the hash chain (none when intact)")
     log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
-
-
-class AlertSummary(CamelModel):
-    total: int
-    by_status: dict[str, int]
-    by_rule: dict[str, int]
-    by_severity: dict[str, int]
-
-
-class RevenueReport(CamelModel):
-    """Sats earned in the period (routing fees also in msat, as LND reports them)."""
-
-    channel_opening_fees_sat: int
-    liquidity_fees_sat: int
-    routing_fees_msat: int
-    routing_fees_sat: int
-    swap_fees_sat: int = Field(description="service fees of completed swaps")
-    total_sat: int
 
 
 class ReconciliationChecked(CamelModel):
@@ -245,12 +227,12 @@ def report_volume(db: DB, frm: From = None, to: To = None) -> list[VolumeRow]:
 
 
 @admin.get("/reports/alerts", response_model=AlertSummary)
-def report_alerts(db: DB, frm: From = None, to: To = None) -> dict[str, Any]:
+def report_alerts(db: DB, frm: From = None, to: To = None) -> AlertSummary:
     return reports.alert_summary(db, parse_period(frm, to))
 
 
 @admin.get("/reports/revenue", response_model=RevenueReport)
-def report_revenue(db: DB, frm: From = None, to: To = None) -> dict[str, int]:
+def report_revenue(db: DB, frm: From = None, to: To = None) -> RevenueReport:
     return reports.revenue(db, parse_period(frm, to))
 
 

@@ -333,7 +333,14 @@ def volume_by_client(session: Session, period: Period) -> list[VolumeRow]:
     return out
 
 
-def alert_summary(session: Session, period: Period | None = None) -> dict[str, Any]:
+class AlertSummary(CamelModel):
+    total: int
+    by_status: dict[str, int]
+    by_rule: dict[str, int]
+    by_severity: dict[str, int]
+
+
+def alert_summary(session: Session, period: Period | None = None) -> AlertSummary:
     q = select(ComplianceAlert.rule, ComplianceAlert.severity, ComplianceAlert.status, func.count())
     if period is not None:
         q = q.where(ComplianceAlert.created_at >= period.start, ComplianceAlert.created_at < period.end)
@@ -345,10 +352,21 @@ def alert_summary(session: Session, period: Period | None = None) -> dict[str, A
         by_status[status] = by_status.get(status, 0) + n
         by_rule[rule] = by_rule.get(rule, 0) + n
         by_severity[sev] = by_severity.get(sev, 0) + n
-    return {"total": sum(by_status.values()), "byStatus": by_status, "byRule": by_rule, "bySeverity": by_severity}
+    return AlertSummary(total=sum(by_status.values()), by_status=by_status, by_rule=by_rule, by_severity=by_severity)
 
 
-def revenue(session: Session, period: Period) -> dict[str, int]:
+class RevenueReport(CamelModel):
+    """Sats earned in the period (routing fees also in msat, as LND reports them)."""
+
+    channel_opening_fees_sat: int
+    liquidity_fees_sat: int
+    routing_fees_msat: int
+    routing_fees_sat: int
+    swap_fees_sat: int = Field(description="service fees of completed swaps")
+    total_sat: int
+
+
+def revenue(session: Session, period: Period) -> RevenueReport:
     opening = session.scalar(
         select(func.coalesce(func.sum(Channel.opening_fee_sat), 0)).where(
             Channel.created_at >= period.start, Channel.created_at < period.end, Channel.status != "failed"
@@ -370,15 +388,15 @@ def revenue(session: Session, period: Period) -> dict[str, int]:
         for w in session.scalars(select(Swap).where(Swap.created_at >= period.start, Swap.created_at < period.end))
         if (w.kind, w.state) in SWAP_DONE
     )
-    out = {
-        "channelOpeningFeesSat": int(opening or 0),
-        "liquidityFeesSat": int(liquidity or 0),
-        "routingFeesMsat": int(routing_msat or 0),
-        "routingFeesSat": int(routing_msat or 0) // 1000,
-        "swapFeesSat": swap_fees,
-    }
-    out["totalSat"] = out["channelOpeningFeesSat"] + out["liquidityFeesSat"] + out["routingFeesSat"] + out["swapFeesSat"]
-    return out
+    opening_sat, liquidity_sat, routing_sat = int(opening or 0), int(liquidity or 0), int(routing_msat or 0) // 1000
+    return RevenueReport(
+        channel_opening_fees_sat=opening_sat,
+        liquidity_fees_sat=liquidity_sat,
+        routing_fees_msat=int(routing_msat or 0),
+        routing_fees_sat=routing_sat,
+        swap_fees_sat=swap_fees,
+        total_sat=opening_sat + liquidity_sat + routing_sat + swap_fees,
+    )
 
 
 def _ledger_by_ref(session: Session) -> dict[str, int]:
