@@ -14,7 +14,7 @@ from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
 from lsp.compliance.kyc import KycQueueItem, KycState, KycView
 from lsp.compliance.monitoring import AlertStatus, AlertView
-from lsp.compliance.reports import AlertSummary, ClientStatement, RevenueReport, VolumeRow
+from lsp.compliance.reports import AlertSummary, ClientStatement, Reconciliation, RevenueReport, VolumeRow
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -94,59 +94,6 @@ class AuditLogView(CamelModel):
     intact: bool
     problems: list[AuditProblem] = Field(description="every break in the hash chain (none when intact)")
     log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
-
-
-class ReconciliationChecked(CamelModel):
-    payments: int = Field(description="final payments")
-    invoices: int = Field(description="settled invoices")
-    channels: int = Field(description="open channels")
-    payments_in_flight: int = Field(description="not checked: not final yet")
-
-
-class ReconciliationSums(CamelModel):
-    payments_net_sat: int
-    invoices_sat: int
-
-
-class ReconciliationDifference(CamelModel):
-    kind: str
-    ref: str = Field(description="payment:<id>, invoice:<id> or channel:<id>")
-    client_id: str
-
-
-class StatusDifference(ReconciliationDifference):
-    kind: Literal["payment_status"]
-    ledger: str = Field(description="the payment's status in the ledger")
-    lnd: str = Field(description="LND's status (or NOT_FOUND, REFUSED_DUPLICATE)")
-
-
-class AmountDifference(ReconciliationDifference):
-    kind: Literal["payment_amount", "channel_capacity"]
-    ledger: int = Field(description="sats")
-    lnd: int = Field(description="sats")
-
-
-class LedgerDifference(ReconciliationDifference):
-    kind: Literal["payment_ledger", "invoice_ledger"]
-    ledger: int = Field(description="the ledger's net for it, sats")
-    lnd: int = Field(description="what LND's figures call for, sats")
-    difference_sat: int
-
-
-class MissingChannel(ReconciliationDifference):
-    kind: Literal["channel_missing"]
-    ledger: int = Field(description="capacity, sats")
-    lnd: None
-
-
-class Reconciliation(CamelModel):
-    checked: ReconciliationChecked
-    ledger: ReconciliationSums
-    lnd: ReconciliationSums
-    difference_sat: int
-    differences: list[
-        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
-    ]
 
 
 @admin.post("/clients/{client_id}/kyc", response_model=KycView)
@@ -237,7 +184,7 @@ def report_revenue(db: DB, frm: From = None, to: To = None) -> RevenueReport:
 
 
 @admin.get("/reports/reconciliation", response_model=Reconciliation)
-async def report_reconciliation(ctx: Ctx) -> dict[str, Any]:
+async def report_reconciliation(ctx: Ctx) -> Reconciliation:
     return await reports.reconcile(ctx.sessions, get_lnd(ctx))
 
 

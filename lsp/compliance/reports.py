@@ -18,7 +18,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import Field
@@ -404,7 +404,60 @@ def _ledger_by_ref(session: Session) -> dict[str, int]:
     return {str(ref): int(total or 0) for ref, total in rows}
 
 
-async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]:
+class ReconciliationChecked(CamelModel):
+    payments: int = Field(description="final payments")
+    invoices: int = Field(description="settled invoices")
+    channels: int = Field(description="open channels")
+    payments_in_flight: int = Field(description="not checked: not final yet")
+
+
+class ReconciliationSums(CamelModel):
+    payments_net_sat: int
+    invoices_sat: int
+
+
+class ReconciliationDifference(CamelModel):
+    kind: str
+    ref: str = Field(description="payment:<id>, invoice:<id> or channel:<id>")
+    client_id: str
+
+
+class StatusDifference(ReconciliationDifference):
+    kind: Literal["payment_status"]
+    ledger: str = Field(description="the payment's status in the ledger")
+    lnd: str = Field(description="LND's status (or NOT_FOUND, REFUSED_DUPLICATE)")
+
+
+class AmountDifference(ReconciliationDifference):
+    kind: Literal["payment_amount", "channel_capacity"]
+    ledger: int = Field(description="sats")
+    lnd: int = Field(description="sats")
+
+
+class LedgerDifference(ReconciliationDifference):
+    kind: Literal["payment_ledger", "invoice_ledger"]
+    ledger: int = Field(description="the ledger's net for it, sats")
+    lnd: int = Field(description="what LND's figures call for, sats")
+    difference_sat: int
+
+
+class MissingChannel(ReconciliationDifference):
+    kind: Literal["channel_missing"]
+    ledger: int = Field(description="capacity, sats")
+    lnd: None
+
+
+class Reconciliation(CamelModel):
+    checked: ReconciliationChecked
+    ledger: ReconciliationSums
+    lnd: ReconciliationSums
+    difference_sat: int
+    differences: list[
+        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
+    ]
+
+
+async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> Reconciliation:
     """The ledger against LND. For every final payment: LND's status, amount and fee, and the
     ledger's net for it (must be -(amount + fee) if it succeeded, 0 if it failed). For every
     settled invoice: LND's amt_paid and the ledger credit. For every open channel: LND has it,
@@ -425,7 +478,7 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
         ]
         ledger = _ledger_by_ref(s)
     succeeded_hashes = {p[2] for p in pays if p[5] == "succeeded"}
-    diffs: list[dict[str, Any]] = []
+    diffs: list[StatusDifference | AmountDifference | LedgerDifference | MissingChannel] = []
     ledger_payments = lnd_payments = ledger_invoices = lnd_invoices = 0
     for pid, cid, phash, amount, fee, status in pays:
         ref = f"payment:{pid}"
@@ -446,29 +499,29 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
         expected = -(lnd_value + lnd_fee) if lnd_status == "SUCCEEDED" else 0
         lnd_payments += expected
         if status == "succeeded" and lnd_status != "SUCCEEDED":
-            diffs.append({"kind": "payment_status", "ref": ref, "clientId": cid, "ledger": status, "lnd": lnd_status})
+            diffs.append(StatusDifference(kind="payment_status", ref=ref, client_id=cid, ledger=status, lnd=lnd_status))
         if status == "failed" and lnd_status == "SUCCEEDED":
-            diffs.append({"kind": "payment_status", "ref": ref, "clientId": cid, "ledger": status, "lnd": lnd_status})
+            diffs.append(StatusDifference(kind="payment_status", ref=ref, client_id=cid, ledger=status, lnd=lnd_status))
         if lnd_status == "SUCCEEDED" and (amount, fee) != (lnd_value, lnd_fee):
             diffs.append(
-                {
-                    "kind": "payment_amount",
-                    "ref": ref,
-                    "clientId": cid,
-                    "ledger": amount + fee,
-                    "lnd": lnd_value + lnd_fee,
-                }
+                AmountDifference(
+                    kind="payment_amount",
+                    ref=ref,
+                    client_id=cid,
+                    ledger=amount + fee,
+                    lnd=lnd_value + lnd_fee,
+                )
             )
         if net != expected:
             diffs.append(
-                {
-                    "kind": "payment_ledger",
-                    "ref": ref,
-                    "clientId": cid,
-                    "ledger": net,
-                    "lnd": expected,
-                    "differenceSat": net - expected,
-                }
+                LedgerDifference(
+                    kind="payment_ledger",
+                    ref=ref,
+                    client_id=cid,
+                    ledger=net,
+                    lnd=expected,
+                    difference_sat=net - expected,
+                )
             )
     for iid, cid, phash, paid in invs:
         ref = f"invoice:{iid}"
@@ -479,38 +532,38 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> dict[str, Any]
         lnd_invoices += lnd_paid
         if credit != lnd_paid or paid != lnd_paid:
             diffs.append(
-                {
-                    "kind": "invoice_ledger",
-                    "ref": ref,
-                    "clientId": cid,
-                    "ledger": credit,
-                    "lnd": lnd_paid,
-                    "differenceSat": credit - lnd_paid,
-                }
+                LedgerDifference(
+                    kind="invoice_ledger",
+                    ref=ref,
+                    client_id=cid,
+                    ledger=credit,
+                    lnd=lnd_paid,
+                    difference_sat=credit - lnd_paid,
+                )
             )
     lnd_chans = {c.channel_point: int(c.capacity) for c in await lnd.list_channels()}
     for chid, cid, point, cap in chans:
         if point not in lnd_chans:
-            diffs.append({"kind": "channel_missing", "ref": f"channel:{chid}", "clientId": cid, "ledger": cap, "lnd": None})
+            diffs.append(MissingChannel(kind="channel_missing", ref=f"channel:{chid}", client_id=cid, ledger=cap, lnd=None))
         elif lnd_chans[point] != cap:
             diffs.append(
-                {
-                    "kind": "channel_capacity",
-                    "ref": f"channel:{chid}",
-                    "clientId": cid,
-                    "ledger": cap,
-                    "lnd": lnd_chans[point],
-                }
+                AmountDifference(
+                    kind="channel_capacity",
+                    ref=f"channel:{chid}",
+                    client_id=cid,
+                    ledger=cap,
+                    lnd=lnd_chans[point],
+                )
             )
-    return {
-        "checked": {
-            "payments": len(pays),
-            "invoices": len(invs),
-            "channels": len(chans),
-            "paymentsInFlight": in_flight,
-        },
-        "ledger": {"paymentsNetSat": ledger_payments, "invoicesSat": ledger_invoices},
-        "lnd": {"paymentsNetSat": lnd_payments, "invoicesSat": lnd_invoices},
-        "differenceSat": (ledger_payments - lnd_payments) + (ledger_invoices - lnd_invoices),
-        "differences": diffs,
-    }
+    return Reconciliation(
+        checked=ReconciliationChecked(
+            payments=len(pays),
+            invoices=len(invs),
+            channels=len(chans),
+            payments_in_flight=in_flight,
+        ),
+        ledger=ReconciliationSums(payments_net_sat=ledger_payments, invoices_sat=ledger_invoices),
+        lnd=ReconciliationSums(payments_net_sat=lnd_payments, invoices_sat=lnd_invoices),
+        difference_sat=(ledger_payments - lnd_payments) + (ledger_invoices - lnd_invoices),
+        differences=diffs,
+    )
