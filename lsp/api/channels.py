@@ -230,36 +230,8 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
     )
 
 
-class ChannelHealth(CamelModel):
-    chan_id: str = Field(description="LND's short channel id (decimal)")
-    channel_point: str
-    remote_pubkey: str
-    active: bool
-    capacity: int = Field(description="sats")
-    local_balance: int = Field(description="sats")
-    remote_balance: int = Field(description="sats")
-    local_ratio: float = Field(description="local / (local + remote), 4 decimals; 0 for an empty channel")
-    pending_htlcs: int
-    stuck_htlcs: int = Field(description=f"HTLCs within {health_svc.STUCK_WITHIN_BLOCKS} blocks of their expiry")
-    needs_rebalance: Literal["outbound", "inbound"] | None = Field(
-        description="outbound: the local ratio is under the threshold; inbound: over 1 - threshold"
-    )
-
-
-class NodeHealthView(CamelModel):
-    block_height: int
-    synced_to_chain: bool
-    rebalance_threshold: float
-    channels: list[ChannelHealth]
-    inactive_peers: list[str] = Field(description="remote pubkeys with an inactive channel")
-    stuck_htlcs: int
-    pending_htlcs: int
-    needing_rebalance: list[str] = Field(description="chanIds of the channels that need a rebalance")
-    status: Literal["ok", "degraded"] = Field(description="degraded: an inactive peer or a stuck HTLC")
-
-
-@router.get("/health", dependencies=[Depends(require_admin)], response_model=NodeHealthView)
-async def health(ctx: Ctx, lnd: Lnd) -> dict[str, object]:
+@router.get("/health", dependencies=[Depends(require_admin)], response_model=health_svc.NodeHealthView)
+async def health(ctx: Ctx, lnd: Lnd) -> health_svc.NodeHealthView:
     """Operator only (X-Admin-Key): it shows every client's channels. Inactive peers, stuck HTLCs,
     local/remote ratio against LSP_REBALANCE_THRESHOLD."""
     return await health_svc.node_health(lnd, ctx.settings.rebalance_threshold)
