@@ -447,14 +447,15 @@ class MissingChannel(ReconciliationDifference):
     lnd: None
 
 
+Difference = Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
+
+
 class Reconciliation(CamelModel):
     checked: ReconciliationChecked
     ledger: ReconciliationSums
     lnd: ReconciliationSums
     difference_sat: int
-    differences: list[
-        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
-    ]
+    differences: list[Difference]
 
 
 async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> Reconciliation:
@@ -478,7 +479,7 @@ async def reconcile(sessions: sessionmaker[Session], lnd: Any) -> Reconciliation
         ]
         ledger = _ledger_by_ref(s)
     succeeded_hashes = {p[2] for p in pays if p[5] == "succeeded"}
-    diffs: list[StatusDifference | AmountDifference | LedgerDifference | MissingChannel] = []
+    diffs: list[Difference] = []
     ledger_payments = lnd_payments = ledger_invoices = lnd_invoices = 0
     for pid, cid, phash, amount, fee, status in pays:
         ref = f"payment:{pid}"
