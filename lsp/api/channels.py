@@ -18,6 +18,7 @@ from lsp.routing import service as routing_service
 from lsp.services import channels
 from lsp.services import health as health_svc
 from lsp.services import rebalance as rebalance_svc
+from lsp.services.channels import ChannelsBalanceView, LspChannelBalance
 from lsp.services.payments import default_max_fee
 
 router = APIRouter(prefix="/api/channels", tags=["channels"], responses=ERROR_RESPONSES)
@@ -119,35 +120,22 @@ def list_channels(
     return [ChannelView.of(c) for c in channels.list_for_client(db, client.id, status=status)]
 
 
-class LspChannelBalance(CamelModel):
-    local_balance: int
-    remote_balance: int
-    pending_open_local_balance: int
-
-
-class ChannelsBalanceView(CamelModel):
-    channels: dict[str, int] = Field(description="the client's channels by status")
-    open_capacity: int
-    pending_capacity: int
-    lsp: LspChannelBalance | None = Field(default=None, description="the LSP node's channel balance (LND connected)")
-
-
 @router.get("/balance", response_model=ChannelsBalanceView, response_model_exclude_none=True)
-async def balance(client: CurrentClient, ctx: Ctx) -> dict[str, object]:
+async def balance(client: CurrentClient, ctx: Ctx) -> ChannelsBalanceView:
     """The client's channels, and the LSP node's channel balance when LND is connected."""
 
-    def summary() -> dict[str, object]:
+    def summary() -> ChannelsBalanceView:
         with session_scope(ctx.sessions) as db:
             return channels.summary_for_client(db, client.id)
 
     out = await run_in_threadpool(summary)
     if ctx.lnd is not None:
         b = await ctx.lnd.channel_balance()
-        out["lsp"] = {
-            "localBalance": int(b.local_balance.sat),
-            "remoteBalance": int(b.remote_balance.sat),
-            "pendingOpenLocalBalance": int(b.pending_open_local_balance.sat),
-        }
+        out.lsp = LspChannelBalance(
+            local_balance=int(b.local_balance.sat),
+            remote_balance=int(b.remote_balance.sat),
+            pending_open_local_balance=int(b.pending_open_local_balance.sat),
+        )
     return out
 
 
@@ -230,36 +218,8 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
     )
 
 
-class ChannelHealth(CamelModel):
-    chan_id: str = Field(description="LND's short channel id (decimal)")
-    channel_point: str
-    remote_pubkey: str
-    active: bool
-    capacity: int = Field(description="sats")
-    local_balance: int = Field(description="sats")
-    remote_balance: int = Field(description="sats")
-    local_ratio: float = Field(description="local / (local + remote), 4 decimals; 0 for an empty channel")
-    pending_htlcs: int
-    stuck_htlcs: int = Field(description=f"HTLCs within {health_svc.STUCK_WITHIN_BLOCKS} blocks of their expiry")
-    needs_rebalance: Literal["outbound", "inbound"] | None = Field(
-        description="outbound: the local ratio is under the threshold; inbound: over 1 - threshold"
-    )
-
-
-class NodeHealthView(CamelModel):
-    block_height: int
-    synced_to_chain: bool
-    rebalance_threshold: float
-    channels: list[ChannelHealth]
-    inactive_peers: list[str] = Field(description="remote pubkeys with an inactive channel")
-    stuck_htlcs: int
-    pending_htlcs: int
-    needing_rebalance: list[str] = Field(description="chanIds of the channels that need a rebalance")
-    status: Literal["ok", "degraded"] = Field(description="degraded: an inactive peer or a stuck HTLC")
-
-
-@router.get("/health", dependencies=[Depends(require_admin)], response_model=NodeHealthView)
-async def health(ctx: Ctx, lnd: Lnd) -> dict[str, object]:
+@router.get("/health", dependencies=[Depends(require_admin)], response_model=health_svc.NodeHealthView)
+async def health(ctx: Ctx, lnd: Lnd) -> health_svc.NodeHealthView:
     """Operator only (X-Admin-Key): it shows every client's channels. Inactive peers, stuck HTLCs,
     local/remote ratio against LSP_REBALANCE_THRESHOLD."""
     return await health_svc.node_health(lnd, ctx.settings.rebalance_threshold)

@@ -12,7 +12,9 @@ from pydantic import Field
 from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_DB_ID, CamelModel, IsoTime
 from lsp.compliance import audit, kyc, monitoring, reports
-from lsp.compliance.policy import Severity
+from lsp.compliance.kyc import KycQueueItem, KycState, KycView
+from lsp.compliance.monitoring import AlertStatus, AlertView
+from lsp.compliance.reports import AlertSummary, ClientStatement, Reconciliation, RevenueReport, VolumeRow
 from lsp.db.base import session_scope
 from lsp.errors import ValidationFailed
 
@@ -46,10 +48,6 @@ From = Annotated[str | None, Query(alias="from")]
 To = Annotated[str | None, Query()]
 
 
-KycState = Literal["pending", "approved", "rejected", "suspended"]
-AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
-
-
 class KycDecision(CamelModel):
     state: KycState
     tier: str | None = None
@@ -64,56 +62,6 @@ class KycSubmission(CamelModel):
 class AlertTransition(CamelModel):
     status: AlertStatus
     reason: str | None = Field(default=None, max_length=2000)
-
-
-class KycLimits(CamelModel):
-    """The tier's limits, in sats."""
-
-    per_payment: int
-    daily_volume: int
-    monthly_volume: int
-    max_channel: int
-
-
-class KycView(CamelModel):
-    client_id: str
-    state: KycState
-    tier: str
-    fields: dict[str, Any] = Field(description="what the client supplied (free-form)")
-    missing_fields: list[str] = Field(description="fields the tier requires that are still empty")
-    reason: str | None
-    limits: KycLimits
-    updated_at: IsoTime | None
-
-
-class KycQueueItem(KycView):
-    name: str = Field(description="the client's name")
-
-
-class VolumeRow(CamelModel):
-    """One client's volume in the period."""
-
-    client_id: str
-    name: str
-    sent_sat: int
-    received_sat: int
-    payments: int = Field(description="payments that succeeded")
-    invoices: int = Field(description="invoices settled")
-    fees_paid_sat: int = Field(description="routing, channel-opening and liquidity fees")
-
-
-class AlertView(CamelModel):
-    id: int
-    rule: str
-    severity: Severity
-    client_id: str | None
-    status: AlertStatus
-    summary: str
-    evidence: dict[str, Any] = Field(description="the transactions and figures that triggered it (per rule)")
-    close_reason: str | None
-    last_event_at: IsoTime = Field(description="the newest transaction it covers")
-    created_at: IsoTime
-    updated_at: IsoTime
 
 
 class ScanView(CamelModel):
@@ -148,159 +96,8 @@ class AuditLogView(CamelModel):
     log: list[AuditEntryView] = Field(description="newest first, a page of limit entries from offset")
 
 
-class AlertSummary(CamelModel):
-    total: int
-    by_status: dict[str, int]
-    by_rule: dict[str, int]
-    by_severity: dict[str, int]
-
-
-class RevenueReport(CamelModel):
-    """Sats earned in the period (routing fees also in msat, as LND reports them)."""
-
-    channel_opening_fees_sat: int
-    liquidity_fees_sat: int
-    routing_fees_msat: int
-    routing_fees_sat: int
-    swap_fees_sat: int = Field(description="service fees of completed swaps")
-    total_sat: int
-
-
-class ReconciliationChecked(CamelModel):
-    payments: int = Field(description="final payments")
-    invoices: int = Field(description="settled invoices")
-    channels: int = Field(description="open channels")
-    payments_in_flight: int = Field(description="not checked: not final yet")
-
-
-class ReconciliationSums(CamelModel):
-    payments_net_sat: int
-    invoices_sat: int
-
-
-class ReconciliationDifference(CamelModel):
-    kind: str
-    ref: str = Field(description="payment:<id>, invoice:<id> or channel:<id>")
-    client_id: str
-
-
-class StatusDifference(ReconciliationDifference):
-    kind: Literal["payment_status"]
-    ledger: str = Field(description="the payment's status in the ledger")
-    lnd: str = Field(description="LND's status (or NOT_FOUND, REFUSED_DUPLICATE)")
-
-
-class AmountDifference(ReconciliationDifference):
-    kind: Literal["payment_amount", "channel_capacity"]
-    ledger: int = Field(description="sats")
-    lnd: int = Field(description="sats")
-
-
-class LedgerDifference(ReconciliationDifference):
-    kind: Literal["payment_ledger", "invoice_ledger"]
-    ledger: int = Field(description="the ledger's net for it, sats")
-    lnd: int = Field(description="what LND's figures call for, sats")
-    difference_sat: int
-
-
-class MissingChannel(ReconciliationDifference):
-    kind: Literal["channel_missing"]
-    ledger: int = Field(description="capacity, sats")
-    lnd: None
-
-
-class Reconciliation(CamelModel):
-    checked: ReconciliationChecked
-    ledger: ReconciliationSums
-    lnd: ReconciliationSums
-    difference_sat: int
-    differences: list[
-        Annotated[StatusDifference | AmountDifference | LedgerDifference | MissingChannel, Field(discriminator="kind")]
-    ]
-
-
-class StatementTotals(CamelModel):
-    payments_succeeded: int
-    payments_failed: int
-    payments_in_flight: int
-    sent_sat: int
-    routing_fees_sat: int
-    invoices_settled: int
-    received_sat: int
-    channel_opening_fees_sat: int = Field(description="failed channel opens are refunded: not counted")
-    liquidity_fees_sat: int
-    swap_fees_sat: int = Field(description="service fees of completed swaps")
-    opening_balance_sat: int
-    closing_balance_sat: int
-    net_change_sat: int
-
-
-class StatementPayment(CamelModel):
-    id: str
-    payment_hash: str
-    amount_sat: int
-    fee_sat: int
-    status: str
-    created_at: IsoTime
-    completed_at: IsoTime | None
-
-
-class StatementInvoice(CamelModel):
-    id: str
-    payment_hash: str
-    amount_sat: int
-    amount_paid_sat: int
-    status: str
-    description: str
-    created_at: IsoTime
-    settled_at: IsoTime | None
-
-
-class StatementChannel(CamelModel):
-    id: str
-    remote_pubkey: str
-    capacity_sat: int
-    opening_fee_sat: int
-    status: str
-    channel_point: str | None
-    created_at: IsoTime
-
-
-class StatementReservation(CamelModel):
-    id: str
-    amount_sat: int
-    fee_sat: int
-    status: str
-    created_at: IsoTime
-
-
-class StatementSwap(CamelModel):
-    id: str
-    kind: str
-    state: str
-    invoice_amount_sat: int
-    onchain_amount_sat: int
-    service_fee_sat: int
-    created_at: IsoTime
-
-
-class ClientStatement(CamelModel):
-    """Everything the client created in [from, to), with totals that tie its balance out to the sat."""
-
-    client_id: str
-    client_name: str | None
-    from_: IsoTime = Field(alias="from")
-    to: IsoTime
-    totals: StatementTotals
-    payments: list[StatementPayment]
-    invoices: list[StatementInvoice]
-    channels: list[StatementChannel]
-    liquidity: list[StatementReservation]
-    swaps: list[StatementSwap]
-
-
 @admin.post("/clients/{client_id}/kyc", response_model=KycView)
-def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str, Any]:
+def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> KycView:
     prof = kyc.change_state(
         db,
         ctx.settings,
@@ -315,23 +112,23 @@ def decide_kyc(client_id: str, body: KycDecision, db: DB, ctx: Ctx) -> dict[str,
 
 
 @admin.get("/clients/{client_id}/kyc", response_model=KycView)
-def get_kyc(client_id: str, db: DB, ctx: Ctx) -> dict[str, Any]:
+def get_kyc(client_id: str, db: DB, ctx: Ctx) -> KycView:
     return kyc.view(kyc.get_profile(db, ctx.settings, client_id), kyc.policy_of(ctx.settings))
 
 
 @admin.get("/kyc", response_model=list[KycQueueItem])
-def kyc_queue(db: DB, ctx: Ctx) -> list[dict[str, Any]]:
+def kyc_queue(db: DB, ctx: Ctx) -> list[KycQueueItem]:
     policy = kyc.policy_of(ctx.settings)
-    return [{**kyc.view(p, policy), "name": c.name} for c, p in kyc.queue(db, ctx.settings)]
+    return [kyc.queue_item(c, p, policy) for c, p in kyc.queue(db, ctx.settings)]
 
 
 @admin.get("/alerts", response_model=list[AlertView])
-def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[dict[str, Any]]:
+def alerts(db: DB, status: Annotated[str | None, Query()] = None) -> list[AlertView]:
     return [monitoring.alert_view(a) for a in monitoring.list_alerts(db, status=status)]
 
 
 @admin.post("/alerts/{alert_id}", response_model=AlertView)
-def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> dict[str, Any]:
+def review_alert(alert_id: Annotated[int, Path(ge=1, le=MAX_DB_ID)], body: AlertTransition, db: DB) -> AlertView:
     a = monitoring.transition(db, alert_id, body.status, actor="admin:api", reason=body.reason)
     return monitoring.alert_view(a)
 
@@ -372,22 +169,22 @@ def audit_log(
 
 
 @admin.get("/reports/volume", response_model=list[VolumeRow])
-def report_volume(db: DB, frm: From = None, to: To = None) -> list[dict[str, Any]]:
+def report_volume(db: DB, frm: From = None, to: To = None) -> list[VolumeRow]:
     return reports.volume_by_client(db, parse_period(frm, to))
 
 
 @admin.get("/reports/alerts", response_model=AlertSummary)
-def report_alerts(db: DB, frm: From = None, to: To = None) -> dict[str, Any]:
+def report_alerts(db: DB, frm: From = None, to: To = None) -> AlertSummary:
     return reports.alert_summary(db, parse_period(frm, to))
 
 
 @admin.get("/reports/revenue", response_model=RevenueReport)
-def report_revenue(db: DB, frm: From = None, to: To = None) -> dict[str, int]:
+def report_revenue(db: DB, frm: From = None, to: To = None) -> RevenueReport:
     return reports.revenue(db, parse_period(frm, to))
 
 
 @admin.get("/reports/reconciliation", response_model=Reconciliation)
-async def report_reconciliation(ctx: Ctx) -> dict[str, Any]:
+async def report_reconciliation(ctx: Ctx) -> Reconciliation:
     return await reports.reconcile(ctx.sessions, get_lnd(ctx))
 
 
@@ -408,11 +205,11 @@ def statement(
     frm: From = None,
     to: To = None,
     format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
-) -> Response | dict[str, Any]:
+) -> Response | ClientStatement:
     """The client's statement for [from, to): payments, invoices, fees, channels (and swaps)."""
     st = reports.client_statement(db, client.id, parse_period(frm, to))
     if format == "csv":
-        name = f"statement-{client.id}-{st['from'][:10]}-{st['to'][:10]}.csv"
+        name = f"statement-{client.id}-{st.from_[:10]}-{st.to[:10]}.csv"
         return PlainTextResponse(
             reports.statement_csv(st),
             media_type="text/csv",
@@ -424,12 +221,12 @@ def statement(
 
 
 @client_router.get("/kyc", response_model=KycView)
-def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+def my_kyc(client: CurrentClient, db: DB, ctx: Ctx) -> KycView:
     return kyc.view(kyc.get_profile(db, ctx.settings, client.id), kyc.policy_of(ctx.settings))
 
 
 @client_router.post("/kyc", response_model=KycView)
-def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> dict[str, Any]:
+def submit_kyc(body: KycSubmission, client: CurrentClient, db: DB, ctx: Ctx) -> KycView:
     prof = kyc.submit_fields(db, ctx.settings, client.id, body.fields)
     return kyc.view(prof, kyc.policy_of(ctx.settings))
 

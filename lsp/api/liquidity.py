@@ -15,6 +15,7 @@ from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope
 from lsp.db.models import LiquidityReservation
 from lsp.services import ledger, liquidity, notify
+from lsp.services.liquidity import RatesView
 
 router = APIRouter(tags=["liquidity"], responses=ERROR_RESPONSES)
 
@@ -49,39 +50,13 @@ class ReservationView(CamelModel):
         )
 
 
-class ChannelOpeningRates(CamelModel):
-    base_fee: int = Field(description="sats per channel open")
-    capacity_fee: float = Field(description="fraction of the capacity")
-    min_channel_size: int
-    max_channel_size: int
-
-
-class LiquidityRates(CamelModel):
-    reservation_fee: int = Field(description="sats per reservation")
-    utilization_fee: int = Field(description="ppm")
-    fee_rate: float = Field(description="fraction of the reserved amount")
-    max_duration: int = Field(description="milliseconds")
-    jit_channel_enabled: bool
-
-
-class RoutingRates(CamelModel):
-    base_fee: int = Field(description="msat")
-    fee_rate: int = Field(description="ppm")
-
-
-class RatesView(CamelModel):
-    channel_opening: ChannelOpeningRates
-    liquidity: LiquidityRates
-    routing: RoutingRates
-
-
 class BalanceView(CamelModel):
     balance: int = Field(description="sats the client holds at the LSP")
     by_kind: dict[str, int] = Field(description="the ledger's sum per entry kind (deposits, payments, fees, ...)")
 
 
 @router.get("/api/liquidity/rates", response_model=RatesView)
-def rates(client: CurrentClient, ctx: Ctx) -> dict[str, Any]:
+def rates(client: CurrentClient, ctx: Ctx) -> RatesView:
     return liquidity.rates(ctx.settings)
 
 

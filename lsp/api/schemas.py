@@ -1,11 +1,12 @@
-"""Request/response models shared by the routers. JSON is camelCase, like the user's original API."""
+"""Request/response models shared by the routers. JSON is camelCase, like the user's original API
+(``CamelModel``, from lsp.schemas, which the services use too)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import BaseModel
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from lsp.schemas import CamelModel as CamelModel
+from lsp.schemas import IsoTime as IsoTime
 
 # Upper bounds for request fields: past them a value is a mistake, and an unbounded integer would
 # overflow a 64-bit database column or a protobuf field (a 500 instead of a 422).
@@ -13,23 +14,6 @@ MAX_SAT = 2_100_000_000_000_000  # every bitcoin there will ever be, in sats
 MAX_TIMEOUT_S = 86_400
 MAX_SCID = 2**64 - 1
 MAX_DB_ID = 2**63 - 1
-
-# A timestamp a handler already rendered with isoformat() (timezone-aware): documented as a
-# date-time but kept as that string, so the body stays exactly what the handler wrote.
-IsoTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL text cannot hold NUL and LND refuses it: a NUL in any string field is the
-        # client's mistake, answered 422 naming the field (not a database error after side effects).
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain a NUL character")
-        return value
 
 
 class ErrorDetail(BaseModel):

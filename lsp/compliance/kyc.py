@@ -32,8 +32,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
+from pydantic import Field
 from sqlalchemy import BindParameter, Select, bindparam, case, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +45,7 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Client, Payment
 from lsp.db.models_compliance import KycProfile
 from lsp.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from lsp.schemas import CamelModel, IsoTime
 
 
 class DeniedDestination(Forbidden):
@@ -59,7 +61,8 @@ class DeniedDestination(Forbidden):
         self.amount_sat = amount_sat
 
 
-STATES = ("pending", "approved", "rejected", "suspended")
+KycState = Literal["pending", "approved", "rejected", "suspended"]
+STATES: tuple[str, ...] = get_args(KycState)
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending": ("approved", "rejected"),
     "approved": ("suspended",),
@@ -90,24 +93,53 @@ def get_profile(session: Session, settings: Settings, client_id: str) -> KycProf
     return prof
 
 
-def view(prof: KycProfile, policy: Policy) -> dict[str, Any]:
+class KycLimits(CamelModel):
+    """The tier's limits, in sats."""
+
+    per_payment: int
+    daily_volume: int
+    monthly_volume: int
+    max_channel: int
+
+
+class KycView(CamelModel):
+    client_id: str
+    state: KycState
+    tier: str
+    fields: dict[str, Any] = Field(description="what the client supplied (free-form)")
+    missing_fields: list[str] = Field(description="fields the tier requires that are still empty")
+    reason: str | None
+    limits: KycLimits
+    updated_at: IsoTime | None
+
+
+class KycQueueItem(KycView):
+    name: str = Field(description="the client's name")
+
+
+def view(prof: KycProfile, policy: Policy) -> KycView:
     tier = policy.tier(prof.tier)
     fields = json.loads(prof.fields or "{}")
-    return {
-        "clientId": prof.client_id,
-        "state": prof.state,
-        "tier": prof.tier,
-        "fields": fields,
-        "missingFields": [f for f in tier.required_fields if not fields.get(f)],
-        "reason": prof.reason,
-        "limits": {
-            "perPayment": tier.per_payment_sat,
-            "dailyVolume": tier.daily_volume_sat,
-            "monthlyVolume": tier.monthly_volume_sat,
-            "maxChannel": tier.max_channel_sat,
-        },
-        "updatedAt": prof.updated_at.isoformat() if prof.updated_at else None,
-    }
+    return KycView(
+        client_id=prof.client_id,
+        state=prof.state,
+        tier=prof.tier,
+        fields=fields,
+        missing_fields=[f for f in tier.required_fields if not fields.get(f)],
+        reason=prof.reason,
+        limits=KycLimits(
+            per_payment=tier.per_payment_sat,
+            daily_volume=tier.daily_volume_sat,
+            monthly_volume=tier.monthly_volume_sat,
+            max_channel=tier.max_channel_sat,
+        ),
+        updated_at=prof.updated_at.isoformat() if prof.updated_at else None,
+    )
+
+
+def queue_item(client: Client, prof: KycProfile, policy: Policy) -> KycQueueItem:
+    """``view`` with the client's name, for the operator's KYC queue."""
+    return KycQueueItem(**dict(view(prof, policy)), name=client.name)
 
 
 def change_state(
@@ -128,7 +160,7 @@ def change_state(
     if tier is not None and tier not in policy.tiers:
         raise ValidationFailed(f"tier must be one of {sorted(policy.tiers)}", field="body.tier")
     prof = get_profile(session, settings, client_id)
-    before = view(prof, policy)
+    before = view(prof, policy).model_dump(by_alias=True)
     if state != prof.state and state not in TRANSITIONS[prof.state]:
         raise Conflict(
             f"cannot move a {prof.state} client to {state} (allowed: {list(TRANSITIONS[prof.state])})",
@@ -146,7 +178,8 @@ def change_state(
     prof.state, prof.tier, prof.fields, prof.reason = state, new_tier, json.dumps(merged, sort_keys=True), reason
     prof.updated_at = utcnow()
     session.flush()
-    audit.record(session, actor=actor, action="kyc.change", target=f"client:{client_id}", before=before, after=view(prof, policy))
+    after = view(prof, policy).model_dump(by_alias=True)
+    audit.record(session, actor=actor, action="kyc.change", target=f"client:{client_id}", before=before, after=after)
     return prof
 
 

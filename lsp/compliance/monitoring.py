@@ -19,19 +19,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
-from lsp.compliance.policy import Policy
+from lsp.compliance.policy import Policy, Severity
 from lsp.compliance.rules import Hit, Tx, evaluate, max_window_s
 from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert
 from lsp.db.models_swaps import Swap
 from lsp.errors import Conflict, NotFound, ValidationFailed
+from lsp.schemas import CamelModel, IsoTime
 
 if TYPE_CHECKING:
     from lsp.context import AppContext
@@ -40,7 +42,8 @@ from lsp.services.events import Event
 
 log = logging.getLogger("lsp.compliance")
 
-ALERT_STATES = ("open", "reviewing", "escalated", "closed")
+AlertStatus = Literal["open", "reviewing", "escalated", "closed"]
+ALERT_STATES: tuple[str, ...] = get_args(AlertStatus)
 ALERT_TRANSITIONS: dict[str, tuple[str, ...]] = {
     "open": ("reviewing", "escalated", "closed"),
     "reviewing": ("escalated", "closed", "open"),
@@ -262,20 +265,34 @@ def transition(session: Session, alert_id: int, status: str, *, actor: str, reas
     return a
 
 
-def alert_view(a: ComplianceAlert) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "rule": a.rule,
-        "severity": a.severity,
-        "clientId": a.client_id,
-        "status": a.status,
-        "summary": a.summary,
-        "evidence": _evidence(a),
-        "closeReason": a.close_reason,
-        "lastEventAt": a.last_event_at.isoformat(),
-        "createdAt": a.created_at.isoformat(),
-        "updatedAt": a.updated_at.isoformat(),
-    }
+class AlertView(CamelModel):
+    id: int
+    rule: str
+    severity: Severity
+    client_id: str | None
+    status: AlertStatus
+    summary: str
+    evidence: dict[str, Any] = Field(description="the transactions and figures that triggered it (per rule)")
+    close_reason: str | None
+    last_event_at: IsoTime = Field(description="the newest transaction it covers")
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+def alert_view(a: ComplianceAlert) -> AlertView:
+    return AlertView(
+        id=a.id,
+        rule=a.rule,
+        severity=a.severity,
+        client_id=a.client_id,
+        status=a.status,
+        summary=a.summary,
+        evidence=_evidence(a),
+        close_reason=a.close_reason,
+        last_event_at=a.last_event_at.isoformat(),
+        created_at=a.created_at.isoformat(),
+        updated_at=a.updated_at.isoformat(),
+    )
 
 
 def list_alerts(session: Session, *, status: str | None = None, limit: int = 500) -> list[ComplianceAlert]:
@@ -332,15 +349,15 @@ def install(ctx: AppContext, policy: Policy) -> None:
             raised = process_many(s, policy, txs) if txs else []
             views = [alert_view(a) for a in raised]
         for v in views:
-            log.warning("compliance alert %s: %s (%s)", v["id"], v["summary"], v["rule"])
+            log.warning("compliance alert %s: %s (%s)", v.id, v.summary, v.rule)
             # Operators only (the dashboard's stream), never the client's WebSocket or webhooks.
             hub = ctx.dashboard_live
             if hub is not None:
                 hub.on_event(
                     Event(
                         "alert_raised",
-                        v["clientId"],
-                        {"alertId": v["id"], "rule": v["rule"], "severity": v["severity"], "summary": v["summary"]},
+                        v.client_id,
+                        {"alertId": v.id, "rule": v.rule, "severity": v.severity, "summary": v.summary},
                     )
                 )
 

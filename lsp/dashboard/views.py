@@ -275,7 +275,7 @@ def clients_page(request: Request) -> Response:
     ctx = _ctx(request)
     policy = kyc.policy_of(ctx.settings)
     with session_scope(ctx.sessions) as s:
-        rows = [{**kyc.view(p, policy), "name": c.name, "createdAt": c.created_at} for c, p in kyc.queue(s, ctx.settings)]
+        rows = [(c, kyc.view(p, policy)) for c, p in kyc.queue(s, ctx.settings)]
     return _render("clients.html", request, rows=rows, tiers=policy.tiers)
 
 
@@ -315,11 +315,11 @@ def alerts_page(request: Request) -> Response:
     status = request.query_params.get("status") or None
     with session_scope(ctx.sessions) as s:
         names = {c.id: c.name for c in s.scalars(select(Client))}
-        rows = [monitoring.alert_view(a) for a in monitoring.list_alerts(s, status=status)]
+        views = [monitoring.alert_view(a) for a in monitoring.list_alerts(s, status=status)]
         summary = reports.alert_summary(s)
-    for r in rows:
-        r["clientName"] = names.get(r["clientId"] or "", r["clientId"])
-        r["evidenceJson"] = json.dumps(r["evidence"], indent=2, sort_keys=True)
+    rows = [
+        (v, names.get(v.client_id or "", v.client_id), json.dumps(v.evidence, indent=2, sort_keys=True)) for v in views
+    ]
     return _render("alerts.html", request, rows=rows, summary=summary, status=status, transitions=monitoring.ALERT_TRANSITIONS)
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, new_id
 from lsp.errors import Conflict, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.faults import crash_point
+from lsp.schemas import CamelModel
 from lsp.services import ledger
 from lsp.services.events import channel_data
 
@@ -276,13 +278,27 @@ def list_for_client(session: Session, client_id: str, *, status: str | None = No
     return list(session.scalars(q.order_by(Channel.created_at.desc(), Channel.id)))
 
 
-def summary_for_client(session: Session, client_id: str) -> dict[str, Any]:
+class LspChannelBalance(CamelModel):
+    local_balance: int
+    remote_balance: int
+    pending_open_local_balance: int
+
+
+class ChannelsBalanceView(CamelModel):
+    channels: dict[str, int] = Field(description="the client's channels by status")
+    open_capacity: int
+    pending_capacity: int
+    lsp: LspChannelBalance | None = Field(default=None, description="the LSP node's channel balance (LND connected)")
+
+
+def summary_for_client(session: Session, client_id: str) -> ChannelsBalanceView:
+    """The client's channels by status and capacity (``lsp`` is the API's to fill in from LND)."""
     chans = list(session.scalars(select(Channel).where(Channel.client_id == client_id)))
     counts: dict[str, int] = {}
     for ch in chans:
         counts[ch.status] = counts.get(ch.status, 0) + 1
-    return {
-        "channels": counts,
-        "openCapacity": sum(c.capacity_sat for c in chans if c.status == "open"),
-        "pendingCapacity": sum(c.capacity_sat for c in chans if c.status == "pending"),
-    }
+    return ChannelsBalanceView(
+        channels=counts,
+        open_capacity=sum(c.capacity_sat for c in chans if c.status == "open"),
+        pending_capacity=sum(c.capacity_sat for c in chans if c.status == "pending"),
+    )

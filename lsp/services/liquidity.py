@@ -10,8 +10,8 @@ against the available liquidity.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
+from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from lsp.config import Settings
 from lsp.db.base import utcnow
 from lsp.db.models import LiquidityReservation
 from lsp.errors import Conflict, InsufficientFunds, NotFound, ValidationFailed
+from lsp.schemas import CamelModel
 from lsp.services import ledger
 
 
@@ -31,23 +32,49 @@ def reservation_fee(settings: Settings, amount_sat: int) -> int:
     return settings.liquidity_reservation_fee + -(-amount_sat * fee_rate_ppm(settings) // 1_000_000)
 
 
-def rates(settings: Settings) -> dict[str, Any]:
-    return {
-        "channelOpening": {
-            "baseFee": settings.channel_base_fee,
-            "capacityFee": settings.channel_fee_rate,
-            "minChannelSize": settings.min_channel_size,
-            "maxChannelSize": settings.max_channel_size,
-        },
-        "liquidity": {
-            "reservationFee": settings.liquidity_reservation_fee,
-            "utilizationFee": fee_rate_ppm(settings),
-            "feeRate": settings.liquidity_fee_rate,
-            "maxDuration": settings.max_liquidity_duration,
-            "jitChannelEnabled": settings.jit_channel_enabled,
-        },
-        "routing": {"baseFee": 1000, "feeRate": round(settings.routing_fee_rate * 1_000_000)},
-    }
+class ChannelOpeningRates(CamelModel):
+    base_fee: int = Field(description="sats per channel open")
+    capacity_fee: float = Field(description="fraction of the capacity")
+    min_channel_size: int
+    max_channel_size: int
+
+
+class LiquidityRates(CamelModel):
+    reservation_fee: int = Field(description="sats per reservation")
+    utilization_fee: int = Field(description="ppm")
+    fee_rate: float = Field(description="fraction of the reserved amount")
+    max_duration: int = Field(description="milliseconds")
+    jit_channel_enabled: bool
+
+
+class RoutingRates(CamelModel):
+    base_fee: int = Field(description="msat")
+    fee_rate: int = Field(description="ppm")
+
+
+class RatesView(CamelModel):
+    channel_opening: ChannelOpeningRates
+    liquidity: LiquidityRates
+    routing: RoutingRates
+
+
+def rates(settings: Settings) -> RatesView:
+    return RatesView(
+        channel_opening=ChannelOpeningRates(
+            base_fee=settings.channel_base_fee,
+            capacity_fee=settings.channel_fee_rate,
+            min_channel_size=settings.min_channel_size,
+            max_channel_size=settings.max_channel_size,
+        ),
+        liquidity=LiquidityRates(
+            reservation_fee=settings.liquidity_reservation_fee,
+            utilization_fee=fee_rate_ppm(settings),
+            fee_rate=settings.liquidity_fee_rate,
+            max_duration=settings.max_liquidity_duration,
+            jit_channel_enabled=settings.jit_channel_enabled,
+        ),
+        routing=RoutingRates(base_fee=1000, fee_rate=round(settings.routing_fee_rate * 1_000_000)),
+    )
 
 
 def expire_due(session: Session) -> int:
