@@ -177,7 +177,7 @@ def run(
             server.start()
             try:
                 creds = server.onboard(f"bench-{i}-{uuid.uuid4().hex[:6]}", requestsPerMinute=100_000)
-                with LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"]) as client:
+                with LSPClient(server.base_url, creds.api_key, creds.api_secret) as client:
                     fund = client.create_invoice(per_db, "bench funding")
                     assert lab.node("c1").pay_invoice(fund["paymentRequest"], fee_limit_sat=1000).succeeded
                     invoice_id: str = fund["invoiceId"]

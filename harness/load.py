@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.errors import LabError
 from harness.harness import LightningTestHarness
-from harness.lspserver import LspServer, OnboardedClient
+from harness.lsp_process import LspServer, OnboardedClient
 from harness.runtime.ports import free_port
 from harness.scenario.engine import channel_snapshot, new_run_id, running, start_lab, versions
 from harness.scenario.results import LoadResult, LoadStats, RunResult, ScenarioResult
@@ -226,10 +226,10 @@ def run_load(
         sc.nodes = [n.name for n in lab.topology.nodes]
         sc.chain = lab.topology.chain
         hub = lab.node("hub")
-        with LspServer(hub, lab.lab_dir) as lsp:
-            progress(f"LSP API on {lsp.url}")
-            clients = [lsp.onboard(f"load client {i}", f"load{i}") for i in range(CLIENTS)]
-            _fund(lab, lsp.url, clients, progress)
+        with LspServer.on_node(hub, lab.lab_dir) as lsp:
+            progress(f"LSP API on {lsp.base_url}")
+            clients = [lsp.onboard(f"load client {i}", client_id=f"load{i}") for i in range(CLIENTS)]
+            _fund(lab, lsp.base_url, clients, progress)
             sc.channels_before = channel_snapshot(lab)
             work = lab.lab_dir / "load"
             work.mkdir()
@@ -247,7 +247,7 @@ def run_load(
             settled_before = sum(p.status == 2 for p in hub.ln.list_payments())
             csv_prefix = work / "locust"
             master_cmd, worker_cmds = _locust_cmds(
-                host=lsp.url,
+                host=lsp.base_url,
                 users=users,
                 spawn_rate=spawn_rate,
                 duration_s=duration_s,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -26,16 +25,23 @@ from typing import Any
 
 import httpx
 
+from harness.errors import LabError, ProcessDied
 from harness.node import LndNode
+from harness.runtime.ports import free_port
 from harness.wait import wait_for
+
+__all__ = ["LspServer", "LspsDaemon", "OnboardedClient", "free_port", "lsp_env", "migrate", "reconcile"]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class OnboardedClient:
+    """A client the lab onboarded through the LSP's admin endpoint: what it signs requests with."""
+
+    client_id: str
+    api_key: str
+    api_secret: str
 
 
 def lsp_env(node: LndNode, db_url: str, *, admin_key: str | None = None, **extra: str) -> dict[str, str]:
@@ -62,7 +68,8 @@ def lsp_env(node: LndNode, db_url: str, *, admin_key: str | None = None, **extra
 
 @dataclass
 class LspServer:
-    """``lsp serve`` as a child process; ``kill9`` and ``start`` again for crash tests."""
+    """``lsp serve`` as a child process; ``kill9`` and ``start`` again for crash tests. As a context
+    manager it starts and stops (``LspServer.on_node`` for the lab's usual one)."""
 
     env: dict[str, str]
     port: int
@@ -70,9 +77,28 @@ class LspServer:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
+    @classmethod
+    def on_node(cls, node: LndNode, lab_dir: Path, *, requests_per_minute: int = 100_000) -> LspServer:
+        """The lab's LSP on ``node``: SQLite and its log in ``<lab_dir>/lsp/``, a free port."""
+        where = lab_dir / "lsp"
+        where.mkdir(parents=True, exist_ok=True)
+        env = lsp_env(
+            node,
+            f"sqlite:///{where / 'lsp.db'}",
+            LSP_DEFAULT_REQUESTS_PER_MINUTE=str(requests_per_minute),
+        )
+        return cls(env, free_port(), where / "lsp.log")
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LspServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _spawn(self, args: list[str]) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -90,19 +116,31 @@ class LspServer:
 
     def _running(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"lsp exited with {self.proc.returncode}:\n{self.log_tail()}")
+            # ProcessDied ends a wait at once (any other error would count as "not yet").
+            raise ProcessDied(f"lsp exited with {self.proc.returncode}:\n{self.log_tail()}")
 
     def start(self) -> None:
+        """Start ``lsp serve`` and wait until /health says its LND is configured; stopped again if
+        it never gets there."""
         self._spawn(["serve", "--port", str(self.port)])
 
         def healthy() -> bool:
             self._running()
             try:
-                return httpx.get(self.base_url + "/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
+                return bool(httpx.get(self.base_url + "/health", timeout=2).json().get("lnd") == "configured")
+            except (httpx.HTTPError, ValueError):
                 return False
 
-        wait_for(healthy, what="the LSP to answer /health", timeout_s=60, describe=self.log_tail)
+        try:
+            wait_for(
+                healthy,
+                what=f"the LSP API at {self.base_url} to answer /health",
+                timeout_s="LSP_READY",
+                describe=self.log_tail,
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_killed(self, *, timeout_s: float = 120) -> int:
         """Wait for the process to die at its armed crash point (LSP_CRASH_AT); its exit status."""
@@ -112,10 +150,12 @@ class LspServer:
         except subprocess.TimeoutExpired:
             raise AssertionError(f"the LSP did not reach its crash point in {timeout_s} s:\n{self.log_tail()}") from None
 
-    def onboard(self, name: str, **api_limits: int) -> dict[str, Any]:
-        """Onboard a client with the server's admin key; its ``clientId``, ``apiKey`` and ``apiSecret``.
-        ``api_limits``: the onboarding's ``apiLimits`` (e.g. ``requestsPerMinute=100_000``)."""
+    def onboard(self, name: str, *, client_id: str | None = None, **api_limits: int) -> OnboardedClient:
+        """Onboard a client with the server's admin key. ``api_limits``: the onboarding's
+        ``apiLimits`` (e.g. ``requestsPerMinute=100_000``; default: the server's setting)."""
         body: dict[str, Any] = {"name": name}
+        if client_id:
+            body["clientId"] = client_id
         if api_limits:
             body["apiLimits"] = api_limits
         resp = httpx.post(
@@ -125,8 +165,9 @@ class LspServer:
             timeout=30,
         )
         if resp.status_code != 201:
-            raise RuntimeError(f"onboarding {name!r} failed: {resp.status_code} {resp.text[:300]}")
-        return dict(resp.json())
+            raise LabError(f"onboarding {name!r} failed: {resp.status_code} {resp.text[:300]}")
+        made = resp.json()
+        return OnboardedClient(made["clientId"], made["apiKey"], made["apiSecret"])
 
     def kill9(self) -> None:
         assert self.proc is not None

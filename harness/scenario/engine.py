@@ -245,15 +245,15 @@ class Runner:
         return res
 
     def _start_lsp(self, ls: LoadedScenario, lab: LightningTestHarness, stack: ExitStack) -> Any:
-        from harness.lspserver import LspServer
+        from harness.lsp_process import LspServer
         from lsp.client import LSPClient
 
         assert ls.scenario.lsp is not None
-        server = stack.enter_context(LspServer(lab.node(ls.scenario.lsp), lab.lab_dir))
+        server = stack.enter_context(LspServer.on_node(lab.node(ls.scenario.lsp), lab.lab_dir))
         client = server.onboard(f"scenario {ls.scenario.name}")
-        self.progress(f"  LSP API on {server.url} (node {ls.scenario.lsp}), client {client.client_id}")
-        self._lsp_events = stack.enter_context(EventCollector(server.url, client.api_key, client.api_secret)).events
-        return stack.enter_context(LSPClient(server.url, client.api_key, client.api_secret))
+        self.progress(f"  LSP API on {server.base_url} (node {ls.scenario.lsp}), client {client.client_id}")
+        self._lsp_events = stack.enter_context(EventCollector(server.base_url, client.api_key, client.api_secret)).events
+        return stack.enter_context(LSPClient(server.base_url, client.api_key, client.api_secret))
 
     def _run_step(
         self,

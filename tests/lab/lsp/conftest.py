@@ -19,18 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from harness.harness import LightningTestHarness
-from harness.lsp_process import LspServer, free_port, lsp_env
+from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env
 from harness.wait import wait_for
 from lncore.lnd.client import LndClient
-from lsp.client import LSPClient
+from lsp.client import LSPClient, websocket_url
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
-from lsp.security import signing
 from lsp.services.reconcile import Reconciliation, reconcile
 
 ADMIN_KEY = "live-test-admin-key"
@@ -62,11 +60,7 @@ def lsp_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from _fresh_postgres_db(base)
 
 
-@dataclass
-class Credentials:
-    client_id: str
-    api_key: str
-    api_secret: str
+Credentials = OnboardedClient  # what a client signs with (the lab's onboarding result)
 
 
 @dataclass
@@ -83,19 +77,14 @@ class LiveLsp:
         return self.server.base_url
 
     def onboard(self, name: str, *, requests_per_minute: int = 100_000) -> tuple[Credentials, LSPClient]:
-        body = self.server.onboard(name, requestsPerMinute=requests_per_minute)
-        creds = Credentials(body["clientId"], body["apiKey"], body["apiSecret"])
+        creds = self.server.onboard(name, requestsPerMinute=requests_per_minute)
         client = LSPClient(self.base_url, creds.api_key, creds.api_secret)
         self._clients.append(client)
         return creds, client
 
     def ws_url(self, creds: Credentials | None = None) -> str:
         c = creds or self.creds
-        h = signing.signed_headers(c.api_key, c.api_secret, "GET", "/ws/lightning", b"")
-        q = httpx.QueryParams(
-            {"apiKey": c.api_key, "timestamp": h["X-Timestamp"], "nonce": h["X-Nonce"], "signature": h["X-Signature"]}
-        )
-        return f"ws://127.0.0.1:{self.server.port}/ws/lightning?{q}"
+        return websocket_url(self.base_url, c.api_key, c.api_secret)
 
     def fund_client(self, amount_sat: int, *, payer: str = "c1", client: LSPClient | None = None) -> dict[str, Any]:
         """Credit the client's ledger the honest way: an API invoice paid from another node."""

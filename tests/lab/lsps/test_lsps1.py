@@ -214,7 +214,7 @@ def test_order_created_over_https_is_followed_by_the_daemon(lab: LightningTestHa
         )
     try:
         made = server.onboard("wallet-vendor")
-        with LSPClient(server.base_url, made["apiKey"], made["apiSecret"]) as api:
+        with LSPClient(server.base_url, made.api_key, made.api_secret) as api:
 
             def call(method: str, params: dict[str, object]) -> dict[str, object]:
                 body = {"jsonrpc": "2.0", "id": method, "method": method, "params": params}

@@ -84,7 +84,7 @@ def test_swap_in_killed_before_each_transition_pays_once_and_claims_once(
     creds = server.onboard("swapper", requestsPerMinute=10_000, monthlyVolume=10**9)
     c1, hub = lab.node("c1"), lab.node("hub")
     amount = 30_000
-    with LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"]) as api:
+    with LSPClient(server.base_url, creds.api_key, creds.api_secret) as api:
         client = SwapClient()
         inv = c1.add_invoice(amount, memo=f"swap in, crash before {state}")
         swap = api.request(
@@ -124,7 +124,7 @@ def test_reverse_swap_killed_before_each_transition_settles_once(
     c2, hub = lab.node("c2"), lab.node("hub")
     amount = 60_000
     c2_before = c2.channel_with(hub).local_balance_sat
-    with LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"]) as api:
+    with LSPClient(server.base_url, creds.api_key, creds.api_secret) as api:
         client = SwapClient()
         preimage, payment_hash = client.new_preimage()
         swap = api.request(

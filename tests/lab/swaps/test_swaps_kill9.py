@@ -41,7 +41,7 @@ def test_lsp_killed_between_paid_and_claimed_claims_once_when_restarted(
     server.env["LSP_SWAP_HALT_AT_STATE"] = "invoice_paid"
     server.start()
     creds = server.onboard("swapper", requestsPerMinute=10_000, monthlyVolume=10**9)
-    api = LSPClient(server.base_url, creds["apiKey"], creds["apiSecret"])
+    api = LSPClient(server.base_url, creds.api_key, creds.api_secret)
     try:
         client, swap, inv = swap_in(lab, api, 25_000, memo="swap in, crash")
         lockup = client.fund(lab, swap)
