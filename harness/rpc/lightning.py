@@ -280,6 +280,11 @@ class LightningRpc(Service):
     def list_payments(self) -> list[Any]:
         return list(self._call("ListPayments", self.s.ln.ListPaymentsRequest(include_incomplete=True)).payments)
 
+    def transactions(self) -> list[ln.Transaction]:
+        """Every on-chain transaction of the node's wallet (GetTransactions), with labels and fees."""
+        req = self.s.ln.GetTransactionsRequest(start_height=0, end_height=-1)
+        return list(self._call("GetTransactions", req).transactions)
+
     def forwarding_history(self) -> list[Any]:
         req = self.s.ln.ForwardingHistoryRequest(start_time=0, num_max_events=50000)
         return list(self._call("ForwardingHistory", req).forwarding_events)

@@ -40,6 +40,10 @@ class PaymentResult:
 class RouterRpc(Service):
     stub_factory = staticmethod(lambda s: s.router_grpc.RouterStub)
 
+    def reset_mission_control(self) -> None:
+        """Forget what the router learned from earlier failures (tests start unbiased)."""
+        self._call("ResetMissionControl", self.s.router.ResetMissionControlRequest())
+
     def delete_alias(self, base_scid: int, alias: int) -> None:
         """XDeleteLocalChanAliases: stop routing ``alias`` onto the channel ``base_scid`` (a drill
         for the LSP: the state LND is in when it lost an alias the LSP added)."""

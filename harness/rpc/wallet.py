@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 from harness.rpc.base import Service
 
@@ -27,6 +29,11 @@ class WalletRpc(Service):
             for u in self._call("ListUnspent", req).utxos
         ]
 
+    def leased(self, *, seconds: int = 300) -> Leases:
+        """Lease every coin of the wallet (none can fund anything) until the context ends:
+        ``with node.wallet.leased(): ...``"""
+        return Leases(self, seconds)
+
     def estimate_fee_sat_per_kw(self, conf_target: int = 6) -> int:
         return int(self._call("EstimateFee", self.s.walletkit.EstimateFeeRequest(conf_target=conf_target)).sat_per_kw)
 
@@ -49,6 +56,28 @@ class WalletRpc(Service):
             txids=sorted(res.txid for res in r.tx_results.values()),
             replaced=list(r.replaced_transactions),
         )
+
+
+class Leases:
+    """Every UTXO of a wallet leased (LeaseOutput) for the ``with`` block, released after it."""
+
+    def __init__(self, wallet: WalletRpc, seconds: int):
+        self.wallet, self.seconds = wallet, seconds
+        self.id = os.urandom(32)
+        self.outpoints: list[Any] = []
+
+    def __enter__(self) -> Leases:
+        s = self.wallet.s.walletkit
+        utxos = self.wallet._call("ListUnspent", s.ListUnspentRequest(min_confs=0, max_confs=10**6)).utxos
+        for u in utxos:
+            req = s.LeaseOutputRequest(id=self.id, outpoint=u.outpoint, expiration_seconds=self.seconds)
+            self.wallet._call("LeaseOutput", req)
+            self.outpoints.append(u.outpoint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for op in self.outpoints:
+            self.wallet._call("ReleaseOutput", self.wallet.s.walletkit.ReleaseOutputRequest(id=self.id, outpoint=op))
 
 
 @dataclass(frozen=True)

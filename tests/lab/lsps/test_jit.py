@@ -8,7 +8,6 @@ buy, so those tests count channels before and after instead.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -44,10 +43,7 @@ def restart_lsps(lab: LightningTestHarness, runner: LspsRunner, **settings: str)
 
 
 def forwarded_fee_msat(lab: LightningTestHarness) -> int:
-    hist = lab.node("lsp").ln.stub.ForwardingHistory(
-        lab.node("lsp").ln.s.ln.ForwardingHistoryRequest(start_time=0, num_max_events=10_000), timeout=30
-    )
-    return sum(int(e.fee_msat) for e in hist.forwarding_events)
+    return sum(int(e.fee_msat) for e in lab.node("lsp").ln.forwarding_history())
 
 
 def expect_errors(lab: LightningTestHarness, *patterns: str) -> None:
@@ -62,7 +58,7 @@ def _fresh_start(lab: LightningTestHarness) -> None:
     """Each test starts unbiased: earlier failure tests teach the payer to avoid lsp->client, and
     earlier opens leave the LSP's change unconfirmed (a new open needs a confirmed coin)."""
     payer = lab.node("payer")
-    payer.router.stub.ResetMissionControl(payer.router.s.router.ResetMissionControlRequest(), timeout=30)
+    payer.router.reset_mission_control()
     if lab.chain.mempool():
         lab.mine(1)
 
@@ -263,16 +259,7 @@ def test_lsp_without_onchain_funds_releases_htlcs(
 ) -> None:
     """Every LSP coin is leased away, so the funding transaction cannot be built: the held HTLC
     fails back at once (temporary_channel_failure) and no channel appears."""
-    node = lab.node("lsp")
-    wk = node.wallet.stub
-    utxos = wk.ListUnspent(node.wallet.s.walletkit.ListUnspentRequest(min_confs=0, max_confs=10**6), timeout=30).utxos
-    lease_id = os.urandom(32)
-    for u in utxos:
-        wk.LeaseOutput(
-            node.wallet.s.walletkit.LeaseOutputRequest(id=lease_id, outpoint=u.outpoint, expiration_seconds=300),
-            timeout=30,
-        )
-    try:
+    with lab.node("lsp").wallet.leased():
         before = len(channels_with(lab, "client", "lsp"))
         payer_before = _payer_balance_msat(lab)
         inv = client.jit_invoice(client.get_info()["opening_fee_params_menu"][0], amount_msat=20_000_000)
@@ -284,9 +271,6 @@ def test_lsp_without_onchain_funds_releases_htlcs(
         expect_errors(
             lab, "unable to open channel", "[/lnrpc.Lightning/OpenChannel]", "not enough witness outputs", *FAILED_BACK
         )
-    finally:
-        for u in utxos:
-            wk.ReleaseOutput(node.wallet.s.walletkit.ReleaseOutputRequest(id=lease_id, outpoint=u.outpoint), timeout=30)
 
 
 def test_lsp_restart_with_htlcs_held_fails_them_per_spec(lab: LightningTestHarness, tmp_path: Path) -> None:

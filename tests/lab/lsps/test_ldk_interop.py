@@ -36,7 +36,7 @@ FAILED_BACK = ("UnknownNextPeer", "Unable to retrieve channel by id: edge not fo
 
 def reset_mission_control(lab: LightningTestHarness) -> None:
     payer = lab.node("payer")
-    payer.router.stub.ResetMissionControl(payer.router.s.router.ResetMissionControlRequest(), timeout=30)
+    payer.router.reset_mission_control()
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ def _fresh_start(lab: LightningTestHarness) -> None:
     """Each test starts unbiased: earlier failure tests teach the payer to avoid lsp->client, and
     earlier opens leave the LSP's change unconfirmed (a new open needs a confirmed coin)."""
     payer = lab.node("payer")
-    payer.router.stub.ResetMissionControl(payer.router.s.router.ResetMissionControlRequest(), timeout=30)
+    payer.router.reset_mission_control()
     if lab.chain.mempool():
         lab.mine(1)
 
@@ -132,9 +132,7 @@ def order_settled(c: LspsClient, order_id: str, *, what: str) -> dict[str, Any]:
 
 def _refund_tx(lab: LightningTestHarness, order_id: str) -> tuple[str, int]:
     """(txid, miner fee) of the LSP wallet's refund for the order (the sweep is labelled with it)."""
-    node = lab.node("lsp")
-    txs = node.ln.stub.GetTransactions(node.ln.s.ln.GetTransactionsRequest(start_height=0, end_height=-1), timeout=30)
-    tx = next(t for t in txs.transactions if t.label == f"lsps1 refund {order_id}")
+    tx = next(t for t in lab.node("lsp").ln.transactions() if t.label == f"lsps1 refund {order_id}")
     return tx.tx_hash, int(tx.total_fees)
 
 
