@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -61,6 +61,13 @@ class Metrics:
             "lsp_api_request_seconds",
             "API latency by route template, method and status",
             ["route", "method", "status"],
+            registry=self.registry,
+        )
+        # Set to the compliance worker's backlog when monitoring is installed: operators see it
+        # fall behind, and a client of the API can wait for it to be 0 before reading alerts.
+        self.compliance_pending = Gauge(
+            "lsp_compliance_pending_events",
+            "Events the compliance monitor has not handled yet (alerts lag behind by this many)",
             registry=self.registry,
         )
         self.payment_latency = Histogram(

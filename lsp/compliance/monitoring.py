@@ -364,6 +364,7 @@ def install(ctx: AppContext, policy: Policy) -> None:
     worker = EventWorker(on_events)
     ctx.compliance_worker = worker
     ctx.bus.add_listener(worker.submit)
+    ctx.metrics.compliance_pending.set_function(worker.pending)
 
 
 class EventWorker:
@@ -400,10 +401,14 @@ class EventWorker:
                 self._thread = threading.Thread(target=self._run, name="lsp-compliance", daemon=True)
                 self._thread.start()
 
-    def idle(self) -> bool:
-        """True when every submitted event has been handled (tests and shutdown use it)."""
+    def pending(self) -> int:
+        """Events submitted and not handled yet (alerts and the audit lag behind by this many)."""
         with self._lock:
-            return self._busy == 0
+            return self._busy
+
+    def idle(self) -> bool:
+        """True when every submitted event has been handled (shutdown uses it)."""
+        return self.pending() == 0
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Handle what is queued now, without the gathering pause (at shutdown). True if all done."""

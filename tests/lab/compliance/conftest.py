@@ -1,11 +1,10 @@
-"""A live LSP on the star5 hub: the real app served by uvicorn on 127.0.0.1, its LND the lab's hub,
-its database a migrated SQLite file. Clients are onboarded through the admin API, approved (the
-server starts clients as ``pending``, as a non-regtest LSP would) and funded by paying their
-invoices from c1/c2."""
+"""A live LSP on the star5 hub: ``lsp serve`` as a process, configured by LSP_* variables as an
+operator would (a compliance policy file, clients starting ``pending`` as on a non-regtest LSP),
+its LND the lab's hub, its database a SQLite file. Clients are onboarded through the admin API,
+approved, and funded by paying their invoices from c1/c2. The tests see it only over HTTP."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,16 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from harness.harness import LightningTestHarness
-from harness.runtime.ports import free_port
+from harness.lsp_process import LspServer, free_port, lsp_env
 from harness.wait import wait_for
-from lsp.app import create_app
 from lsp.client import LSPClient
-from lsp.config import Settings, load_settings
-from lsp.db import migrate
 
 ADMIN_KEY = "lab-admin-key"
 ADMIN_PASSWORD = "lab-operator-password"
@@ -58,11 +53,25 @@ POLICY: dict[str, Any] = {
 @dataclass
 class LiveLSP:
     lab: LightningTestHarness
-    base_url: str
-    settings: Settings
+    server: LspServer
     admin: httpx.Client
-    app: Any
     clients: list[LSPClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def settled_monitoring(self) -> None:
+        """Wait until the LSP's compliance monitor has handled every event so far (its backlog, a
+        Prometheus gauge on /metrics, is 0): alerts are raised off the request path."""
+
+        def pending() -> float:
+            for line in httpx.get(self.base_url + "/metrics", timeout=10).text.splitlines():
+                if line.startswith("lsp_compliance_pending_events "):
+                    return float(line.split()[1])
+            raise AssertionError("/metrics has no lsp_compliance_pending_events")
+
+        wait_for(lambda: pending() == 0, what="the compliance monitor to catch up", timeout_s=30)
 
     def onboard(self, name: str, *, approve: bool = True, tier: str = "standard") -> tuple[str, LSPClient]:
         r = self.admin.post("/api/enterprise/onboard", json={"name": name})
@@ -93,36 +102,26 @@ class LiveLSP:
 
 @pytest.fixture
 def live_lsp(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LiveLSP]:
-    hub = lab.node("hub")
-    db = f"sqlite:///{tmp_path / 'lsp.db'}"
-    migrate.upgrade(db)
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(POLICY))
-    settings = load_settings(
-        database_url=db,
-        admin_api_key=ADMIN_KEY,
-        admin_password=ADMIN_PASSWORD,
-        lnd_host=f"127.0.0.1:{hub.config.rpc_port}",
-        lnd_tls_cert_path=hub.config.tls_cert,
-        lnd_macaroon_path=hub.config.macaroon,
-        compliance_config_path=policy,
-        kyc_initial_state="pending",
-        min_channel_size=20_000,
+    env = lsp_env(
+        lab.node("hub"),
+        f"sqlite:///{tmp_path / 'lsp.db'}",
+        admin_key=ADMIN_KEY,
+        LSP_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        LSP_COMPLIANCE_CONFIG_PATH=str(policy),
+        LSP_KYC_INITIAL_STATE="pending",
+        LSP_MIN_CHANNEL_SIZE="20000",
     )
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="lsp-uvicorn", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: server.started, what="LSP server start", timeout_s=60)
-    admin = httpx.Client(base_url=base, headers={"X-Admin-Key": ADMIN_KEY}, timeout=120)
-    live = LiveLSP(lab, base, settings, admin, app)
+    server = LspServer(env, free_port(), tmp_path / "lsp.log")
+    server.start()
+    admin = httpx.Client(base_url=server.base_url, headers={"X-Admin-Key": ADMIN_KEY}, timeout=120)
+    live = LiveLSP(lab, server, admin)
     try:
         yield live
     finally:
         for c in live.clients:
             c.close()
         admin.close()
-        server.should_exit = True
-        thread.join(timeout=30)
+        server.stop()
+    assert "Traceback" not in server.log_text(), server.log_tail(80)

@@ -19,9 +19,7 @@ def alerts_for(live: LiveLSP, client_id: str) -> list[dict]:
 
 
 def settled_monitoring(live: LiveLSP) -> None:
-    """Monitoring runs on its own thread: wait until it has handled every event so far."""
-    app_ctx = live.app.state.ctx
-    wait_for(lambda: app_ctx.compliance_worker.idle(), what="compliance worker idle", timeout_s=30)
+    live.settled_monitoring()
 
 
 def test_suspended_client_cannot_pay(lab: LightningTestHarness, live_lsp: LiveLSP) -> None:
