@@ -9,7 +9,6 @@ scripts/start-postgres.sh), a fresh PostgreSQL database per test.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -24,12 +23,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from harness.harness import LightningTestHarness
-from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env
+from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env, reconcile
 from harness.wait import wait_for
-from lncore.lnd.client import LndClient
 from lsp.client import LSPClient, websocket_url
-from lsp.db.base import make_engine, make_sessionmaker, session_scope
-from lsp.services.reconcile import Reconciliation, reconcile
 
 ADMIN_KEY = "live-test-admin-key"
 PG_ENV = "LSP_TEST_POSTGRES_URL"
@@ -151,16 +147,6 @@ def ws_events(ws: Any, want: Callable[[dict[str, Any]], bool], *, timeout_s: flo
     raise AssertionError(f"no matching WebSocket event within {timeout_s} s; saw {seen}")
 
 
-def reconcile_now(live: LiveLsp) -> Reconciliation:
-    hub = live.lab.node("hub").config
-
-    async def run() -> Reconciliation:
-        async with LndClient.from_paths(f"127.0.0.1:{hub.rpc_port}", hub.tls_cert, hub.macaroon) as lnd:
-            engine = make_engine(live.db_url)
-            try:
-                with session_scope(make_sessionmaker(engine)) as s:
-                    return await reconcile(lnd, s)
-            finally:
-                engine.dispose()
-
-    return asyncio.run(run())
+def reconcile_now(live: LiveLsp) -> dict[str, Any]:
+    """``lsp reconcile --json`` against the live LSP's database and LND, as an operator runs it."""
+    return reconcile(live.server.env)

@@ -82,4 +82,4 @@ def test_idempotent_payment_pays_once_and_metrics_move(live_lsp: LiveLsp) -> Non
     assert _metric(metrics, "lsp_payment_seconds_count", '{status="succeeded"}') >= 1
     assert _metric(metrics, "lsp_payment_success_ratio") == 1.0
     report = reconcile_now(live_lsp)
-    assert report.ok and report.payments_checked == 1, report.differences
+    assert report["ok"] and report["checked"]["payments"] == 1, report["differences"]
