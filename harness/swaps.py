@@ -136,7 +136,10 @@ def wait_state(api: Any, swap_id: str, states: set[str] | str, *, timeout_s: str
         return last if last["state"] in want else None
 
     return wait_for(
-        check, what=f"swap {swap_id} to reach {sorted(want)} (last: {last.get('state')})", timeout_s=timeout_s
+        check,
+        what=f"swap {swap_id} to reach {sorted(want)}",
+        timeout_s=timeout_s,
+        describe=lambda: f"last state {last.get('state')!r}",
     )
 
 

@@ -20,7 +20,6 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import pytest
 from harness.harness import LightningTestHarness
 from harness.lsp_process import reconcile
 from harness.wait import wait_for
+from harness.webhooks import WebhookReceiver
 from lsp.client import LSPAPIError
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
 from lsp.services import ledger
@@ -209,52 +209,24 @@ def test_channel_open_killed_after_broadcast_is_tracked_to_open_once(lsp_factory
 
 
 # -- (f) webhook delivery -------------------------------------------------------------------------
-class Receiver:
-    """A client's webhook endpoint on 127.0.0.1 that records each delivery."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, dict[str, Any]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.got.append((self.headers["X-LSP-Delivery"], json.loads(body)))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_a: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("point", ["webhook.before_send", "webhook.sent_before_record"])
 def test_webhook_killed_mid_delivery_is_delivered_after_restart(
     lsp_factory: Callable[..., LiveLsp], point: str
 ) -> None:
     live = lsp_factory(LSP_CRASH_AT=point)
-    receiver = Receiver()
-    try:
+    with WebhookReceiver() as receiver:
         live.client.set_webhook(receiver.url, ["payment_received"])
         inv = live.client.create_invoice(12_000, "webhook drill")
         assert live.lab.node("c2").pay_invoice(inv["paymentRequest"], fee_limit_sat=100).succeeded
         restart_unarmed(live)
-        wait_for(lambda: receiver.got, what="the webhook to be delivered after the restart", timeout_s=60)
-        ids = {d for d, _ in receiver.got}
+        got = wait_for(receiver.deliveries, what="the webhook to be delivered after the restart", timeout_s=60)
+        ids = {d for d, _ in got}
         assert len(ids) == 1  # one delivery, whatever the number of attempts
         # At least once: sent before the kill and again after it, under the same delivery id.
-        assert len(receiver.got) == (2 if point == "webhook.sent_before_record" else 1)
-        assert all(b["type"] == "payment_received" and b["data"]["amount"] == 12_000 for _, b in receiver.got)
+        got = receiver.deliveries()
+        assert len(got) == (2 if point == "webhook.sent_before_record" else 1)
+        assert all(b["type"] == "payment_received" and b["data"]["amount"] == 12_000 for _, b in got)
         assert_reconciled(live)
-    finally:
-        receiver.close()
 
 
 # -- (g) LND restarted under the LSP mid-payment --------------------------------------------------

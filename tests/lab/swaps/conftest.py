@@ -1,29 +1,27 @@
-"""The LSP app in-process against the lab's hub, for the swap tests.
+"""The LSP against the lab's hub, for the swap tests: ``lsp serve`` as a process, as an operator runs it.
 
-``lsp_app.start(**swap_settings)`` builds ``create_app`` on a SQLite file in the
-test's directory, runs its lifespan (LND client + swap loop) inside a
-TestClient, onboards a client and returns an ``LSPClient`` speaking signed
-HTTP to it. ``stop()`` ends the lifespan (the "killed LSP"); ``start()`` again
-reuses the same database: a restarted LSP.
+``lsp_app.start(**swap_settings)`` starts it on a SQLite file in the test's directory with
+the lab's swap settings (``LSP_SWAP_*``) and those overrides, onboards a client (once) and
+returns an ``LSPClient`` speaking signed HTTP to it. ``stop()`` stops the process (SIGTERM: the
+"stopped LSP"); ``start()`` again reuses the same database and port: a restarted LSP.
+``lsp_app.cli(...)`` runs the ``lsp`` command against the same settings.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from harness.harness import LightningTestHarness
+from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env
 from harness.swaps import SwapClient
-from lsp.app import create_app
 from lsp.client import LSPClient
-from lsp.config import DEMO_ADMIN_KEY, Settings
-from lsp.db import migrate
-from lsp.swaps.config import SwapSettings
 
 # swaps3 (hub + c1 + c2 over private channels) starts in seconds: no gossip to wait for. The tests only
 # use hub, c1 and c2, so LAB_SWAPS_TOPOLOGY=star5 runs them against the star5 hub unchanged.
@@ -53,50 +51,40 @@ def swap_in(lab: LightningTestHarness, api: Any, amount: int, memo: str = "swap 
 class LspHandle:
     def __init__(self, lab: LightningTestHarness, db_path: Path):
         self.lab = lab
-        self.url = f"sqlite:///{db_path}"
-        migrate.upgrade(self.url)
-        hub = lab.node("hub")
-        self.settings = Settings(
-            database_url=self.url,
-            lnd_host=f"127.0.0.1:{hub.config.rpc_port}",
-            lnd_tls_cert_path=hub.config.tls_cert,
-            lnd_macaroon_path=hub.config.macaroon,
-        )
-        self._http: TestClient | None = None
-        self.creds: tuple[str, str] | None = None
+        self.db_url = f"sqlite:///{db_path}"
+        self.env = lsp_env(lab.node("hub"), self.db_url)
+        self.server = LspServer(self.env, free_port(), db_path.parent / "lsp.log")
+        self.creds: OnboardedClient | None = None
         self.api: LSPClient | None = None
-        self.app: Any = None
-
-    def start(self, **swap_overrides: Any) -> LSPClient:
-        self.app = create_app(self.settings)
-        self.app.state.ctx.settings.swap = SwapSettings(**{**LAB_SWAPS, **swap_overrides})
-        self._http = TestClient(self.app, base_url="http://lsp")
-        self._http.__enter__()
-        if self.creds is None:
-            r = self._http.post(
-                "/api/enterprise/onboard",
-                headers={"X-Admin-Key": DEMO_ADMIN_KEY},
-                json={"name": "swapper", "apiLimits": {"requestsPerMinute": 10_000, "monthlyVolume": 10**9}},
-            )
-            assert r.status_code == 201, r.text
-            self.creds = (r.json()["apiKey"], r.json()["apiSecret"])
-        self.api = LSPClient("http://lsp", *self.creds, http=self._http)
-        return self.api
-
-    def portal_call(self, fn: Any, *args: Any) -> Any:
-        """Run an async service method on the app's own event loop (where its LND client lives)."""
-        assert self._http is not None and self._http.portal is not None
-        return self._http.portal.call(fn, *args)
 
     @property
-    def http(self) -> TestClient:
-        assert self._http is not None, "start() the LSP first"
-        return self._http
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def start(self, **swap_overrides: Any) -> LSPClient:
+        self.stop()
+        for key in [k for k in self.env if k.startswith("LSP_SWAP_")]:
+            del self.env[key]
+        for key, value in {**LAB_SWAPS, **swap_overrides}.items():
+            self.env[f"LSP_SWAP_{key.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        self.server.start()
+        if self.creds is None:
+            self.creds = self.server.onboard("swapper", requestsPerMinute=10_000, monthlyVolume=10**9)
+        self.api = LSPClient(self.base_url, self.creds.api_key, self.creds.api_secret)
+        return self.api
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``lsp <args>`` with this LSP's settings, as an operator runs it beside the server."""
+        env = {k: v for k, v in self.env.items() if k != "LSP_CRASH_AT"}
+        return subprocess.run(
+            [sys.executable, "-m", "lsp.cli", *args], env=env, capture_output=True, text=True, timeout=180
+        )
 
     def stop(self) -> None:
-        if self._http is not None:
-            self._http.__exit__(None, None, None)
-            self._http = None
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+        self.server.stop()
 
 
 @pytest.fixture
@@ -106,3 +94,4 @@ def lsp_app(lab: LightningTestHarness, tmp_path: Path) -> Iterator[LspHandle]:
         yield handle
     finally:
         handle.stop()
+    assert "Traceback" not in handle.server.log_text(), handle.server.log_tail(80)

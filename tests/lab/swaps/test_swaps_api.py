@@ -4,27 +4,26 @@ swap events on the WebSocket and as webhook deliveries, the scenario helpers."""
 from __future__ import annotations
 
 import json
-import secrets
-import time
 
+import httpx
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
+from websockets.sync.client import connect
 
 from harness.harness import LightningTestHarness
 from harness.swaps import SwapClient, submit_lockup, swap_in, swap_out, wait_claim_broadcast, wait_state
-from lsp.client import LSPAPIError
-from lsp.db.models import WebhookDelivery
-from lsp.security.signing import sign
+from harness.wait import wait_for
+from harness.webhooks import WebhookReceiver
+from lsp.client import LSPAPIError, websocket_url
 
 from .conftest import SWAPS_TOPOLOGY, LspHandle
 
 pytestmark = pytest.mark.topology(SWAPS_TOPOLOGY, shared=True)
 
 
+
 def test_status_and_quote_show_fees_before_commitment(lab: LightningTestHarness, lsp_app: LspHandle) -> None:
     api = lsp_app.start()
-    status = lsp_app.http.get("/api/swaps/status").json()  # public, as in the seed's curl
+    status = httpx.get(lsp_app.base_url + "/api/swaps/status", timeout=30).json()  # public, as in the seed's curl
     assert status["enabled"] and status["lnd"] and status["loopRunning"]
     assert status["fees"]["baseFee"] == 100 and status["fees"]["feePpm"] == 500
 
@@ -88,26 +87,25 @@ def test_every_state_change_reaches_the_websocket_and_the_webhooks(
     lab: LightningTestHarness, lsp_app: LspHandle
 ) -> None:
     api = lsp_app.start()
-    api.request("POST", "/api/enterprise/webhook", json={"url": "http://127.0.0.1:9/hook", "events": ["swap_updated"]})
-    key, secret = lsp_app.creds  # type: ignore[misc]
-    ts, nonce = str(int(time.time() * 1000)), secrets.token_hex(8)
-    sig = sign(secret, ts, nonce, "GET", "/ws/lightning", b"")
-    query = f"apiKey={key}&timestamp={ts}&nonce={nonce}&signature={sig}"
-    with lsp_app.http.websocket_connect(f"/ws/lightning?{query}") as ws:
-        done = swap_in(lab, api, "c1", 15_000)
-        seen: list[str] = []
-        while len(seen) < 6:
-            msg = json.loads(ws.receive_text())
-            if msg["type"] == "swap_updated" and msg["data"]["swapId"] == done["swapId"]:
-                seen.append(msg["data"]["state"])
-    expected = ["created", "lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"]
-    assert seen == expected
-    engine = create_engine(lsp_app.url)
-    with Session(engine) as s:
-        payloads = [json.loads(d.payload) for d in s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id))]
-    engine.dispose()
-    states = [p["data"]["state"] for p in payloads if p["data"].get("swapId") == done["swapId"]]
-    assert states == expected
+    with WebhookReceiver() as hook:
+        api.request("POST", "/api/enterprise/webhook", json={"url": hook.url, "events": ["swap_updated"]})
+        creds = lsp_app.creds
+        assert creds is not None
+        with connect(websocket_url(lsp_app.base_url, creds.api_key, creds.api_secret), open_timeout=20) as ws:
+            done = swap_in(lab, api, "c1", 15_000)
+            seen: list[str] = []
+            while len(seen) < 6:
+                msg = json.loads(ws.recv(timeout=120))
+                if msg["type"] == "swap_updated" and msg["data"]["swapId"] == done["swapId"]:
+                    seen.append(msg["data"]["state"])
+        expected = ["created", "lockup_confirmed", "invoice_pending", "invoice_paid", "claim_pending", "claimed"]
+        assert seen == expected
+
+        def delivered() -> list[str] | None:
+            states = [p["data"]["state"] for p in hook.bodies() if p["data"].get("swapId") == done["swapId"]]
+            return states if len(states) >= len(expected) else None
+
+        assert wait_for(delivered, what="the webhook deliveries", timeout_s=60) == expected
 
 
 def test_scenario_helpers_run_whole_swaps(lab: LightningTestHarness, lsp_app: LspHandle) -> None:

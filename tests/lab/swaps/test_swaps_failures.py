@@ -6,13 +6,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from click.testing import CliRunner
 
 from harness.chain import RpcError
 from harness.harness import LightningTestHarness
 from harness.swaps import SwapClient, find_output, lockup_of, wait_claim_broadcast, wait_state
 from harness.wait import wait_for
-from lsp.cli import main as lsp_cli
 
 from .conftest import SWAPS_TOPOLOGY, LspHandle, swap_in
 
@@ -127,7 +125,7 @@ def test_lsp_stopped_after_paying_claims_when_restarted(lab: LightningTestHarnes
 
 
 def test_missed_lockup_is_found_by_rescan(
-    lab: LightningTestHarness, lsp_app: LspHandle, monkeypatch: pytest.MonkeyPatch
+    lab: LightningTestHarness, lsp_app: LspHandle
 ) -> None:
     api = lsp_app.start(watch=False)  # the LSP is not watching when the lockup confirms
     client, swap, _ = swap_in(lab, api, 20_000)
@@ -137,22 +135,16 @@ def test_missed_lockup_is_found_by_rescan(
     assert api.request("GET", f"/api/swaps/{swap['swapId']}")["state"] == "created"
     lsp_app.stop()
 
-    s = lsp_app.settings
-    for k, v in {
-        "LSP_DATABASE_URL": s.database_url,
-        "LSP_LND_HOST": s.lnd_host,
-        "LSP_LND_TLS_CERT_PATH": str(s.lnd_tls_cert_path),
-        "LSP_LND_MACAROON_PATH": str(s.lnd_macaroon_path),
-    }.items():
-        monkeypatch.setenv(k, v)
-    result = CliRunner().invoke(lsp_cli, ["swaps", "rescan", "--from-height", str(start)])
-    assert result.exit_code == 0, result.output
-    assert f"lockup {lockup.txid} recorded, state lockup_confirmed" in result.output
+    result = lsp_app.cli("swaps", "rescan", "--from-height", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"lockup {lockup.txid} recorded, state lockup_confirmed" in result.stdout
 
-    api = lsp_app.start()
+    api = lsp_app.start()  # it may pay and claim at once: the lockup is confirmed already
     lab.mine(1)
-    wait_claim_broadcast(lab, wait_state(api, swap["swapId"], "claim_pending", timeout_s=60))
-    lab.mine(1)
+    reached = wait_state(api, swap["swapId"], {"claim_pending", "claimed"}, timeout_s=60)
+    if reached["state"] == "claim_pending":
+        wait_claim_broadcast(lab, reached)
+        lab.mine(1)
     wait_state(api, swap["swapId"], "claimed", timeout_s=60)
 
 
@@ -186,9 +178,11 @@ def test_no_lockup_before_the_deadline_expires_and_a_late_one_is_refundable(
     start = lab.chain.height()
     lockup = client.fund(lab, swap)
     lab.mine(1)
-    svc = lsp_app.app.state.ctx.swaps
-    found = lsp_app.portal_call(svc.rescan, start)
-    assert [f.state for f in found] == ["lockup_failed"]
+    # The operator's rescan, beside the running LSP.
+    result = lsp_app.cli("swaps", "rescan", "--from-height", str(start))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"swap {swap['swapId']}: lockup {lockup.txid} recorded, state lockup_failed" in result.stdout
+    assert "1 lockup(s) recovered" in result.stdout
     assert "after the swap expired" in api.request("GET", f"/api/swaps/{swap['swapId']}")["failureReason"]
     _mine_to(lab, swap["timeoutHeight"])
     dest = lab.node("c1").new_address()
