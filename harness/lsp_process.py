@@ -9,6 +9,7 @@ the wire), never by importing its internals:
     daemon = LspsDaemon(env, 0, tmp / "lsps.log"); migrate(env); daemon.start()
     server.kill9(); server.start()        # crash drills (LSP_CRASH_AT arms named points)
     reconcile(env)                        # `lsp reconcile --json`
+    lsp_cli(env, "swaps", "rescan", ...)  # any `lsp` command, as the operator runs it
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.errors import LabError, ProcessDied
 from harness.node import LndNode
 from harness.runtime.ports import free_port
-from harness.wait import wait_for
+from harness.wait import log_tail, wait_for
 
-__all__ = ["LspServer", "LspsDaemon", "OnboardedClient", "free_port", "lsp_env", "migrate", "reconcile"]
+__all__ = [
+    "LspServer", "LspsDaemon", "OnboardedClient", "free_port", "lsp_cli", "lsp_env", "metric", "migrate", "reconcile",
+]  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,10 +189,11 @@ class LspServer:
             self.proc.wait(timeout=10)
 
     def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, n)
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of the server's Prometheus metrics (GET /metrics), None if it has none."""
+        return metric(httpx.get(self.base_url + "/metrics", timeout=10).text, name, **labels)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -201,29 +206,46 @@ class LspsDaemon(LspServer):
     READY = "LSPS daemon running"
 
     def start(self) -> None:
-        seen = self.log_text().count(self.READY)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._spawn(["lsps"])
 
         def ready() -> bool:
             self._running()
-            return self.log_text().count(self.READY) > seen
+            with self.log_path.open("rb") as log:  # only what this start wrote
+                log.seek(offset)
+                return self.READY.encode() in log.read()
 
         wait_for(ready, what="the LSPS daemon to start", timeout_s=60, describe=self.log_tail)
 
 
+def metric(text: str, name: str, **labels: str) -> float | None:
+    """The value of sample ``name`` with ``labels`` in Prometheus text ``text``; None if absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def lsp_cli(env: dict[str, str], *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    """``lsp <args>`` with the LSP's settings ``env``, as an operator runs it beside the server
+    (never armed with crash points: those are for the server under test)."""
+    env = {k: v for k, v in env.items() if k != "LSP_CRASH_AT"}
+    return subprocess.run(
+        [sys.executable, "-m", "lsp.cli", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
 def migrate(env: dict[str, str]) -> None:
     """``lsp migrate`` with ``env``: the database at the latest schema."""
-    done = subprocess.run([sys.executable, "-m", "lsp.cli", "migrate"], env=env, capture_output=True, text=True)
+    done = lsp_cli(env, "migrate")
     if done.returncode != 0:
         raise RuntimeError(f"lsp migrate failed: {done.stdout}{done.stderr}")
 
 
 def reconcile(env: dict[str, str]) -> dict[str, Any]:
     """``lsp reconcile --json`` as an operator runs it: the report, whatever its exit status."""
-    env = {k: v for k, v in env.items() if k != "LSP_CRASH_AT"}
-    done = subprocess.run(
-        [sys.executable, "-m", "lsp.cli", "reconcile", "--json"], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = lsp_cli(env, "reconcile", "--json", timeout_s=120)
     if done.returncode not in (0, 1) or not done.stdout.strip().startswith("{"):
         raise RuntimeError(f"lsp reconcile failed ({done.returncode}): {done.stdout}{done.stderr}")
     report: dict[str, Any] = json.loads(done.stdout)

@@ -65,13 +65,11 @@ class LiveLSP:
         """Wait until the LSP's compliance monitor has handled every event so far (its backlog, a
         Prometheus gauge on /metrics, is 0): alerts are raised off the request path."""
 
-        def pending() -> float:
-            for line in httpx.get(self.base_url + "/metrics", timeout=10).text.splitlines():
-                if line.startswith("lsp_compliance_pending_events "):
-                    return float(line.split()[1])
-            raise AssertionError("/metrics has no lsp_compliance_pending_events")
-
-        wait_for(lambda: pending() == 0, what="the compliance monitor to catch up", timeout_s=30)
+        wait_for(
+            lambda: self.server.metric("lsp_compliance_pending_events") == 0,
+            what="the compliance monitor to catch up",
+            timeout_s=30,
+        )
 
     def onboard(self, name: str, *, approve: bool = True, tier: str = "standard") -> tuple[str, LSPClient]:
         r = self.admin.post("/api/enterprise/onboard", json={"name": name})

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from websockets.sync.client import connect
 
+from harness.lsp_process import metric
 from harness.wait import wait_for
 from lsp.client import LSPAPIError
 from tests.lab.lsp.conftest import LiveLsp, reconcile_now, ws_events  # type: ignore[import-not-found]
 
 
-def _metric(text: str, name: str, labels: str = "") -> float:
-    m = re.search(rf"^{re.escape(name)}{re.escape(labels)} ([0-9.e+-]+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
+def _metric(text: str, name: str, **labels: str) -> float:
+    return metric(text, name, **labels) or 0.0
 
 
 @pytest.mark.topology("star5")
@@ -76,10 +74,10 @@ def test_idempotent_payment_pays_once_and_metrics_move(live_lsp: LiveLsp) -> Non
     assert lsp.get_payment(first["paymentHash"])["status"] == "succeeded"
 
     metrics = lsp.http.get("/metrics").text
-    assert _metric(metrics, "lsp_payments_total", '{status="succeeded"}') == 1 + _metric(
-        metrics_before, "lsp_payments_total", '{status="succeeded"}'
+    assert _metric(metrics, "lsp_payments_total", status="succeeded") == 1 + _metric(
+        metrics_before, "lsp_payments_total", status="succeeded"
     )
-    assert _metric(metrics, "lsp_payment_seconds_count", '{status="succeeded"}') >= 1
+    assert _metric(metrics, "lsp_payment_seconds_count", status="succeeded") >= 1
     assert _metric(metrics, "lsp_payment_success_ratio") == 1.0
     report = reconcile_now(live_lsp)
     assert report["ok"] and report["checked"]["payments"] == 1, report["differences"]

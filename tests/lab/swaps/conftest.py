@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from harness.harness import LightningTestHarness
-from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env
+from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_cli, lsp_env
 from harness.swaps import SwapClient
 from lsp.client import LSPClient
 
@@ -75,10 +74,7 @@ class LspHandle:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``lsp <args>`` with this LSP's settings, as an operator runs it beside the server."""
-        env = {k: v for k, v in self.env.items() if k != "LSP_CRASH_AT"}
-        return subprocess.run(
-            [sys.executable, "-m", "lsp.cli", *args], env=env, capture_output=True, text=True, timeout=180
-        )
+        return lsp_cli(self.env, *args)
 
     def stop(self) -> None:
         if self.api is not None:
