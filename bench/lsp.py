@@ -65,16 +65,6 @@ MAX_FEE_SAT = 10
 FUNDING_CAP_SAT = 900_000  # what c1 can send the hub on star5 (1,000,000 pushed, minus reserves)
 
 
-def parse_concurrency(value: str) -> list[int]:
-    """``1,4,8`` -> [1, 4, 8]; ValueError naming the bad part."""
-    out = []
-    for part in value.split(","):
-        if not part.strip().isdigit() or not 1 <= int(part) <= 16:
-            raise ValueError(f"{part.strip()!r} is not a concurrency in 1..16")
-        out.append(int(part))
-    return out
-
-
 def _measure(
     lab: LightningTestHarness,
     server: LspServer,

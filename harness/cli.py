@@ -349,6 +349,16 @@ def bench_bringup(
     run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, chains=chains, modes=modes, echo=out.print)
 
 
+def int_list(value: str, *, low: int, high: int, noun: str, option: str) -> list[int]:
+    """A comma-separated option of whole numbers in low..high (``5,10,20``); a usage error naming the
+    option and the bad part otherwise."""
+    parts = [p.strip() for p in value.split(",")]
+    for part in parts:
+        if not part.isdigit() or not low <= int(part) <= high:
+            raise click.BadParameter(f"{part!r} is not a {noun} in {low}..{high}", param_hint=option)
+    return [int(p) for p in parts]
+
+
 @bench.command("scale")
 @click.option("--nodes", "sizes", default="5,10,20,50", show_default=True,
               help="comma-separated node counts, brought up one after the other")
@@ -363,12 +373,7 @@ def bench_scale(sizes: str, degree: float, seed: int, private_fraction: float, c
     from bench.scale import markdown_table, run
     from harness.topogen import MAX_NODES
 
-    try:
-        counts = [int(x) for x in sizes.split(",") if x.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{sizes!r} is not a comma-separated list of node counts", param_hint="'--nodes'") from None
-    if not counts or any(not 2 <= c <= MAX_NODES for c in counts):
-        raise click.BadParameter(f"{sizes!r}: every node count must be in 2..{MAX_NODES}", param_hint="'--nodes'")
+    counts = int_list(sizes, low=2, high=MAX_NODES, noun="node count", option="--nodes")
     rows = run(counts, degree=degree, seed=seed, private_fraction=private_fraction, chain=chain, out_path=out_path,
                echo=out.print)
     out.print(markdown_table(rows), highlight=False, markup=False)
@@ -446,13 +451,9 @@ _register_scenario_commands(main, console=console, out=out)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
 def bench_lsp(payments: int, amount_sat: int, concurrency: str, db_urls: tuple[str, ...], out_path: Path | None) -> None:
     """Payments through the LSP API versus straight to LND's router: every --db x --concurrency in one run (star5)."""
-    from bench.lsp import parse_concurrency
     from bench.lsp import run as run_lsp
 
-    try:
-        levels = parse_concurrency(concurrency)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--concurrency") from None
+    levels = int_list(concurrency, low=1, high=16, noun="concurrency", option="--concurrency")
     for db in db_urls:
         if db != "sqlite" and not db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:///")):
             raise click.BadParameter(f"{db!r} is neither 'sqlite' nor a database URL", param_hint="--db")
