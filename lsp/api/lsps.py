@@ -62,7 +62,7 @@ def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
         return existing
     # LSPS1 orders are created and read here; the LSPS daemon (`lsp lsps`) follows their
     # payments and opens the channels (it picks up new orders from the shared database).
-    d, _ = dispatcher(ctx.lnd, ctx.sessions, lsps2_config(ctx.settings), ctx.settings.lsps1.config(), follow=False)
+    d, _ = dispatcher(ctx.lnd, ctx.sessions, lsps2_config(ctx.settings), ctx.settings.lsps1, follow=False)
     request.app.state.lsps_dispatcher = d
     return d
 

@@ -22,7 +22,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from lsp.lsps.interceptor import ChannelSizing
-    from lsp.lsps.lsps1 import Lsps1Config
     from lsp.lsps.lsps2 import Lsps2Config, MenuEntry
 
 U32 = 2**32 - 1
@@ -117,23 +116,20 @@ class Lsps1Settings(BaseSettings):
     order_expiry_s: int = Field(default=3600, ge=1, description="how long an unpaid order may be paid")
     onchain: bool = Field(default=True, description="offer on-chain payment to clients that give a refund address")
     min_onchain_payment_confirmations: int = Field(default=1, ge=1, le=100)
+    min_funding_confirms_within_blocks: int = Field(default=6, ge=1, description="bLIP-51 get_info option")
+    min_required_channel_confirmations: int = Field(default=0, ge=0, description="bLIP-51 get_info option")
+    onchain_poll_s: float = Field(default=1.0, gt=0, description="how often orders waiting on chain look")
+    # bLIP-51's min_fee_for_0conf (sat per 1000 weight units, a number, never null): the LSP's
+    # estimate for confirmation within this many blocks, floored at the relay minimum. This LSP
+    # waits for min_onchain_payment_confirmations (>= 1) all the same; see docs/LSPS.md.
+    zero_conf_fee_target_blocks: int = Field(default=2, ge=1)
+
+    @property
+    def order_expiry(self) -> timedelta:
+        return timedelta(seconds=self.order_expiry_s)
 
     @model_validator(mode="after")
     def _range(self) -> Lsps1Settings:
         if self.min_channel_balance_sat > self.max_channel_balance_sat:
             raise ValueError("min_channel_balance_sat is larger than max_channel_balance_sat")
         return self
-
-    def config(self) -> Lsps1Config:
-        from lsp.lsps.lsps1 import Lsps1Config
-
-        return Lsps1Config(
-            min_channel_balance_sat=self.min_channel_balance_sat,
-            max_channel_balance_sat=self.max_channel_balance_sat,
-            max_channel_expiry_blocks=self.max_channel_expiry_blocks,
-            base_fee_sat=self.base_fee_sat,
-            fee_ppm=self.fee_ppm,
-            order_expiry=timedelta(seconds=self.order_expiry_s),
-            onchain=self.onchain,
-            min_onchain_payment_confirmations=self.min_onchain_payment_confirmations,
-        )

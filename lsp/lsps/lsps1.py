@@ -29,7 +29,6 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +40,7 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models_lsps import Lsps1Order
 from lsp.errors import LndError, LndUnavailable
 from lsp.faults import crash_point
+from lsp.lsps.config import Lsps1Settings
 from lsp.lsps.interceptor import RESUME_FIND_S
 from lsp.lsps.jsonrpc import Caller, Dispatcher, RpcError, invalid_params
 from lsp.lsps.lsps2 import format_datetime
@@ -66,25 +66,6 @@ ORDER_FIELDS = {
 
 
 REFUND_LABEL = "lsps1 refund {order_id}"
-
-
-@dataclass
-class Lsps1Config:
-    min_channel_balance_sat: int = 100_000
-    max_channel_balance_sat: int = 10_000_000
-    max_channel_expiry_blocks: int = 20_160
-    min_funding_confirms_within_blocks: int = 6
-    min_required_channel_confirmations: int = 0
-    base_fee_sat: int = 2_000
-    fee_ppm: int = 5_000  # of the LSP's balance
-    order_expiry: timedelta = timedelta(hours=1)
-    onchain: bool = True  # offer payment.onchain to clients that give a refund address
-    min_onchain_payment_confirmations: int = 1
-    onchain_poll_s: float = 1.0
-    # bLIP-51's min_fee_for_0conf (sat per 1000 weight units, a number, never null): the LSP's
-    # estimate for confirmation within this many blocks, floored at the relay minimum. This LSP
-    # waits for min_onchain_payment_confirmations (>= 1) all the same; see docs/LSPS.md.
-    zero_conf_fee_target_blocks: int = 2
 
 
 class UnspentSnapshot:
@@ -128,13 +109,13 @@ def _int(value: Any, name: str) -> int:
 
 class Lsps1Methods:
     def __init__(
-        self, lnd: LndClient | None, sessions: Any, config: Lsps1Config | None = None, *, follow: bool = True
+        self, lnd: LndClient | None, sessions: Any, config: Lsps1Settings | None = None, *, follow: bool = True
     ):
         """``lnd`` None: only ``get_info`` works (an API without a node). ``follow`` False: orders
         are created and read here, and followed by the daemon (see the module docstring)."""
         self._lnd = lnd
         self.sessions = sessions
-        self.config = config or Lsps1Config()
+        self.config = config or Lsps1Settings()
         self.follow = follow
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._network: str | None = None

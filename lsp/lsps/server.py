@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lncore.lnd.client import LndClient
 from lsp.lsps import lsps0
+from lsp.lsps.config import Lsps1Settings
 from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher
 from lsp.lsps.lsps0 import PeerTransport
-from lsp.lsps.lsps1 import Lsps1Config, Lsps1Methods
+from lsp.lsps.lsps1 import Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
 from lsp.lsps.store import LspsStore
 from lsp.lsps.wrapped import WrappedJit
@@ -55,7 +56,7 @@ def dispatcher(
     lnd: LndClient | None,
     sessions: sessionmaker[Session],
     lsps2: Lsps2Config,
-    lsps1: Lsps1Config | None = None,
+    lsps1: Lsps1Settings | None = None,
     *,
     follow: bool = True,
 ) -> tuple[Dispatcher, Lsps1Methods]:
@@ -79,7 +80,7 @@ class LspsServer:
         sizing: ChannelSizing | None = None,
         mpp_timeout_s: float = MPP_TIMEOUT_S,
         intercept: bool = True,
-        lsps1: Lsps1Config | None = None,
+        lsps1: Lsps1Settings | None = None,
     ):
         self.lnd = lnd
         self.store = LspsStore(sessions)
@@ -102,7 +103,7 @@ class LspsServer:
             lsps2_config(settings),
             sizing=settings.lsps2.sizing(),
             mpp_timeout_s=settings.lsps2.mpp_timeout_s,
-            lsps1=settings.lsps1.config(),
+            lsps1=settings.lsps1,
         )
 
     async def start(self) -> None:

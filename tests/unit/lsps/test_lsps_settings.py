@@ -96,7 +96,7 @@ def test_lsps1_section_is_the_order_terms(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("LSP_LSPS1_ORDER_EXPIRY_S", "8")
     monkeypatch.setenv("LSP_LSPS1_FEE_PPM", "1234")
     monkeypatch.setenv("LSP_LSPS1_ONCHAIN", "false")
-    cfg = load_settings().lsps1.config()
+    cfg = load_settings().lsps1
     assert (cfg.order_expiry, cfg.fee_ppm, cfg.onchain) == (timedelta(seconds=8), 1234, False)
 
 
