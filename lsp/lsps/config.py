@@ -13,7 +13,6 @@ requires each entry to cost at least as much as the one before, on both fee comp
 
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -84,9 +83,9 @@ class Lsps2Settings(BaseSettings):
     @field_validator("menu")
     @classmethod
     def _ordered(cls, menu: list[MenuLine]) -> list[MenuLine]:
-        for prev, cur in itertools.pairwise(menu):
-            if cur.min_fee_msat < prev.min_fee_msat or cur.proportional < prev.proportional:
-                raise ValueError("must be ordered by increasing min_fee_msat and proportional (bLIP-52)")
+        from lsp.lsps.lsps2 import check_menu
+
+        check_menu(menu)
         return menu
 
     def config(self, secret: bytes) -> Lsps2Config:

@@ -12,7 +12,7 @@ import hmac
 import itertools
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -231,15 +231,22 @@ class MenuEntry:
     max_payment_size_msat: int = 4_000_000_000
 
 
-def check_menu(menu: list[MenuEntry]) -> None:
-    """bLIP-52: each entry must cost at least as much as the one before, on both fee components."""
+class FeeLine(Protocol):
+    @property
+    def min_fee_msat(self) -> int: ...
+    @property
+    def proportional(self) -> int: ...
+
+
+def check_menu(menu: Sequence[FeeLine]) -> None:
+    """bLIP-52: each entry must cost at least as much as the one before, on both fee components
+    (a menu line from the settings or a MenuEntry: checked once, when the menu is configured)."""
     for prev, cur in itertools.pairwise(menu):
         if cur.min_fee_msat < prev.min_fee_msat or cur.proportional < prev.proportional:
-            raise ValueError("opening fee menu must be ordered by increasing min_fee_msat and proportional")
+            raise ValueError("must be ordered by increasing min_fee_msat and proportional (bLIP-52)")
 
 
 def build_menu(menu: list[MenuEntry], secret: bytes, client_node_id: str, now: datetime) -> list[OpeningFeeParams]:
-    check_menu(menu)
     return [
         OpeningFeeParams(
             min_fee_msat=e.min_fee_msat,
