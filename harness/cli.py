@@ -355,7 +355,7 @@ def int_list(value: str, *, low: int, high: int, noun: str, option: str) -> list
     parts = [p.strip() for p in value.split(",")]
     for part in parts:
         if not part.isdigit() or not low <= int(part) <= high:
-            raise click.BadParameter(f"{part!r} is not a {noun} in {low}..{high}", param_hint=option)
+            raise click.BadParameter(f"{part!r} is not a {noun} in {low}..{high}", param_hint=f"'{option}'")
     return [int(p) for p in parts]
 
 
