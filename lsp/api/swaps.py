@@ -21,9 +21,9 @@ from lsp.compliance import audit, kyc
 from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models_swaps import Swap, SwapEvent
-from lsp.errors import LndUnavailable, NotFound, ValidationFailed
+from lsp.errors import LndUnavailable, NotFound
 from lsp.services.watchers import supervise
-from lsp.swaps.service import SwapService, hash_taken
+from lsp.swaps.service import SwapService
 from lsp.swaps.state import Kind
 
 router = APIRouter(prefix="/api/swaps", tags=["swaps"], responses=ERROR_RESPONSES)
@@ -217,35 +217,12 @@ async def quote(
     )
 
 
-def _save_new(ctx: AppContext, swap: Swap, client_id: str, *, volume_field: str | None) -> None:
-    """Record a new swap with its audit entry in one transaction (call it off the event loop).
-    ``volume_field``: enforce the KYC swap volume with the swap's amount (known only once the
-    invoice is decoded), naming that field when refused."""
-    with session_scope(ctx.sessions) as db:
-        if hash_taken(db, swap.payment_hash):  # again, inside the transaction that inserts
-            raise ValidationFailed("a swap with this payment hash exists", field=volume_field or "body.paymentHash")
-        if volume_field is not None:
-            kyc.enforce_swap(db, ctx.settings, client_id, swap.invoice_amount_sat, volume_field)
-        db.add(swap)
-        db.flush()
-        audit.record(
-            db,
-            actor=f"client:{client_id}",
-            action="swap.create",
-            target=f"swap:{swap.id}",
-            after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
-        )
-
-
 @router.post("/submarine", status_code=201, response_model=SwapView)
 async def create_submarine(body: SubmarineRequest, client: CurrentClient, svc: Service, ctx: Ctx) -> SwapView:
     """Swap-in: pay ``onchainAmount`` to ``address``; the LSP pays ``invoice`` once the lockup confirms."""
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_approved, ctx.settings, client.id)  # issue 9
     swap = await svc.create_submarine(client.id, body.invoice, body.refund_public_key.lower())
-    await run_in_threadpool(_save_new, ctx, swap, client.id, volume_field="body.invoice")
-    svc.publish(swap, None, "created")
-    if ctx_running(svc):
-        svc.start(swap.id)
+    await svc.add(swap, client.id, volume_field="body.invoice")
     return SwapView.of(swap)
 
 
@@ -254,10 +231,7 @@ async def create_reverse(body: ReverseRequest, client: CurrentClient, svc: Servi
     """Reverse swap: pay the hold ``invoice``; the LSP locks ``onchainAmount`` at ``address`` for your claim."""
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_swap, ctx.settings, client.id, body.amount)
     swap = await svc.create_reverse(client.id, body.amount, body.payment_hash.lower(), body.claim_public_key.lower())
-    await run_in_threadpool(_save_new, ctx, swap, client.id, volume_field=None)
-    svc.publish(swap, None, "created")
-    if ctx_running(svc):
-        svc.start(swap.id)
+    await svc.add(swap, client.id, volume_field=None)
     return SwapView.of(swap)
 
 
@@ -272,16 +246,19 @@ async def submit_lockup(
     """Swap-in: hand the LSP the lockup transaction. It publishes it; up to ``LSP_SWAP_ZERO_CONF_MAX_AMOUNT``
     (and without RBF) it pays the invoice at once, otherwise it waits for the configured confirmations."""
     swap = await svc.submit_lockup(swap_id, client.id, body.transaction.strip().lower())
-    with session_scope(ctx.sessions) as s:
-        audit.record(
-            s,
-            actor=f"client:{client.id}",
-            action="swap.lockup",
-            target=f"swap:{swap.id}",
-            after={"lockupTxid": swap.lockup_txid, "lockupValueSat": swap.lockup_value_sat, "state": swap.state},
-        )
-    if ctx_running(svc):
-        svc.start(swap.id)
+
+    def record() -> None:  # off the event loop, as all database work (docs/LSP.md)
+        with session_scope(ctx.sessions) as s:
+            audit.record(
+                s,
+                actor=f"client:{client.id}",
+                action="swap.lockup",
+                target=f"swap:{swap.id}",
+                after={"lockupTxid": swap.lockup_txid, "lockupValueSat": swap.lockup_value_sat, "state": swap.state},
+            )
+
+    await run_in_threadpool(record)
+    svc.follow(swap.id)
     return SwapView.of(swap)
 
 
@@ -292,10 +269,6 @@ def get_swap(swap_id: str, client: CurrentClient, db: DB) -> SwapView:
         raise NotFound(f"swap {swap_id} not found")
     events = list(db.scalars(select(SwapEvent).where(SwapEvent.swap_id == swap_id).order_by(SwapEvent.id)))
     return SwapView.of(swap, events)
-
-
-def ctx_running(svc: SwapService) -> bool:
-    return svc.ctx.swaps_task is not None
 
 
 def start_loop(ctx: AppContext) -> asyncio.Task[None] | None:

@@ -120,8 +120,36 @@ class SwapService:
 
         return await asyncio.to_thread(check)
 
+    async def add(self, swap: Swap, client_id: str, *, volume_field: str | None) -> None:
+        """Record a new swap (from ``create_submarine``/``create_reverse``) with its audit entry in one
+        transaction off the event loop, announce it, and follow it. ``volume_field``: enforce the KYC
+        swap volume with the swap's amount (known only once the invoice is decoded), naming that field
+        when refused."""
+
+        def save() -> None:
+            with session_scope(self.ctx.sessions) as db:
+                if hash_taken(db, swap.payment_hash):  # again, inside the transaction that inserts
+                    raise ValidationFailed(
+                        "a swap with this payment hash exists", field=volume_field or "body.paymentHash"
+                    )
+                if volume_field is not None:
+                    kyc.enforce_swap(db, self.ctx.settings, client_id, swap.invoice_amount_sat, volume_field)
+                db.add(swap)
+                db.flush()
+                audit.record(
+                    db,
+                    actor=f"client:{client_id}",
+                    action="swap.create",
+                    target=f"swap:{swap.id}",
+                    after={"kind": swap.kind, "invoiceAmountSat": swap.invoice_amount_sat},
+                )
+
+        await asyncio.to_thread(save)
+        self.publish(swap, None, "created")
+        self.follow(swap.id)
+
     async def create_submarine(self, client_id: str, invoice: str, refund_pubkey: str) -> Swap:
-        """A new swap-in, not yet recorded (``save_new`` records it)."""
+        """A new swap-in, not yet recorded (``add`` records it)."""
         _check_pubkey_hex(refund_pubkey, "body.refundPublicKey")
         if not _looks_like_bolt11(invoice):  # checked here: LND logs every undecodable invoice as an error
             raise ValidationFailed("not a BOLT 11 invoice", field="body.invoice")
@@ -166,7 +194,7 @@ class SwapService:
         return swap
 
     async def create_reverse(self, client_id: str, amount_sat: int, payment_hash: str, claim_pubkey: str) -> Swap:
-        """A new reverse swap, its hold invoice on LND, not yet recorded (``save_new`` records it)."""
+        """A new reverse swap, its hold invoice on LND, not yet recorded (``add`` records it)."""
         _check_pubkey_hex(claim_pubkey, "body.claimPublicKey")
         if len(payment_hash) != 64 or not _is_hex(payment_hash):
             raise ValidationFailed("paymentHash must be 32 bytes of hex", field="body.paymentHash")
@@ -276,6 +304,11 @@ class SwapService:
         with session_scope(self.ctx.sessions) as s:
             rows = s.execute(select(Swap.id, Swap.kind, Swap.state)).all()
         return [r.id for r in rows if not is_final(r.kind, r.state)]
+
+    def follow(self, swap_id: str) -> None:
+        """Drive the swap now if the swap loop runs (otherwise the loop finds it when it starts)."""
+        if self.ctx.swaps_task is not None:
+            self.start(swap_id)
 
     def start(self, swap_id: str) -> None:
         task = self._tasks.get(swap_id)
