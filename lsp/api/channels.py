@@ -175,8 +175,12 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
     """Circular payment from another LSP channel to yours, with a fee cap; 200 with status succeeded/failed."""
     await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_rebalance, ctx.settings, client.id, body.amount)
     lnd = get_lnd(ctx)
-    with session_scope(ctx.sessions) as s:
-        ch = channels.get_for_client(s, client.id, body.channel_id)
+
+    def read() -> Channel:
+        with session_scope(ctx.sessions) as s:
+            return channels.get_for_client(s, client.id, body.channel_id)
+
+    ch = await run_in_threadpool(read)
     cap = ctx.settings.payment_timeout // 1000
     mcf = await routing_service.executor_for(ctx) if body.strategy == "mcf" else None
     res = await rebalance_svc.rebalance(
@@ -190,21 +194,25 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
         timeout_s=min(body.timeout_seconds or cap, cap),
         mcf=mcf,
     )
-    with session_scope(ctx.sessions) as s:
-        audit.record(
-            s,
-            actor=f"client:{client.id}",
-            action="channel.rebalance",
-            target=f"channel:{ch.id}",
-            after={
-                "status": res.status,
-                "amountSat": res.amount_sat,
-                "feeSat": res.fee_sat,
-                "strategy": body.strategy,
-                "sourceChanId": str(res.source_chan_id),
-                "paymentHash": res.payment_hash,
-            },
-        )
+
+    def record() -> None:  # off the event loop, as all database work (docs/LSP.md)
+        with session_scope(ctx.sessions) as s:
+            audit.record(
+                s,
+                actor=f"client:{client.id}",
+                action="channel.rebalance",
+                target=f"channel:{ch.id}",
+                after={
+                    "status": res.status,
+                    "amountSat": res.amount_sat,
+                    "feeSat": res.fee_sat,
+                    "strategy": body.strategy,
+                    "sourceChanId": str(res.source_chan_id),
+                    "paymentHash": res.payment_hash,
+                },
+            )
+
+    await run_in_threadpool(record)
     return RebalanceView(
         status=res.status,
         strategy=body.strategy,

@@ -131,21 +131,29 @@ async def overview(request: Request) -> Response:
         return _login_redirect()
     ctx = _ctx(request)
     since = utcnow() - timedelta(hours=24)
-    with session_scope(ctx.sessions) as s:
-        pays = list(s.scalars(select(Payment).where(Payment.created_at >= since)))
-        recent = list(s.scalars(select(Payment).order_by(Payment.created_at.desc()).limit(15)))
-        received = list(
-            s.scalars(select(Invoice).where(Invoice.status == "settled").order_by(Invoice.settled_at.desc()).limit(10))
-        )
-        names = {c.id: c.name for c in s.scalars(select(Client))}
-        rev30 = reports.revenue(s, reports.Period(utcnow() - timedelta(days=30), utcnow() + timedelta(seconds=1)))
-        counts = {
-            "clients": int(s.scalar(select(func.count()).select_from(Client)) or 0),
-            "kycPending": int(s.scalar(select(func.count()).select_from(KycProfile).where(KycProfile.state == "pending")) or 0),
-            "alertsOpen": int(
-                s.scalar(select(func.count()).select_from(ComplianceAlert).where(ComplianceAlert.status != "closed")) or 0
-            ),
-        }
+
+    def read() -> tuple[list[Payment], list[Payment], list[Invoice], dict[str, str], reports.RevenueReport, dict[str, int]]:
+        """Off the event loop, as all database work (docs/LSP.md)."""
+        with session_scope(ctx.sessions) as s:
+            pays = list(s.scalars(select(Payment).where(Payment.created_at >= since)))
+            recent = list(s.scalars(select(Payment).order_by(Payment.created_at.desc()).limit(15)))
+            received = list(
+                s.scalars(select(Invoice).where(Invoice.status == "settled").order_by(Invoice.settled_at.desc()).limit(10))
+            )
+            names = {c.id: c.name for c in s.scalars(select(Client))}
+            rev30 = reports.revenue(s, reports.Period(utcnow() - timedelta(days=30), utcnow() + timedelta(seconds=1)))
+            counts = {
+                "clients": int(s.scalar(select(func.count()).select_from(Client)) or 0),
+                "kycPending": int(
+                    s.scalar(select(func.count()).select_from(KycProfile).where(KycProfile.state == "pending")) or 0
+                ),
+                "alertsOpen": int(
+                    s.scalar(select(func.count()).select_from(ComplianceAlert).where(ComplianceAlert.status != "closed")) or 0
+                ),
+            }
+            return pays, recent, received, names, rev30, counts
+
+    pays, recent, received, names, rev30, counts = await asyncio.to_thread(read)
     labels, ok, bad = _hourly(pays)
     lat = [(p.completed_at - p.created_at).total_seconds() for p in pays if p.completed_at and p.status == "succeeded"]
     done = sum(ok) + sum(bad)
@@ -226,19 +234,25 @@ async def channels_page(request: Request) -> Response:
     if not _authed(request):
         return _login_redirect()
     ctx = _ctx(request)
-    with session_scope(ctx.sessions) as s:
-        ours = {c.channel_point: c for c in s.scalars(select(Channel)) if c.channel_point}
-        names = {c.id: c.name for c in s.scalars(select(Client))}
-        db_rows = [
-            {
-                "id": c.id,
-                "client": names.get(c.client_id, c.client_id),
-                "status": c.status,
-                "capacity": c.capacity_sat,
-                "point": c.channel_point,
-            }
-            for c in ours.values()
-        ]
+
+    def read_ours() -> tuple[dict[str, Channel], dict[str, str], list[dict[str, Any]]]:
+        """Off the event loop, as all database work (docs/LSP.md)."""
+        with session_scope(ctx.sessions) as s:
+            ours = {c.channel_point: c for c in s.scalars(select(Channel)) if c.channel_point}
+            names = {c.id: c.name for c in s.scalars(select(Client))}
+            db_rows = [
+                {
+                    "id": c.id,
+                    "client": names.get(c.client_id, c.client_id),
+                    "status": c.status,
+                    "capacity": c.capacity_sat,
+                    "point": c.channel_point,
+                }
+                for c in ours.values()
+            ]
+            return ours, names, db_rows
+
+    ours, names, db_rows = await asyncio.to_thread(read_ours)
     rows: list[dict[str, Any]] = []
     error = None
     if ctx.lnd is not None:
@@ -286,7 +300,7 @@ async def clients_kyc(request: Request, client_id: str) -> Response:
     ctx = _ctx(request)
     form = await _form(request)
     fields = {k[2:]: v for k, v in form.items() if k.startswith("f_") and v.strip()}
-    try:
+    def change() -> None:
         with session_scope(ctx.sessions) as s:
             kyc.change_state(
                 s,
@@ -298,6 +312,9 @@ async def clients_kyc(request: Request, client_id: str) -> Response:
                 fields=fields or None,
                 reason=form.get("reason") or None,
             )
+
+    try:
+        await asyncio.to_thread(change)
     except LSPError as exc:
         return RedirectResponse(f"/dashboard/clients?err={quote(exc.message)}", status_code=303)
     done = quote(f"client {client_id} is now {form.get('state')}")
@@ -331,9 +348,12 @@ async def alerts_review(request: Request, alert_id: int) -> Response:
         return RedirectResponse(f"/dashboard/alerts?err={quote(f'no alert {alert_id}')}", status_code=303)
     ctx = _ctx(request)
     form = await _form(request)
-    try:
+    def review() -> None:
         with session_scope(ctx.sessions) as s:
             monitoring.transition(s, alert_id, form.get("status", ""), actor="admin:dashboard", reason=form.get("reason") or None)
+
+    try:
+        await asyncio.to_thread(review)
     except LSPError as exc:
         return RedirectResponse(f"/dashboard/alerts?err={quote(exc.message)}", status_code=303)
     done = quote(f"alert {alert_id} is now {form.get('status')}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import logging
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,27 @@ def _dependencies(dependant: Any) -> Iterator[Any]:
         yield from _dependencies(sub)
 
 
+def _opens_a_session_itself(fn: Any) -> bool:
+    """``fn``'s own body (not the functions nested in it) calls ``session_scope``."""
+    top = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
+
+    def calls(node: ast.AST) -> Iterator[str]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue  # run elsewhere: run_in_threadpool / asyncio.to_thread
+            if isinstance(child, ast.Call):
+                f = child.func
+                yield f.id if isinstance(f, ast.Name) else getattr(f, "attr", "")
+            yield from calls(child)
+
+    return "session_scope" in set(calls(top))
+
+
 def test_the_database_rule_no_session_on_the_event_loop(tmp_path: Path) -> None:
     """The database rule (docs/LSP.md): SQLAlchemy is synchronous and never runs on the event
     loop. A route that takes the request's session (``DB``) is a plain ``def`` (FastAPI runs it in
     its thread pool); an ``async def`` route does its database work in short transactions of its
-    own through ``run_in_threadpool``."""
+    own through ``run_in_threadpool``, never opening a session in its own body."""
     from lsp.api.deps import get_session
     from lsp.app import create_app
     from lsp.config import load_settings
@@ -103,7 +120,8 @@ def test_the_database_rule_no_session_on_the_event_loop(tmp_path: Path) -> None:
     on_loop = [
         f"{r.path} ({r.endpoint.__module__}.{r.endpoint.__name__})"
         for r in routes
-        if inspect.iscoroutinefunction(r.endpoint) and get_session in set(_dependencies(r.dependant))
+        if inspect.iscoroutinefunction(r.endpoint)
+        and (get_session in set(_dependencies(r.dependant)) or _opens_a_session_itself(r.endpoint))
     ]
     assert on_loop == []
 
