@@ -199,8 +199,12 @@ def _ceil_fraction(amount: int, rate: float) -> int:
 FOREIGN_PREFIXES = ("LSP_TEST_",)
 
 
-# The sections of Settings and the prefix each reads its variables from.
-SECTIONS: dict[str, type[BaseSettings]] = {"swap": SwapSettings, "lsps1": Lsps1Settings, "lsps2": Lsps2Settings}
+# The sections of Settings (its fields that are settings of their own, each with its prefix).
+SECTIONS: dict[str, type[BaseSettings]] = {
+    name: field.annotation
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings)
+}
 
 
 def _prefix(section: type[BaseSettings]) -> str:
