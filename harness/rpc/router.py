@@ -121,5 +121,5 @@ class RouterRpc(Service):
         return self._until_final("SendPaymentV2", req, timeout_s + payments.STREAM_MARGIN_S)
 
     def track(self, payment_hash: str, *, timeout_s: int = 60) -> PaymentResult:
-        req = self.s.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=True)
+        req = payments.track_request(self.s, payment_hash)
         return self._until_final("TrackPaymentV2", req, timeout_s)

@@ -85,6 +85,14 @@ def send_request(
     return req
 
 
+def track_request(pb: Stubs, payment_hash: str, *, watch_updates: bool = False) -> routerrpc.TrackPaymentRequest:
+    """The TrackPaymentRequest for a payment by its hash (in-flight updates only when watched)."""
+    req: routerrpc.TrackPaymentRequest = pb.router.TrackPaymentRequest(
+        payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=not watch_updates
+    )
+    return req
+
+
 def status(pb: Stubs, payment: ln.Payment) -> str:
     return str(pb.ln.Payment.PaymentStatus.Name(payment.status))
 

@@ -80,7 +80,7 @@ class RouterMixin(RpcBase):
         timeout_s: float | None = None,
     ) -> PaymentOutcome:
         """TrackPaymentV2 until final: how a restarted LSP learns what happened to in-flight payments."""
-        req = self.pb.router.TrackPaymentRequest(payment_hash=bytes.fromhex(payment_hash), no_inflight_updates=False)
+        req = payments.track_request(self.pb, payment_hash, watch_updates=on_update is not None)
         stream = self._stream(self.router_stub.TrackPaymentV2, req, rpc="TrackPaymentV2", timeout=timeout_s)
         return self.outcome(await self._until_final(stream, on_update))
 
