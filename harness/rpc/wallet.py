@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +31,21 @@ class WalletRpc(Service):
             for u in self._call("ListUnspent", req).utxos
         ]
 
-    def leased(self, *, seconds: int = 300) -> Leases:
-        """Lease every coin of the wallet (none can fund anything) until the context ends:
-        ``with node.wallet.leased(): ...``"""
-        return Leases(self, seconds)
+    @contextmanager
+    def leased(self, *, seconds: int = 300) -> Iterator[None]:
+        """Lease every coin of the wallet (none can fund anything) for a with-block, then release
+        them: ``with node.wallet.leased(): ...``"""
+        w = self.s.walletkit
+        lease_id = os.urandom(32)
+        leased: list[Any] = []
+        try:
+            for u in self._call("ListUnspent", w.ListUnspentRequest(min_confs=0, max_confs=10**6)).utxos:
+                self._call("LeaseOutput", w.LeaseOutputRequest(id=lease_id, outpoint=u.outpoint, expiration_seconds=seconds))
+                leased.append(u.outpoint)
+            yield
+        finally:
+            for op in leased:
+                self._call("ReleaseOutput", w.ReleaseOutputRequest(id=lease_id, outpoint=op))
 
     def estimate_fee_sat_per_kw(self, conf_target: int = 6) -> int:
         return int(self._call("EstimateFee", self.s.walletkit.EstimateFeeRequest(conf_target=conf_target)).sat_per_kw)
@@ -56,28 +69,6 @@ class WalletRpc(Service):
             txids=sorted(res.txid for res in r.tx_results.values()),
             replaced=list(r.replaced_transactions),
         )
-
-
-class Leases:
-    """Every UTXO of a wallet leased (LeaseOutput) for the ``with`` block, released after it."""
-
-    def __init__(self, wallet: WalletRpc, seconds: int):
-        self.wallet, self.seconds = wallet, seconds
-        self.id = os.urandom(32)
-        self.outpoints: list[Any] = []
-
-    def __enter__(self) -> Leases:
-        s = self.wallet.s.walletkit
-        utxos = self.wallet._call("ListUnspent", s.ListUnspentRequest(min_confs=0, max_confs=10**6)).utxos
-        for u in utxos:
-            req = s.LeaseOutputRequest(id=self.id, outpoint=u.outpoint, expiration_seconds=self.seconds)
-            self.wallet._call("LeaseOutput", req)
-            self.outpoints.append(u.outpoint)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for op in self.outpoints:
-            self.wallet._call("ReleaseOutput", self.wallet.s.walletkit.ReleaseOutputRequest(id=self.id, outpoint=op))
 
 
 @dataclass(frozen=True)
