@@ -33,6 +33,9 @@ class Client(Base):
     dedicated_liquidity: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The sum of the client's ledger entries, kept by ``lsp.services.ledger`` in the transaction
+    # that appends each entry (never written anywhere else); ``lsp reconcile`` checks the two agree.
+    balance_sat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class UsedNonce(Base):
@@ -119,7 +122,8 @@ class Payment(Base):
 
 
 class LedgerEntry(Base):
-    """Every sat in (+) or out (-) of a client's balance; the balance is their sum."""
+    """Every sat in (+) or out (-) of a client's balance; the balance is their sum (kept as
+    ``Client.balance_sat``)."""
 
     __tablename__ = "ledger_entries"
 

@@ -16,6 +16,8 @@ For each invoice and payment the LSP recorded, LND is the truth about the money:
 - swaps: a swap-in past ``invoice_pending`` paid the client's invoice (LND SUCCEEDED), a failed
   one did not; a reverse swap's hold invoice is settled exactly when the swap says so.
 
+- every client's running balance equals the sum of its ledger entries.
+
 It also counts the HTLCs still pending on the node's channels (``pending_htlcs``): after a drill
 every one must be resolved. ``reconcile`` returns the differences (empty = the ledger reconciles);
 it changes nothing. ``lsp reconcile`` prints them.
@@ -35,6 +37,7 @@ from lsp.db.models import Channel, Invoice, LedgerEntry, Payment
 from lsp.db.models_lsps import Lsps1Order, Lsps2Buy
 from lsp.db.models_swaps import Swap
 from lsp.errors import LndError
+from lsp.services.ledger import mismatched_balances
 
 LND_TO_OURS = {"SUCCEEDED": "succeeded", "FAILED": "failed", "IN_FLIGHT": "in_flight", "INITIATED": "in_flight"}
 
@@ -42,7 +45,7 @@ LND_TO_OURS = {"SUCCEEDED": "succeeded", "FAILED": "failed", "IN_FLIGHT": "in_fl
 @dataclass(frozen=True)
 class Difference:
     client_id: str
-    kind: str  # "invoice" | "payment" | "channel" | "lsps1" | "jit" | "swap"
+    kind: str  # "invoice" | "payment" | "channel" | "lsps1" | "jit" | "swap" | "balance"
     reference: str  # our invoice/payment id
     problem: str
 
@@ -83,6 +86,9 @@ async def reconcile(lnd: LndClient, session: Session) -> Reconciliation:
 
     def diff(client_id: str, kind: str, ref: str, problem: str) -> None:
         report.differences.append(Difference(client_id, kind, ref, problem))
+
+    for client_id, running, total in mismatched_balances(session):
+        diff(client_id, "balance", client_id, f"running balance {running} sat, but its ledger entries sum to {total} sat")
 
     for inv in invs:
         report.invoices_checked += 1
