@@ -32,10 +32,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from pydantic import Field
-from sqlalchemy import BindParameter, Select, bindparam, case, func, select, union_all
+from sqlalchemy import BindParameter, Select, Table, bindparam, case, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from lsp.compliance import audit
@@ -283,37 +283,66 @@ def check(sessions: sessionmaker[Session], enforce: Callable[..., None], *args: 
         enforce(s, *args)
 
 
-def _require_approved(prof: KycProfile) -> None:
+def _require_approved(prof: KycProfile | _Terms) -> None:
     if prof.state != "approved":
         why = f": {prof.reason}" if prof.reason else ""
         raise Forbidden(f"client KYC state is {prof.state}{why}", code=f"kyc_{prof.state}")
 
 
-def _client_volume_breach(session: Session, client_id: str, amount_sat: int, spent: Usage) -> tuple[str, str] | None:
-    """The client's own contract limit (onboarding's ``apiLimits.monthlyVolume``, 0 = none), on top
-    of the KYC tier's: the stricter of the two applies."""
-    client = session.get(Client, client_id)
-    cap = client.monthly_volume_sat if client is not None else 0
-    if cap and spent.month_sat + amount_sat > cap:
+@dataclass(frozen=True)
+class _Terms:
+    """What the limit checks need of a client: its KYC state and tier, and its contracted cap."""
+
+    state: str
+    tier: str
+    reason: str | None
+    monthly_volume_sat: int
+
+
+_profiles = cast(Table, KycProfile.__table__)
+_clients = cast(Table, Client.__table__)
+# One statement, built once: every payment runs it under the client's lock.
+_TERMS = (
+    select(_profiles.c.state, _profiles.c.tier, _profiles.c.reason, _clients.c.monthly_volume_sat)
+    .select_from(_clients.outerjoin(_profiles, _profiles.c.client_id == _clients.c.id))
+    .where(_clients.c.id == bindparam("client_id"))
+)
+
+
+def _terms(session: Session, settings: Settings, client_id: str) -> _Terms:
+    row = session.execute(_TERMS, {"client_id": client_id}).first()
+    if row is None:
+        raise NotFound(f"no client {client_id}")
+    state, tier, reason, cap = row
+    if state is None:  # no profile yet: created with the initial state (once per client)
+        prof = get_profile(session, settings, client_id)
+        state, tier, reason = prof.state, prof.tier, prof.reason
+    return _Terms(str(state), str(tier), reason, int(cap or 0))
+
+
+def _volume_breach(
+    settings: Settings, terms: _Terms, amount_sat: int, spent: Usage
+) -> tuple[str, str] | None:
+    """The KYC tier's limits, then the client's own contract limit (onboarding's
+    ``apiLimits.monthlyVolume``, 0 = none): the stricter of the two applies."""
+    breach = limit_breach(policy_of(settings).tier(terms.tier), amount_sat, spent)
+    cap = terms.monthly_volume_sat
+    if breach is None and cap and spent.month_sat + amount_sat > cap:
         return (
             "limit_client_monthly_volume",
             f"this month's volume {spent.month_sat} sat + {amount_sat} sat exceeds the client's contracted "
             f"monthly volume of {cap} sat (apiLimits.monthlyVolume)",
         )
-    return None
+    return breach
 
 
 def enforce_payment(session: Session, settings: Settings, client_id: str, amount_sat: int, destination: str) -> None:
-    prof = get_profile(session, settings, client_id)
-    _require_approved(prof)
-    policy = policy_of(settings)
-    deny = policy.rules.deny_list
+    terms = _terms(session, settings, client_id)
+    _require_approved(terms)
+    deny = policy_of(settings).rules.deny_list
     if deny.enabled and deny.block and destination in deny.pubkeys:
         raise DeniedDestination(destination, amount_sat)
-    spent = usage(session, client_id)
-    breach = limit_breach(policy.tier(prof.tier), amount_sat, spent) or _client_volume_breach(
-        session, client_id, amount_sat, spent
-    )
+    breach = _volume_breach(settings, terms, amount_sat, usage(session, client_id))
     if breach is not None:
         raise Forbidden(breach[1], code=breach[0], field="body.invoice")
 
@@ -359,12 +388,9 @@ def enforce_swap(
 ) -> None:
     """Swaps move money on- and off-chain: approved clients only, each within the per-payment limit and,
     with what the client already moved today and this month, within the volume limits."""
-    prof = get_profile(session, settings, client_id)
-    _require_approved(prof)
-    spent = usage(session, client_id, exclude_swap=exclude_swap)
-    breach = limit_breach(policy_of(settings).tier(prof.tier), amount_sat, spent) or _client_volume_breach(
-        session, client_id, amount_sat, spent
-    )
+    terms = _terms(session, settings, client_id)
+    _require_approved(terms)
+    breach = _volume_breach(settings, terms, amount_sat, usage(session, client_id, exclude_swap=exclude_swap))
     if breach is not None:
         raise Forbidden(breach[1], code=breach[0], field=field)
 

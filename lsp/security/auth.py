@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from lsp.db.models import Client
@@ -19,6 +20,9 @@ from lsp.errors import AuthError
 from lsp.security import signing
 from lsp.security.crypto import SecretBox
 from lsp.security.nonces import NonceStore, nonce_expiry
+
+_clients = cast(Table, Client.__table__)
+_BY_API_KEY = select(*_clients.c).where(_clients.c.api_key == bindparam("api_key"))
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ class Authenticator:
         self.nonces = nonces or NonceStore()
 
     def authenticate(self, session: Session, req: SignedRequest, *, now_ms: int | None = None) -> Client:
-        client = session.scalars(select(Client).where(Client.api_key == req.api_key)).first()
+        row = session.execute(_BY_API_KEY, {"api_key": req.api_key}).first()
+        # Unattached (read by a Core statement): a request reads its client, it never changes it.
+        client = None if row is None else Client(**row._mapping)
         if client is None or not client.active:
             raise AuthError("unknown API key", code="unknown_api_key", field=signing.HEADER_KEY)
         try:

@@ -5,8 +5,10 @@ timestamp it was signed with is too old to be accepted anyway."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,18 +17,33 @@ from lsp.db.models import UsedNonce
 
 PURGE_EVERY = 500
 
+_nonces = cast(Table, UsedNonce.__table__)
+# "Insert unless already used" in one statement (no savepoint): every signed request runs it.
+_INSERT_NEW: dict[str, Any] = {
+    "sqlite": sqlite.insert(_nonces).on_conflict_do_nothing(index_elements=["client_id", "nonce"]).returning(_nonces.c.id),
+    "postgresql": postgresql.insert(_nonces)
+    .on_conflict_do_nothing(index_elements=["client_id", "nonce"])
+    .returning(_nonces.c.id),
+}
+
 
 class NonceStore:
     def __init__(self) -> None:
         self._since_purge = 0
 
     def use(self, session: Session, client_id: str, nonce: str, expires_at: datetime) -> bool:
-        """Record the nonce; False if this client already used it. Commits its own savepoint."""
-        try:
-            with session.begin_nested():
-                session.add(UsedNonce(client_id=client_id, nonce=nonce, expires_at=expires_at))
-        except IntegrityError:
-            return False
+        """Record the nonce in the caller's transaction; False if this client already used it."""
+        stmt = _INSERT_NEW.get(session.get_bind().dialect.name)
+        if stmt is not None:
+            params = {"client_id": client_id, "nonce": nonce, "expires_at": expires_at}
+            if session.execute(stmt, params).first() is None:  # (rowcount is not reliable across drivers)
+                return False
+        else:  # another database: a savepoint around a plain insert
+            try:
+                with session.begin_nested():
+                    session.add(UsedNonce(client_id=client_id, nonce=nonce, expires_at=expires_at))
+            except IntegrityError:
+                return False
         self._since_purge += 1
         if self._since_purge >= PURGE_EVERY:
             self._since_purge = 0

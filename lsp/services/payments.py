@@ -1,10 +1,10 @@
 """Outgoing payments: idempotent, balance-checked, tracked to a final state, resumable.
 
-Flow of ``start``: (1) an existing payment with the same client Idempotency-Key
-is returned as is (a retry never pays twice; a different invoice under the
-same key is a 409); (2) the invoice is decoded by LND; (3) under the client's
-row lock, the balance must cover amount + max fee, which is reserved on the
-ledger; (4) the row is committed as in_flight *before* LND is asked to pay.
+Flow of ``start``: (1) the invoice is decoded by LND; (2) under the client's row lock, an
+existing payment with the same client Idempotency-Key is returned as is (a retry never pays
+twice; a different invoice under the same key is a 409; a retry LND cannot decode any more still
+gets its payment), then the balance must cover amount + max fee, which is reserved on the
+ledger; (3) the row is committed as in_flight *before* LND is asked to pay.
 ``execute`` then streams SendPaymentV2 to the final state and settles the
 ledger: the unused fee reserve (or everything, on failure) is refunded.
 If the LSP dies in between, ``resume_in_flight`` asks LND (TrackPaymentV2)
@@ -18,9 +18,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lncore.lnd.client import LndClient
@@ -49,10 +49,51 @@ def default_max_fee(settings: Settings, amount_sat: int) -> int:
     )
 
 
+_payments = cast(Table, Payment.__table__)
+# The payment path's statements, on the table and built once (Core): a payment runs each of them,
+# and ORM loading and unit-of-work flushes cost several times the statements (`lab bench lsp`).
+_BY_KEY = select(_payments.c.id, _payments.c.payment_request).where(
+    _payments.c.client_id == bindparam("client_id"), _payments.c.idempotency_key == bindparam("key")
+)
+# One query for both questions: is this key known, is this invoice already being paid?
+_SAME = select(_payments.c.id, _payments.c.idempotency_key, _payments.c.payment_request, _payments.c.status).where(
+    _payments.c.client_id == bindparam("client_id"),
+    or_(
+        _payments.c.idempotency_key == bindparam("key"),
+        and_(_payments.c.payment_hash == bindparam("payment_hash"), _payments.c.status.in_(("in_flight", "succeeded"))),
+    ),
+)
+_INSERT = insert(_payments)
+_FINISH = (
+    update(_payments)
+    .where(_payments.c.id == bindparam("payment_id"), _payments.c.status == "in_flight")
+    .values(
+        status=bindparam("new_status"),
+        fee_sat=bindparam("new_fee_sat"),
+        preimage=bindparam("new_preimage"),
+        failure_reason=bindparam("new_failure_reason"),
+        completed_at=bindparam("new_completed_at"),
+    )
+    .returning(*_payments.c)
+)
+
+
 def find_by_key(session: Session, client_id: str, key: str) -> Payment | None:
-    return session.scalars(
-        select(Payment).where(Payment.client_id == client_id, Payment.idempotency_key == key)
-    ).first()
+    found = session.execute(_BY_KEY, {"client_id": client_id, "key": key}).first()
+    return None if found is None else session.get(Payment, found.id)
+
+
+def _find_retry(
+    sessions: sessionmaker[Session], client_id: str, key: str | None, payment_request: str
+) -> Payment | None:
+    """The payment recorded under this Idempotency-Key, if any (a different invoice is a 409)."""
+    if not key:
+        return None
+    with session_scope(sessions) as s:
+        existing = find_by_key(s, client_id, key)
+    if existing is not None and existing.payment_request != payment_request:
+        raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
+    return existing
 
 
 async def start(
@@ -73,24 +114,17 @@ async def start(
     balance check and may refuse the payment (compliance limits: issue 9).
     ``on_created(session, payment)`` runs in the same transaction once a new payment is
     recorded (the audit entry: it commits with the payment or not at all)."""
-    if idempotency_key:
-
-        def lookup() -> Payment | None:
-            with session_scope(sessions) as s:
-                return find_by_key(s, client_id, idempotency_key)
-
-        # Database work runs in a worker thread: found live under concurrent payments, blocking
-        # calls on the event loop (SQLite waits for its write lock there) stalled every request.
-        existing = await asyncio.to_thread(lookup)
-        if existing is not None:
-            if existing.payment_request != payment_request:
-                raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
-            return existing, False
     try:
         decoded = await lnd.decode_pay_req(payment_request)
-    except LndUnavailable:
-        raise
     except LndError as exc:
+        # A retry of a payment already recorded gets its answer even when LND cannot decode now
+        # (down, or the invoice is no longer valid); otherwise the retry is found under the lock
+        # in ``record_new``, so a first attempt costs no lookup of its own.
+        existing = await asyncio.to_thread(_find_retry, sessions, client_id, idempotency_key, payment_request)
+        if existing is not None:
+            return existing, False
+        if isinstance(exc, LndUnavailable):
+            raise
         raise ValidationFailed(f"invalid invoice: {exc.message}", field="body.invoice") from None
     amount = int(decoded.num_satoshis)
     if amount <= 0:
@@ -129,47 +163,45 @@ def record_new(
     max_fee_sat: int,
     guard: Callable[[Session, int], None] | None = None,
 ) -> tuple[Payment, bool]:
-    """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns (payment, created)."""
-    ledger.lock_client(s, client_id)
-    # One query for both questions: is this key known, is this invoice already being paid?
-    same = list(
-        s.scalars(
-            select(Payment).where(
-                Payment.client_id == client_id,
-                or_(
-                    Payment.idempotency_key == idempotency_key,
-                    and_(Payment.payment_hash == payment_hash, Payment.status.in_(("in_flight", "succeeded"))),
-                ),
-            )
-        )
-    )
-    existing = next((p for p in same if p.idempotency_key == idempotency_key), None)
+    """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns
+    (payment, created); a new payment is returned unattached to the session (it is written by a
+    Core insert), with every column set."""
+    available = ledger.lock_client(s, client_id)
+    same = s.execute(_SAME, {"client_id": client_id, "key": idempotency_key, "payment_hash": payment_hash}).all()
+    existing = next((row for row in same if row.idempotency_key == idempotency_key), None)
     if existing is not None:  # a retry (possibly racing the original)
         if existing.payment_request != payment_request:
             raise Conflict("Idempotency-Key was already used for a different invoice", field="Idempotency-Key")
-        return existing, False
-    paid = same[0] if same else None
-    if paid is not None:
+        found = s.get(Payment, existing.id)
+        assert found is not None
+        return found, False
+    if same:
+        paid = same[0]
         raise Conflict(
             f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
         )
     if guard is not None:
         guard(s, amount_sat)
-    available = ledger.balance(s, client_id)
     if available < amount_sat + max_fee_sat:
         raise InsufficientFunds(
             f"balance {available} sat cannot cover {amount_sat} sat + max fee {max_fee_sat} sat", field="body.invoice"
         )
     payment = Payment(
-        id=new_id(),  # set here, not at flush: the ledger reference needs it and one flush at commit suffices
+        id=new_id(),
         client_id=client_id,
         idempotency_key=idempotency_key,
         payment_hash=payment_hash,
         payment_request=payment_request,
         amount_sat=amount_sat,
         max_fee_sat=max_fee_sat,
+        fee_sat=0,
+        status="in_flight",
+        failure_reason=None,
+        preimage=None,
+        created_at=utcnow(),
+        completed_at=None,
     )
-    s.add(payment)
+    s.execute(_INSERT, {c.key: getattr(payment, c.key) for c in _payments.c})
     ledger.record(s, client_id, -(amount_sat + max_fee_sat), "payment_reserve", f"payment:{payment.id}")
     return payment, True
 
@@ -177,22 +209,26 @@ def record_new(
 def finish(
     session: Session, payment_id: str, outcome: PaymentOutcome | None, *, failure: str | None = None
 ) -> Payment | None:
-    """Apply the final state once; returns the payment if this call finished it."""
-    p = session.get(Payment, payment_id)
-    if p is None or p.status != "in_flight":
-        return None
-    if outcome is not None and outcome.status == "SUCCEEDED":
-        p.status = "succeeded"
-        p.fee_sat = outcome.fee_sat
-        p.preimage = outcome.preimage
-        refund = p.max_fee_sat - outcome.fee_sat
-    elif outcome is not None and outcome.status != "FAILED":
+    """Apply the final state once; returns the payment (unattached, as it now is) if this call
+    finished it."""
+    if outcome is not None and outcome.status not in ("SUCCEEDED", "FAILED"):
         return None  # still in flight
-    else:
-        p.status = "failed"
-        p.failure_reason = failure or (outcome.failure_reason if outcome else None) or "unknown"
-        refund = p.amount_sat + p.max_fee_sat
-    p.completed_at = utcnow()
+    succeeded = outcome is not None and outcome.status == "SUCCEEDED"
+    params = {
+        "payment_id": payment_id,
+        "new_status": "succeeded" if succeeded else "failed",
+        "new_fee_sat": outcome.fee_sat if succeeded and outcome is not None else 0,
+        "new_preimage": outcome.preimage if succeeded and outcome is not None else None,
+        "new_failure_reason": None
+        if succeeded
+        else failure or (outcome.failure_reason if outcome else None) or "unknown",
+        "new_completed_at": utcnow(),
+    }
+    row = session.execute(_FINISH, params).first()
+    if row is None:  # unknown, or already final
+        return None
+    p = Payment(**row._mapping)
+    refund = p.max_fee_sat - p.fee_sat if succeeded else p.amount_sat + p.max_fee_sat
     if refund > 0:
         ledger.record(session, p.client_id, refund, "payment_refund", f"payment:{p.id}")
     audit.record_system(session, f"payment.{p.status}", p.client_id, p.payment_hash, payment_data(p))
@@ -226,7 +262,8 @@ async def execute(
 
     def apply() -> tuple[Payment | None, Payment | None]:
         with session_scope(sessions) as s:
-            return finish(s, payment.id, outcome, failure=failure), s.get(Payment, payment.id)
+            done = finish(s, payment.id, outcome, failure=failure)
+            return done, done if done is not None else s.get(Payment, payment.id)
 
     done, current = await asyncio.to_thread(apply)
     if done is not None and on_final is not None:

@@ -3,17 +3,19 @@ balances never go below what is reserved. LND's messages are the real generated 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from lncore import stubs
 from lncore.lnd.types import PaymentOutcome
 from lsp.client import LSPClient
 from lsp.db.base import session_scope
 from lsp.db.models import Invoice
-from lsp.errors import Conflict, InsufficientFunds
+from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, ValidationFailed
 from lsp.services import invoices, ledger, payments
 from tests.unit.lsp.conftest import Creds, onboard
 
@@ -161,3 +163,84 @@ def test_clients_only_see_their_own_invoices_and_payments(api: TestClient, creds
         assert resp.status_code == 404, path
         assert resp.json()["error"]["code"] == "not_found"
     assert lb.balance()["balance"] == 0
+
+
+def test_the_running_balance_is_the_sum_of_the_ledger_and_reconcile_sees_any_drift(
+    api: TestClient, lsp: LSPClient, creds: Creds
+) -> None:
+    fund(api, creds.client_id, 10_000)
+    sessions = ctx_of(api).sessions
+    with session_scope(sessions) as s:
+        p, _ = payments.record_new(
+            s,
+            creds.client_id,
+            idempotency_key="run",
+            payment_hash="ab" * 32,
+            payment_request="lnbcrt6",
+            amount_sat=2_000,
+            max_fee_sat=20,
+        )
+    outcome = PaymentOutcome("ab" * 32, "SUCCEEDED", 3, 3000, 2000, "cd" * 32, None)
+    with session_scope(sessions) as s:
+        payments.finish(s, p.id, outcome)
+
+    def ledger_sum() -> int:  # the ledger summed by SQL, not by the code under test
+        with session_scope(sessions) as s:
+            q = text("SELECT SUM(amount_sat) FROM ledger_entries WHERE client_id = :c")
+            return int(s.execute(q, {"c": creds.client_id}).scalar_one())
+
+    assert ledger_sum() == 10_000 - 2_003
+    assert lsp.balance()["balance"] == ledger_sum()
+    with session_scope(sessions) as s:
+        assert ledger.mismatched_balances(s) == []
+        s.execute(text("UPDATE clients SET balance_sat = balance_sat + 5 WHERE id = :c"), {"c": creds.client_id})
+    with session_scope(sessions) as s:
+        assert ledger.mismatched_balances(s) == [(creds.client_id, 10_000 - 2_003 + 5, 10_000 - 2_003)]
+
+
+class UndecodableLnd:
+    """A fake of the one call ``payments.start`` makes before recording (DecodePayReq), failing."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+    async def decode_pay_req(self, payment_request: str) -> object:
+        raise self.error
+
+
+def test_a_retry_gets_its_recorded_payment_even_when_lnd_cannot_decode(api: TestClient, creds: Creds) -> None:
+    fund(api, creds.client_id, 10_000)
+    ctx = ctx_of(api)
+    with session_scope(ctx.sessions) as s:
+        first, _ = payments.record_new(
+            s,
+            creds.client_id,
+            idempotency_key="again",
+            payment_hash="ef" * 32,
+            payment_request="lnbcrt7",
+            amount_sat=1_000,
+            max_fee_sat=10,
+        )
+
+    def start(lnd: object, key: str, invoice: str = "lnbcrt7") -> tuple[object, bool]:
+        return asyncio.run(
+            payments.start(
+                lnd,  # type: ignore[arg-type]
+                ctx.sessions,
+                ctx.settings,
+                creds.client_id,
+                payment_request=invoice,
+                idempotency_key=key,
+                max_fee_sat=None,
+            )
+        )
+
+    down = UndecodableLnd(LndUnavailable("connection refused"))
+    found, created = start(down, "again")
+    assert (getattr(found, "id", None), created) == (first.id, False)
+    with pytest.raises(LndUnavailable):
+        start(down, "new-key")
+    with pytest.raises(Conflict, match="different invoice"):
+        start(down, "again", "lnbcrt8")
+    with pytest.raises(ValidationFailed, match="invalid invoice: checksum failed"):
+        start(UndecodableLnd(LndError("checksum failed")), "new-key")
