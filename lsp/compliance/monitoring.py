@@ -98,55 +98,84 @@ def _evidence(a: ComplianceAlert) -> dict[str, Any]:
     return ev
 
 
-def upsert(session: Session, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
-    """Store a hit: (alert, created) -- or None when it adds nothing (its transactions are known)."""
-    candidates = list(
-        session.scalars(
-            select(ComplianceAlert)
-            .where(ComplianceAlert.rule == hit.rule, ComplianceAlert.client_id == hit.client_id)
-            .order_by(ComplianceAlert.id.desc())
-            .limit(50)
-        )
-    )
-    new_ref = hit.refs[-1] if hit.window_s is not None else hit.refs[0]
-    for a in candidates:
-        ev = _evidence(a)
-        if new_ref in ev.get("refs", []):
+class AlertBook:
+    """Recent alerts per (rule, client), read once and kept parsed while a batch of hits is stored.
+
+    A busy client keeps extending the same open alert (its evidence lists every transaction), and
+    reading and re-parsing that alert for every hit cost more than the hit's own evaluation, growing
+    with the alert. The book loads each (rule, client)'s recent alerts once, extends them in memory
+    and writes each changed alert once (``write``)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._recent: dict[tuple[str, str], list[tuple[ComplianceAlert, dict[str, Any]]]] = {}
+        self._changed: dict[int, tuple[ComplianceAlert, dict[str, Any]]] = {}
+
+    def _candidates(self, rule: str, client_id: str) -> list[tuple[ComplianceAlert, dict[str, Any]]]:
+        key = (rule, client_id)
+        if key not in self._recent:
+            alerts = self.session.scalars(
+                select(ComplianceAlert)
+                .where(ComplianceAlert.rule == rule, ComplianceAlert.client_id == client_id)
+                .order_by(ComplianceAlert.id.desc())
+                .limit(50)
+            )
+            self._recent[key] = [(a, _evidence(a)) for a in alerts]
+        return self._recent[key]
+
+    def upsert(self, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
+        """Store a hit: (alert, created) -- or None when it adds nothing (its transactions are known)."""
+        candidates = self._candidates(hit.rule, hit.client_id)
+        new_ref = hit.refs[-1] if hit.window_s is not None else hit.refs[0]
+        if any(new_ref in ev.get("refs", ()) for _, ev in candidates):
             return None
-    if hit.window_s is not None:
-        span = timedelta(seconds=hit.window_s)
-        for a in candidates:
-            ev = _evidence(a)
-            first = datetime.fromisoformat(ev.get("firstAt", a.last_event_at.isoformat()))
-            if a.status != "closed" and first - span <= hit.at <= a.last_event_at + span:
-                refs = list(dict.fromkeys([*ev.get("refs", []), *hit.refs]))
-                ev.update(hit.evidence)
-                ev["refs"] = refs
-                a.evidence = json.dumps(ev, sort_keys=True)
-                a.summary = hit.summary
-                a.last_event_at = max(a.last_event_at, hit.at)
-                session.flush()
-                return a, False
-    ev = {**hit.evidence, "refs": list(hit.refs), "firstAt": hit.at.isoformat()}
-    a = ComplianceAlert(
-        rule=hit.rule,
-        severity=hit.severity,
-        client_id=hit.client_id,
-        status="open",
-        summary=hit.summary,
-        evidence=json.dumps(ev, sort_keys=True),
-        last_event_at=hit.at,
-    )
-    session.add(a)
-    session.flush()
-    audit.record(
-        session,
-        actor="system:monitoring",
-        action="alert.raise",
-        target=f"alert:{a.id}",
-        after={"rule": a.rule, "severity": a.severity, "clientId": a.client_id, "summary": a.summary},
-    )
-    return a, True
+        if hit.window_s is not None:
+            span = timedelta(seconds=hit.window_s)
+            for a, ev in candidates:
+                first = datetime.fromisoformat(ev.get("firstAt", a.last_event_at.isoformat()))
+                if a.status != "closed" and first - span <= hit.at <= a.last_event_at + span:
+                    ev["refs"] = list(dict.fromkeys([*ev.get("refs", []), *hit.refs]))
+                    ev.update({k: v for k, v in hit.evidence.items() if k != "refs"})
+                    a.summary = hit.summary
+                    a.last_event_at = max(a.last_event_at, hit.at)
+                    self._changed[a.id] = (a, ev)
+                    return a, False
+        ev = {**hit.evidence, "refs": list(hit.refs), "firstAt": hit.at.isoformat()}
+        a = ComplianceAlert(
+            rule=hit.rule,
+            severity=hit.severity,
+            client_id=hit.client_id,
+            status="open",
+            summary=hit.summary,
+            evidence=json.dumps(ev, sort_keys=True),
+            last_event_at=hit.at,
+        )
+        self.session.add(a)
+        self.session.flush()
+        candidates.insert(0, (a, ev))
+        audit.record(
+            self.session,
+            actor="system:monitoring",
+            action="alert.raise",
+            target=f"alert:{a.id}",
+            after={"rule": a.rule, "severity": a.severity, "clientId": a.client_id, "summary": a.summary},
+        )
+        return a, True
+
+    def write(self) -> None:
+        """Write every alert the hits extended (once each)."""
+        for a, ev in self._changed.values():
+            a.evidence = json.dumps(ev, sort_keys=True)
+        self._changed.clear()
+        self.session.flush()
+
+
+def upsert(session: Session, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
+    """Store one hit (``AlertBook.upsert``)."""
+    book = AlertBook(session)
+    res = book.upsert(hit)
+    book.write()
+    return res
 
 
 def _created_at(session: Session, client_id: str) -> datetime | None:
@@ -171,15 +200,14 @@ def process_many(session: Session, policy: Policy, txs: list[Tx]) -> list[Compli
     # upserts lock alert rows on PostgreSQL) until commit, and the API's payments wait for it.
     # ``evaluate`` only looks back from ``tx`` (its windows end at tx.at), so one history that
     # also holds the batch's later transactions gives the same answers.
-    hits = [
-        hit
-        for tx in txs
-        for hit in evaluate(policy.rules, tx, histories[tx.client_id], _created_at(session, tx.client_id))
-    ]
+    onboarded = {client_id: _created_at(session, client_id) for client_id in histories}
+    hits = [hit for tx in txs for hit in evaluate(policy.rules, tx, histories[tx.client_id], onboarded[tx.client_id])]
+    book = AlertBook(session)
     for hit in hits:
-        res = upsert(session, hit)
+        res = book.upsert(hit)
         if res is not None and res[1]:
             created.append(res[0])
+    book.write()
     return created
 
 
@@ -196,17 +224,22 @@ def scan(session: Session, policy: Policy, *, since: datetime | None = None, unt
     txs = load_txs(session, since=since, until=until)
     by_client: dict[str, list[Tx]] = {}
     result = ScanResult(len(txs), 0, 0, 0)
+    book = AlertBook(session)
+    onboarded: dict[str, datetime | None] = {}
     for tx in txs:
         prior = by_client.setdefault(tx.client_id, [])
-        for hit in evaluate(policy.rules, tx, prior, _created_at(session, tx.client_id)):
+        if tx.client_id not in onboarded:
+            onboarded[tx.client_id] = _created_at(session, tx.client_id)
+        for hit in evaluate(policy.rules, tx, prior, onboarded[tx.client_id]):
             result.hits += 1
-            res = upsert(session, hit)
+            res = book.upsert(hit)
             if res is not None:
                 if res[1]:
                     result.created += 1
                 else:
                     result.extended += 1
         prior.append(tx)
+    book.write()
     return result
 
 
@@ -308,10 +341,12 @@ def list_alerts(session: Session, *, status: str | None = None, limit: int = 500
 def tx_for_event(session: Session, event: Event) -> Tx | None:
     d = event.data
     if event.type == "payment_sent" and event.client_id:
-        p = session.scalars(
-            select(Payment).where(Payment.client_id == event.client_id, Payment.payment_hash == d.get("paymentHash"))
+        found = session.execute(
+            select(Payment.id, Payment.amount_sat, Payment.created_at).where(
+                Payment.client_id == event.client_id, Payment.payment_hash == d.get("paymentHash")
+            )
         ).first()
-        return Tx(f"payment:{p.id}", "out", p.client_id, p.amount_sat, p.created_at) if p else None
+        return Tx(f"payment:{found[0]}", "out", event.client_id, found[1], found[2]) if found else None
     if event.type == "payment_received" and d.get("invoiceId"):
         i = session.get(Invoice, d["invoiceId"])
         if i is not None and i.settled_at is not None:
