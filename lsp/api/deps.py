@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -15,7 +17,7 @@ from lsp.context import AppContext
 from lsp.db.base import session_scope
 from lsp.db.models import Client
 from lsp.errors import AuthError, LndUnavailable, RateLimited
-from lsp.security.auth import SignedRequest
+from lsp.security.auth import Authenticator, SignedRequest
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 
 
@@ -57,16 +59,72 @@ async def authenticated_client(request: Request, ctx: Ctx) -> Client:
             return ctx.auth.authenticate(session, signed)
 
     client = await run_in_threadpool(check)
+    _count_request(ctx, client)
+    request.state.client_id = client.id
+    return client
+
+
+def _count_request(ctx: AppContext, client: Client) -> None:
     retry_after = ctx.limiter.hit(client.id, client.requests_per_minute)
     if retry_after is not None:
         raise RateLimited(
             f"rate limit of {client.requests_per_minute} requests per minute exceeded", retry_after=retry_after
         )
-    request.state.client_id = client.id
-    return client
 
 
 CurrentClient = Annotated[Client, Depends(authenticated_client)]
+
+
+@dataclass
+class NonceToSpend:
+    """A signed request checked in every way but its nonce, which the route spends in its own first
+    transaction (``spend``), saving a write transaction of its own: on SQLite every write waits for
+    the one write lock, and at 8 concurrent payments the nonce's own transaction waited 6 ms on
+    average for it (docs/BENCHMARKS.md). Only for routes whose first effect is that transaction
+    (nothing reaches LND or anyone else before it): a replayed request is refused there with 401,
+    before anything happens. If the route never spends it (it failed first, or wrote nothing), the
+    dependency spends it in a transaction of its own before the response goes out."""
+
+    client: Client
+    request: SignedRequest
+    auth: Authenticator
+    spent: bool = False
+
+    def spend(self, session: Session) -> None:
+        """Spend the nonce in ``session``'s transaction (it counts once that transaction commits)."""
+        self.auth.use_nonce(session, self.client.id, self.request)
+        event.listen(session, "after_commit", self._committed, once=True)
+
+    def _committed(self, _session: Session) -> None:
+        self.spent = True
+
+
+async def client_with_nonce_to_spend(request: Request, ctx: Ctx) -> AsyncIterator[NonceToSpend]:
+    body = await request.body()
+    signed = SignedRequest.from_headers(request.headers, method=request.method, path=signed_path(request), body=body)
+
+    def check() -> Client:
+        with session_scope(ctx.sessions) as session:
+            return ctx.auth.verify(session, signed)
+
+    client = await run_in_threadpool(check)
+    _count_request(ctx, client)
+    request.state.client_id = client.id
+    pending = NonceToSpend(client, signed, ctx.auth)
+    try:
+        yield pending
+    finally:
+        if not pending.spent:
+
+            def spend() -> None:
+                with session_scope(ctx.sessions) as session:
+                    ctx.auth.use_nonce(session, client.id, signed)
+
+            await run_in_threadpool(spend)
+
+
+# scope="function": the nonce is spent (or the replay refused) before the response is sent.
+SignedClient = Annotated[NonceToSpend, Depends(client_with_nonce_to_spend, scope="function")]
 
 
 def require_admin(request: Request, ctx: Ctx, x_admin_key: Annotated[str | None, Header()] = None) -> None:

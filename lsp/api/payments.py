@@ -10,7 +10,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from lsp.api.compliance import record_denied_attempt
-from lsp.api.deps import DB, Ctx, CurrentClient, get_lnd
+from lsp.api.deps import DB, Ctx, CurrentClient, SignedClient, get_lnd
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, MAX_TIMEOUT_S, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.models import Payment
@@ -62,7 +62,7 @@ class PaymentView(CamelModel):
 @router.post("/send", response_model=PaymentView)
 async def send(
     body: SendPaymentRequest,
-    client: CurrentClient,
+    signed: SignedClient,
     ctx: Ctx,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
@@ -71,6 +71,7 @@ async def send(
 
     Retrying with the same ``Idempotency-Key`` returns the original payment and never pays
     twice (without a key, the payment hash is the key). 200 = final; 202 = still in flight."""
+    client = signed.client
     lnd = get_lnd(ctx)
     # Built before the payment is recorded: if the router cannot start, nothing is reserved.
     mcf = await routing_service.executor_for(ctx) if body.strategy == "mcf" else None
@@ -91,6 +92,8 @@ async def send(
                 target=f"payment:{p.id}",
                 after={"paymentHash": p.payment_hash, "amountSat": p.amount_sat, "maxFeeSat": p.max_fee_sat},
             ),
+            # The request's nonce, spent in the payment's own transaction (nothing left the LSP before).
+            first=signed.spend,
         )
     except kyc.DeniedDestination as exc:
         await run_in_threadpool(record_denied_attempt, ctx, client.id, exc.destination, exc.amount_sat)

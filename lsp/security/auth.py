@@ -61,6 +61,13 @@ class Authenticator:
         self.nonces = nonces or NonceStore()
 
     def authenticate(self, session: Session, req: SignedRequest, *, now_ms: int | None = None) -> Client:
+        """``verify``, then spend the nonce in ``session``'s transaction."""
+        client = self.verify(session, req, now_ms=now_ms)
+        self.use_nonce(session, client.id, req)
+        return client
+
+    def verify(self, session: Session, req: SignedRequest, *, now_ms: int | None = None) -> Client:
+        """Every check but the nonce's (it writes nothing): the key, the timestamp, the signature."""
         row = session.execute(_BY_API_KEY, {"api_key": req.api_key}).first()
         # Unattached (read by a Core statement): a request reads its client, it never changes it.
         client = None if row is None else Client(**row._mapping)
@@ -101,6 +108,10 @@ class Authenticator:
             raise AuthError(
                 "signature does not match the request", code="invalid_signature", field=signing.HEADER_SIGNATURE
             )
-        if not self.nonces.use(session, client.id, req.nonce, nonce_expiry(ts, self.max_skew_s)):
-            raise AuthError("nonce already used (replayed request)", code="nonce_reused", field=signing.HEADER_NONCE)
         return client
+
+    def use_nonce(self, session: Session, client_id: str, req: SignedRequest) -> None:
+        """Spend the request's nonce (once per client); a nonce already used is a 401."""
+        expires = nonce_expiry(int(req.timestamp), self.max_skew_s)
+        if not self.nonces.use(session, client_id, req.nonce, expires):
+            raise AuthError("nonce already used (replayed request)", code="nonce_reused", field=signing.HEADER_NONCE)

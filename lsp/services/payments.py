@@ -107,9 +107,12 @@ async def start(
     max_fee_sat: int | None,
     guard: Callable[[Session, int, str], None] | None = None,
     on_created: Callable[[Session, Payment], object] | None = None,
+    first: Callable[[Session], None] | None = None,
 ) -> tuple[Payment, bool]:
     """Record the payment (or find the earlier one); returns (payment, created).
 
+    ``first(session)`` runs first in the recording transaction (the API spends the request's
+    nonce there).
     ``guard(session, amount_sat, destination)`` runs under the client's lock before the
     balance check and may refuse the payment (compliance limits: issue 9).
     ``on_created(session, payment)`` runs in the same transaction once a new payment is
@@ -135,6 +138,8 @@ async def start(
 
     def record() -> tuple[Payment, bool]:
         with session_scope(sessions) as s:
+            if first is not None:
+                first(s)
             payment, created = record_new(
                 s,
                 client_id,

@@ -7,9 +7,13 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from lncore import stubs
+from lncore.lnd.types import PaymentOutcome
 from lsp.app import create_app
 from lsp.client import LSPAPIError, LSPClient
+from lsp.db.base import session_scope
 from lsp.security import signing
+from lsp.services import ledger
 from tests.unit.lsp.conftest import Creds
 
 pytestmark = pytest.mark.unit
@@ -118,3 +122,48 @@ def test_failed_signature_does_not_burn_the_nonce(api: TestClient, creds: Creds)
     forged = {**good, "X-Signature": "0" * 64}
     assert api.get("/api/enterprise/me", headers=forged).status_code == 401
     assert api.get("/api/enterprise/me", headers=good).status_code == 200
+
+
+class FakePayingLnd:
+    """A fake of the two calls an API payment makes of LND (DecodePayReq, SendPaymentV2), always
+    succeeding: what is under test is the route's authentication, not LND."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def decode_pay_req(self, payment_request: str) -> object:
+        return stubs.load().ln.PayReq(destination="02" + "11" * 32, payment_hash="ab" * 32, num_satoshis=1_000)
+
+    async def send_payment_v2(self, payment_request: str, **_options: object) -> PaymentOutcome:
+        self.sent.append(payment_request)
+        return PaymentOutcome("ab" * 32, "SUCCEEDED", 1, 1_000, 1_000, "cd" * 32, None)
+
+
+def signed_payment(creds: Creds, invoice: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"invoice": invoice, "maxFee": 10}).encode()
+    headers = signed(creds, "POST", "/api/payments/send", body)
+    return body, {**headers, "Content-Type": "application/json", "Idempotency-Key": "once"}
+
+
+def test_a_replayed_payment_is_refused_and_pays_once(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
+    """The payment route spends its nonce in the payment's own transaction: a replay of a request
+    that paid is still a 401, and LND is asked to pay once."""
+    ctx = api.app.state.ctx  # type: ignore[attr-defined]
+    with session_scope(ctx.sessions) as s:
+        ledger.record(s, creds.client_id, 5_000, "adjustment", "test deposit")
+    ctx.lnd = fake = FakePayingLnd()
+    body, headers = signed_payment(creds, "lnbcrt10u1replayme")
+    first = api.post("/api/payments/send", content=body, headers=headers)
+    assert first.status_code == 200 and first.json()["status"] == "succeeded", first.text
+    again = api.post("/api/payments/send", content=body, headers=headers)
+    assert again.status_code == 401 and error_of(again)["code"] == "nonce_reused"
+    assert fake.sent == ["lnbcrt10u1replayme"]
+    assert lsp.balance()["balance"] == 5_000 - 1_000 - 1
+
+
+def test_a_payment_request_that_fails_still_spends_its_nonce(api: TestClient, creds: Creds) -> None:
+    body, headers = signed_payment(creds, "lnbcrt10u1nolnd")
+    failed = api.post("/api/payments/send", content=body, headers=headers)  # no LND configured: 503
+    assert failed.status_code == 503, failed.text
+    again = api.post("/api/payments/send", content=body, headers=headers)
+    assert again.status_code == 401 and error_of(again)["code"] == "nonce_reused"
