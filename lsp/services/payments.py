@@ -28,7 +28,7 @@ from lncore.lnd.types import PaymentOutcome
 from lsp import faults
 from lsp.compliance import audit
 from lsp.config import Settings
-from lsp.db.base import session_scope, utcnow
+from lsp.db.base import off_loop, session_scope, utcnow
 from lsp.db.models import Payment, new_id
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.faults import crash_point
@@ -154,7 +154,7 @@ async def start(
                 on_created(s, payment)
             return payment, created
 
-    return await asyncio.to_thread(record)
+    return await off_loop(sessions, record)
 
 
 def record_new(
@@ -270,7 +270,7 @@ async def execute(
             done = finish(s, payment.id, outcome, failure=failure)
             return done, done if done is not None else s.get(Payment, payment.id)
 
-    done, current = await asyncio.to_thread(apply)
+    done, current = await off_loop(sessions, apply)
     if done is not None and on_final is not None:
         on_final(done)
     assert current is not None
