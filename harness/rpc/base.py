@@ -11,6 +11,8 @@ from typing import Any, Generic, TypeVar
 import grpc
 
 from harness.errors import NodeError
+from lncore.errors import LndError
+from lncore.lnd.base import RpcStatus, grpc_status
 from lncore.stubs import Stubs, load
 
 # LND's TLS certificate is ECDSA; gRPC's default cipher list lacks it.
@@ -20,15 +22,17 @@ MAX_MESSAGE = 200 * 1024 * 1024
 T = TypeVar("T")
 
 
-class RpcFailed(NodeError):
-    """An LND RPC answered with an error status."""
+class RpcFailed(LndError, NodeError):
+    """An LND RPC answered with an error status: an ``LndError`` as the LSP's client raises (the
+    same mapping, ``lncore.lnd.base.grpc_status``), and a ``NodeError`` of the lab naming the node."""
 
-    def __init__(self, node: str, method: str, code: grpc.StatusCode | None, details: str):
+    def __init__(self, node: str, method: str, exc: RpcStatus):
+        name, message, self.unreachable = grpc_status(exc)
+        LndError.__init__(self, message, grpc_code=name, rpc=method)
         self.node = node
-        self.method = method
-        self.code = code
-        self.details = details
-        super().__init__(f"{node}: {method} failed: {details} ({code.name if code else 'no status'})")
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.rpc} failed: {self.message} ({self.grpc_code})"
 
 
 def open_channel(host: str, port: int, tls_cert: Path, macaroon_path: Path) -> grpc.Channel:
@@ -72,14 +76,14 @@ class Service:
         try:
             return getattr(self.stub, method)(request, timeout=timeout or self.timeout_s)
         except grpc.RpcError as exc:
-            raise RpcFailed(self.node_name, method, exc.code(), exc.details() or str(exc)) from None
+            raise RpcFailed(self.node_name, method, exc) from None
 
     def _stream(self, method: str, request: Any, *, timeout: float | None = None) -> Stream[Any]:
         """A server-streaming call; iterate the result. Errors surface as RpcFailed."""
         try:
             it = getattr(self.stub, method)(request, timeout=timeout)
         except grpc.RpcError as exc:
-            raise RpcFailed(self.node_name, method, exc.code(), exc.details() or str(exc)) from None
+            raise RpcFailed(self.node_name, method, exc) from None
         return Stream(self.node_name, method, it)
 
 
@@ -97,7 +101,7 @@ class Stream(Generic[T]):
             message: T = next(self.it)
             return message
         except grpc.RpcError as exc:
-            raise RpcFailed(self.node, self.method, exc.code(), exc.details() or str(exc)) from None
+            raise RpcFailed(self.node, self.method, exc) from None
 
     def cancel(self) -> None:
         self.it.cancel()

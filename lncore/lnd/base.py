@@ -16,7 +16,7 @@ os.environ.setdefault("GRPC_SSL_CIPHER_SUITES", "HIGH+ECDSA")
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
@@ -28,11 +28,25 @@ MAX_MESSAGE = 200 * 1024 * 1024  # describe_graph on mainnet is tens of MB
 UNAVAILABLE_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def to_lnd_error(exc: grpc.aio.AioRpcError, rpc: str) -> LndError:
+class RpcStatus(Protocol):
+    """What a failed gRPC call says, sync (``grpc.RpcError``) or asyncio (``AioRpcError``) alike."""
+
+    def code(self) -> grpc.StatusCode | None: ...
+    def details(self) -> str | None: ...
+
+
+def grpc_status(exc: RpcStatus) -> tuple[str, str, bool]:
+    """(status name, LND's message, whether the node could not be reached) of a failed call: the
+    one mapping of gRPC errors, for the LSP's client (``to_lnd_error``) and the lab's."""
     code = exc.code()
-    message = exc.details() or code.name
-    cls = LndUnavailable if code in UNAVAILABLE_CODES else LndError
-    return cls(message, grpc_code=code.name, rpc=rpc)
+    name = code.name if code is not None else "UNKNOWN"
+    return name, exc.details() or name, code in UNAVAILABLE_CODES
+
+
+def to_lnd_error(exc: RpcStatus, rpc: str) -> LndError:
+    name, message, unreachable = grpc_status(exc)
+    cls = LndUnavailable if unreachable else LndError
+    return cls(message, grpc_code=name, rpc=rpc)
 
 
 def read_macaroon_hex(path: Path) -> str:
