@@ -11,6 +11,7 @@ later hits of the same pattern into the open alert instead of raising a new one.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,9 +46,17 @@ class Hit:
 
 
 def _window(history: Sequence[Tx], current: Tx, window_s: int) -> list[Tx]:
+    """``current`` and what came before it within ``window_s``, from a history sorted oldest first:
+    found by bisection, not by reading the whole history (a busy client's day is long, and every
+    transaction asks four windows of it)."""
     start = current.at - timedelta(seconds=window_s)
-    seen = [t for t in history if start <= t.at <= current.at and t.ref != current.ref]
-    return [*seen, current]
+    lo = bisect_left(history, start, key=_at)
+    hi = bisect_right(history, current.at, lo=lo, key=_at)
+    return [*(t for t in history[lo:hi] if t.ref != current.ref), current]
+
+
+def _at(t: Tx) -> datetime:
+    return t.at
 
 
 def _refs(txs: Sequence[Tx]) -> tuple[str, ...]:
@@ -55,7 +64,8 @@ def _refs(txs: Sequence[Tx]) -> tuple[str, ...]:
 
 
 def evaluate(rules: Rules, current: Tx, history: Sequence[Tx], client_created_at: datetime | None) -> list[Hit]:
-    """Every rule ``current`` triggers, given the same client's other transactions in ``history``."""
+    """Every rule ``current`` triggers, given the same client's other transactions in ``history``
+    (oldest first, as ``monitoring.load_txs`` returns them)."""
     hits: list[Hit] = []
     c = current
 

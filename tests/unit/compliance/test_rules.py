@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lsp.compliance.policy import ConfigError, Rules, parse_policy
 from lsp.compliance.rules import Tx, evaluate
@@ -97,3 +99,23 @@ def test_policy_file_errors_name_the_setting() -> None:
         parse_policy({"default_tier": "gold"})
     p = parse_policy({"rules": {"large_amount": {"threshold_sat": 5, "severity": "low"}}})
     assert p.rules.large_amount.threshold_sat == 5 and p.rules.structuring.threshold_sat == 1_000_000
+
+
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=7_200), max_size=60),
+    at=st.integers(min_value=0, max_value=7_200),
+    window_s=st.integers(min_value=1, max_value=4_000),
+)
+def test_a_window_holds_exactly_the_transactions_within_it(offsets: list[int], at: int, window_s: int) -> None:
+    """The velocity rule counts what a plain scan of the history finds in its window (the rules find
+    windows by bisection of the sorted history)."""
+    history = sorted(
+        (Tx(f"payment:{i}", "out", "c1", 1_000, T0 + timedelta(seconds=s)) for i, s in enumerate(offsets)),
+        key=lambda t: (t.at, t.ref),
+    )
+    current = Tx("payment:new", "out", "c1", 1_000, T0 + timedelta(seconds=at))
+    start = current.at - timedelta(seconds=window_s)
+    expected = [t.ref for t in history if start <= t.at <= current.at] + [current.ref]
+    r = rules(velocity={"window_s": window_s, "max_count": 10**6, "max_sum_sat": 1})  # always fires
+    (hit,) = evaluate(r, current, history, OLD_CLIENT)
+    assert list(hit.refs) == expected
