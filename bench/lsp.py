@@ -23,11 +23,12 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from harness.harness import LightningTestHarness
-from harness.lsp_process import LspServer, free_port, lsp_env
+from harness.lsp_process import LspServer, free_port, lsp_env, scratch_postgres
 from harness.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,7 +144,8 @@ def run(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Every database x every concurrency in one run, on one star5: for each database a fresh
-    ``lsp serve`` and client; ``"sqlite"`` is a SQLite file in the lab directory."""
+    ``lsp serve`` and client; ``"sqlite"`` is a SQLite file in the lab directory, and a PostgreSQL
+    URL names the server: the run gets an empty database of its own there (dropped after)."""
     from lsp.client import LSPClient
 
     concurrency = concurrency or [1, 4, 8]
@@ -158,10 +160,12 @@ def run(
         )
     admin = "bench-admin-" + uuid.uuid4().hex
     runs: list[dict[str, Any]] = []
-    with LightningTestHarness("star5") as lab:
+    with LightningTestHarness("star5") as lab, ExitStack() as scratch:
         for i, db in enumerate(db_urls):
             url = f"sqlite:///{lab.lab_dir / f'lsp-bench-{i}.db'}" if db == "sqlite" else db
             database = "postgresql" if url.startswith("postgresql") else "sqlite"
+            if database == "postgresql":  # an empty database of its own on that server, dropped after
+                url = scratch.enter_context(scratch_postgres(url, "lsp_bench"))
             env = lsp_env(lab.node("hub"), url, admin_key=admin)
             server = LspServer(env, free_port(), lab.lab_dir / f"lsp-bench-{i}.log")
             server.start()

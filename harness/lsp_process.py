@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -251,3 +253,25 @@ def reconcile(env: dict[str, str]) -> dict[str, Any]:
     report: dict[str, Any] = json.loads(done.stdout)
     assert (done.returncode == 0) == report["ok"], (done.returncode, report)
     return report
+
+
+@contextmanager
+def scratch_postgres(base_url: str, prefix: str = "lsp_lab") -> Iterator[str]:
+    """A new, empty PostgreSQL database on ``base_url``'s server for one run (its URL), dropped
+    afterwards: every test or bench run starts from nothing, whatever ran on the server before."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

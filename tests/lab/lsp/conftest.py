@@ -12,18 +12,15 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from harness.harness import LightningTestHarness
-from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env, reconcile
+from harness.lsp_process import LspServer, OnboardedClient, free_port, lsp_env, reconcile, scratch_postgres
 from harness.wait import wait_for
 from lsp.client import LSPClient, websocket_url
 
@@ -32,17 +29,8 @@ PG_ENV = "LSP_TEST_POSTGRES_URL"
 
 
 def _fresh_postgres_db(base_url: str) -> Iterator[str]:
-    url = make_url(base_url)
-    name = f"lsp_live_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(base_url, "lsp_live") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,16 +5,14 @@ and the real app behind FastAPI's TestClient. Nothing here talks to LND."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from harness.lsp_process import scratch_postgres
 from lsp.app import create_app
 from lsp.client import LSPClient
 from lsp.config import Settings, load_settings
@@ -34,17 +32,8 @@ def _no_env_leak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def _fresh_postgres_db(base_url: str) -> Iterator[str]:
-    url = make_url(base_url)
-    name = f"lsp_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(base_url, "lsp_t") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
