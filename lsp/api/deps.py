@@ -49,27 +49,32 @@ def signed_path(request: Request) -> str:
     return f"{path}?{query}" if query else path
 
 
-async def authenticated_client(request: Request, ctx: Ctx) -> Client:
+async def _signed_client(request: Request, ctx: Ctx, *, spend_nonce: bool) -> tuple[Client, SignedRequest]:
+    """Check the request's signature (and spend its nonce, unless the route will), count it
+    against the client's rate limit, and name the client in the request's log lines."""
     body = await request.body()
     signed = SignedRequest.from_headers(request.headers, method=request.method, path=signed_path(request), body=body)
 
     def check() -> Client:
         # Its own transaction: a used nonce stays used even if the request later fails.
         with session_scope(ctx.sessions) as session:
-            return ctx.auth.authenticate(session, signed)
+            if spend_nonce:
+                return ctx.auth.authenticate(session, signed)
+            return ctx.auth.verify(session, signed)
 
     client = await run_in_threadpool(check)
-    _count_request(ctx, client)
-    request.state.client_id = client.id
-    return client
-
-
-def _count_request(ctx: AppContext, client: Client) -> None:
     retry_after = ctx.limiter.hit(client.id, client.requests_per_minute)
     if retry_after is not None:
         raise RateLimited(
             f"rate limit of {client.requests_per_minute} requests per minute exceeded", retry_after=retry_after
         )
+    request.state.client_id = client.id
+    return client, signed
+
+
+async def authenticated_client(request: Request, ctx: Ctx) -> Client:
+    client, _ = await _signed_client(request, ctx, spend_nonce=True)
+    return client
 
 
 CurrentClient = Annotated[Client, Depends(authenticated_client)]
@@ -100,16 +105,7 @@ class NonceToSpend:
 
 
 async def client_with_nonce_to_spend(request: Request, ctx: Ctx) -> AsyncIterator[NonceToSpend]:
-    body = await request.body()
-    signed = SignedRequest.from_headers(request.headers, method=request.method, path=signed_path(request), body=body)
-
-    def check() -> Client:
-        with session_scope(ctx.sessions) as session:
-            return ctx.auth.verify(session, signed)
-
-    client = await run_in_threadpool(check)
-    _count_request(ctx, client)
-    request.state.client_id = client.id
+    client, signed = await _signed_client(request, ctx, spend_nonce=False)
     pending = NonceToSpend(client, signed, ctx.auth)
     try:
         yield pending

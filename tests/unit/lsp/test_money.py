@@ -48,6 +48,22 @@ def fund(api: TestClient, client_id: str, amount: int, tag: str = "fund") -> Inv
     return inv
 
 
+def reserve(api: TestClient, client_id: str, key: str, payment_hash: str, invoice: str, amount: int, max_fee: int):
+    """Record a new payment (its reserve) as the API would, in a transaction of its own."""
+    with session_scope(ctx_of(api).sessions) as s:
+        p, created = payments.record_new(
+            s,
+            client_id,
+            idempotency_key=key,
+            payment_hash=payment_hash,
+            payment_request=invoice,
+            amount_sat=amount,
+            max_fee_sat=max_fee,
+        )
+    assert created
+    return p
+
+
 def test_settled_invoice_credits_the_balance_once(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
     inv = fund(api, creds.client_id, 50_000)
     # LND's stream can replay the same settlement (e.g. after a reconnect): no double credit.
@@ -62,17 +78,7 @@ def test_settled_invoice_credits_the_balance_once(api: TestClient, lsp: LSPClien
 def test_payment_reserves_then_refunds_unused_fee(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
     fund(api, creds.client_id, 10_000)
     sessions = ctx_of(api).sessions
-    with session_scope(sessions) as s:
-        p, created = payments.record_new(
-            s,
-            creds.client_id,
-            idempotency_key="k1",
-            payment_hash="aa" * 32,
-            payment_request="lnbcrt1",
-            amount_sat=4_000,
-            max_fee_sat=100,
-        )
-    assert created
+    p = reserve(api, creds.client_id, "k1", "aa" * 32, "lnbcrt1", 4_000, 100)
     assert lsp.balance()["balance"] == 5_900  # amount + max fee held while in flight
     outcome = PaymentOutcome(
         "aa" * 32, "SUCCEEDED", fee_sat=7, fee_msat=7000, value_sat=4000, preimage="bb" * 32, failure_reason=None
@@ -88,16 +94,7 @@ def test_payment_reserves_then_refunds_unused_fee(api: TestClient, lsp: LSPClien
 def test_failed_payment_refunds_everything_with_the_reason(api: TestClient, lsp: LSPClient, creds: Creds) -> None:
     fund(api, creds.client_id, 10_000)
     sessions = ctx_of(api).sessions
-    with session_scope(sessions) as s:
-        p, _ = payments.record_new(
-            s,
-            creds.client_id,
-            idempotency_key="k",
-            payment_hash="cc" * 32,
-            payment_request="lnbcrt2",
-            amount_sat=9_000,
-            max_fee_sat=50,
-        )
+    p = reserve(api, creds.client_id, "k", "cc" * 32, "lnbcrt2", 9_000, 50)
     outcome = PaymentOutcome("cc" * 32, "FAILED", 0, 0, 9000, None, "FAILURE_REASON_NO_ROUTE")
     with session_scope(sessions) as s:
         payments.finish(s, p.id, outcome)
@@ -170,16 +167,7 @@ def test_the_running_balance_is_the_sum_of_the_ledger_and_reconcile_sees_any_dri
 ) -> None:
     fund(api, creds.client_id, 10_000)
     sessions = ctx_of(api).sessions
-    with session_scope(sessions) as s:
-        p, _ = payments.record_new(
-            s,
-            creds.client_id,
-            idempotency_key="run",
-            payment_hash="ab" * 32,
-            payment_request="lnbcrt6",
-            amount_sat=2_000,
-            max_fee_sat=20,
-        )
+    p = reserve(api, creds.client_id, "run", "ab" * 32, "lnbcrt6", 2_000, 20)
     outcome = PaymentOutcome("ab" * 32, "SUCCEEDED", 3, 3000, 2000, "cd" * 32, None)
     with session_scope(sessions) as s:
         payments.finish(s, p.id, outcome)
@@ -211,16 +199,7 @@ class UndecodableLnd:
 def test_a_retry_gets_its_recorded_payment_even_when_lnd_cannot_decode(api: TestClient, creds: Creds) -> None:
     fund(api, creds.client_id, 10_000)
     ctx = ctx_of(api)
-    with session_scope(ctx.sessions) as s:
-        first, _ = payments.record_new(
-            s,
-            creds.client_id,
-            idempotency_key="again",
-            payment_hash="ef" * 32,
-            payment_request="lnbcrt7",
-            amount_sat=1_000,
-            max_fee_sat=10,
-        )
+    first = reserve(api, creds.client_id, "again", "ef" * 32, "lnbcrt7", 1_000, 10)
 
     def start(lnd: object, key: str, invoice: str = "lnbcrt7") -> tuple[object, bool]:
         return asyncio.run(
