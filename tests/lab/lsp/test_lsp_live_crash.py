@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from harness.wait import wait_for
 from lsp.db.base import make_engine, make_sessionmaker, session_scope
@@ -85,9 +85,22 @@ def test_kill9_with_payment_and_channel_in_flight(live_lsp: LiveLsp) -> None:
     try:
         with session_scope(make_sessionmaker(engine)) as s:
             inv = s.scalars(select(Invoice)).one()
+            bal_client = inv.client_id
             ledger.record(s, inv.client_id, inv.amount_paid_sat, "invoice_settled", f"invoice:{inv.id}")
     finally:
         engine.dispose()
     bad = reconcile_now(live_lsp)
     assert not bad["ok"] and [d["kind"] for d in bad["differences"]] == ["invoice"]
     assert "credited 400000 sat, LND received 200000" in bad["differences"][0]["problem"]
+
+    # ... and so can a running balance that drifted from the ledger (an entry written without it).
+    engine = make_engine(live_lsp.db_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as s:
+            s.execute(text("UPDATE clients SET balance_sat = balance_sat - 7"))
+    finally:
+        engine.dispose()
+    drifted = reconcile_now(live_lsp)
+    (balance,) = [d for d in drifted["differences"] if d["kind"] == "balance"]
+    assert sorted(d["kind"] for d in drifted["differences"]) == ["balance", "invoice"]
+    assert balance["reference"] == bal_client and "but its ledger entries sum to" in balance["problem"]
