@@ -470,5 +470,19 @@ def bench_lsp(payments: int, amount_sat: int, concurrency: str, db_urls: tuple[s
         raise click.UsageError(str(exc)) from None
 
 
+
+@bench.command("kyc-usage")
+@click.option("--payments", type=click.IntRange(1_000, 1_000_000), default=100_000, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=180, show_default=True, help="history spread over")
+@click.option("--queries", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--db", "db_url", default=None, help="a postgresql:// server URL (an empty database is made there); default SQLite")
+def bench_kyc_usage(payments: int, days: int, queries: int, db_url: str | None) -> None:
+    """The KYC volume query each payment runs, against a long history, with and without its index."""
+    from bench.kyc_usage import run as run_usage
+
+    if db_url is not None and not db_url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        raise click.BadParameter(f"{db_url!r} is not a postgresql:// URL", param_hint="--db")
+    run_usage(payments=payments, days=days, queries=queries, db_url=db_url, echo=out.print)
+
 if __name__ == "__main__":
     main()

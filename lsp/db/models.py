@@ -104,10 +104,12 @@ class Payment(Base):
     __table_args__ = (
         UniqueConstraint("client_id", "idempotency_key"),
         Index("ix_payments_status", "status"),
+        # The client's payments in a period: the KYC volume limits read this month's on every payment.
+        Index("ix_payments_client_id_created_at", "client_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     idempotency_key: Mapped[str] = mapped_column(String(128))
     payment_hash: Mapped[str] = mapped_column(String(64), index=True)
     payment_request: Mapped[str] = mapped_column(Text)

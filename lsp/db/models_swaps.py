@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lsp.db.base import Base, BigIntPK, UTCDateTime, utcnow
@@ -15,9 +15,11 @@ class Swap(Base):
     """A submarine (chain -> Lightning) or reverse (Lightning -> chain) swap. See lsp/swaps/state.py."""
 
     __tablename__ = "swaps"
+    # The client's swaps in a period (the KYC volume limits count them with its payments).
+    __table_args__ = (Index("ix_swaps_client_id_created_at", "client_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(24), index=True)
     # Lightning side: invoice amount; on-chain side: what the lockup output must hold (submarine) or holds (reverse).

@@ -41,3 +41,11 @@ def test_bench_lsp_refuses_what_it_cannot_run_before_starting_a_lab(args: list[s
     assert result.exit_code == 2, result.output
     assert says in result.output
     assert "Traceback" not in result.output
+
+
+def test_bench_kyc_usage_refuses_a_database_it_cannot_use_and_runs_small() -> None:
+    bad = CliRunner().invoke(main, ["bench", "kyc-usage", "--db", "mysql://x"])
+    assert bad.exit_code == 2 and "'mysql://x' is not a postgresql:// URL" in bad.output
+    small = CliRunner().invoke(main, ["bench", "kyc-usage", "--payments", "1000", "--queries", "2"])
+    assert small.exit_code == 0, small.output
+    assert "sqlite: 1,000 payments over 180 days; usage query" in small.output

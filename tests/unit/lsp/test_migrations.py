@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 
+from lsp.compliance import kyc
 from lsp.db import migrate
-from lsp.db.base import Base, utcnow
+from lsp.db.base import Base, make_engine, make_sessionmaker, session_scope, utcnow
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +74,28 @@ def test_running_balances_start_as_the_sum_of_each_clients_ledger(db_url: str) -
         assert balances == {"rich": 50_000 - 1_010 + 3, "empty": 0}
     finally:
         engine.dispose()
+
+
+def test_the_volume_limits_read_a_clients_period_by_index(sqlite_url: str) -> None:
+    """The usage query each payment runs finds the client's payments and swaps of the period through
+    the (client_id, created_at) indexes, not by reading the client's whole history."""
+    migrate.upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cur: Any, statement: str, parameters: Any, _ctx: Any, _many: bool) -> None:
+        seen.append((statement, parameters))
+
+    try:
+        event.listen(engine, "before_cursor_execute", capture)
+        with session_scope(make_sessionmaker(engine)) as s:
+            kyc.usage(s, "no-such-client")
+        event.remove(engine, "before_cursor_execute", capture)
+        ((statement, parameters),) = [(q, p) for q, p in seen if "FROM payments" in q][-1:]
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+    finally:
+        engine.dispose()
+    plan = " | ".join(str(row[-1]) for row in rows)
+    assert "ix_payments_client_id_created_at (client_id=? AND created_at>?)" in plan, plan
+    assert "ix_swaps_client_id_created_at (client_id=? AND created_at>?)" in plan, plan
