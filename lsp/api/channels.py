@@ -194,25 +194,21 @@ async def rebalance(body: RebalanceRequest, client: CurrentClient, ctx: Ctx) -> 
         timeout_s=min(body.timeout_seconds or cap, cap),
         mcf=mcf,
     )
-
-    def record() -> None:  # off the event loop, as all database work (docs/LSP.md)
-        with session_scope(ctx.sessions) as s:
-            audit.record(
-                s,
-                actor=f"client:{client.id}",
-                action="channel.rebalance",
-                target=f"channel:{ch.id}",
-                after={
-                    "status": res.status,
-                    "amountSat": res.amount_sat,
-                    "feeSat": res.fee_sat,
-                    "strategy": body.strategy,
-                    "sourceChanId": str(res.source_chan_id),
-                    "paymentHash": res.payment_hash,
-                },
-            )
-
-    await run_in_threadpool(record)
+    await run_in_threadpool(  # off the event loop, as all database work (docs/LSP.md)
+        audit.record_in,
+        ctx.sessions,
+        actor=f"client:{client.id}",
+        action="channel.rebalance",
+        target=f"channel:{ch.id}",
+        after={
+            "status": res.status,
+            "amountSat": res.amount_sat,
+            "feeSat": res.fee_sat,
+            "strategy": body.strategy,
+            "sourceChanId": str(res.source_chan_id),
+            "paymentHash": res.payment_hash,
+        },
+    )
     return RebalanceView(
         status=res.status,
         strategy=body.strategy,

@@ -19,7 +19,6 @@ from lsp.api.deps import DB, Ctx, CurrentClient
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.context import AppContext
-from lsp.db.base import session_scope
 from lsp.db.models_swaps import Swap, SwapEvent
 from lsp.errors import LndUnavailable, NotFound
 from lsp.services.watchers import supervise
@@ -246,18 +245,14 @@ async def submit_lockup(
     """Swap-in: hand the LSP the lockup transaction. It publishes it; up to ``LSP_SWAP_ZERO_CONF_MAX_AMOUNT``
     (and without RBF) it pays the invoice at once, otherwise it waits for the configured confirmations."""
     swap = await svc.submit_lockup(swap_id, client.id, body.transaction.strip().lower())
-
-    def record() -> None:  # off the event loop, as all database work (docs/LSP.md)
-        with session_scope(ctx.sessions) as s:
-            audit.record(
-                s,
-                actor=f"client:{client.id}",
-                action="swap.lockup",
-                target=f"swap:{swap.id}",
-                after={"lockupTxid": swap.lockup_txid, "lockupValueSat": swap.lockup_value_sat, "state": swap.state},
-            )
-
-    await run_in_threadpool(record)
+    await run_in_threadpool(  # off the event loop, as all database work (docs/LSP.md)
+        audit.record_in,
+        ctx.sessions,
+        actor=f"client:{client.id}",
+        action="swap.lockup",
+        target=f"swap:{swap.id}",
+        after={"lockupTxid": swap.lockup_txid, "lockupValueSat": swap.lockup_value_sat, "state": swap.state},
+    )
     svc.follow(swap.id)
     return SwapView.of(swap)
 
