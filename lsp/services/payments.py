@@ -52,9 +52,6 @@ def default_max_fee(settings: Settings, amount_sat: int) -> int:
 _payments = cast(Table, Payment.__table__)
 # The payment path's statements, on the table and built once (Core): a payment runs each of them,
 # and ORM loading and unit-of-work flushes cost several times the statements (`lab bench lsp`).
-_BY_KEY = select(_payments.c.id, _payments.c.payment_request).where(
-    _payments.c.client_id == bindparam("client_id"), _payments.c.idempotency_key == bindparam("key")
-)
 # One query for both questions: is this key known, is this invoice already being paid?
 _SAME = select(_payments.c.id, _payments.c.idempotency_key, _payments.c.payment_request, _payments.c.status).where(
     _payments.c.client_id == bindparam("client_id"),
@@ -79,8 +76,10 @@ _FINISH = (
 
 
 def find_by_key(session: Session, client_id: str, key: str) -> Payment | None:
-    found = session.execute(_BY_KEY, {"client_id": client_id, "key": key}).first()
-    return None if found is None else session.get(Payment, found.id)
+    # (Not on a first attempt's path: only when LND cannot decode a retry's invoice.)
+    return session.scalars(
+        select(Payment).where(Payment.client_id == client_id, Payment.idempotency_key == key)
+    ).first()
 
 
 def _find_retry(
@@ -218,22 +217,22 @@ def finish(
     finished it."""
     if outcome is not None and outcome.status not in ("SUCCEEDED", "FAILED"):
         return None  # still in flight
-    succeeded = outcome is not None and outcome.status == "SUCCEEDED"
-    params = {
-        "payment_id": payment_id,
-        "new_status": "succeeded" if succeeded else "failed",
-        "new_fee_sat": outcome.fee_sat if succeeded and outcome is not None else 0,
-        "new_preimage": outcome.preimage if succeeded and outcome is not None else None,
-        "new_failure_reason": None
-        if succeeded
-        else failure or (outcome.failure_reason if outcome else None) or "unknown",
-        "new_completed_at": utcnow(),
-    }
-    row = session.execute(_FINISH, params).first()
+    if outcome is not None and outcome.status == "SUCCEEDED":
+        final = {
+            "new_status": "succeeded",
+            "new_fee_sat": outcome.fee_sat,
+            "new_preimage": outcome.preimage,
+            "new_failure_reason": None,
+        }
+    else:
+        reason = failure or (outcome.failure_reason if outcome else None) or "unknown"
+        final = {"new_status": "failed", "new_fee_sat": 0, "new_preimage": None, "new_failure_reason": reason}
+    row = session.execute(_FINISH, {**final, "payment_id": payment_id, "new_completed_at": utcnow()}).first()
     if row is None:  # unknown, or already final
         return None
     p = Payment(**row._mapping)
-    refund = p.max_fee_sat - p.fee_sat if succeeded else p.amount_sat + p.max_fee_sat
+    # Succeeded: the unused fee reserve back; failed: everything back.
+    refund = p.max_fee_sat - p.fee_sat if p.status == "succeeded" else p.amount_sat + p.max_fee_sat
     if refund > 0:
         ledger.record(session, p.client_id, refund, "payment_refund", f"payment:{p.id}")
     audit.record_system(session, f"payment.{p.status}", p.client_id, p.payment_hash, payment_data(p))
