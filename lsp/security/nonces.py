@@ -9,7 +9,6 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lsp.db.base import utcnow
@@ -33,17 +32,10 @@ class NonceStore:
 
     def use(self, session: Session, client_id: str, nonce: str, expires_at: datetime) -> bool:
         """Record the nonce in the caller's transaction; False if this client already used it."""
-        stmt = _INSERT_NEW.get(session.get_bind().dialect.name)
-        if stmt is not None:
-            params = {"client_id": client_id, "nonce": nonce, "expires_at": expires_at}
-            if session.execute(stmt, params).first() is None:  # (rowcount is not reliable across drivers)
-                return False
-        else:  # another database: a savepoint around a plain insert
-            try:
-                with session.begin_nested():
-                    session.add(UsedNonce(client_id=client_id, nonce=nonce, expires_at=expires_at))
-            except IntegrityError:
-                return False
+        stmt = _INSERT_NEW[session.get_bind().dialect.name]  # the LSP runs on SQLite or PostgreSQL
+        params = {"client_id": client_id, "nonce": nonce, "expires_at": expires_at}
+        if session.execute(stmt, params).first() is None:  # (rowcount is not reliable across drivers)
+            return False
         self._since_purge += 1
         if self._since_purge >= PURGE_EVERY:
             self._since_purge = 0

@@ -14,8 +14,7 @@ For each invoice and payment the LSP recorded, LND is the truth about the money:
   refunded one its payment cancelled; an opened JIT buy has its channel, a failed one none; and
   LND never holds two channels for one order or buy (the memo each open is stored with);
 - swaps: a swap-in past ``invoice_pending`` paid the client's invoice (LND SUCCEEDED), a failed
-  one did not; a reverse swap's hold invoice is settled exactly when the swap says so.
-
+  one did not; a reverse swap's hold invoice is settled exactly when the swap says so;
 - every client's running balance equals the sum of its ledger entries.
 
 It also counts the HTLCs still pending on the node's channels (``pending_htlcs``): after a drill
