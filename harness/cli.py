@@ -349,6 +349,9 @@ def bench_bringup(
     run(list(topologies_), runs=runs, out_path=out_path, runtimes=runtimes, chains=chains, modes=modes, echo=out.print)
 
 
+POSTGRES_URLS = ("postgresql://", "postgresql+psycopg://", "postgres://")  # what --db accepts as PostgreSQL
+
+
 def int_list(value: str, *, low: int, high: int, noun: str, option: str) -> list[int]:
     """A comma-separated option of whole numbers in low..high (``5,10,20``); a usage error naming the
     option and the bad part otherwise."""
@@ -455,7 +458,7 @@ def bench_lsp(payments: int, amount_sat: int, concurrency: str, db_urls: tuple[s
 
     levels = int_list(concurrency, low=1, high=16, noun="concurrency", option="--concurrency")
     for db in db_urls:
-        if db != "sqlite" and not db.startswith(("postgresql://", "postgresql+psycopg://", "postgres://", "sqlite:///")):
+        if db != "sqlite" and not db.startswith((*POSTGRES_URLS, "sqlite:///")):
             raise click.BadParameter(f"{db!r} is neither 'sqlite' nor a database URL", param_hint="--db")
     try:
         run_lsp(
@@ -470,7 +473,6 @@ def bench_lsp(payments: int, amount_sat: int, concurrency: str, db_urls: tuple[s
         raise click.UsageError(str(exc)) from None
 
 
-
 @bench.command("kyc-usage")
 @click.option("--payments", type=click.IntRange(1_000, 1_000_000), default=100_000, show_default=True)
 @click.option("--days", type=click.IntRange(1, 3650), default=180, show_default=True, help="history spread over")
@@ -480,9 +482,10 @@ def bench_kyc_usage(payments: int, days: int, queries: int, db_url: str | None) 
     """The KYC volume query each payment runs, against a long history, with and without its index."""
     from bench.kyc_usage import run as run_usage
 
-    if db_url is not None and not db_url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+    if db_url is not None and not db_url.startswith(POSTGRES_URLS):
         raise click.BadParameter(f"{db_url!r} is not a postgresql:// URL", param_hint="--db")
     run_usage(payments=payments, days=days, queries=queries, db_url=db_url, echo=out.print)
+
 
 if __name__ == "__main__":
     main()
