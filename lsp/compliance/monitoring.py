@@ -170,14 +170,6 @@ class AlertBook:
         self.session.flush()
 
 
-def upsert(session: Session, hit: Hit) -> tuple[ComplianceAlert, bool] | None:
-    """Store one hit (``AlertBook.upsert``)."""
-    book = AlertBook(session)
-    res = book.upsert(hit)
-    book.write()
-    return res
-
-
 def _created_at(session: Session, client_id: str) -> datetime | None:
     c = session.get(Client, client_id)
     return c.created_at if c is not None else None
@@ -264,7 +256,9 @@ def catch_up(sessions: sessionmaker[Session], policy: Policy, *, now: datetime |
 
 
 def raise_manual(session: Session, hit: Hit) -> ComplianceAlert | None:
-    res = upsert(session, hit)
+    book = AlertBook(session)
+    res = book.upsert(hit)
+    book.write()
     return res[0] if res else None
 
 
