@@ -79,12 +79,16 @@ def _raise_for(resp: httpx.Response) -> Any:
         raise LSPAPIError(resp.status_code, "http_error", resp.text[:500], headers=resp.headers) from None
 
 
-def _payment_body(invoice: str, max_fee_sat: int | None, timeout_s: int | None) -> dict[str, Any]:
+def _payment_body(
+    invoice: str, max_fee_sat: int | None, timeout_s: int | None, reservation_id: str | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"invoice": invoice}
     if max_fee_sat is not None:
         body["maxFee"] = max_fee_sat
     if timeout_s is not None:
         body["timeoutSeconds"] = timeout_s
+    if reservation_id is not None:
+        body["reservationId"] = reservation_id
     return body
 
 
@@ -174,12 +178,13 @@ class LSPClient:
         max_fee_sat: int | None = None,
         timeout_s: int | None = None,
         idempotency_key: str | None = None,
+        reservation_id: str | None = None,
     ) -> Any:
         key = idempotency_key or uuid.uuid4().hex
         return self.request(
             "POST",
             "/api/payments/send",
-            json=_payment_body(invoice, max_fee_sat, timeout_s),
+            json=_payment_body(invoice, max_fee_sat, timeout_s, reservation_id),
             headers={"Idempotency-Key": key},
         )
 
@@ -195,6 +200,9 @@ class LSPClient:
             "/api/liquidity/request",
             json={"amount": amount, "duration": duration_ms, "maxFeeRate": max_fee_rate_ppm},
         )
+
+    def get_reservation(self, reservation_id: str) -> Any:
+        return self.request("GET", f"/api/liquidity/reservations/{reservation_id}")
 
     def set_webhook(self, url: str, events: list[str] | None = None) -> Any:
         return self.request("POST", "/api/enterprise/webhook", json={"url": url, "events": events or ["*"]})
@@ -251,12 +259,13 @@ class AsyncLSPClient:
         max_fee_sat: int | None = None,
         timeout_s: int | None = None,
         idempotency_key: str | None = None,
+        reservation_id: str | None = None,
     ) -> Any:
         key = idempotency_key or uuid.uuid4().hex
         return await self.request(
             "POST",
             "/api/payments/send",
-            json=_payment_body(invoice, max_fee_sat, timeout_s),
+            json=_payment_body(invoice, max_fee_sat, timeout_s, reservation_id),
             headers={"Idempotency-Key": key},
         )
 

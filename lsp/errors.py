@@ -70,6 +70,12 @@ class InsufficientFunds(LSPError):
     code = "insufficient_funds"
 
 
+class InsufficientLiquidity(InsufficientFunds):
+    """The LSP's outbound liquidity (or what is left of a reservation) cannot carry the payment."""
+
+    code = "insufficient_liquidity"
+
+
 class NotImplementedYet(LSPError):
     """A documented endpoint whose behaviour is not built yet (answered 501, never faked)."""
 

@@ -53,6 +53,7 @@ class ChannelInfo:
     private: bool
     initiator: bool
     pending_htlcs: tuple[Htlc, ...] = field(default_factory=tuple)
+    local_reserve_sat: int = 0  # the channel reserve the peer requires of us: local balance it cannot send
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class LightningRpc(Service):
                 pending_htlcs=tuple(
                     Htlc(h.incoming, int(h.amount), h.hash_lock.hex(), int(h.expiration_height)) for h in c.pending_htlcs
                 ),
+                local_reserve_sat=int(c.local_constraints.chan_reserve_sat),
             )
             for c in r.channels
         ]

@@ -34,6 +34,8 @@ class ReservationView(CamelModel):
     amount: int
     fee_rate: int = Field(description="ppm")
     fee: int = Field(description="sats, debited from the balance")
+    used: int = Field(description="sats drawn by your payments: amount + max fee in flight, amount + fee once paid")
+    remaining: int = Field(description="sats still guaranteed to payments naming this reservation")
     status: str
     expires_at: datetime
 
@@ -45,6 +47,8 @@ class ReservationView(CamelModel):
             amount=r.amount_sat,
             fee_rate=r.fee_rate_ppm,
             fee=r.fee_sat,
+            used=r.used_sat,
+            remaining=max(0, r.amount_sat - r.used_sat) if r.status == "active" else 0,
             status=r.status,
             expires_at=r.expires_at,
         )
@@ -66,7 +70,7 @@ async def request_liquidity(body: LiquidityRequest, client: CurrentClient, ctx: 
     await run_in_threadpool(
         kyc.check, ctx.sessions, kyc.enforce_channel, ctx.settings, client.id, body.amount, "body.amount"
     )
-    outbound = int((await get_lnd(ctx).channel_balance()).local_balance.sat)
+    outbound = await liquidity.spendable_outbound(get_lnd(ctx))
 
     def reserve() -> LiquidityReservation:
         with session_scope(ctx.sessions) as db:

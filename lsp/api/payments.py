@@ -29,6 +29,13 @@ class SendPaymentRequest(CamelModel):
     strategy: Literal["lnd", "mcf"] = Field(
         default="lnd", description="lnd: LND's own pathfinding; mcf: the LSP's min-cost-flow router (docs/ROUTING.md)"
     )
+    reservation_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        description="your liquidity reservation (POST /api/liquidity/request) to draw on: amount + max fee must fit "
+        "in what is left of it",
+    )
 
 
 class PaymentView(CamelModel):
@@ -42,6 +49,7 @@ class PaymentView(CamelModel):
     preimage: str | None
     created_at: datetime
     completed_at: datetime | None
+    reservation_id: str | None = Field(description="the liquidity reservation it drew on, if any")
 
     @classmethod
     def of(cls, p: Payment) -> PaymentView:
@@ -56,6 +64,7 @@ class PaymentView(CamelModel):
             preimage=p.preimage,
             created_at=p.created_at,
             completed_at=p.completed_at,
+            reservation_id=p.reservation_id,
         )
 
 
@@ -90,10 +99,16 @@ async def send(
                 actor=f"client:{client.id}",
                 action="payment.start",
                 target=f"payment:{p.id}",
-                after={"paymentHash": p.payment_hash, "amountSat": p.amount_sat, "maxFeeSat": p.max_fee_sat},
+                after={
+                    "paymentHash": p.payment_hash,
+                    "amountSat": p.amount_sat,
+                    "maxFeeSat": p.max_fee_sat,
+                    "reservationId": p.reservation_id,
+                },
             ),
             # The request's nonce, spent in the payment's own transaction (nothing left the LSP before).
             first=signed.spend,
+            reservation_id=body.reservation_id,
         )
     except kyc.DeniedDestination as exc:
         await run_in_threadpool(record_denied_attempt, ctx, client.id, exc.destination, exc.amount_sat)

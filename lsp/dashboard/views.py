@@ -30,6 +30,7 @@ from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert, KycProfile
 from lsp.errors import LSPError
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
+from lsp.services import liquidity
 
 log = logging.getLogger("lsp.dashboard")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -235,7 +236,7 @@ async def channels_page(request: Request) -> Response:
         return _login_redirect()
     ctx = _ctx(request)
 
-    def read_ours() -> tuple[dict[str, Channel], dict[str, str], list[dict[str, Any]]]:
+    def read_ours() -> tuple[dict[str, Channel], dict[str, str], list[dict[str, Any]], dict[str, Any]]:
         """Off the event loop, as all database work (docs/LSP.md)."""
         with session_scope(ctx.sessions) as s:
             ours = {c.channel_point: c for c in s.scalars(select(Channel)) if c.channel_point}
@@ -250,11 +251,28 @@ async def channels_page(request: Request) -> Response:
                 }
                 for c in ours.values()
             ]
-            return ours, names, db_rows
+            live = liquidity.live_reservations(s)
+            book = {
+                "reserved": sum(r.amount_sat - r.used_sat for r in live),
+                "in_flight": liquidity.in_flight_unreserved(s),
+                "reservations": [
+                    {
+                        "id": r.id,
+                        "client": names.get(r.client_id, r.client_id),
+                        "amount": r.amount_sat,
+                        "used": r.used_sat,
+                        "remaining": r.amount_sat - r.used_sat,
+                        "expires": r.expires_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    }
+                    for r in live
+                ],
+            }
+            return ours, names, db_rows, book
 
-    ours, names, db_rows = await asyncio.to_thread(read_ours)
+    ours, names, db_rows, book = await asyncio.to_thread(read_ours)
     rows: list[dict[str, Any]] = []
     error = None
+    spendable = 0
     if ctx.lnd is not None:
         try:
             for c in await ctx.lnd.list_channels():
@@ -272,11 +290,15 @@ async def channels_page(request: Request) -> Response:
                         "health": _health(bool(c.active), int(c.local_balance), int(c.capacity)),
                     }
                 )
+                if c.active:  # what the outbound book counts (lsp.services.liquidity.spendable_outbound)
+                    spendable += max(0, int(c.local_balance) - int(c.local_constraints.chan_reserve_sat))
+            book["spendable"] = spendable
+            book["free"] = spendable - book["reserved"] - book["in_flight"]
         except LSPError as exc:
             error = exc.message
     else:
         error = "LND is not connected"
-    return _render("channels.html", request, rows=rows, db_rows=db_rows, lnd_error=error)
+    return _render("channels.html", request, rows=rows, db_rows=db_rows, lnd_error=error, book=book)
 
 
 # --- clients and KYC ---------------------------------------------------------------------------------

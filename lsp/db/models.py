@@ -121,6 +121,10 @@ class Payment(Base):
     preimage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The liquidity reservation the payment draws on (its amount + max fee while in flight).
+    reservation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("liquidity_reservations.id", ondelete="SET NULL"), nullable=True
+    )
 
 
 class LedgerEntry(Base):
@@ -138,7 +142,10 @@ class LedgerEntry(Base):
 
 
 class LiquidityReservation(Base):
-    """Liquidity set aside for a client until ``expires_at``. status: active | expired | released."""
+    """Outbound liquidity set aside for a client until ``expires_at``. status: active | expired.
+
+    ``used_sat``: what the client's payments drew on it (amount + max fee while in flight,
+    amount + fee once succeeded); ``amount_sat - used_sat`` stays guaranteed."""
 
     __tablename__ = "liquidity_reservations"
 
@@ -150,6 +157,7 @@ class LiquidityReservation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    used_sat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Webhook(Base):

@@ -32,7 +32,7 @@ from lsp.db.base import off_loop, session_scope, utcnow
 from lsp.db.models import Payment, new_id
 from lsp.errors import Conflict, InsufficientFunds, LndError, LndUnavailable, NotFound, ValidationFailed
 from lsp.faults import crash_point
-from lsp.services import ledger
+from lsp.services import ledger, liquidity
 from lsp.services.events import payment_data
 
 if TYPE_CHECKING:
@@ -107,8 +107,12 @@ async def start(
     guard: Callable[[Session, int, str], None] | None = None,
     on_created: Callable[[Session, Payment], object] | None = None,
     first: Callable[[Session], None] | None = None,
+    reservation_id: str | None = None,
 ) -> tuple[Payment, bool]:
     """Record the payment (or find the earlier one); returns (payment, created).
+
+    ``reservation_id``: the client's liquidity reservation the payment draws on; without one, the
+    payment must leave the live reservations whole (``lsp.services.liquidity``: the outbound book).
 
     ``first(session)`` runs first in the recording transaction (the API spends the request's
     nonce there).
@@ -135,7 +139,7 @@ async def start(
         )
     max_fee = default_max_fee(settings, amount) if max_fee_sat is None else max_fee_sat
 
-    def record() -> tuple[Payment, bool]:
+    def record(outbound_sat: int | None) -> tuple[Payment, bool]:
         with session_scope(sessions) as s:
             if first is not None:
                 first(s)
@@ -148,12 +152,20 @@ async def start(
                 amount_sat=amount,
                 max_fee_sat=max_fee,
                 guard=(lambda sess, amt: guard(sess, amt, decoded.destination)) if guard is not None else None,
+                reservation_id=reservation_id,
+                outbound_sat=outbound_sat,
             )
             if created and on_created is not None:
                 on_created(s, payment)
             return payment, created
 
-    return await off_loop(sessions, record)
+    try:
+        return await off_loop(sessions, lambda: record(None))
+    except liquidity.NeedOutbound:
+        # Reservations are live and this payment draws on none: check it against the node's
+        # spendable outbound (the first transaction rolled back, nonce and all).
+        outbound = await liquidity.spendable_outbound(lnd)
+        return await off_loop(sessions, lambda: record(outbound))
 
 
 def record_new(
@@ -166,10 +178,14 @@ def record_new(
     amount_sat: int,
     max_fee_sat: int,
     guard: Callable[[Session, int], None] | None = None,
+    reservation_id: str | None = None,
+    outbound_sat: int | None = None,
 ) -> tuple[Payment, bool]:
-    """Under the client's lock: dedupe, check the balance, reserve amount + max fee. Returns
-    (payment, created); a new payment is returned unattached to the session (it is written by a
-    Core insert), with every column set."""
+    """Under the client's lock: dedupe, check the balance, reserve amount + max fee on the ledger
+    and draw it on the reservation named (or check the outbound book: ``outbound_sat`` is the
+    node's spendable outbound, needed only while reservations are live). Returns (payment,
+    created); a new payment is returned unattached to the session (it is written by a Core
+    insert), with every column set."""
     available = ledger.lock_client(s, client_id)
     same = s.execute(_SAME, {"client_id": client_id, "key": idempotency_key, "payment_hash": payment_hash}).all()
     existing = next((row for row in same if row.idempotency_key == idempotency_key), None)
@@ -184,12 +200,18 @@ def record_new(
         raise Conflict(
             f"this invoice is already {paid.status.replace('_', '-')} (payment {paid.id})", field="body.invoice"
         )
+    if reservation_id is not None:
+        liquidity.check_reservation(s, client_id, reservation_id)
     if guard is not None:
         guard(s, amount_sat)
     if available < amount_sat + max_fee_sat:
         raise InsufficientFunds(
             f"balance {available} sat cannot cover {amount_sat} sat + max fee {max_fee_sat} sat", field="body.invoice"
         )
+    if reservation_id is not None:
+        liquidity.draw(s, client_id, reservation_id, amount_sat + max_fee_sat)
+    else:
+        liquidity.check_unreserved(s, amount_sat + max_fee_sat, outbound_sat)
     payment = Payment(
         id=new_id(),
         client_id=client_id,
@@ -204,6 +226,7 @@ def record_new(
         preimage=None,
         created_at=utcnow(),
         completed_at=None,
+        reservation_id=reservation_id,
     )
     s.execute(_INSERT, {c.key: getattr(payment, c.key) for c in _payments.c})
     ledger.record(s, client_id, -(amount_sat + max_fee_sat), "payment_reserve", f"payment:{payment.id}")
@@ -235,6 +258,8 @@ def finish(
     refund = p.max_fee_sat - p.fee_sat if p.status == "succeeded" else p.amount_sat + p.max_fee_sat
     if refund > 0:
         ledger.record(session, p.client_id, refund, "payment_refund", f"payment:{p.id}")
+        if p.reservation_id is not None:  # and back to the reservation it was drawn on
+            liquidity.give_back(session, p.reservation_id, refund)
     audit.record_system(session, f"payment.{p.status}", p.client_id, p.payment_hash, payment_data(p))
     return p
 
