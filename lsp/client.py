@@ -204,6 +204,9 @@ class LSPClient:
     def get_reservation(self, reservation_id: str) -> Any:
         return self.request("GET", f"/api/liquidity/reservations/{reservation_id}")
 
+    def dashboard(self) -> Any:
+        return self.request("GET", "/api/enterprise/dashboard")
+
     def set_webhook(self, url: str, events: list[str] | None = None) -> Any:
         return self.request("POST", "/api/enterprise/webhook", json={"url": url, "events": events or ["*"]})
 

@@ -1,4 +1,4 @@
-"""Enterprise endpoints: onboarding (admin) and the client's own profile."""
+"""Enterprise endpoints: onboarding (admin), the client's own profile, dashboard data and webhooks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope
 from lsp.db.models import Client, Webhook
-from lsp.services import clients, webhooks
+from lsp.services import clients, overview, webhooks
 from lsp.services.events import EVENT_TYPES
+from lsp.services.overview import ClientDashboard
 
 router = APIRouter(prefix="/api/enterprise", tags=["enterprise"], responses=ERROR_RESPONSES)
 
@@ -102,6 +103,13 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
 @router.get("/me", response_model=ClientView)
 def me(client: CurrentClient) -> ClientView:
     return ClientView.of(client)
+
+
+@router.get("/dashboard", response_model=ClientDashboard)
+def dashboard(client: CurrentClient, db: DB, ctx: Ctx) -> ClientDashboard:
+    """Your balance, channels, volume (today and this month, UTC), fees, live reservations and
+    latest activity, in one call (seed 001's enterprise dashboard)."""
+    return overview.client_dashboard(db, ctx.settings, client)
 
 
 class WebhookRequest(CamelModel):

@@ -144,15 +144,14 @@ def lock_book(session: Session) -> None:
         session.execute(_BOOK_LOCK)
 
 
-def live_reservations(session: Session) -> list[LiquidityReservation]:
-    """Active and unexpired, soonest expiry first (the operator's view of the book)."""
-    return list(
-        session.scalars(
-            select(LiquidityReservation)
-            .where(LiquidityReservation.status == "active", LiquidityReservation.expires_at > utcnow())
-            .order_by(LiquidityReservation.expires_at)
-        )
+def live_reservations(session: Session, *, client_id: str | None = None) -> list[LiquidityReservation]:
+    """Active and unexpired, soonest expiry first (the operator's view of the book, or one client's)."""
+    q = select(LiquidityReservation).where(
+        LiquidityReservation.status == "active", LiquidityReservation.expires_at > utcnow()
     )
+    if client_id is not None:
+        q = q.where(LiquidityReservation.client_id == client_id)
+    return list(session.scalars(q.order_by(LiquidityReservation.expires_at)))
 
 
 def remaining_total(session: Session) -> int:
