@@ -207,6 +207,23 @@ class LSPClient:
     def dashboard(self) -> Any:
         return self.request("GET", "/api/enterprise/dashboard")
 
+    def buy_jit(
+        self,
+        client_pubkey: str,
+        *,
+        host: str | None = None,
+        payment_size_msat: int | None = None,
+        token: str | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {"clientPubkey": client_pubkey}
+        for key, value in (("host", host), ("paymentSizeMsat", payment_size_msat), ("token", token)):
+            if value is not None:
+                body[key] = value
+        return self.request("POST", "/api/liquidity/jit", json=body)
+
+    def liquidity_providers(self) -> Any:
+        return self.request("GET", "/api/liquidity/providers")
+
     def set_webhook(self, url: str, events: list[str] | None = None) -> Any:
         return self.request("POST", "/api/enterprise/webhook", json={"url": url, "events": events or ["*"]})
 

@@ -30,6 +30,8 @@ from lsp.swaps.config import SwapSettings
 
 Network = Literal["regtest", "signet", "testnet", "mainnet"]
 
+# LSP_PEER_LSPS entries: NODE_ID@HOST:PORT (a name, IPv4 or [IPv6] address).
+PEER_LSP_RE = re.compile(r"^(02|03)[0-9a-fA-F]{64}@([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}$")
 # Public on purpose: the lab and the docs use them. Refused on mainnet.
 DEMO_ADMIN_KEY = "demo-admin-key"
 DEMO_SECRET_KEY = "demo-secret-key-change-me"
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     max_liquidity_requests: int = Field(default=100, ge=0, description="active reservations, all clients")
     max_liquidity_duration: int = Field(default=86_400_000, ge=1, description="milliseconds")
 
+    # --- other LSPs whose offers GET /api/liquidity/providers shows, asked over LSPS0 at each request
+    peer_lsps: str = Field(default="", description="comma-separated NODE_ID@HOST:PORT of other LSPs")
+    peer_lsps_timeout: float = Field(default=10.0, gt=0, le=120, description="seconds to wait for a peer LSP")
+
     # --- routing / payments
     routing_fee_rate: float = Field(default=0.0001, ge=0, lt=1)
     max_routing_attempts: int = Field(default=5, ge=1)
@@ -129,6 +135,14 @@ class Settings(BaseSettings):
         from lsp import faults
 
         return ",".join(faults.parse(value))
+
+    @field_validator("peer_lsps")
+    @classmethod
+    def _peer_lsps(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and not PEER_LSP_RE.match(entry):
+                raise ValueError(f"{entry!r} is not NODE_ID@HOST:PORT (a 66-hex-character node id, then its address)")
+        return ",".join(e.strip() for e in value.split(",") if e.strip())
 
     @field_validator("database_url")
     @classmethod
@@ -179,6 +193,11 @@ class Settings(BaseSettings):
     @property
     def crash_points(self) -> list[str]:
         return [n for n in self.crash_at.split(",") if n]
+
+    @property
+    def peer_lsp_list(self) -> list[tuple[str, str]]:
+        """(node id, host:port) of each configured peer LSP."""
+        return [(e.split("@", 1)[0].lower(), e.split("@", 1)[1]) for e in self.peer_lsps.split(",") if e]
 
     @property
     def lnd_configured(self) -> bool:

@@ -56,7 +56,8 @@ def _method_of(body: bytes) -> str | None:
     return method if isinstance(method, str) else None
 
 
-def _dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
+def lsps_dispatcher(request: Request, ctx: Ctx) -> Dispatcher:
+    """The app's LSPS dispatcher (built once): the HTTPS mirror and the REST faces share it."""
     existing: Dispatcher | None = getattr(request.app.state, "lsps_dispatcher", None)
     if existing is not None:
         return existing
@@ -81,7 +82,7 @@ async def call(
         # Buying a channel (LSPS1) or a JIT channel (LSPS2) is money movement: approved clients only
         # (403 in the API's error shape; reading the menu and orders stays open).
         await run_in_threadpool(kyc.check, ctx.sessions, kyc.enforce_approved, ctx.settings, _client.id)
-    out = await _dispatcher(request, ctx).handle(body, Caller(node_id=node_id, transport="https"))
+    out = await lsps_dispatcher(request, ctx).handle(body, Caller(node_id=node_id, transport="https"))
     if out is None:
         return Response(status_code=204)
     status = 200

@@ -109,6 +109,21 @@ def parse_request(raw: bytes | str) -> Request:
     return Request(id=rid, method=doc["method"], params=doc.get("params") or {}, is_notification="id" not in doc)
 
 
+def as_response(raw: bytes | str) -> dict[str, Any] | None:
+    """The message as a JSON-RPC *response* (an object with ``result`` or ``error`` and no
+    ``method``), or None. A node that is both an LSP and an LSPS client (``GET
+    /api/liquidity/providers`` asks other LSPs) receives answers on the same message type as
+    requests: a server must leave them alone, or two LSPs would answer each other's error
+    responses with errors forever."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if isinstance(doc, dict) and "method" not in doc and ("result" in doc or "error" in doc):
+        return doc
+    return None
+
+
 def response(rid: str | int | None, result: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "result": result}
 
@@ -152,6 +167,15 @@ class Dispatcher:
         except Exception:  # never leak internals to a peer; the log has the traceback
             log.exception("LSPS method %s failed", req.method)
             return error_response(req.id, RpcError(INTERNAL_ERROR, "internal error"))
+
+    async def invoke(self, method: str, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        """Call a method in-process (the LSP's own REST faces): its result, or its RpcError raised."""
+        doc = await self.call(Request(id="local", method=method, params=params, is_notification=False), caller)
+        if "error" in doc:
+            err = doc["error"]
+            raise RpcError(err["code"], err["message"], err.get("data"))
+        result: dict[str, Any] = doc["result"]
+        return result
 
     async def handle(self, raw: bytes | str, caller: Caller) -> bytes | None:
         """Bytes in, bytes out; None when the request was a notification."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from lncore.lnd.client import LndClient
 from lsp.errors import LndError
-from lsp.lsps.jsonrpc import MAX_MESSAGE_BYTES, Caller, Dispatcher
+from lsp.lsps.jsonrpc import MAX_MESSAGE_BYTES, Caller, Dispatcher, as_response
 
 # bLIP-50 (LSPS0): the BOLT 8 message type LSPS JSON-RPC rides on (odd: "it's ok to be odd").
 LSPS0_MESSAGE_TYPE = 37913
@@ -42,6 +42,8 @@ class PeerTransport:
                 log.debug("subscribing to LND's custom messages")
                 async for msg in self.lnd.custom_messages():
                     if msg.type != LSPS0_MESSAGE_TYPE:
+                        continue
+                    if as_response(msg.data) is not None:  # an answer to this node's own client side
                         continue
                     log.debug("LSPS0 message from %s (%d bytes)", msg.peer.hex(), len(msg.data))
                     task = asyncio.create_task(self._answer(msg.peer.hex(), msg.data))

@@ -53,6 +53,25 @@ async def _opens_large_channels(lnd: LndClient) -> bool:
     return any(bit in features for bit in LARGE_CHANNEL_BITS)
 
 
+async def ensure_connected(lnd: LndClient, pubkey: str, host: str | None) -> None:
+    """The LSP's node is connected to the client's, or connects to ``host`` (the request's
+    ``body.host``); a node the LSP cannot reach is the client's 422, LND being down a 503."""
+    peers = {p.pub_key for p in await lnd.list_peers()}
+    if pubkey in peers:
+        return
+    if not host:
+        raise ValidationFailed(f"not connected to {pubkey[:16]}...; give its host:port", field="body.host")
+    if not HOST_RE.match(host):
+        raise ValidationFailed(f"host {host!r} is not host:port", field="body.host")
+    try:
+        await lnd.connect_peer(pubkey, host, timeout_s=15)
+    except LndError as exc:
+        if exc.grpc_code == "UNAVAILABLE":  # LND itself is down, not the client's node
+            raise
+        # Unreachable host or wrong node there: the client gave us an address we cannot use.
+        raise ValidationFailed(f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host") from None
+
+
 def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sat: int) -> int:
     """Everything checkable without LND; returns the opening fee (the seed's base + capacity fee)."""
     if not is_valid_pubkey(pubkey):
@@ -111,21 +130,7 @@ async def open_channel(
             "opens (it runs without --protocol.wumbo-channels)",
             field="body.channelSize",
         )
-    peers = {p.pub_key for p in await lnd.list_peers()}
-    if pubkey not in peers:
-        if not host:
-            raise ValidationFailed(f"not connected to {pubkey[:16]}...; give its host:port", field="body.host")
-        if not HOST_RE.match(host):
-            raise ValidationFailed(f"host {host!r} is not host:port", field="body.host")
-        try:
-            await lnd.connect_peer(pubkey, host, timeout_s=15)
-        except LndError as exc:
-            if exc.grpc_code == "UNAVAILABLE":  # LND itself is down, not the client's node
-                raise
-            # Unreachable host or wrong node there: the client gave us an address we cannot use.
-            raise ValidationFailed(
-                f"cannot connect to {pubkey[:16]}... at {host}: {exc.message}", field="body.host"
-            ) from None
+    await ensure_connected(lnd, pubkey, host)
     channel_id = new_id()
     with session_scope(sessions) as s:
         channel = Channel(
