@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,7 +79,11 @@ def setup(release: bool) -> None:
     help="chain backend (default: what the topology names; bitcoind unless it says btcd)",
 )
 @click.option("--cold", is_flag=True, help="build the network from scratch instead of from its saved snapshot")
-def up(topology: str, runtime: str, chain: str | None, cold: bool) -> None:
+@click.option(
+    "--lsp", "with_lsp", is_flag=True,
+    help="also run the LSP (API and LSPS daemon) on the topology's lsp-role node, with one demo client",
+)
+def up(topology: str, runtime: str, chain: str | None, cold: bool, with_lsp: bool) -> None:
     """Start TOPOLOGY (a name in topologies/ or a YAML path) in the background."""
     from harness.harness import LightningTestHarness
     from harness.labstate import STATE_FILE, active_lab, set_active
@@ -96,11 +101,33 @@ def up(topology: str, runtime: str, chain: str | None, cold: bool) -> None:
         lab = LightningTestHarness(
             topology, runtime=runtime, tie_to_parent=False, progress=step, chain=chain, snapshot=False if cold else None
         )
+        lsp_node = _lsp_node(lab.topology) if with_lsp else None
         lab.start(retries=lab.bringup_retries)
     net = lab.net
-    net.write_state(lab.lab_dir / STATE_FILE)
+    state = net.describe()
+    if lsp_node is not None:
+        from harness.lsp_process import start_lab_lsp
+
+        with _progress(f"LSP on {lsp_node}"):
+            try:
+                state["lsp"] = start_lab_lsp(lab.node(lsp_node), lab.lab_dir).describe()
+            except BaseException:
+                lab.stop(failed=True)  # nothing left running; the lab directory (logs) is kept
+                raise
+    (lab.lab_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
     set_active(lab.lab_dir)
-    _print_lab(net.describe())
+    _print_lab(state)
+
+
+def _lsp_node(topo: Any) -> str:
+    """The lsp-role node ``--lsp`` runs the LSP on (an LND node)."""
+    names = [n.name for n in topo.nodes if n.role == "lsp" and n.implementation == "lnd"]
+    if not names:
+        raise click.UsageError(
+            f"topology {topo.name!r} has no LND node with role lsp; --lsp runs the LSP on it "
+            "(e.g. star5, whose hub is the LSP)"
+        )
+    return str(names[0])
 
 
 def _print_lab(state: dict[str, Any], alive: dict[str, bool] | None = None) -> None:
@@ -124,6 +151,15 @@ def _print_lab(state: dict[str, Any], alive: dict[str, bool] | None = None) -> N
         "" if alive is None else ("" if alive.get(c["kind"]) else " [red]down[/red]")))
     first = next(iter(state["nodes"].values()))
     out.print(f"credentials: <lab>/<node>/tls.cert, macaroon e.g. {first['macaroon']}")
+    lsp = state.get("lsp")
+    if lsp:
+        up_ = "" if alive is None else ("" if all(alive.get(p["name"]) for p in lsp["processes"]) else " [red]down[/red]")
+        c = lsp["client"]
+        out.print(f"LSP on {lsp['node']}: {lsp['url']}{up_} (API docs {lsp['url']}/docs)")
+        out.print(f"  admin key:  {lsp['admin_key']}  (X-Admin-Key: onboarding, operator endpoints)")
+        out.print(f"  demo client {c['client_id']}: api key {c['api_key']}  api secret {c['api_secret']}")
+        out.print(f"  dashboard:  {lsp['dashboard']}  password {lsp['dashboard_password']}")
+        out.print(f"  logs:       {', '.join(p['log'] for p in lsp['processes'])}")
     out.print(f"lab directory: {state['lab_dir']}")
 
 

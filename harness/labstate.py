@@ -37,10 +37,20 @@ class AttachedLab:
     def runtime(self) -> str:
         return str(self.state.get("runtime", "process"))
 
+    def lsp_processes(self) -> list[NodeHandle]:
+        """``lsp serve`` and ``lsp lsps`` when the lab was started with ``--lsp`` (host processes
+        under every runtime)."""
+        lsp = self.state.get("lsp") or {}
+        return [
+            ProcessRuntime.adopt(p["name"], int(p["pid"]), list(p["argv"]), Path(p["log"]))
+            for p in lsp.get("processes", [])
+        ]
+
     def processes(self) -> list[NodeHandle]:
+        """The LSP's processes first (they stop before the nodes they use), then the nodes, then the chain."""
         if self.runtime in ("docker", "attached"):
-            return self._containers()
-        procs: list[NodeHandle] = [
+            return [*self.lsp_processes(), *self._containers()]
+        procs: list[NodeHandle] = self.lsp_processes() + [
             ProcessRuntime.adopt(name, int(n["pid"]), list(n["argv"]), Path(n["log"]))
             for name, n in [*self.state["nodes"].items(), *self.state.get("ldk_nodes", {}).items()]
         ]

@@ -35,7 +35,8 @@ from harness.runtime.ports import free_port
 from harness.wait import log_tail, wait_for
 
 __all__ = [
-    "LspServer", "LspsDaemon", "OnboardedClient", "free_port", "lsp_cli", "lsp_env", "metric", "migrate", "reconcile",
+    "LabLsp", "LspServer", "LspsDaemon", "OnboardedClient", "free_port", "lsp_cli", "lsp_env", "metric", "migrate",
+    "reconcile", "start_lab_lsp",
 ]  # fmt: skip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +83,8 @@ class LspServer:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    # Its own session: outlives the command that started it (``lab up --lsp``; ``lab down`` stops it).
+    detached: bool = False
 
     @classmethod
     def on_node(cls, node: LndNode, lab_dir: Path, *, requests_per_minute: int = 100_000) -> LspServer:
@@ -118,6 +121,7 @@ class LspServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.log_path.parent,
+                start_new_session=self.detached,
             )
 
     def _running(self) -> None:
@@ -218,6 +222,71 @@ class LspsDaemon(LspServer):
                 return self.READY.encode() in log.read()
 
         wait_for(ready, what="the LSPS daemon to start", timeout_s=60, describe=self.log_tail)
+
+
+@dataclass(frozen=True)
+class LabLsp:
+    """The LSP ``lab up --lsp`` leaves running on the topology's lsp-role node: what a newcomer
+    needs to use it (printed, and kept in the lab's state so ``lab down`` stops it)."""
+
+    node: str
+    url: str
+    admin_key: str
+    dashboard_password: str
+    client: OnboardedClient
+    processes: list[dict[str, Any]]  # pid, argv, log of ``lsp serve`` and ``lsp lsps``
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "url": self.url,
+            "admin_key": self.admin_key,
+            "dashboard": f"{self.url}/dashboard",
+            "dashboard_password": self.dashboard_password,
+            "client": {"client_id": self.client.client_id, "api_key": self.client.api_key,
+                       "api_secret": self.client.api_secret},
+            "processes": self.processes,
+        }
+
+
+def start_lab_lsp(node: LndNode, lab_dir: Path) -> LabLsp:
+    """``lsp serve`` and ``lsp lsps`` on ``node`` (SQLite and logs in ``<lab_dir>/lsp/``), detached,
+    with fresh secrets, and one onboarded client named "demo". Stopped again if either fails."""
+    import secrets
+
+    where = lab_dir / "lsp"
+    where.mkdir(parents=True, exist_ok=True)
+    admin_key, password = "lab-admin-" + secrets.token_hex(16), secrets.token_urlsafe(12)
+    env = lsp_env(
+        node,
+        f"sqlite:///{where / 'lsp.db'}",
+        admin_key=admin_key,
+        LSP_ADMIN_PASSWORD=password,
+        LSP_DEFAULT_REQUESTS_PER_MINUTE="6000",
+    )
+    server = LspServer(env, free_port(), where / "lsp.log", detached=True)
+    daemon = LspsDaemon(env, 0, where / "lsps.log", detached=True)
+    try:
+        server.start()  # migrates the database first
+        daemon.start()
+        client = server.onboard("demo")
+    except BaseException:
+        daemon.stop()
+        server.stop()
+        raise
+    assert server.proc is not None and daemon.proc is not None
+    argv = [sys.executable, "-m", "lsp.cli"]
+    return LabLsp(
+        node=node.name,
+        url=server.base_url,
+        admin_key=admin_key,
+        dashboard_password=password,
+        client=client,
+        processes=[
+            {"name": "lsp serve", "pid": server.proc.pid, "argv": [*argv, "serve"], "log": str(server.log_path)},
+            {"name": "lsp lsps", "pid": daemon.proc.pid, "argv": [*argv, "lsps"], "log": str(daemon.log_path)},
+        ],
+    )
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

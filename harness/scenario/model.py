@@ -203,7 +203,9 @@ class HealStep(_Step):
     peer: str
 
 
-LspCall = Literal["me", "balance", "channel_balance", "create_invoice", "liquidity_rates", "receive", "send"]
+LspCall = Literal[
+    "me", "balance", "channel_balance", "create_invoice", "liquidity_rates", "receive", "send", "jit_buy", "dashboard"
+]
 
 
 class LspStep(_Step):
@@ -211,19 +213,27 @@ class LspStep(_Step):
 
     ``receive``: the client invoices through the LSP and ``payer`` (a node) pays
     it; done when the LSP marks the invoice settled. ``send``: ``payee`` (a
-    node) invoices and the client pays it from its LSP balance."""
+    node) invoices and the client pays it from its LSP balance. ``jit_buy``: the
+    client buys a JIT channel (LSPS2 over ``POST /api/liquidity/jit``) for node
+    ``client`` and a payment of ``amount_sat``; the opening fee must be bLIP-52's."""
 
     kind: Literal["lsp"]
     call: LspCall
     amount_sat: int | None = Field(None, ge=1, description="for create_invoice, receive, send")
     payer: str | None = Field(None, description="for receive: the node that pays the client's invoice")
     payee: str | None = Field(None, description="for send: the node whose invoice the client pays")
+    client: str | None = Field(None, description="for jit_buy: the node the JIT channel is for")
     balance_sat: Range | None = Field(None, description="for balance: the client's balance must be in this range")
     expect_error: str | None = Field(None, description="expected error code, e.g. 'validation_error'")
 
     @model_validator(mode="after")
     def _needs(self) -> LspStep:
-        need = {"receive": ("amount_sat", "payer"), "send": ("amount_sat", "payee"), "create_invoice": ("amount_sat",)}
+        need = {
+            "receive": ("amount_sat", "payer"),
+            "send": ("amount_sat", "payee"),
+            "create_invoice": ("amount_sat",),
+            "jit_buy": ("amount_sat", "client"),
+        }
         missing = [f for f in need.get(self.call, ()) if getattr(self, f) is None]
         if missing:
             raise ValueError(f"call {self.call!r} needs {' and '.join(missing)}")

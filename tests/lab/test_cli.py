@@ -81,3 +81,44 @@ def test_bad_topology_is_one_clear_message(env: dict[str, str], tmp_path: Path) 
     assert r.returncode == 2 and "Invalid value for '--chain'" in r.stderr and "Traceback" not in r.stderr
     r = lab("up", "pair", env={**env, "LAB_CHAIN": "core"})
     assert r.returncode == 1 and "unknown chain backend 'core' (expected one of: bitcoind, btcd)" in r.stderr
+
+
+def test_up_with_lsp_prints_what_a_newcomer_needs_and_down_stops_it(env: dict[str, str], tmp_path: Path) -> None:
+    import re
+
+    import httpx
+
+    from lsp.client import LSPClient
+
+    r = lab("up", "pair", "--lsp", env=env)
+    assert r.returncode == 2 and "has no LND node with role lsp" in r.stderr and "Traceback" not in r.stderr
+    assert lab("status", env=env).stdout.startswith("no lab is up")
+
+    r = lab("up", "star5", "--lsp", env=env)
+    assert r.returncode == 0, r.stderr
+    url = re.search(r"LSP on hub: (http://127\.0\.0\.1:\d+)", r.stdout)
+    admin = re.search(r"admin key:\s+(\S+)", r.stdout)
+    client = re.search(r"demo client (\w+): api key (\S+)\s+api secret (\S+)", r.stdout)
+    password = re.search(r"dashboard:\s+\S+\s+password (\S+)", r.stdout)
+    assert url and admin and client and password, r.stdout
+    base = url.group(1)
+    # The printed client signs requests; the printed admin key onboards; the password opens the dashboard.
+    with LSPClient(base, client.group(2), client.group(3)) as api:
+        assert api.me()["clientId"] == client.group(1)
+        assert api.balance()["balance"] == 0
+    onboarded = httpx.post(f"{base}/api/enterprise/onboard", headers={"X-Admin-Key": admin.group(1)}, json={"name": "x"})
+    assert onboarded.status_code == 201
+    with httpx.Client(base_url=base) as web:
+        assert web.post("/dashboard/login", data={"password": password.group(1)}).status_code == 303
+        assert "Channels" in web.get("/dashboard/channels").text
+    st = lab("status", env=env)
+    assert "LSP on hub" in st.stdout and "down" not in st.stdout.split("LSP on hub", 1)[1].splitlines()[0]
+
+    state = Path((tmp_path / "ACTIVE").read_text().strip())
+    import json
+
+    pids = [p["pid"] for p in json.loads((state / "lab.json").read_text())["lsp"]["processes"]]
+    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    down = lab("down", env=env)
+    assert down.returncode == 0 and "stopped and removed" in down.stdout, down.stdout + down.stderr
+    assert not any(pid_alive(p) for p in pids)

@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+from harness.blip52 import opening_fee_msat
 from harness.scenario.context import StepContext, StepSkipped
 from harness.scenario.model import LspStep
 from harness.scenario.results import PaymentRecord
@@ -71,6 +72,28 @@ def _send(step: LspStep, ctx: StepContext) -> str:
     return f"client paid {step.payee} {step.amount_sat:,} sat (fee {p.get('fee')} sat): {status}"
 
 
+def _jit_buy(step: LspStep, ctx: StepContext) -> str:
+    assert ctx.lsp is not None and step.client is not None and step.amount_sat is not None
+    node = ctx.lab.node(step.client)
+    size = step.amount_sat * 1000
+    got = ctx.lsp.buy_jit(node.pubkey, host=node.p2p_address, payment_size_msat=size)
+    params = got["openingFeeParams"]
+    formula = opening_fee_msat(size, int(params["min_fee_msat"]), int(params["proportional"]))
+    ctx.result.outcome = {
+        "jit_channel_scid": got["jitChannelScid"],
+        "payment_size_msat": size,
+        "opening_fee_msat": got["openingFeeMsat"],
+        "formula_fee_msat": formula,
+        "fee_matches_formula": got["openingFeeMsat"] == formula,
+    }
+    if got["openingFeeMsat"] != formula:
+        ctx.fail(f"the LSP quoted {got['openingFeeMsat']:,} msat for the JIT channel; bLIP-52's formula gives {formula:,}")
+    return (
+        f"JIT channel bought for {step.client}: SCID {got['jitChannelScid']}, opening fee "
+        f"{got['openingFeeMsat']:,} msat for {size:,} msat (formula {formula:,})"
+    )
+
+
 def run(step: LspStep, ctx: StepContext) -> None:
     if ctx.lsp is None:
         raise StepSkipped("no LSP runs in this scenario (set `lsp: <node>` on the scenario)")
@@ -85,6 +108,8 @@ def run(step: LspStep, ctx: StepContext) -> None:
         "create_invoice": lambda: client.create_invoice(step.amount_sat or 1000, f"scenario {ctx.scenario.name}"),
         "receive": lambda: _receive(step, ctx),
         "send": lambda: _send(step, ctx),
+        "jit_buy": lambda: _jit_buy(step, ctx),
+        "dashboard": client.dashboard,
     }
     try:
         answer = calls[step.call]()
