@@ -6,6 +6,7 @@ an invalid or unsafe configuration is printed, without a traceback, and exits 2.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -372,6 +373,53 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
     for swap_id, state, txid in found:
         click.echo(f"swap {swap_id}: lockup {txid} recorded, state {state}")
     click.echo(f"{len(found)} lockup(s) recovered")
+
+
+@main.group()
+def lsps5() -> None:
+    """LSPS5 webhooks (bLIP-55; docs/LSPS.md)."""
+
+
+@lsps5.command("notify")
+@click.argument("node_id")
+@click.argument(
+    "method", type=click.Choice(["liquidity_management_request", "onion_message_incoming", "payment_incoming"])
+)
+def lsps5_notify(node_id: str, method: str) -> None:
+    """Send lsps5.METHOD to NODE_ID's webhooks (skipped while it is connected or the method is
+    cooling down for it, as for the LSP's own notifications)."""
+    import asyncio
+
+    from lsp.config import lnd_from_settings
+    from lsp.db.base import make_engine, make_sessionmaker
+    from lsp.errors import LSPError
+    from lsp.lsps.lsps5 import notify_once
+
+    settings = _settings()
+    _lnd_or_fail(settings)
+    if not re.fullmatch(r"(02|03)[0-9a-f]{64}", node_id):
+        _fail("NODE_ID must be a 66-character lowercase hex node id")
+
+    async def run() -> list[tuple[str, int | None, str | None]]:
+        engine = make_engine(settings.database_url)
+        try:
+            async with lnd_from_settings(settings) as lnd:
+                out = await notify_once(lnd, make_sessionmaker(engine), settings.lsps5, node_id, f"lsps5.{method}")
+        finally:
+            engine.dispose()
+        return [(d.url, d.status, d.error) for d in out]
+
+    try:
+        with _database(settings):
+            sent = asyncio.run(run())
+    except LSPError as exc:
+        _fail(exc.message)
+    if not sent:
+        click.echo(f"nothing sent: {node_id[:16]}... has no webhooks, is connected, or was sent lsps5.{method} lately")
+    for url, status, error in sent:
+        click.echo(f"{url}: {error or f'HTTP {status}'}")
+    if sent and not any(status == 200 for _, status, _ in sent):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from lsp.errors import ConfigError
-from lsp.lsps.config import Lsps1Settings, Lsps2Settings
+from lsp.lsps.config import Lsps1Settings, Lsps2Settings, Lsps5Settings
 from lsp.swaps.config import SwapSettings
 
 Network = Literal["regtest", "signet", "testnet", "mainnet"]
@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     swap: SwapSettings = Field(default_factory=SwapSettings, description="LSP_SWAP_*: submarine swaps")
     lsps1: Lsps1Settings = Field(default_factory=Lsps1Settings, description="LSP_LSPS1_*: LSPS1 channel sales")
     lsps2: Lsps2Settings = Field(default_factory=Lsps2Settings, description="LSP_LSPS2_*: LSPS2 JIT channels")
+    lsps5: Lsps5Settings = Field(default_factory=Lsps5Settings, description="LSP_LSPS5_*: LSPS5 webhooks")
 
     # --- drills: named crash points (lsp/faults.py), comma-separated; refused on mainnet
     crash_at: str = Field(default="", description="crash points to SIGKILL at, for crash drills")

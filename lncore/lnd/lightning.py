@@ -196,6 +196,20 @@ class LightningMixin(RpcBase):
         async for msg in self._stream(self.lightning_stub.SubscribeCustomMessages, req, rpc="SubscribeCustomMessages"):
             yield msg
 
+    async def sign_message(self, message: bytes) -> str:
+        """SignMessage: the node key's signature of ``message`` as LND (and LSPS0's ln_signature)
+        make it: over "Lightning Signed Message:" + message, double SHA-256, recoverable, zbase32."""
+        resp: ln.SignMessageResponse = await self._unary(
+            self.lightning_stub.SignMessage, self.pb.ln.SignMessageRequest(msg=message), rpc="SignMessage"
+        )
+        return str(resp.signature)
+
+    async def peer_events(self) -> AsyncIterator[ln.PeerEvent]:
+        """SubscribePeerEvents: a peer came online (PEER_ONLINE) or went offline (PEER_OFFLINE)."""
+        req = self.pb.ln.PeerEventSubscription()
+        async for ev in self._stream(self.lightning_stub.SubscribePeerEvents, req, rpc="SubscribePeerEvents"):
+            yield ev
+
     async def list_aliases(self) -> list[ln.AliasMap]:
         req = self.pb.ln.ListAliasesRequest()
         resp: ln.ListAliasesResponse = await self._unary(self.lightning_stub.ListAliases, req, rpc="ListAliases")

@@ -111,3 +111,30 @@ class Lsps1Order(Base):
     onchain_outpoints: Mapped[str | None] = mapped_column(Text, nullable=True)  # "txid:vout,..." received
     refund_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     paid_via: Mapped[str | None] = mapped_column(String(16), nullable=True)  # bolt11 | onchain
+
+
+class Lsps5Webhook(Base):
+    """One ``lsps5.set_webhook``: a client node's webhook under its ``app_name`` (bLIP-55).
+
+    Kept until the client removes it (bLIP-55 asks for at least 7 days after its last channel)."""
+
+    __tablename__ = "lsps5_webhooks"
+    __table_args__ = (UniqueConstraint("client_node_id", "app_name"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    client_node_id: Mapped[str] = mapped_column(String(66), index=True)
+    app_name: Mapped[str] = mapped_column(String(256))
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Lsps5Sent(Base):
+    """When a notification method was last sent to a client node: the per-method cooldown (cleared
+    when the client comes online, as bLIP-55's rate-limiting guideline asks)."""
+
+    __tablename__ = "lsps5_sent"
+
+    client_node_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ requires each entry to cost at least as much as the one before, on both fee comp
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -132,3 +133,22 @@ class Lsps1Settings(BaseSettings):
         if self.min_channel_balance_sat > self.max_channel_balance_sat:
             raise ValueError("min_channel_balance_sat is larger than max_channel_balance_sat")
         return self
+
+
+class Lsps5Settings(BaseSettings):
+    """LSPS5 (bLIP-55): webhooks the LSP calls to wake a client's app."""
+
+    model_config = SettingsConfigDict(env_prefix="LSP_LSPS5_", env_file=".env", extra="ignore")
+
+    max_webhooks: int = Field(default=4, ge=1, le=100, description="per client node (bLIP-55's max_webhooks)")
+    cooldown_s: float = Field(
+        default=600.0, ge=0, description="a method is not sent to a node again within this, unless it came online since"
+    )
+    hold_s: float = Field(
+        default=30.0, ge=0, le=600, description="how long an HTLC for an offline client with webhooks is held for it to wake"
+    )
+    timeout_s: float = Field(default=10.0, gt=0, le=60, description="per webhook POST")
+    expiry_soon_blocks: int = Field(default=24, ge=1, description="bLIP-55: HTLCs within this many blocks of timing out")
+    ca_bundle: Path | None = Field(
+        default=None, description="PEM file of CAs to trust for webhook HTTPS besides the system's (a lab's own CA)"
+    )

@@ -30,13 +30,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lncore.lnd.client import LndClient
 from lsp.errors import LndError
 from lsp.faults import crash_point
 from lsp.lsps.lsps2 import Buy, FeeOverflow, is_jit_scid
 from lsp.lsps.store import LspsStore
+
+if TYPE_CHECKING:
+    from lsp.lsps.lsps5 import Lsps5Service
 
 log = logging.getLogger("lsp.lsps.interceptor")
 
@@ -99,8 +102,10 @@ class JitInterceptor:
         sizing: ChannelSizing | None = None,
         mpp_timeout_s: float = MPP_TIMEOUT_S,
         now: Callable[[], Any] | None = None,
+        lsps5: Lsps5Service | None = None,
     ):
         self.lnd = lnd
+        self.lsps5 = lsps5  # wakes offline clients that registered webhooks (LSPS5)
         self.store = store
         self.sizing = sizing or ChannelSizing()
         self.mpp_timeout_s = mpp_timeout_s
@@ -198,7 +203,11 @@ class JitInterceptor:
         key = (req.incoming_circuit_key.chan_id, req.incoming_circuit_key.htlc_id)
         scid = req.outgoing_requested_chan_id
         if not is_jit_scid(scid):
-            await self.resume(key)
+            peer = await self._sleeping_peer(scid)
+            if peer is None:
+                await self.resume(key)
+            else:  # held while its webhooks wake it (LSPS5), then forwarded (LND fails it if still offline)
+                self._spawn(self._resume_after_wake(key, peer))
             return
         buy = self.store.buy_by_scid(scid)
         if buy is None or buy.state == "FAILED":
@@ -239,6 +248,21 @@ class JitInterceptor:
                 group.timer.cancel()
             self._spawn(self._open_and_forward(group))
 
+    async def _sleeping_peer(self, scid: int) -> str | None:
+        """The offline client with LSPS5 webhooks that an ordinary forward onto ``scid`` is for."""
+        if self.lsps5 is None or not self.lsps5.with_webhooks:
+            return None
+        peer = await self.lsps5.peer_of_channel(scid)
+        if peer is None or peer in self.lsps5.online or peer not in self.lsps5.with_webhooks:
+            return None
+        return peer
+
+    async def _resume_after_wake(self, key: CircuitKey, peer: str) -> None:
+        assert self.lsps5 is not None
+        woke = await self.lsps5.wake(peer)
+        log.info("HTLC %s for %s: %s", key, peer[:16], "client woke up" if woke else "client did not wake up in time")
+        await self.resume(key)
+
     async def _timeout(self, buy_id: str) -> None:
         await asyncio.sleep(self.mpp_timeout_s)
         group = self.groups.get(buy_id)
@@ -276,6 +300,8 @@ class JitInterceptor:
         # may exist: find it by the memo LND stores with it rather than open a second one.
         resumed = buy.state == "OPENING"
         memo = f"lsps2 buy {buy.id}"
+        if self.lsps5 is not None:  # an offline client with webhooks is woken first (LSPS5)
+            await self.lsps5.wake(buy.client_node_id)
         crash_point("jit.htlc_held")
         self.store.set_buy_state(buy.id, "OPENING", fee_msat=fee)
         try:

@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lncore.lnd.client import LndClient
 from lsp.lsps import lsps0
-from lsp.lsps.config import Lsps1Settings
+from lsp.lsps.config import Lsps1Settings, Lsps5Settings
 from lsp.lsps.interceptor import MPP_TIMEOUT_S, ChannelSizing, JitInterceptor
 from lsp.lsps.jsonrpc import Dispatcher
 from lsp.lsps.lsps0 import PeerTransport
 from lsp.lsps.lsps1 import Lsps1Methods
 from lsp.lsps.lsps2 import Lsps2Config, Lsps2Methods
+from lsp.lsps.lsps5 import Lsps5Service
 from lsp.lsps.store import LspsStore
 from lsp.lsps.wrapped import WrappedJit
 
@@ -59,11 +60,13 @@ def dispatcher(
     lsps1: Lsps1Settings | None = None,
     *,
     follow: bool = True,
+    protocols: list[int] | None = None,
 ) -> tuple[Dispatcher, Lsps1Methods]:
     """LSPS0, LSPS1 and LSPS2 methods on one dispatcher (every transport serves these), and the
-    LSPS1 methods (whose orders the daemon follows when ``follow``)."""
+    LSPS1 methods (whose orders the daemon follows when ``follow``). ``protocols``: what
+    ``lsps0.list_protocols`` answers (the daemon adds 5, LSPS5, which only it serves)."""
     d = Dispatcher()
-    lsps0.register(d, SUPPORTED_PROTOCOLS)
+    lsps0.register(d, protocols or SUPPORTED_PROTOCOLS)
     Lsps2Methods(lsps2, LspsStore(sessions)).register(d)
     orders = Lsps1Methods(lnd, sessions, lsps1, follow=follow)
     orders.register(d)
@@ -81,15 +84,21 @@ class LspsServer:
         mpp_timeout_s: float = MPP_TIMEOUT_S,
         intercept: bool = True,
         lsps1: Lsps1Settings | None = None,
+        lsps5: Lsps5Settings | None = None,
     ):
         self.lnd = lnd
         self.store = LspsStore(sessions)
         self.config = config
-        self.dispatcher, self.lsps1 = dispatcher(lnd, sessions, config, lsps1)
+        # LSPS5 needs the peer's node id too (and LND to sign): peer messages only, this daemon only.
+        self.lsps5 = Lsps5Service(lnd, sessions, lsps5 or Lsps5Settings())
+        self.dispatcher, self.lsps1 = dispatcher(lnd, sessions, config, lsps1, protocols=[*SUPPORTED_PROTOCOLS, 5])
+        self.lsps5.register(self.dispatcher)
         # Wrapped invoices need the peer's node id: peer messages only.
         self.wrapped = WrappedJit(self.lnd, self.store, config, sizing=sizing)
         self.wrapped.register(self.dispatcher)
-        self.interceptor = JitInterceptor(self.lnd, self.store, sizing=sizing, mpp_timeout_s=mpp_timeout_s)
+        self.interceptor = JitInterceptor(
+            self.lnd, self.store, sizing=sizing, mpp_timeout_s=mpp_timeout_s, lsps5=self.lsps5
+        )
         self.transport = PeerTransport(self.lnd, self.dispatcher)
         self.intercept = intercept
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,9 +113,11 @@ class LspsServer:
             sizing=settings.lsps2.sizing(),
             mpp_timeout_s=settings.lsps2.mpp_timeout_s,
             lsps1=settings.lsps1,
+            lsps5=settings.lsps5,
         )
 
     async def start(self) -> None:
+        await self.lsps5.start()
         self._tasks.append(asyncio.create_task(self.transport.run()))
         if self.intercept:
             self._tasks.append(asyncio.create_task(self.interceptor.run()))
@@ -117,6 +128,7 @@ class LspsServer:
 
     async def stop(self) -> None:
         await self.interceptor.close()
+        await self.lsps5.close()
         await self.wrapped.close()
         await self.lsps1.close()
         for t in self._tasks:

@@ -92,7 +92,7 @@ def client(lab: LightningTestHarness, lsp: LspsRunner) -> Iterator[LspsClient]:
 
 
 def test_lsps0_list_protocols_and_jsonrpc_errors(client: LspsClient) -> None:
-    assert client.list_protocols() == [1, 2]
+    assert client.list_protocols() == [1, 2, 5]  # LSPS5 over peer messages only
     assert client.raw_request(b'{"jsonrpc": "2.0", "id": "x", ', "None")["error"]["code"] == -32700
     with pytest.raises(LspsRpcError) as unknown:
         client.request("lsps9.nothing")
