@@ -384,7 +384,7 @@ async def alerts_review(request: Request, alert_id: int) -> Response:
 
 # --- orders / swaps (tables other features add) ---------------------------------------------------------
 
-ORDER_TABLE_HINTS = ("swap", "order", "jit")
+ORDER_TABLE_HINTS = ("swap", "order", "jit", "lsps")  # lsps: LSPS2 buys, LSPS5 webhooks too
 HIDDEN_SUFFIXES = ("_hex", "witness_script", "script_pubkey", "invoice", "secret", "preimage")
 
 
