@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError
 
 from lsp.errors import ConfigError
 from lsp.lsps.config import Lsps1Settings, Lsps2Settings, Lsps5Settings
+from lsp.services.fees_config import FeeSettings
 from lsp.swaps.config import SwapSettings
 
 Network = Literal["regtest", "signet", "testnet", "mainnet"]
@@ -126,6 +127,7 @@ class Settings(BaseSettings):
     lsps1: Lsps1Settings = Field(default_factory=Lsps1Settings, description="LSP_LSPS1_*: LSPS1 channel sales")
     lsps2: Lsps2Settings = Field(default_factory=Lsps2Settings, description="LSP_LSPS2_*: LSPS2 JIT channels")
     lsps5: Lsps5Settings = Field(default_factory=Lsps5Settings, description="LSP_LSPS5_*: LSPS5 webhooks")
+    fees: FeeSettings = Field(default_factory=FeeSettings, description="LSP_FEES_*: dynamic channel fees")
 
     # --- drills: named crash points (lsp/faults.py), comma-separated; refused on mainnet
     crash_at: str = Field(default="", description="crash points to SIGKILL at, for crash drills")

@@ -70,6 +70,8 @@ class PolicyView:
     fee_rate_ppm: int
     cltv_delta: int
     disabled: bool
+    inbound_base_fee_msat: int = 0  # inbound fees (negative: a discount on HTLCs arriving over the channel)
+    inbound_fee_rate_ppm: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,14 @@ class Graph:
 def _policy(p: Any) -> PolicyView | None:
     if p is None or not p.ByteSize():
         return None
-    return PolicyView(int(p.fee_base_msat), int(p.fee_rate_milli_msat), int(p.time_lock_delta), bool(p.disabled))
+    return PolicyView(
+        int(p.fee_base_msat),
+        int(p.fee_rate_milli_msat),
+        int(p.time_lock_delta),
+        bool(p.disabled),
+        int(p.inbound_fee_base_msat),
+        int(p.inbound_fee_rate_milli_msat),
+    )
 
 
 class LightningRpc(Service):

@@ -196,6 +196,47 @@ class LightningMixin(RpcBase):
         async for msg in self._stream(self.lightning_stub.SubscribeCustomMessages, req, rpc="SubscribeCustomMessages"):
             yield msg
 
+    async def fee_report(self) -> list[ln.ChannelFeeReport]:
+        """FeeReport: each channel's own forwarding policy (outbound and inbound fees)."""
+        resp: ln.FeeReportResponse = await self._unary(
+            self.lightning_stub.FeeReport, self.pb.ln.FeeReportRequest(), rpc="FeeReport"
+        )
+        return list(resp.channel_fees)
+
+    async def get_chan_info(self, chan_id: int) -> ln.ChannelEdge:
+        req = self.pb.ln.ChanInfoRequest(chan_id=chan_id)
+        resp: ln.ChannelEdge = await self._unary(self.lightning_stub.GetChanInfo, req, rpc="GetChanInfo")
+        return resp
+
+    async def update_channel_policy(
+        self,
+        channel_point: str,
+        *,
+        base_fee_msat: int,
+        fee_rate_ppm: int,
+        time_lock_delta: int,
+        inbound_base_fee_msat: int = 0,
+        inbound_fee_rate_ppm: int = 0,
+    ) -> None:
+        """UpdateChannelPolicy for one channel, inbound fee included (negative: a discount)."""
+        txid, index = channel_point.split(":")
+        pb = self.pb.ln
+        req = pb.PolicyUpdateRequest(
+            chan_point=pb.ChannelPoint(funding_txid_str=txid, output_index=int(index)),
+            base_fee_msat=base_fee_msat,
+            fee_rate_ppm=fee_rate_ppm,
+            time_lock_delta=time_lock_delta,
+            inbound_fee=pb.InboundFee(base_fee_msat=inbound_base_fee_msat, fee_rate_ppm=inbound_fee_rate_ppm),
+        )
+        resp: ln.PolicyUpdateResponse = await self._unary(
+            self.lightning_stub.UpdateChannelPolicy, req, rpc="UpdateChannelPolicy"
+        )
+        if resp.failed_updates:
+            raise LndError(
+                f"policy update of {channel_point} failed: {resp.failed_updates[0].update_error}",
+                rpc="UpdateChannelPolicy",
+            )
+
     async def sign_message(self, message: bytes) -> str:
         """SignMessage: the node key's signature of ``message`` as LND (and LSPS0's ln_signature)
         make it: over "Lightning Signed Message:" + message, double SHA-256, recoverable, zbase32."""

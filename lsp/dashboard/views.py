@@ -275,8 +275,10 @@ async def channels_page(request: Request) -> Response:
     spendable = 0
     if ctx.lnd is not None:
         try:
+            fees = {f.channel_point: f for f in await ctx.lnd.fee_report()}
             for c in await ctx.lnd.list_channels():
                 ch = ours.get(c.channel_point)
+                fee = fees.get(c.channel_point)
                 rows.append(
                     {
                         "point": c.channel_point,
@@ -288,6 +290,9 @@ async def channels_page(request: Request) -> Response:
                         "private": bool(c.private),
                         "client": names.get(ch.client_id, ch.client_id) if ch else None,
                         "health": _health(bool(c.active), int(c.local_balance), int(c.capacity)),
+                        # what the dynamic fee policy set (LSP_FEES_*), or the operator
+                        "fee_ppm": int(fee.fee_per_mil) if fee else None,
+                        "inbound_ppm": int(fee.inbound_fee_per_mil) if fee else None,
                     }
                 )
                 if c.active:  # what the outbound book counts (lsp.services.liquidity.spendable_outbound)

@@ -189,6 +189,11 @@ def start_all(ctx: AppContext) -> list[asyncio.Task[None]]:
                 "stale-payments": lambda: settle_stale_payments(ctx, lnd),
             }
         )
+        if s.fees.enabled:  # the dynamic fee policy (lsp/services/fees.py)
+            from lsp.services.fees import FeeEngine
+
+            engine = FeeEngine(lnd, ctx.sessions, s.fees)
+            loops["fees"] = engine.loop
     tasks = [asyncio.create_task(supervise(name, fn), name=f"lsp-{name}") for name, fn in loops.items()]
     tasks.append(
         asyncio.create_task(
