@@ -26,6 +26,7 @@ from lsp.config import Settings
 from lsp.context import AppContext
 from lsp.db.base import make_engine, make_sessionmaker
 from lsp.metrics import Metrics
+from lsp.paypage import views as paypage
 from lsp.routing import service as routing_service
 from lsp.security.auth import Authenticator
 from lsp.security.crypto import SecretBox
@@ -129,6 +130,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     ):  # fmt: skip
         app.include_router(router)
     app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)
+    app.include_router(paypage.router)  # public, branded payment pages (/pay/{invoiceId})
     _install_compliance(app, ctx)
     return app
 

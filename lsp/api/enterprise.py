@@ -6,13 +6,16 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from pydantic import Field, HttpUrl
+from sqlalchemy.orm import Session
 
 from lsp.api.deps import DB, Ctx, CurrentClient, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
 from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope
 from lsp.db.models import Client, Webhook
-from lsp.services import clients, overview, webhooks
+from lsp.errors import Conflict
+from lsp.services import branding, clients, overview, webhooks
+from lsp.services.branding import BrandingConfig
 from lsp.services.events import EVENT_TYPES
 from lsp.services.overview import ClientDashboard
 
@@ -31,13 +34,15 @@ class Features(CamelModel):
 
 
 class OnboardRequest(CamelModel):
-    """The seed's EnterpriseConfig (branding is not the LSP's business and is ignored)."""
+    """The seed's EnterpriseConfig."""
 
     client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = Field(min_length=1, max_length=200)
     api_limits: ApiLimits = Field(default_factory=ApiLimits)
     features: Features = Field(default_factory=Features)
-    branding_config: dict[str, object] | None = None
+    branding_config: BrandingConfig | None = Field(
+        default=None, description="what the client's public payment pages (/pay/{invoiceId}) wear"
+    )
 
 
 class ClientView(CamelModel):
@@ -46,11 +51,13 @@ class ClientView(CamelModel):
     api_key: str
     api_limits: ApiLimits
     features: Features
+    branding_config: BrandingConfig | None
     created_at: datetime
 
     @classmethod
     def of(cls, c: Client) -> ClientView:
         return cls(
+            branding_config=branding.of(c),
             client_id=c.id,
             name=c.name,
             api_key=c.api_key,
@@ -84,6 +91,9 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
         priority_support=body.features.priority_support,
         dedicated_liquidity=body.features.dedicated_liquidity,
     )
+    if body.branding_config is not None:
+        _check_domain(db, body.branding_config, new.client.id, "body.brandingConfig.domain")
+        branding.store(db, new.client.id, body.branding_config)
     kyc.get_profile(db, s, new.client.id)
     audit.record(
         db,
@@ -103,6 +113,32 @@ def onboard(body: OnboardRequest, db: DB, ctx: Ctx) -> OnboardResponse:
 @router.get("/me", response_model=ClientView)
 def me(client: CurrentClient) -> ClientView:
     return ClientView.of(client)
+
+
+def _check_domain(db: Session, config: BrandingConfig, client_id: str, field: str) -> None:
+    if config.domain is not None and branding.domain_taken(db, config.domain, client_id):
+        raise Conflict(f"domain {config.domain} is another client's", field=field)
+
+
+@router.get("/branding", response_model=BrandingConfig | None)
+def get_branding(client: CurrentClient) -> BrandingConfig | None:
+    """Your branding (null: the LSP's defaults)."""
+    return branding.of(client)
+
+
+@router.put("/branding", response_model=BrandingConfig)
+def put_branding(body: BrandingConfig, client: CurrentClient, db: DB) -> BrandingConfig:
+    """Set your branding: logo, colours and the domain your payment pages are served on."""
+    _check_domain(db, body, client.id, "body.domain")
+    branding.store(db, client.id, body)
+    audit.record(
+        db,
+        actor=f"client:{client.id}",
+        action="client.branding",
+        target=f"client:{client.id}",
+        after={"domain": body.domain, "colors": body.colors, "logo": bool(body.logo)},
+    )
+    return body
 
 
 @router.get("/dashboard", response_model=ClientDashboard)

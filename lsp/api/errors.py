@@ -76,7 +76,8 @@ async def _lsp_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(p) for p in loc)
+    # pydantic marks a dict key it refused with a trailing "[key]": the key itself names the field.
+    return ".".join(str(p) for p in loc if p != "[key]")
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -43,10 +43,12 @@ class InvoiceView(CamelModel):
     status: str
     created_at: datetime
     settled_at: datetime | None
+    payment_page: str = Field(description="path of its public payment page on the LSP (QR code, live status, your branding)")
 
     @classmethod
     def of(cls, i: Invoice) -> InvoiceView:
         return cls(
+            payment_page=f"/pay/{i.id}",
             invoice_id=i.id,
             payment_hash=i.payment_hash,
             payment_request=i.payment_request,

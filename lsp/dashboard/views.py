@@ -36,6 +36,7 @@ log = logging.getLogger("lsp.dashboard")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")), autoescape=select_autoescape(["html"]))
 TEMPLATES.filters["sat"] = lambda v: f"{int(v or 0):,}"
+TEMPLATES.filters["fromjson"] = json.loads
 
 
 def _ctx(request: Request) -> AppContext:

@@ -36,6 +36,8 @@ class Client(Base):
     # The sum of the client's ledger entries, kept by ``lsp.services.ledger`` in the transaction
     # that appends each entry (never written anywhere else); ``lsp reconcile`` checks the two agree.
     balance_sat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The seed's brandingConfig (JSON; lsp/services/branding.py): the public payment pages wear it.
+    branding: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class UsedNonce(Base):

@@ -11,7 +11,7 @@ from lsp.app import create_app
 from lsp.config import load_settings
 from lsp.db import migrate
 from lsp.errors import ConfigError
-from tests.unit.lsp.conftest import make_settings, onboard
+from tests.unit.lsp.conftest import ADMIN_KEY, make_settings, onboard
 
 pytestmark = pytest.mark.unit
 PASSWORD = "operator-test-password"
@@ -94,3 +94,15 @@ def test_password_guessing_is_throttled_per_address(web: TestClient) -> None:
         assert web.get("/api/admin/alerts", headers={"X-Admin-Key": "guess"}).status_code == 401
     r = web.get("/api/admin/alerts", headers={"X-Admin-Key": "guess"})
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited" and "Retry-After" in r.headers
+
+
+def test_the_clients_page_shows_where_a_clients_payment_pages_live(web: TestClient) -> None:
+    r = web.post(
+        "/api/enterprise/onboard",
+        headers={"X-Admin-Key": ADMIN_KEY},
+        json={"name": "Brand AG", "brandingConfig": {"domain": "pay.brand.example", "colors": {"primary": "#a01b2c"}}},
+    )
+    assert r.status_code == 201, r.text
+    login(web)
+    page = web.get("/dashboard/clients").text
+    assert "pay pages: pay.brand.example" in page and "background:#a01b2c" in page

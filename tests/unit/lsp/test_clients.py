@@ -21,7 +21,7 @@ def test_onboarding_returns_credentials_limits_and_features(api: TestClient, set
         json={
             "clientId": "exchange-1",
             "name": "Exchange One",
-            "brandingConfig": {"logo": "x.png"},
+            "brandingConfig": {"logo": "https://cdn.example.com/x.png", "colors": {"primary": "#112233"}},
             "apiLimits": {"requestsPerMinute": 120, "monthlyVolume": 5_000_000},
             "features": {"customRouting": True, "prioritySupport": False, "dedicatedLiquidity": True},
         },
@@ -32,6 +32,8 @@ def test_onboarding_returns_credentials_limits_and_features(api: TestClient, set
     assert body["apiKey"].startswith("lsp_") and len(body["apiSecret"]) >= 40
     assert body["apiLimits"] == {"requestsPerMinute": 120, "monthlyVolume": 5_000_000}
     assert body["features"] == {"customRouting": True, "prioritySupport": False, "dedicatedLiquidity": True}
+    assert body["brandingConfig"] == {"logo": "https://cdn.example.com/x.png", "colors": {"primary": "#112233"},
+                                      "domain": None}
     # The secret is not stored in the clear.
     engine = create_engine(settings.database_url)
     with engine.connect() as c:

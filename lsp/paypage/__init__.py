@@ -1,0 +1,1 @@
+"""The public, branded payment page of an invoice (``/pay/{invoiceId}``)."""
