@@ -39,7 +39,17 @@ class Breach:
         self.net = net
         self.faults = faults
 
-    def run(self, cheater: str, victim: str, *, tower: str | None = None, payments_sat: int = 100_000) -> BreachResult:
+    def run(
+        self,
+        cheater: str,
+        victim: str,
+        *,
+        tower: str | None = None,
+        payments_sat: int = 100_000,
+        register_tower: bool = True,
+    ) -> BreachResult:
+        """``register_tower=False``: the victim's tower is registered already (e.g. by the LSP running
+        on it, from LSP_WATCHTOWERS); the breach only uses it."""
         c, v = self.net.node(cheater), self.net.node(victim)
         victim_flags = set(self.net.topology.flags_for(self.net.topology.node(victim)))
         missing = [f for f in VICTIM_FLAGS if f not in victim_flags]
@@ -51,7 +61,7 @@ class Breach:
                 f"{cheater} has {channel.local_balance_sat} sat in the channel; a breach needs more than "
                 f"{3 * payments_sat} sat on the cheater's side (push to it or pay it first)"
             )
-        if tower is not None:
+        if tower is not None and register_tower:
             self._add_tower(v, self.net.node(tower))
 
         # A state the cheater will later broadcast, when it gives it the most.
@@ -131,10 +141,9 @@ class Breach:
 
     def _add_tower(self, client: LndNode, tower: LndNode) -> None:
         s = client.ln.s
-        info = tower._rpc_stub(s.watchtower_grpc.WatchtowerStub).GetInfo(s.watchtower.GetInfoRequest(), timeout=10)
-        address = f"{tower.config.advertise_host}:{tower.config.tower_port}"
+        pubkey, address = tower.tower_uri().split("@", 1)
         stub = client._rpc_stub(s.wtclient_grpc.WatchtowerClientStub)
-        stub.AddTower(s.wtclient.AddTowerRequest(pubkey=info.pubkey, address=address), timeout=10)
+        stub.AddTower(s.wtclient.AddTowerRequest(pubkey=bytes.fromhex(pubkey), address=address), timeout=10)
 
     def _wait_backups(self, client: LndNode) -> None:
         s = client.ln.s

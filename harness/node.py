@@ -319,6 +319,15 @@ class LndNode:
     def rpc_address(self) -> str:
         return f"127.0.0.1:{self.config.rpc_port}"
 
+    def tower_uri(self) -> str:
+        """``TOWER_PUBKEY@HOST:PORT`` of this node's watchtower (a node with role watchtower), as a
+        watchtower client (``AddTower``, ``LSP_WATCHTOWERS``) takes it."""
+        if not self.config.tower_port:
+            raise NodeError(f"{self.name} runs no watchtower (give it role: watchtower in the topology)")
+        s = self.ln.s
+        info = self._rpc_stub(s.watchtower_grpc.WatchtowerStub).GetInfo(s.watchtower.GetInfoRequest(), timeout=10)
+        return f"{info.pubkey.hex()}@{self.config.advertise_host}:{self.config.tower_port}"
+
     # -- everyday verbs (single node) ---------------------------------------
     def get_info(self) -> NodeInfo:
         return self.ln.get_info()

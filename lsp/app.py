@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from lsp import faults
-from lsp.api import channels, enterprise, fees, invoices, liquidity, lsps, payments, routing, swaps, ws
+from lsp.api import channels, enterprise, fees, invoices, liquidity, lsps, payments, routing, security, swaps, ws
 from lsp.api import errors as api_errors
 from lsp.api.middleware import RequestContextMiddleware
 from lsp.config import Settings
@@ -126,7 +126,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
     for router in (
         enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router,
         routing.router, swaps.router,  # swaps: docs/SWAPS.md
-        fees.router,  # the dynamic fee policy (operator)
+        fees.router, security.router,  # operator: the dynamic fee policy; watchtowers and breaches
     ):  # fmt: skip
         app.include_router(router)
     app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)

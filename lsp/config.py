@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     peer_lsps: str = Field(default="", description="comma-separated NODE_ID@HOST:PORT of other LSPs")
     peer_lsps_timeout: float = Field(default=10.0, gt=0, le=120, description="seconds to wait for a peer LSP")
 
+    # --- watchtowers the LSP's LND backs its channel states up to (needs LND's --wtclient.active)
+    watchtowers: str = Field(default="", description="comma-separated TOWER_PUBKEY@HOST:PORT")
+
     # --- routing / payments
     routing_fee_rate: float = Field(default=0.0001, ge=0, lt=1)
     max_routing_attempts: int = Field(default=5, ge=1)
@@ -139,7 +142,7 @@ class Settings(BaseSettings):
 
         return ",".join(faults.parse(value))
 
-    @field_validator("peer_lsps")
+    @field_validator("peer_lsps", "watchtowers")
     @classmethod
     def _peer_lsps(cls, value: str) -> str:
         for entry in (e.strip() for e in value.split(",")):
@@ -201,6 +204,11 @@ class Settings(BaseSettings):
     def peer_lsp_list(self) -> list[tuple[str, str]]:
         """(node id, host:port) of each configured peer LSP."""
         return [(e.split("@", 1)[0].lower(), e.split("@", 1)[1]) for e in self.peer_lsps.split(",") if e]
+
+    @property
+    def watchtower_list(self) -> list[tuple[str, str]]:
+        """(tower pubkey, host:port) of each configured watchtower."""
+        return [(e.split("@", 1)[0].lower(), e.split("@", 1)[1]) for e in self.watchtowers.split(",") if e]
 
     @property
     def lnd_configured(self) -> bool:

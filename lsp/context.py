@@ -42,3 +42,5 @@ class AppContext:
     swaps_task: asyncio.Task[None] | None = None  # the swap loop, while it runs
     routing_executor: McfExecutor | None = None  # the MCF router over the live graph, built on first use
     routing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # LSP_WATCHTOWERS: per tower, None or why LND would not register it (lsp/services/security.py)
+    tower_errors: dict[str, str | None] = field(default_factory=dict)

@@ -249,6 +249,7 @@ EventType = Literal[
     "routing_fee_earned",
     "liquidity_request",
     "swap_updated",
+    "channel_breach",
 ]
 
 

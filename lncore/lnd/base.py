@@ -85,6 +85,7 @@ class RpcBase:
         self.invoices_stub = self.pb.invoices_grpc.InvoicesStub(self._channel)
         self.walletkit_stub = self.pb.walletkit_grpc.WalletKitStub(self._channel)
         self.state_stub = self.pb.state_grpc.StateStub(self._channel)
+        self.wtclient_stub = self.pb.wtclient_grpc.WatchtowerClientStub(self._channel)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -18,9 +18,10 @@ from lncore.lnd.invoices import InvoicesMixin
 from lncore.lnd.lightning import LightningMixin
 from lncore.lnd.router import RouterMixin
 from lncore.lnd.routing_rpc import RoutingRpcMixin
+from lncore.lnd.wtclient import WtClientMixin
 
 
-class LndClient(LightningMixin, InvoicesMixin, RouterMixin, RoutingRpcMixin):
+class LndClient(LightningMixin, InvoicesMixin, RouterMixin, RoutingRpcMixin, WtClientMixin):
     @classmethod
     def from_paths(cls, host: str, tls_cert_path: Path, macaroon_path: Path, *, timeout_s: float = 30.0) -> LndClient:
         return cls(host, read_tls_cert(tls_cert_path), read_macaroon_hex(macaroon_path), timeout_s=timeout_s)

@@ -30,7 +30,7 @@ from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert, KycProfile
 from lsp.errors import LSPError
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
-from lsp.services import liquidity
+from lsp.services import liquidity, security
 
 log = logging.getLogger("lsp.dashboard")
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -274,6 +274,7 @@ async def channels_page(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     error = None
     spendable = 0
+    towers: security.SecurityView | None = None
     if ctx.lnd is not None:
         try:
             fees = {f.channel_point: f for f in await ctx.lnd.fee_report()}
@@ -300,11 +301,12 @@ async def channels_page(request: Request) -> Response:
                     spendable += max(0, int(c.local_balance) - int(c.local_constraints.chan_reserve_sat))
             book["spendable"] = spendable
             book["free"] = spendable - book["reserved"] - book["in_flight"]
+            towers = await security.security_view(ctx, ctx.lnd)
         except LSPError as exc:
             error = exc.message
     else:
         error = "LND is not connected"
-    return _render("channels.html", request, rows=rows, db_rows=db_rows, lnd_error=error, book=book)
+    return _render("channels.html", request, rows=rows, db_rows=db_rows, lnd_error=error, book=book, towers=towers)
 
 
 # --- clients and KYC ---------------------------------------------------------------------------------

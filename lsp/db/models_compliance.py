@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lsp.db.base import Base, BigIntPK, UTCDateTime, utcnow
@@ -69,3 +69,19 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChannelBreach(Base):
+    """A revoked commitment broadcast against one of the LSP's channels (LND closed it as
+    BREACH_CLOSE), recorded once: the alert, audit entry and events are raised when this row is."""
+
+    __tablename__ = "channel_breaches"
+
+    channel_point: Mapped[str] = mapped_column(String(80), primary_key=True)
+    client_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # whose channel, if a client's
+    remote_pubkey: Mapped[str] = mapped_column(String(66))
+    breach_txid: Mapped[str] = mapped_column(String(64))
+    capacity_sat: Mapped[int] = mapped_column(BigInteger)
+    settled_balance_sat: Mapped[int] = mapped_column(BigInteger)  # what LND recovered to its wallet
+    close_height: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

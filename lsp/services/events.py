@@ -55,6 +55,7 @@ EVENT_TYPES = (
     "routing_fee_earned",
     "liquidity_request",
     "swap_updated",  # every swap state change (lsp/swaps, docs/SWAPS.md)
+    "channel_breach",  # a revoked commitment broadcast against the LSP's channel (lsp/services/security.py)
 )
 
 

@@ -16,7 +16,7 @@ from lsp.context import AppContext
 from lsp.db.base import DB_UNAVAILABLE, db_error_line, session_scope
 from lsp.db.models import ForwardingEvent
 from lsp.errors import LndError
-from lsp.services import channels, invoices, liquidity, notify, payments
+from lsp.services import channels, invoices, liquidity, notify, payments, security
 
 log = logging.getLogger("lsp.watchers")
 RECONCILE_EVERY_S = 30.0
@@ -88,16 +88,20 @@ STATE_EVENTS = frozenset(
 
 async def watch_channels(ctx: AppContext, lnd: LndClient) -> None:
     await reconcile_channels(ctx, lnd)
+    await security.detect_breaches(ctx, lnd)
     names = lnd.pb.ln.ChannelEventUpdate.UpdateType
     async for update in lnd.subscribe_channel_events():
         if names.Name(update.type) in STATE_EVENTS:
             await reconcile_channels(ctx, lnd)
+            await security.detect_breaches(ctx, lnd)
 
 
 async def poll_channels(ctx: AppContext, lnd: LndClient) -> None:
     while True:  # belt and braces: a missed stream event is caught within RECONCILE_EVERY_S
         await asyncio.sleep(RECONCILE_EVERY_S)
         await reconcile_channels(ctx, lnd)
+        # (also catches a breach that ended while the LSP, or its LND, was down: a tower swept it)
+        await security.detect_breaches(ctx, lnd)
 
 
 async def poll_forwards(ctx: AppContext, lnd: LndClient) -> None:
@@ -189,6 +193,8 @@ def start_all(ctx: AppContext) -> list[asyncio.Task[None]]:
                 "stale-payments": lambda: settle_stale_payments(ctx, lnd),
             }
         )
+        if s.watchtowers:  # LSP_WATCHTOWERS (lsp/services/security.py)
+            loops["watchtowers"] = lambda: security.keep_towers(ctx, lnd)
         if s.fees.enabled:  # the dynamic fee policy (lsp/services/fees.py)
             from lsp.services.fees import FeeEngine
 
