@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from lsp.config import Settings, load_settings
 from lsp.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def _fail(message: str) -> NoReturn:
@@ -53,6 +55,19 @@ def _database(settings: Settings) -> Iterator[None]:
         where = make_url(settings.database_url).render_as_string(hide_password=True)
         reason = str(exc.orig or exc).strip().splitlines()[0]
         _fail(f"LSP_DATABASE_URL={where}: cannot use the database: {reason}")
+
+
+def _run(settings: Settings, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an async command body; the database's and LND's failures end it in one line each."""
+    import asyncio
+
+    from lsp.errors import LSPError
+
+    try:
+        with _database(settings):
+            return asyncio.run(work())
+    except LSPError as exc:
+        _fail(exc.message)
 
 
 def _stubs_or_fail() -> None:
@@ -264,13 +279,11 @@ def reconcile_cmd(as_json: bool) -> None:
 
     Prints each difference (nothing changes) and the HTLCs still pending on the node's channels;
     exits 1 when anything differs or the audit chain is broken."""
-    import asyncio
     import json
 
     from lsp.compliance import audit
     from lsp.config import lnd_from_settings
     from lsp.db.base import make_engine, make_sessionmaker, session_scope
-    from lsp.errors import LSPError
     from lsp.services.reconcile import Reconciliation, reconcile
 
     settings = _settings()
@@ -285,10 +298,7 @@ def reconcile_cmd(as_json: bool) -> None:
         return report, entries, problems
 
     try:
-        with _database(settings):
-            report, entries, problems = asyncio.run(run())
-    except LSPError as exc:
-        _fail(exc.message)
+        report, entries, problems = _run(settings, run)
     finally:
         engine.dispose()
     if as_json:
@@ -343,7 +353,6 @@ def swaps() -> None:
 @click.option("--to-height", type=int, default=None, help="last block (default: the tip)")
 def swaps_rescan(from_height: int, to_height: int | None) -> None:
     """Find swap-in lockups the LSP missed: scan blocks for outputs paying known swap addresses."""
-    import asyncio
 
     from lsp.app import build_context
     from lsp.config import lnd_from_settings
@@ -363,13 +372,7 @@ def swaps_rescan(from_height: int, to_height: int | None) -> None:
                 ctx.engine.dispose()
             return [(s.id, s.state, s.lockup_txid) for s in found]
 
-    from lsp.errors import LSPError
-
-    try:
-        with _database(settings):
-            found = asyncio.run(run())
-    except LSPError as exc:
-        _fail(exc.message)
+    found = _run(settings, run)
     for swap_id, state, txid in found:
         click.echo(f"swap {swap_id}: lockup {txid} recorded, state {state}")
     click.echo(f"{len(found)} lockup(s) recovered")
@@ -388,11 +391,9 @@ def lsps5() -> None:
 def lsps5_notify(node_id: str, method: str) -> None:
     """Send lsps5.METHOD to NODE_ID's webhooks (skipped while it is connected or the method is
     cooling down for it, as for the LSP's own notifications)."""
-    import asyncio
 
     from lsp.config import lnd_from_settings
     from lsp.db.base import make_engine, make_sessionmaker
-    from lsp.errors import LSPError
     from lsp.lsps.lsps5 import notify_once
 
     settings = _settings()
@@ -409,11 +410,7 @@ def lsps5_notify(node_id: str, method: str) -> None:
             engine.dispose()
         return [(d.url, d.status, d.error) for d in out]
 
-    try:
-        with _database(settings):
-            sent = asyncio.run(run())
-    except LSPError as exc:
-        _fail(exc.message)
+    sent = _run(settings, run)
     if not sent:
         click.echo(f"nothing sent: {node_id[:16]}... has no webhooks, is connected, or was sent lsps5.{method} lately")
     for url, status, error in sent:
