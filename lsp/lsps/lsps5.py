@@ -210,6 +210,9 @@ class Lsps5Service:
         self._chan_peer: dict[int, str] = {}
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Block epochs are only needed once some client has a webhook (an LSP without LSPS5 clients
+        # keeps no stream open, and leaves nothing in LND's log while LND restarts).
+        self._have_webhooks = asyncio.Event()
 
     # -- registration (LSPS0 methods) ----------------------------------------------------------
     def register(self, d: Dispatcher) -> None:
@@ -233,6 +236,7 @@ class Lsps5Service:
         url = check_webhook(params["webhook"])
         count, changed = await asyncio.to_thread(self.store.set_webhook, node, app_name, url, self.settings.max_webhooks)
         self.with_webhooks.add(node)
+        self._have_webhooks.set()
         if changed:
             # Before the answer, so it reaches this webhook before any other notification does.
             await self.deliver([url], notification(WEBHOOK_REGISTERED))
@@ -301,6 +305,8 @@ class Lsps5Service:
     # -- what the service watches ---------------------------------------------------------------
     async def start(self) -> None:
         self.with_webhooks = await asyncio.to_thread(self.store.nodes)
+        if self.with_webhooks:
+            self._have_webhooks.set()
         self.online = {p.pub_key for p in await self.lnd.list_peers()}
         self._tasks.append(asyncio.create_task(self._watch_peers()))
         self._tasks.append(asyncio.create_task(self._watch_blocks()))
@@ -377,13 +383,14 @@ class Lsps5Service:
         from lncore.lnd.chainnotifier import ChainNotifier
 
         chain = ChainNotifier(self.lnd)
+        await self._have_webhooks.wait()
         while True:
             try:
                 async for height in chain.block_epochs():
                     await self.check_expiries(height)
             except LndError as exc:
                 log.warning("LSPS5: block notifications ended (%s); resubscribing", exc.message)
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(5.0)  # (LND restarting: each early try is an error line in its log)
 
     async def check_expiries(self, height: int) -> list[tuple[str, int]]:
         """``expiry_soon`` to each offline client with webhooks that has an HTLC close to forcing a
