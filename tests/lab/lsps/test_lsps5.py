@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.harness import LightningTestHarness
+from harness.lsp_process import lsp_cli
 from harness.lsps_client import LspsClient, LspsRpcError
 from harness.lsps_lsp import LspsRunner
+from harness.wait import wait_for
 from tests.lsps5_receiver import Received, WebhookReceiver, signer_of
 
 pytestmark = pytest.mark.topology("star5")
@@ -36,7 +38,9 @@ def test_a_webhook_wakes_an_offline_client_and_its_payment_goes_through(
     hub, c1, c4 = lab.node("hub"), lab.node("c1"), lab.node("c4")
     with (
         WebhookReceiver(tmp_path) as receiver,
-        LspsRunner(hub, tmp_path / "lsps.db", probe=c4, LSP_LSPS5_CA_BUNDLE=str(receiver.ca_path), LSP_LSPS5_HOLD_S="90"),
+        LspsRunner(
+            hub, tmp_path / "lsps.db", probe=c4, LSP_LSPS5_CA_BUNDLE=str(receiver.ca_path), LSP_LSPS5_HOLD_S="90"
+        ) as lsps,
     ):
         with LspsClient(c4, hub.pubkey, accept_channels=False, intercept=False) as wallet:
             assert wallet.list_protocols() == [1, 2, 5]
@@ -66,4 +70,21 @@ def test_a_webhook_wakes_an_offline_client_and_its_payment_goes_through(
             lab.start_node("c4")  # the app woke up: c4 is back and reconnects to the hub
             paid = paying.result(timeout=180)
         assert paid.succeeded, paid.failure_reason
-    assert len(receiver.received) == 2  # nothing more: one wake-up per payment
+        assert len(receiver.received) == 2  # nothing more: one wake-up per payment
+
+        # The operator asks the offline client to come back for its liquidity (the LSP never does
+        # on its own): once, then the method cools down for it.
+        c4_id = c4.pubkey
+        busy = lsp_cli(lsps.env, "lsps5", "notify", c4_id, "liquidity_management_request")
+        assert busy.returncode == 0 and "nothing sent" in busy.stdout, busy.stdout + busy.stderr
+        assert len(receiver.received) == 2  # c4 is connected: nothing is sent
+        lab.stop_node("c4")
+        wait_for(lambda: not hub.channel_with(c4).active, what="the hub to see c4 gone", timeout_s=30)
+        sent = lsp_cli(lsps.env, "lsps5", "notify", c4_id, "liquidity_management_request")
+        assert sent.returncode == 0 and "HTTP 200" in sent.stdout, sent.stdout + sent.stderr
+        notice = receiver.wait_for(3)[2]
+        assert checked(notice, hub.pubkey) == "lsps5.liquidity_management_request"
+        again = lsp_cli(lsps.env, "lsps5", "notify", c4_id, "liquidity_management_request")
+        assert again.returncode == 0 and "nothing sent" in again.stdout
+        assert len(receiver.received) == 3
+        lab.start_node("c4")
