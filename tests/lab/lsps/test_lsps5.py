@@ -61,6 +61,7 @@ def test_a_webhook_wakes_an_offline_client_and_its_payment_goes_through(
 
         invoice = c4.add_invoice(20_000, memo="while asleep")
         lab.stop_node("c4")
+        wait_for(lambda: not hub.channel_with(c4).active, what="the hub to see c4 gone", timeout_s=30)
         with ThreadPoolExecutor(1) as pool:
             paying = pool.submit(c1.pay_invoice, invoice.payment_request, fee_limit_sat=100, timeout_s=150)
             # The hub holds the HTLC and wakes c4 through its webhook.
