@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.wait import wait_for
+
 ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
 
@@ -122,10 +124,12 @@ class WebhookReceiver:
         self.server.server_close()
 
     def wait_for(self, count: int, timeout_s: float = 60) -> list[Received]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """The calls so far, once there are at least ``count`` (harness.wait's polling)."""
+
+        def enough() -> list[Received] | None:
             with self._lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} webhook call(s) within {timeout_s} s, got {len(self.received)}")
+                return list(self.received) if len(self.received) >= count else None
+
+        return wait_for(
+            enough, what=f"{count} webhook call(s)", timeout_s=timeout_s, describe=lambda: f"{len(self.received)} so far"
+        )

@@ -7,13 +7,13 @@ payment over a direct channel pays no routing fee, so it uses exactly its amount
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
+from harness.wait import wait_for
 from lsp.client import LSPAPIError, LSPClient
 from tests.lab.lsp.conftest import LiveLsp  # type: ignore[import-not-found]
 
@@ -64,7 +64,11 @@ def test_reserved_liquidity_is_spendable_and_kept_whole(lsp_factory: Any) -> Non
     )
     # An expired reservation is refused.
     short = a.request_liquidity(5_000, 1_500, MAX_FEE_RATE)
-    time.sleep(2.0)
+    wait_for(
+        lambda: a.get_reservation(short["reservationId"])["status"] == "expired",
+        what="the 1.5 s reservation to expire",
+        timeout_s=30,
+    )
     assert refused(
         lambda: a.send_payment(c4.add_invoice(1_000).payment_request, reservation_id=short["reservationId"])
     ) == (409, "conflict", "body.reservationId")

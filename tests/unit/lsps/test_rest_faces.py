@@ -47,6 +47,7 @@ class FakeLndCustomMessages:
     def __init__(self, incoming: list[bytes]):
         self.incoming = incoming
         self.sent: list[tuple[str, bytes]] = []
+        self.answered = asyncio.Event()
 
     async def custom_messages(self) -> AsyncIterator[_Msg]:
         for data in self.incoming:
@@ -55,6 +56,7 @@ class FakeLndCustomMessages:
 
     async def send_custom_message(self, peer: str, data: bytes, msg_type: int) -> None:
         self.sent.append((peer, data))
+        self.answered.set()
 
 
 def test_the_peer_transport_answers_requests_and_leaves_answers_alone() -> None:
@@ -70,11 +72,9 @@ def test_the_peer_transport_answers_requests_and_leaves_answers_alone() -> None:
     async def run() -> None:
         transport = lsps0.PeerTransport(lnd, d)  # type: ignore[arg-type]
         task = asyncio.create_task(transport.run())
-        for _ in range(100):
-            if lnd.sent:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        # The messages come in order and the request is last: once it is answered, the two answers
+        # before it were either answered too (the bug) or left alone.
+        await asyncio.wait_for(lnd.answered.wait(), 10)
         task.cancel()
 
     asyncio.run(run())
