@@ -38,6 +38,8 @@ class Client(Base):
     balance_sat: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # The seed's brandingConfig (JSON; lsp/services/branding.py): the public payment pages wear it.
     branding: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Its domain, kept apart so a payment page's Host is one indexed lookup, and unique per client.
+    branding_domain: Mapped[str | None] = mapped_column(String(253), nullable=True, unique=True)
 
 
 class UsedNonce(Base):

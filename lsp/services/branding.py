@@ -9,7 +9,6 @@ set of roles; the domain is a hostname. A request that arrives for a client's do
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal
 
@@ -86,16 +85,13 @@ def store(session: Session, client_id: str, config: BrandingConfig | None) -> No
     client = session.get(Client, client_id)
     assert client is not None
     client.branding = config.model_dump_json(by_alias=True, exclude_none=True) if config is not None else None
+    client.branding_domain = config.domain if config is not None else None
 
 
 def owner_of_domain(session: Session, host: str) -> str | None:
     """The client whose branding claims ``host`` (the request's Host without its port), if any."""
-    host = host.lower().rstrip(".")
-    needle = json.dumps(host)
-    for cid, raw in session.execute(select(Client.id, Client.branding).where(Client.branding.is_not(None))).all():
-        if raw and needle in raw and BrandingConfig.model_validate_json(raw).domain == host:
-            return str(cid)
-    return None
+    owner = session.scalar(select(Client.id).where(Client.branding_domain == host.lower().rstrip(".")))
+    return str(owner) if owner is not None else None
 
 
 def domain_taken(session: Session, domain: str, client_id: str) -> bool:
