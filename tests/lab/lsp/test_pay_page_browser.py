@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.wait import wait_for
 from tests.lab.lsp.conftest import LiveLsp  # type: ignore[import-not-found]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,7 +47,12 @@ def test_the_branded_payment_page_shows_the_qr_and_turns_paid_live(live_lsp: Liv
             assert page.locator(".merchant").inner_text() == "acme"
             header_bg = page.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
             assert header_bg == "rgb(160, 27, 44)"  # the client's primary colour
-            assert page.evaluate("document.getElementById('logo').naturalWidth") == 1  # the logo loaded (CSP allows it)
+            wait_for(  # the logo loaded (the CSP allows data: images)
+                lambda: page.evaluate("document.getElementById('logo').complete")
+                and page.evaluate("document.getElementById('logo').naturalWidth") == 1,
+                what="the client's logo to load",
+                timeout_s=30,
+            )
 
             # The QR code as Chromium drew it decodes to the invoice.
             png = page.locator("#qr").screenshot()
