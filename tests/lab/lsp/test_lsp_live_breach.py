@@ -30,6 +30,8 @@ BREACH_NOISE = (
     "output already spent", "unable to find closed channel summary",
     # gossip: the channel's announcement proof arrives after the breach closed it
     "unable to store the proof",
+    # the LSP's watchers asking its LND while it starts again (the tower case stops it)
+    "waiting to start, RPC services not available",
 )
 
 
