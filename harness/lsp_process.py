@@ -73,6 +73,43 @@ def lsp_env(node: LndNode, db_url: str, *, admin_key: str | None = None, **extra
     return env
 
 
+def hosting_env(lab: Any, *, instance: str, **extra: str) -> dict[str, str]:
+    """LSP_HOSTING_* for an LSP on ``lab`` hosting nodes on the operator's Docker daemon
+    (DOCKER_HOST): the lab's LND image, the lab's Bitcoin Core as the nodes' chain backend.
+
+    In the Docker runtime the nodes join the lab's network (the chain and the LSP's LND by
+    their container names); in the process runtime they share the host's network, like the lab's
+    processes. ``instance`` names this LSP's nodes on the daemon (one per test keeps tests apart)."""
+    from harness.chain.base import RPC_PASS, RPC_USER
+    from harness.chain.bitcoind import Bitcoind
+    from harness.runtime.docker import DockerRuntime
+    from harness.runtime.images import ensure_images
+
+    chain = lab.chain
+    if not isinstance(chain, Bitcoind):
+        raise LabError(f"hosted nodes run on Bitcoin Core; this lab's chain is {chain.kind}")
+    cfg = chain.config
+    runtime = lab.runtime
+    if isinstance(runtime, DockerRuntime):
+        network, image = runtime.network.name, runtime.images.lnd
+    else:
+        network, image = "host", ensure_images().lnd
+    env = {
+        "LSP_HOSTING_ENABLED": "true",
+        "LSP_HOSTING_INSTANCE": instance,
+        "LSP_HOSTING_IMAGE": image,
+        "LSP_HOSTING_DOCKER_NETWORK": network,
+        "LSP_HOSTING_BITCOIND_RPC_HOST": f"{cfg.peer_host}:{cfg.rpc_port}",
+        "LSP_HOSTING_BITCOIND_RPC_USER": RPC_USER,
+        "LSP_HOSTING_BITCOIND_RPC_PASS": RPC_PASS,
+        "LSP_HOSTING_BITCOIND_ZMQ_BLOCK": f"tcp://{cfg.peer_host}:{cfg.zmq_block_port}",
+        "LSP_HOSTING_BITCOIND_ZMQ_TX": f"tcp://{cfg.peer_host}:{cfg.zmq_tx_port}",
+        "LSP_HOSTING_MONITOR_INTERVAL_S": "1",
+    }
+    env.update(extra)
+    return env
+
+
 @dataclass
 class LspServer:
     """``lsp serve`` as a child process; ``kill9`` and ``start`` again for crash tests. As a context

@@ -50,6 +50,7 @@ class Timeouts:
     LSP_READY = 60.0  # `lsp serve` answering /health (migrations included)
     LSP_CREDIT = 60.0  # the LSP's ledger catching up with a settled invoice
     PORTS_PUBLISHED = 10.0  # Docker reporting a container's published ports
+    HOSTED_NODE = 120.0  # a hosted node from POST /api/nodes to running (lsp/hosting)
     DEFAULT = 30.0
 
 

@@ -129,9 +129,7 @@ def _make_package(pkg: Path, version: str) -> None:
 
     def rewrite(text: str) -> str:
         text = own.sub(lambda m: f"from {PACKAGE} import {m[1]} as {m[2]}" if m[1] in modules else m[0], text)
-        return own_from.sub(
-            lambda m: f"from {PACKAGE}.{m[1]} import {m[2]} as {m[3]}" if m[1] in subpackages else m[0], text
-        )
+        return own_from.sub(lambda m: f"from {PACKAGE}.{m[1]} import {m[2]} as {m[3]}" if m[1] in subpackages else m[0], text)
 
     for path in [*pkg.rglob("*.py"), *pkg.rglob("*.pyi")]:
         path.write_text(rewrite(path.read_text()))
@@ -182,6 +180,8 @@ class Stubs:
     wtclient_grpc: ModuleType
     verrpc: ModuleType
     verrpc_grpc: ModuleType
+    unlocker: ModuleType  # walletunlocker_pb2
+    unlocker_grpc: ModuleType
 
 
 _loaded: Stubs | None = None
@@ -239,5 +239,7 @@ def load(version: str = LND_VERSION) -> Stubs:
         wtclient_grpc=m("wtclientrpc.wtclient_pb2_grpc"),
         verrpc=m("verrpc.verrpc_pb2"),
         verrpc_grpc=m("verrpc.verrpc_pb2_grpc"),
+        unlocker=m("walletunlocker_pb2"),
+        unlocker_grpc=m("walletunlocker_pb2_grpc"),
     )
     return _loaded

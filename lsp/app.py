@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from lsp import faults
-from lsp.api import channels, enterprise, fees, invoices, liquidity, lsps, payments, routing, security, swaps, ws
+from lsp.api import channels, enterprise, fees, invoices, liquidity, lsps, nodes, payments, routing, security, swaps, ws
 from lsp.api import errors as api_errors
 from lsp.api.middleware import RequestContextMiddleware
 from lsp.config import Settings
@@ -82,6 +82,13 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
         # events); stop in reverse, then drain the compliance queue, close the routing engine
         # (stream, model save), LND and the database last.
         tasks = start_all(ctx) if settings.background_tasks else []
+        if settings.hosting.enabled:  # hosted nodes: the service, and its supervisor (lsp/hosting)
+            from lsp.hosting.service import HostedNodes
+            from lsp.services.watchers import supervise
+
+            ctx.hosting = HostedNodes(ctx)
+            if settings.background_tasks:
+                tasks.append(asyncio.create_task(supervise("hosting", ctx.hosting.run), name="lsp-hosting"))
         swap_loop = swaps.start_loop(ctx)
         try:
             yield
@@ -90,6 +97,8 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if ctx.hosting is not None:
+                await ctx.hosting.close()
             worker = ctx.compliance_worker
             if worker is not None:  # audit and monitor what is still queued before the database goes
                 await asyncio.to_thread(worker.flush)
@@ -127,6 +136,7 @@ def create_app(settings: Settings, lnd: LndClient | None = None) -> FastAPI:
         enterprise.router, channels.router, payments.router, invoices.router, liquidity.router, ws.router,
         routing.router, swaps.router,  # swaps: docs/SWAPS.md
         fees.router, security.router,  # operator: the dynamic fee policy; watchtowers and breaches
+        nodes.router,  # hosted nodes (docs/HOSTING.md)
     ):  # fmt: skip
         app.include_router(router)
     app.include_router(lsps.router)  # LSPS JSON-RPC over HTTPS (docs/LSPS.md)

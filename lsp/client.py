@@ -129,6 +129,30 @@ class LSPClient:
     def balance(self) -> Any:
         return self.request("GET", "/api/balance")
 
+    # --- hosted nodes (docs/HOSTING.md)
+    def create_node(self, config: dict[str, Any]) -> Any:
+        """POST /api/nodes with a HostedNodeConfig; 202 with the node in state provisioning."""
+        return self.request("POST", "/api/nodes", json=config)
+
+    def list_nodes(self) -> Any:
+        return self.request("GET", "/api/nodes")
+
+    def get_node(self, node_id: str) -> Any:
+        return self.request("GET", f"/api/nodes/{node_id}")
+
+    def node_metrics(self, node_id: str) -> Any:
+        return self.request("GET", f"/api/nodes/{node_id}/metrics")
+
+    def stop_node(self, node_id: str) -> Any:
+        return self.request("POST", f"/api/nodes/{node_id}/stop")
+
+    def start_node(self, node_id: str) -> Any:
+        return self.request("POST", f"/api/nodes/{node_id}/start")
+
+    def delete_node(self, node_id: str, *, sweep_address: str | None = None) -> Any:
+        params = {"sweepAddress": sweep_address} if sweep_address is not None else None
+        return self.request("DELETE", f"/api/nodes/{node_id}", params=params)
+
     def open_channel(
         self,
         client_pubkey: str,

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from lsp.errors import ConfigError
+from lsp.hosting.config import HostingSettings
 from lsp.lsps.config import Lsps1Settings, Lsps2Settings, Lsps5Settings
 from lsp.services.fees_config import FeeSettings
 from lsp.swaps.config import SwapSettings
@@ -131,6 +132,7 @@ class Settings(BaseSettings):
     lsps2: Lsps2Settings = Field(default_factory=Lsps2Settings, description="LSP_LSPS2_*: LSPS2 JIT channels")
     lsps5: Lsps5Settings = Field(default_factory=Lsps5Settings, description="LSP_LSPS5_*: LSPS5 webhooks")
     fees: FeeSettings = Field(default_factory=FeeSettings, description="LSP_FEES_*: dynamic channel fees")
+    hosting: HostingSettings = Field(default_factory=HostingSettings, description="LSP_HOSTING_*: hosted nodes")
 
     # --- drills: named crash points (lsp/faults.py), comma-separated; refused on mainnet
     crash_at: str = Field(default="", description="crash points to SIGKILL at, for crash drills")
@@ -174,6 +176,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"min_channel_size ({self.min_channel_size}) is larger than max_channel_size ({self.max_channel_size})"
             )
+        self.hosting.network = self.network  # a hosted node runs on the LSP's own chain
         if self.network == "mainnet":
             problems = []
             admin = self.admin_api_key.get_secret_value()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from lncore.lnd.client import LndClient
     from lsp.compliance.monitoring import EventWorker
     from lsp.dashboard.live import Broadcaster
+    from lsp.hosting.service import HostedNodes
     from lsp.metrics import Metrics
     from lsp.routing.executor import McfExecutor
     from lsp.services.events import EventBus
@@ -44,3 +45,4 @@ class AppContext:
     routing_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # LSP_WATCHTOWERS: per tower, None or why LND would not register it (lsp/services/security.py)
     tower_errors: dict[str, str | None] = field(default_factory=dict)
+    hosting: HostedNodes | None = None  # LSP_HOSTING_ENABLED: hosted nodes (lsp/hosting)

@@ -14,7 +14,7 @@ from lncore.errors import LndError, LndUnavailable
 
 __all__ = [
     "AuthError", "ConfigError", "Conflict", "Forbidden", "InsufficientFunds", "LSPError", "LndError",
-    "LndUnavailable", "NotFound", "NotImplementedYet", "RateLimited", "ValidationFailed",
+    "LndUnavailable", "NotFound", "NotImplementedYet", "RateLimited", "ServiceUnavailable", "ValidationFailed",
 ]
 
 
@@ -74,6 +74,12 @@ class InsufficientLiquidity(InsufficientFunds):
     """The LSP's outbound liquidity (or what is left of a reservation) cannot carry the payment."""
 
     code = "insufficient_liquidity"
+
+
+class ServiceUnavailable(LSPError):
+    """Something the request needs other than LND is down (the hosted nodes' orchestrator, ...)."""
+
+    code = "service_unavailable"
 
 
 class NotImplementedYet(LSPError):

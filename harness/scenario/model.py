@@ -250,6 +250,9 @@ EventType = Literal[
     "liquidity_request",
     "swap_updated",
     "channel_breach",
+    "node_running",
+    "node_stopped",
+    "node_failed",
 ]
 
 

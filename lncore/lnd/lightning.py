@@ -17,9 +17,7 @@ if TYPE_CHECKING:  # protoc's .pyi types, once `lsp stubs` / `lab setup` generat
 
 class LightningMixin(RpcBase):
     async def get_info(self) -> ln.GetInfoResponse:
-        resp: ln.GetInfoResponse = await self._unary(
-            self.lightning_stub.GetInfo, self.pb.ln.GetInfoRequest(), rpc="GetInfo"
-        )
+        resp: ln.GetInfoResponse = await self._unary(self.lightning_stub.GetInfo, self.pb.ln.GetInfoRequest(), rpc="GetInfo")
         return resp
 
     async def wallet_balance(self) -> ln.WalletBalanceResponse:
@@ -125,6 +123,35 @@ class LightningMixin(RpcBase):
         txid = cp.funding_txid_str or txid_from_bytes(cp.funding_txid_bytes)
         return ChannelPointRef(txid, cp.output_index)
 
+    async def batch_open_channels(
+        self,
+        pubkey: str,
+        channels: list[tuple[int, int, bool]],
+        *,
+        memo: str = "",
+        min_confs: int = 1,
+        target_conf: int = 6,
+    ) -> list[ChannelPointRef]:
+        """BatchOpenChannel: open every (local_funding_sat, push_sat, private) channel to ``pubkey``
+        in one funding transaction, atomically (all are pending once it returns, or none is)."""
+        req = self.pb.ln.BatchOpenChannelRequest(
+            channels=[
+                self.pb.ln.BatchOpenChannel(
+                    node_pubkey=bytes.fromhex(pubkey),
+                    local_funding_amount=amount,
+                    push_sat=push,
+                    private=private,
+                    memo=memo,
+                )
+                for amount, push, private in channels
+            ],
+            min_confs=min_confs,
+            spend_unconfirmed=min_confs == 0,
+            target_conf=target_conf,
+        )
+        resp = await self._unary(self.lightning_stub.BatchOpenChannel, req, rpc="BatchOpenChannel", timeout=120)
+        return [ChannelPointRef(txid_from_bytes(p.txid), p.output_index) for p in resp.pending_channels]
+
     def _channel_point(self, cp: ChannelPointRef | str) -> ln.ChannelPoint:
         ref = ChannelPointRef.parse(cp) if isinstance(cp, str) else cp
         point: ln.ChannelPoint = self.pb.ln.ChannelPoint(
@@ -180,6 +207,12 @@ class LightningMixin(RpcBase):
         )
         return decoded
 
+    async def list_invoices(self, *, max_invoices: int = 10_000) -> list[ln.Invoice]:
+        """The node's invoices, oldest first (each settled one with its ``settle_index``)."""
+        req = self.pb.ln.ListInvoiceRequest(num_max_invoices=max_invoices)
+        resp: ln.ListInvoiceResponse = await self._unary(self.lightning_stub.ListInvoices, req, rpc="ListInvoices")
+        return list(resp.invoices)
+
     async def list_payments(self, *, include_incomplete: bool = True, max_payments: int = 10_000) -> list[ln.Payment]:
         """Every payment this node sent (one record per payment hash, with its HTLC attempts)."""
         req = self.pb.ln.ListPaymentsRequest(include_incomplete=include_incomplete, max_payments=max_payments)
@@ -228,14 +261,28 @@ class LightningMixin(RpcBase):
             time_lock_delta=time_lock_delta,
             inbound_fee=pb.InboundFee(base_fee_msat=inbound_base_fee_msat, fee_rate_ppm=inbound_fee_rate_ppm),
         )
-        resp: ln.PolicyUpdateResponse = await self._unary(
-            self.lightning_stub.UpdateChannelPolicy, req, rpc="UpdateChannelPolicy"
-        )
+        resp: ln.PolicyUpdateResponse = await self._unary(self.lightning_stub.UpdateChannelPolicy, req, rpc="UpdateChannelPolicy")
         if resp.failed_updates:
             raise LndError(
                 f"policy update of {channel_point} failed: {resp.failed_updates[0].update_error}",
                 rpc="UpdateChannelPolicy",
             )
+
+    async def bake_macaroon(self, permissions: list[tuple[str, str]]) -> str:
+        """BakeMacaroon: a new macaroon (hex) granting only ``permissions`` ((entity, action) pairs,
+        e.g. ("invoices", "write")), under the node's default root key."""
+        req = self.pb.ln.BakeMacaroonRequest(
+            permissions=[self.pb.ln.MacaroonPermission(entity=e, action=a) for e, a in permissions]
+        )
+        resp: ln.BakeMacaroonResponse = await self._unary(self.lightning_stub.BakeMacaroon, req, rpc="BakeMacaroon")
+        return str(resp.macaroon)
+
+    async def send_all(self, address: str, *, label: str = "", target_conf: int = 6) -> str:
+        """SendCoins with send_all: the whole confirmed wallet, minus the miner fee, to ``address``;
+        returns the txid."""
+        req = self.pb.ln.SendCoinsRequest(addr=address, send_all=True, label=label, target_conf=target_conf)
+        resp: ln.SendCoinsResponse = await self._unary(self.lightning_stub.SendCoins, req, rpc="SendCoins", timeout=120)
+        return str(resp.txid)
 
     async def sign_message(self, message: bytes) -> str:
         """SignMessage: the node key's signature of ``message`` as LND (and LSPS0's ln_signature)

@@ -32,6 +32,7 @@ STATUS: dict[type[e.LSPError], int] = {
     e.InsufficientFunds: 402,
     e.RateLimited: 429,
     e.LndUnavailable: 503,
+    e.ServiceUnavailable: 503,
     e.LndError: 502,
     e.ConfigError: 500,
     e.NotImplementedYet: 501,

@@ -34,6 +34,7 @@ class Tier(_Strict):
     daily_volume_sat: int = Field(ge=0)
     monthly_volume_sat: int = Field(ge=0)
     max_channel_sat: int = Field(ge=0)
+    max_hosted_nodes: int = Field(default=1, ge=0, description="hosted nodes (lsp/hosting) a client may run at once")
 
 
 class LargeAmount(_Strict):
@@ -112,6 +113,7 @@ def default_tiers() -> dict[str, Tier]:
             daily_volume_sat=100_000_000,
             monthly_volume_sat=1_000_000_000,
             max_channel_sat=100_000_000,
+            max_hosted_nodes=3,
         ),
         "enterprise": Tier(
             required_fields=["legal_name", "email", "country", "registration_number", "beneficial_owners"],
@@ -119,6 +121,7 @@ def default_tiers() -> dict[str, Tier]:
             daily_volume_sat=2_000_000_000,
             monthly_volume_sat=20_000_000_000,
             max_channel_sat=1_000_000_000,
+            max_hosted_nodes=10,
         ),
     }
 

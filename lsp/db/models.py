@@ -212,6 +212,7 @@ class ForwardingEvent(Base):
 
 
 from lsp.db import models_compliance as models_compliance  # noqa: E402  (compliance tables, issue 9)
+from lsp.db import models_hosting as models_hosting  # noqa: E402  (hosted nodes)
 from lsp.db import models_lsps as models_lsps  # noqa: E402  (LSPS tables: registered on Base)
 from lsp.db import models_routing as models_routing  # noqa: E402  (registers the routing tables)
 from lsp.db import models_swaps as models_swaps  # noqa: E402  (swap tables)

@@ -56,6 +56,9 @@ EVENT_TYPES = (
     "liquidity_request",
     "swap_updated",  # every swap state change (lsp/swaps, docs/SWAPS.md)
     "channel_breach",  # a revoked commitment broadcast against the LSP's channel (lsp/services/security.py)
+    "node_running",  # a hosted node (lsp/hosting) is up: created, started or restarted
+    "node_stopped",  # stopped by its client, or deleted (data.state says which)
+    "node_failed",  # provisioning failed, or its container died (data.reason)
 )
 
 

@@ -30,6 +30,9 @@ KINDS = (
     "liquidity_fee",
     "adjustment",
     "rebalance_fee",
+    "hosting_fee",  # - a hosted node: its first period and initial channels at creation, then each period
+    "hosting_refund",  # + what creating a node charged, when it failed before running
+    "hosting_tx_fee",  # - per payment a hosted node sent or received
 )
 
 _clients = cast(Table, Client.__table__)
