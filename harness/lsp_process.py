@@ -216,6 +216,13 @@ class LspServer:
         made = resp.json()
         return OnboardedClient(made["clientId"], made["apiKey"], made["apiSecret"])
 
+    def admin_get(self, path: str) -> Any:
+        """GET an operator endpoint (``/api/admin/...``) with the server's admin key."""
+        resp = httpx.get(self.base_url + path, headers={"X-Admin-Key": self.env["LSP_ADMIN_API_KEY"]}, timeout=30)
+        if resp.status_code != 200:
+            raise LabError(f"GET {path} failed: {resp.status_code} {resp.text[:300]}")
+        return resp.json()
+
     def kill9(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)

@@ -74,7 +74,7 @@ class Endpoint(CamelModel):
 
 class HostedNodeView(CamelModel):
     node_id: str
-    state: str = Field(description="provisioning, running, stopped, failed, deleting or deleted")
+    state: str = Field(description="provisioning, running, restarting, stopped, failed, deleting or deleted")
     reason: str | None = Field(description="why it failed (or what deletion waits for), in words")
     alias: str
     color: str

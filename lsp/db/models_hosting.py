@@ -11,7 +11,7 @@ from lsp.db.base import Base, UTCDateTime, utcnow
 
 
 class HostedNode(Base):
-    """state: provisioning | running | stopped | failed | deleting | deleted; ``desired`` is what
+    """state: provisioning | running | restarting | stopped | failed | deleting | deleted; ``desired`` is what
     the client last asked for (running | stopped | deleted): the supervisor moves ``state`` to it.
 
     Secrets (the wallet password, the seed, the LSP's admin macaroon and the client's macaroon)

@@ -96,6 +96,11 @@ class HostingSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _public_host(self) -> HostingSettings:
+        if self.enabled and self.orchestrator == "kubernetes" and not self.public_host:
+            raise ValueError(
+                "LSP_HOSTING_PUBLIC_HOST is required with the kubernetes orchestrator: the host name clients reach the nodes at "
+                "(the operator exposes each node's ports there)"
+            )
         if not self.public_host:
             self.public_host = self.publish_host
         return self

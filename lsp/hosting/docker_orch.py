@@ -23,6 +23,7 @@ from typing import Any
 
 from lsp.hosting.config import HostingSettings
 from lsp.hosting.orchestrator import (
+    CONFIG_FILE,
     DATA_DIR,
     GRPC_PORT,
     P2P_PORT,
@@ -36,6 +37,7 @@ from lsp.hosting.orchestrator import (
     Ports,
     dial_host,
     lnd_args,
+    lnd_conf,
 )
 
 LABEL_INSTANCE = "lsp.hosting.instance"
@@ -160,7 +162,8 @@ class DockerOrchestrator:
                 detach=True,
                 **kw,
             )
-            self._call(container.put_archive, DATA_DIR, _tar({PASSWORD_FILE.rsplit("/", 1)[1]: spec.password}))
+            files = {PASSWORD_FILE: spec.password, CONFIG_FILE: lnd_conf(s)}
+            self._call(container.put_archive, DATA_DIR, _tar({path.rsplit("/", 1)[1]: data for path, data in files.items()}))
             self._call(container.start)
         except BaseException:
             with contextlib.suppress(Exception):

@@ -53,6 +53,7 @@ from typing import Any
 
 from lsp.hosting.config import HostingSettings
 from lsp.hosting.orchestrator import (
+    CONFIG_FILE,
     DATA_DIR,
     GRPC_PORT,
     P2P_PORT,
@@ -65,6 +66,7 @@ from lsp.hosting.orchestrator import (
     OrchestratorUnavailable,
     Ports,
     lnd_args,
+    lnd_conf,
 )
 
 Manifest = dict[str, Any]
@@ -79,6 +81,7 @@ APP_NAME = "lsp-hosted-node"
 FIELD_MANAGER = "lsp-hosting"
 CONTAINER = "lnd"
 PASSWORD_KEY = "wallet-password"
+CONFIG_KEY = "lnd.conf"  # the chain backend's credentials (orchestrator.lnd_conf), kept out of the spec
 CLAIM = "data"
 STOP_TIMEOUT_S = 30  # the pod's termination grace period: LND's clean shutdown
 KUBECTL_TIMEOUT_S = 60.0
@@ -189,7 +192,10 @@ class KubernetesOrchestrator:
             "kind": "Secret",
             "metadata": {"name": name, "namespace": ns, "labels": labels},
             "type": "Opaque",
-            "data": {PASSWORD_KEY: base64.b64encode(spec.password).decode("ascii")},
+            "data": {
+                PASSWORD_KEY: base64.b64encode(spec.password).decode("ascii"),
+                CONFIG_KEY: base64.b64encode(lnd_conf(s)).decode("ascii"),
+            },
         }
 
         claim_spec: dict[str, Any] = {
@@ -221,6 +227,7 @@ class KubernetesOrchestrator:
             "volumeMounts": [
                 {"name": CLAIM, "mountPath": DATA_DIR},
                 {"name": PASSWORD_KEY, "mountPath": PASSWORD_FILE, "subPath": PASSWORD_KEY, "readOnly": True},
+                {"name": PASSWORD_KEY, "mountPath": CONFIG_FILE, "subPath": CONFIG_KEY, "readOnly": True},
             ],
             "readinessProbe": {
                 "tcpSocket": {"port": "grpc"},
@@ -252,7 +259,10 @@ class KubernetesOrchestrator:
                                 "secret": {
                                     "secretName": name,
                                     "defaultMode": 0o400,
-                                    "items": [{"key": PASSWORD_KEY, "path": PASSWORD_KEY}],
+                                    "items": [
+                                        {"key": PASSWORD_KEY, "path": PASSWORD_KEY},
+                                        {"key": CONFIG_KEY, "path": CONFIG_KEY},
+                                    ],
                                 },
                             }
                         ],

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 DATA_DIR = "/data"
 LND_DIR = f"{DATA_DIR}/lnd"
 PASSWORD_FILE = f"{DATA_DIR}/wallet-password"
+# LND's config file: the chain backend's credentials, kept off the command line (which `docker
+# inspect`, `ps` and a StatefulSet's spec show to anyone who can read them).
+CONFIG_FILE = f"{DATA_DIR}/lnd.conf"
 # The ports LND listens on inside a container or pod with its own network namespace.
 GRPC_PORT, REST_PORT, P2P_PORT = 10009, 8080, 9735
 
@@ -113,8 +116,6 @@ def lnd_args(settings: HostingSettings, spec: NodeSpec, *, listen_host: str, por
         f"--bitcoin.{settings.network}",
         "--bitcoin.node=bitcoind",
         f"--bitcoind.rpchost={settings.bitcoind_rpc_host}",
-        f"--bitcoind.rpcuser={settings.bitcoind_rpc_user}",
-        f"--bitcoind.rpcpass={settings.bitcoind_rpc_pass.get_secret_value()}",
         f"--bitcoind.zmqpubrawblock={settings.bitcoind_zmq_block}",
         f"--bitcoind.zmqpubrawtx={settings.bitcoind_zmq_tx}",
     ]
@@ -122,6 +123,7 @@ def lnd_args(settings: HostingSettings, spec: NodeSpec, *, listen_host: str, por
         chain.append("--bitcoin.defaultchanconfs=1")
     return [
         f"--lnddir={LND_DIR}",
+        f"--configfile={CONFIG_FILE}",
         *chain,
         f"--alias={spec.alias}",
         f"--color={spec.color}",
@@ -137,6 +139,15 @@ def lnd_args(settings: HostingSettings, spec: NodeSpec, *, listen_host: str, por
         "--nobootstrap" if settings.network == "regtest" else "--debuglevel=info",
         *spec.extra_flags,
     ]
+
+
+def lnd_conf(settings: HostingSettings) -> bytes:
+    """The node's lnd.conf (written to CONFIG_FILE): the secrets LND must not take as flags."""
+    return (
+        "[Bitcoind]\n"
+        f"bitcoind.rpcuser={settings.bitcoind_rpc_user}\n"
+        f"bitcoind.rpcpass={settings.bitcoind_rpc_pass.get_secret_value()}\n"
+    ).encode()
 
 
 def _is_ip(name: str) -> bool:

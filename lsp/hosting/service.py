@@ -3,10 +3,10 @@
 Life of a node (``HostedNode.state``)::
 
     provisioning -> running <-> stopped
-         |             |  ^
-         v             v  |  (its container died: node_failed, then the supervisor restarts it)
-       failed        failed
-                   running/stopped -> deleting -> deleted
+         |           |   ^
+         v           v   |   (its container died: node_failed, and the supervisor restarts it)
+       failed      restarting -> failed (it did not come back: node_failed again)
+                   running/stopped/failed -> deleting -> deleted
 
 ``create`` checks everything it can before anything exists (features, channel sizes, KYC
 tier, balance, the orchestrator answering), debits the first period and the initial channels,
@@ -86,7 +86,7 @@ CLIENT_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("message", "write"),
 )
 READY_STATES = ("RPC_ACTIVE", "SERVER_ACTIVE")
-LIVE_STATES = ("provisioning", "running", "stopped", "failed", "deleting")
+LIVE_STATES = ("provisioning", "running", "restarting", "stopped", "failed", "deleting")
 POLL_S = 0.25
 
 
@@ -322,7 +322,11 @@ class HostedNodes:
                 live = s.scalar(
                     select(func.count())
                     .select_from(HostedNode)
-                    .where(HostedNode.client_id == client_id, HostedNode.state.in_(LIVE_STATES))
+                    .where(
+                        HostedNode.client_id == client_id,
+                        HostedNode.state.in_(LIVE_STATES),
+                        HostedNode.desired != "deleted",  # failed to provision, or on its way out
+                    )
                 )
                 if int(live or 0) >= limit:
                     raise Forbidden(
@@ -647,7 +651,7 @@ class HostedNodes:
         if row.state == "deleting":
             self._spawn(row.id, self._delete_steps(row.id))
             return
-        if row.desired == "running" and row.state in ("running", "failed"):
+        if row.desired == "running" and row.state in ("running", "restarting", "failed"):
             if status is None:
                 if row.state != "failed":
                     reason = "its container is gone (removed outside the LSP); its data volume may remain"
@@ -659,12 +663,12 @@ class HostedNodes:
                 reason = f"its container exited with code {status.exit_code}{detail}; restarting it"
                 log.warning("hosted node %s: %s", row.id, reason)
                 await self._drop_client(row.id)
-                row = await self._db(self._update, row.id, state="failed", reason=reason)
+                row = await self._db(self._update, row.id, state="restarting", reason=reason)
                 self._publish("node_failed", row, reason=reason)
                 await self._orch_call(self.orchestrator.start, row.id)
                 self._spawn(row.id, self._await_running(row.id, "restarted by the LSP"))
                 return
-            if status.state == "running" and row.state == "failed":
+            if status.state in ("running", "restarting") and row.state in ("restarting", "failed"):
                 self._spawn(row.id, self._await_running(row.id, "running again"))
                 return
         if row.desired == "stopped" and status is not None and status.state == "running":

@@ -272,3 +272,61 @@ def test_hosted_node_bad_input_creates_nothing(
     assert down.list_nodes() == []
     assert live.client.list_nodes() == [] and live.client.balance()["balance"] == before
     assert not docker.from_env().containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"})
+
+
+@pytest.mark.parametrize("lsp_db_url", ["sqlite"], indirect=True)
+def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
+    lab: LightningTestHarness, lsp_factory: Any, tmp_path: Path, instance: str
+) -> None:
+    live: LiveLsp = lsp_factory(**settings(lab, instance, tmp_path))
+    live.fund_client(60_000)
+    daemon = docker.from_env()
+    node_id = live.client.create_node({"alias": "restarts"})["nodeId"]
+    wait_state(live, node_id, "running")
+    container = daemon.containers.get(f"lsp-{instance}-{node_id}")
+
+    # Stopped by its client: it stays stopped (the supervisor does not "repair" it), then starts again.
+    with connect(live.ws_url()) as ws:
+        assert live.client.stop_node(node_id)["state"] == "stopped"
+        ws_events(ws, lambda m: m["type"] == "node_stopped" and m["data"]["nodeId"] == node_id)
+        container.reload()
+        assert container.status == "exited"
+        assert live.client.start_node(node_id)["state"] == "stopped"  # 202: running once its LND is
+        ws_events(ws, lambda m: m["type"] == "node_running" and m["data"]["nodeId"] == node_id, timeout_s=120)
+    assert live.client.get_node(node_id)["state"] == "running"
+
+    # The LSP dies; meanwhile the node's container dies too and a stranger's container with this
+    # instance's labels appears. The restarted LSP restarts the node and reports the stranger.
+    live.server.kill9()
+    container.kill()
+    image = container.image.tags[0]
+    orphan = daemon.containers.create(
+        image,
+        command=["--version"],
+        name=f"lsp-{instance}-hn-orphan",
+        labels={"lsp.hosting.instance": instance, "lsp.hosting.node": "hn-orphan"},
+    )
+    live.server.start()
+    wait_for(
+        lambda: container.reload() or container.status == "running",
+        what="the restarted LSP to restart the node's container",
+        timeout_s="HOSTED_NODE",
+    )
+    wait_state(live, node_id, "running")
+    admin = wait_for(
+        lambda: got if (got := live.server.admin_get("/api/admin/nodes"))["lastPass"] else None,
+        what="the supervisor's first pass",
+        timeout_s="LSP_READY",
+    )
+    assert admin["orphans"] == ["hn-orphan"]
+    assert [(n["nodeId"], n["state"], n["container"]) for n in admin["nodes"]] == [(node_id, "running", "running")]
+    orphan.reload()  # reported, not deleted
+    assert orphan.status == "created"
+
+    # Nothing in it: deleted at once, no sweep address needed.
+    live.client.delete_node(node_id)
+    gone = wait_state(live, node_id, "deleted")
+    assert gone["sweepTxid"] is None
+    assert [c.name for c in daemon.containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"})] == [
+        orphan.name
+    ]

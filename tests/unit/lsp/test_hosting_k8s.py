@@ -194,14 +194,19 @@ def test_the_password_is_only_in_the_secret() -> None:
 def test_the_password_file_is_the_secret_mounted_read_only() -> None:
     m = rendered()
     pod = m["StatefulSet"]["spec"]["template"]["spec"]
-    mounts = {v["name"]: v for v in lnd_container(m)["volumeMounts"]}
-    assert mounts["data"] == {"name": "data", "mountPath": "/data"}
-    pw = mounts["wallet-password"]
-    assert (pw["mountPath"], pw["subPath"], pw["readOnly"]) == (PASSWORD_FILE, "wallet-password", True)
+    mounts = {v["mountPath"]: v for v in lnd_container(m)["volumeMounts"]}
+    assert mounts["/data"] == {"name": "data", "mountPath": "/data"}
+    pw = mounts[PASSWORD_FILE]
+    assert (pw["name"], pw["subPath"], pw["readOnly"]) == ("wallet-password", "wallet-password", True)
+    conf = mounts["/data/lnd.conf"]
+    assert (conf["name"], conf["subPath"], conf["readOnly"]) == ("wallet-password", "lnd.conf", True)
     (volume,) = pod["volumes"]
     assert volume["name"] == "wallet-password"
     assert volume["secret"]["secretName"] == NAME
-    assert volume["secret"]["items"] == [{"key": "wallet-password", "path": "wallet-password"}]
+    assert volume["secret"]["items"] == [
+        {"key": "wallet-password", "path": "wallet-password"},
+        {"key": "lnd.conf", "path": "lnd.conf"},
+    ]
     assert pod["automountServiceAccountToken"] is False
 
 
@@ -518,3 +523,11 @@ def test_no_cluster_is_unavailable_in_kubectls_words(
         k8s().list_nodes()
     assert info.value.reason == refused.splitlines()[-1]
     assert info.value.reason.startswith("The connection to the server localhost:8080 was refused")
+
+
+def test_the_chain_rpc_password_is_in_the_secret_config_not_the_args() -> None:
+    m = rendered()
+    conf = base64.b64decode(m["Secret"]["data"]["lnd.conf"]).decode()
+    assert conf.splitlines()[0] == "[Bitcoind]" and f"bitcoind.rpcpass={RPC_PASS}" in conf.splitlines()
+    assert RPC_PASS not in json.dumps(m["StatefulSet"]) and RPC_PASS not in json.dumps(m["Service"])
+    assert "--configfile=/data/lnd.conf" in lnd_container(m)["args"]
