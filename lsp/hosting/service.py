@@ -131,10 +131,12 @@ class ProvisionFailed(Exception):
 
 
 def valid_address(address: str, network: str) -> bool:
-    """A Bitcoin address of ``network`` (bech32/bech32m or base58), checked by embit."""
+    """A Bitcoin address of ``network`` (bech32/bech32m, either case, or base58), checked by embit."""
     from lsp.swaps.scripts import embit_network
 
     params = embit_network(network)
+    if address.isupper():  # BIP 173 allows an all-uppercase bech32 address (QR codes)
+        address = address.lower()
     try:
         escript.address_to_scriptpubkey(address)
     except Exception:
@@ -444,6 +446,8 @@ class HostedNodes:
                     code="sweep_address_required",
                     field="query.sweepAddress",
                 )
+        if sweep_address is not None and sweep_address.isupper():
+            sweep_address = sweep_address.lower()
         await self._db(self._record_delete, row, sweep_address, request_id)
         row = await self._db(self._update, node_id, desired="deleted", state="deleting", sweep_address=sweep_address)
         self._spawn(node_id, self._delete_steps(node_id))
