@@ -1,4 +1,4 @@
-"""Dashboard pages: overview, channels, clients + KYC queue, alerts, orders/swaps, audit log.
+"""Dashboard pages: overview, channels, hosted nodes, clients + KYC queue, alerts, orders/swaps, audit log.
 
 Everything is rendered on the server from the same services the API uses; the only
 JavaScript is the overview's EventSource, which adds live events as they happen.
@@ -29,6 +29,7 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert, KycProfile
 from lsp.errors import LSPError
+from lsp.hosting.orchestrator import OrchestratorError
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 from lsp.services import liquidity, security
 
@@ -307,6 +308,81 @@ async def channels_page(request: Request) -> Response:
     else:
         error = "LND is not connected"
     return _render("channels.html", request, rows=rows, db_rows=db_rows, lnd_error=error, book=book, towers=towers)
+
+
+# --- hosted nodes ---------------------------------------------------------------------------------
+
+# The badge's colour class (base.html) per health.
+NODE_BADGES = {
+    "healthy": "s-healthy",
+    "degraded": "s-failed",
+    "unknown": "s-pending",
+    "provisioning": "s-pending",
+    "deleting": "s-pending",
+}
+
+
+def _node_health(state: str, container: str) -> str:
+    """A hosted node's badge: the state the LSP holds against what the orchestrator says of its container."""
+    if container == "unknown":
+        return "unknown"  # the orchestrator did not answer
+    if state in ("provisioning", "deleting"):
+        return state
+    if state == "running" and container == "running":
+        return "healthy"
+    if state == "stopped" and container == "stopped":
+        return "stopped"
+    return "degraded"  # failed, its container restarting or gone, or not in the state the LSP holds
+
+
+@router.get("/nodes", response_model=None)
+async def nodes_page(request: Request) -> Response:
+    """Hosted nodes (lsp/hosting): each node and its container, the orphan containers, the supervisor's last pass."""
+    if not _authed(request):
+        return _login_redirect()
+    ctx = _ctx(request)
+    hosting = ctx.hosting
+    if hosting is None:
+        return _render("nodes.html", request, enabled=False)
+    orch_error = None
+    try:
+        nodes = await hosting.health()
+    except OrchestratorError as exc:  # refused outright (health() answers an unreachable one itself)
+        nodes, orch_error = [], exc.reason
+    if orch_error is None and (not nodes or any(n["container"] == "unknown" for n in nodes)):
+        # health() folds an unreachable orchestrator into each node's reason, and with no nodes
+        # says nothing of it: ask it once more for its own words, shown once at the top.
+        try:
+            await asyncio.to_thread(hosting.orchestrator.list_nodes)
+        except OrchestratorError as exc:
+            orch_error = exc.reason
+        if orch_error is None and nodes:
+            orch_error = "the orchestrator did not answer when the nodes were read (it answers now: reload)"
+    client_ids = {n["clientId"] for n in nodes}
+
+    def read_names() -> dict[str, str]:
+        """Off the event loop, as all database work (docs/LSP.md)."""
+        with session_scope(ctx.sessions) as s:
+            return {cid: name for cid, name in s.execute(select(Client.id, Client.name).where(Client.id.in_(client_ids)))}
+
+    names = await asyncio.to_thread(read_names) if client_ids else {}
+    rows = []
+    for n in nodes:
+        health = _node_health(n["state"], n["container"])
+        rows.append({**n, "client": names.get(n["clientId"]), "health": health, "badge": NODE_BADGES.get(health, "")})
+    last = hosting.last_pass
+    return _render(
+        "nodes.html",
+        request,
+        enabled=True,
+        orchestrator=hosting.settings.orchestrator,
+        rows=rows,
+        orch_error=orch_error,
+        orphans=hosting.orphans,
+        last_pass=last.strftime("%Y-%m-%d %H:%M:%S") if last else None,
+        last_pass_ago=int((utcnow() - last).total_seconds()) if last else None,
+        interval=hosting.settings.monitor_interval_s,
+    )
 
 
 # --- clients and KYC ---------------------------------------------------------------------------------

@@ -634,7 +634,7 @@ class HostedNodes:
 
     async def tick(self) -> None:
         actual = await self._orch_call(self.orchestrator.list_nodes)
-        rows = self.rows(None)
+        rows = await self._db(self.rows, None)
         known = {r.id for r in rows if r.state != "deleted"}
         orphans = sorted(set(actual) - known)
         if orphans != self.orphans and orphans:
@@ -859,8 +859,10 @@ class HostedNodes:
             error = None
         except ServiceUnavailable as exc:
             actual, error = {}, exc.message
+        except OrchestratorError as exc:
+            actual, error = {}, exc.reason
         out = []
-        for row in self.rows(None):
+        for row in await self._db(self.rows, None):
             if row.state == "deleted":
                 continue
             st = actual.get(row.id)
