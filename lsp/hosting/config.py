@@ -68,7 +68,7 @@ class HostingSettings(BaseSettings):
     start_timeout_s: float = Field(default=180.0, ge=10, description="seconds a node may take from create to running")
     monthly_fee: int = Field(default=50_000, ge=0, description="sats per node per billing period, debited in advance")
     transaction_fee: int = Field(default=100, ge=0, description="sats per payment the node sends or receives")
-    billing_period_s: int = Field(default=30 * 86_400, ge=60, description="seconds one monthly fee covers")
+    billing_period_s: int = Field(default=30 * 86_400, ge=5, description="seconds one monthly fee covers")
     monitor_interval_s: float = Field(default=10.0, ge=0.5, le=3600, description="seconds between health checks")
 
     @field_validator("instance")

@@ -409,8 +409,19 @@ class HostedNodes:
             raise Conflict(f"node {node_id} is {row.state}; only a stopped node starts", field="nodeId")
         if row.admin_macaroon_enc is None:
             raise Conflict(f"node {node_id} never finished provisioning; delete it", field="nodeId")
+
+        def renew() -> None:
+            with session_scope(self.ctx.sessions) as s:
+                r = s.get(HostedNode, node_id)
+                assert r is not None
+                ledger.lock_client(s, r.client_id)
+                unpaid = self._renew(s, r)
+                if unpaid is not None:
+                    raise InsufficientFunds(unpaid.split(":")[0])
+                r.desired, r.reason, r.updated_at = "running", None, utcnow()
+
         async with self._lock(node_id):
-            await self._db(self._update, node_id, desired="running")
+            await self._db(renew)  # a stopped node is not billed; starting it after its period ran out pays a new one
             await self._orch_call(self.orchestrator.start, node_id)
         self._spawn(node_id, self._await_running(node_id, "started by its client"))
         found = await self._db(self._row, node_id)
@@ -786,27 +797,44 @@ class HostedNodes:
             return
         fee = self.settings.transaction_fee
 
-        def bill() -> None:
+        def bill() -> str | None:
             with session_scope(self.ctx.sessions) as s:
                 r = s.get(HostedNode, row.id)
                 assert r is not None
                 ledger.lock_client(s, r.client_id)
+                # Usage is billed after the fact, even into debt: the payments happened.
                 count = len([i for i in new_payments if i > r.billed_payments]) + max(0, settle_index - r.billed_invoices)
                 if count and fee:
                     ledger.record(s, r.client_id, -count * fee, "hosting_tx_fee", f"node:{r.id}:tx:{settle_index}")
                 r.billed_payments = max([r.billed_payments, *new_payments])
                 r.billed_invoices = max(r.billed_invoices, settle_index)
-                while r.paid_until <= utcnow():
-                    ledger.record(
-                        s,
-                        r.client_id,
-                        -self.settings.monthly_fee,
-                        "hosting_fee",
-                        f"node:{r.id}:period:{r.paid_until.isoformat()}",
-                    )
-                    r.paid_until = r.paid_until + timedelta(seconds=self.settings.billing_period_s)
+                return self._renew(s, r)
 
-        await self._db(bill)
+        unpaid = await self._db(bill)
+        if unpaid is not None:
+            await self._suspend(row.id, unpaid)
+
+    def _renew(self, s: Any, r: HostedNode) -> str | None:
+        """Debit the next period if the paid one ran out (in the caller's transaction, the client
+        locked); why not, if the balance cannot cover it."""
+        if r.paid_until > utcnow():
+            return None
+        fee = self.settings.monthly_fee
+        balance = ledger.balance(s, r.client_id)
+        if balance < fee:
+            return f"the period fee of {fee} sat could not be paid (balance {balance} sat): top up and start the node"
+        ledger.record(s, r.client_id, -fee, "hosting_fee", f"node:{r.id}:period:{utcnow().isoformat()}")
+        r.paid_until = utcnow() + timedelta(seconds=self.settings.billing_period_s)
+        return None
+
+    async def _suspend(self, node_id: str, reason: str) -> None:
+        """Stop a node whose period is unpaid; it keeps its data and channels until started or deleted."""
+        async with self._lock(node_id):
+            await self._drop_client(node_id)
+            await self._orch_call(self.orchestrator.stop, node_id)
+            row = await self._db(self._update, node_id, state="stopped", desired="stopped", reason=reason)
+        log.warning("hosted node %s stopped: %s", node_id, reason)
+        self._publish("node_stopped", row, reason=reason)
 
     async def _settle_index(self, lnd: LndClient) -> int:
         """The node's highest invoice settle index (LND numbers settlements 1, 2, 3...; 0 before the first)."""

@@ -237,6 +237,11 @@ def test_hosted_node_lifecycle(lab: LightningTestHarness, lsp_factory: Any, tmp_
     assert PUSH + 5_000 - 2_000 - 5_000 < got < PUSH + 5_000 - 2_000
     assert not daemon.containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"})
     assert not [v for v in daemon.volumes.list() if v.name.startswith(f"lsp-{instance}-")]
+    # The audit chain holds both, intact, each with its request id.
+    audit = live.server.admin_get("/api/admin/audit")
+    assert audit["intact"]
+    mine = [e for e in audit["log"] if e["target"] == f"node:{node_id}"]
+    assert sorted(e["action"] for e in mine) == ["node.create", "node.delete"] and all(e["requestId"] for e in mine)
 
 
 def test_hosted_node_bad_input_creates_nothing(
@@ -278,11 +283,27 @@ def test_hosted_node_bad_input_creates_nothing(
 def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
     lab: LightningTestHarness, lsp_factory: Any, tmp_path: Path, instance: str
 ) -> None:
-    live: LiveLsp = lsp_factory(**settings(lab, instance, tmp_path))
-    live.fund_client(60_000)
+    # A 5-second billing period of 10,000 sat, paid in advance: the balance covers the first one only.
+    period_fee = 10_000
+    live: LiveLsp = lsp_factory(
+        **{**settings(lab, instance, tmp_path), "LSP_HOSTING_BILLING_PERIOD_S": "5", "LSP_HOSTING_MONTHLY_FEE": str(period_fee)}
+    )
+    live.fund_client(15_000)
     daemon = docker.from_env()
-    node_id = live.client.create_node({"alias": "restarts"})["nodeId"]
+    with connect(live.ws_url()) as ws:
+        node_id = live.client.create_node({"alias": "restarts"})["nodeId"]
+        wait_state(live, node_id, "running")
+        # The second period cannot be paid (5,000 sat left): the node is stopped, not deleted.
+        stopped = ws_events(ws, lambda m: m["type"] == "node_stopped" and m["data"]["nodeId"] == node_id, timeout_s=60)
+        assert "could not be paid (balance 5000 sat)" in stopped["data"]["reason"]
+    assert live.client.get_node(node_id)["state"] == "stopped"
+    with pytest.raises(LSPAPIError) as broke:
+        live.client.start_node(node_id)
+    assert broke.value.status == 402
+    live.fund_client(300_000)
+    live.client.start_node(node_id)  # pays the new period first
     wait_state(live, node_id, "running")
+    assert live.client.balance()["byKind"]["hosting_fee"] <= -2 * period_fee
     container = daemon.containers.get(f"lsp-{instance}-{node_id}")
 
     # Stopped by its client: it stays stopped (the supervisor does not "repair" it), then starts again.
