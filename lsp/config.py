@@ -176,7 +176,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"min_channel_size ({self.min_channel_size}) is larger than max_channel_size ({self.max_channel_size})"
             )
-        self.hosting.network = self.network  # a hosted node runs on the LSP's own chain
+        self.hosting.on_network(self.network)  # a hosted node runs on the LSP's own chain
         if self.network == "mainnet":
             problems = []
             admin = self.admin_api_key.get_secret_value()

@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lncore.versions import LND_VERSION
@@ -55,8 +55,9 @@ class HostingSettings(BaseSettings):
     k8s_storage_gb: int = Field(default=10, ge=1, le=10_000)
 
     # --- the chain backend, as the node sees it
-    # LND's --bitcoin.<network>: always the LSP's own LSP_NETWORK (lsp.config.Settings sets it).
-    network: Literal["regtest", "signet", "testnet", "mainnet"] = "regtest"
+    # LND's --bitcoin.<network>: always the LSP's own LSP_NETWORK (lsp.config.Settings sets it;
+    # private, so no LSP_HOSTING_NETWORK variable can disagree with it).
+    _network: str = PrivateAttr(default="regtest")
     bitcoind_rpc_host: str = Field(default="127.0.0.1:18443", description="host:port of Bitcoin Core's RPC")
     bitcoind_rpc_user: str = "lab"
     bitcoind_rpc_pass: SecretStr = SecretStr("lab")
@@ -104,3 +105,10 @@ class HostingSettings(BaseSettings):
         if not self.public_host:
             self.public_host = self.publish_host
         return self
+
+    @property
+    def network(self) -> str:
+        return self._network
+
+    def on_network(self, network: str) -> None:
+        self._network = network
