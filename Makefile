@@ -20,9 +20,10 @@ demo: bootstrap
 	lab run smoke
 
 # The release gate CI runs after the tests: every shipped scenario; fails on any failed expectation.
-gate: bootstrap
+gate: bootstrap services
 	@# Processes, explicitly: CI's private dockerd still answers here, and `auto` would pick it.
-	lab run release --runtime process
+	@# The hosted-node scenario (star5-hosted) runs its nodes on that daemon, as an operator's LSP would.
+	eval "$$(cat .dockerd-env)"; lab run release --runtime process
 
 # PostgreSQL and a private Docker daemon are started (idempotently) for the
 # LSP's database tests and the Docker runtime tests.
@@ -38,7 +39,8 @@ test: bootstrap services
 	export LSP_TEST_POSTGRES_URL=$$(cat .postgres-url); eval "$$(cat .dockerd-env)"; \
 	  pytest $(PYTEST_ARGS) && \
 	  echo "--- core payment and fault tests again, under the Docker runtime ---" && \
-	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py tests/lab/test_ldk_payments.py && \
+	  pytest $(PYTEST_ARGS) --lab-runtime docker tests/lab/test_payments.py tests/lab/test_faults.py tests/lab/test_breach.py tests/lab/test_ldk_payments.py \
+	    tests/lab/lsp/test_lsp_live_hosted_nodes.py && \
 	  echo "--- a representative subset again on btcd (the suite above runs on Bitcoin Core) ---" && \
 	  pytest $(PYTEST_ARGS) --lab-chain btcd $(BTCD_SUBSET)
 
