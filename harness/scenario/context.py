@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.harness import LightningTestHarness
@@ -19,6 +20,16 @@ class StepSkipped(Exception):
     """A step that cannot run here (say, an LSP call with no LSP) and is not a failure."""
 
 
+@dataclass(frozen=True)
+class HostingSetup:
+    """Hosted nodes for the scenario's LSP (``hosted_node`` steps): the instance name their containers
+    carry on the Docker daemon, where their credentials and logs go, or why none can run here."""
+
+    instance: str
+    workdir: Path
+    unavailable: str | None = None
+
+
 @dataclass
 class StepContext:
     lab: LightningTestHarness
@@ -30,6 +41,7 @@ class StepContext:
     lsp: LSPClient | None = None
     progress: Callable[[str], None] = lambda _msg: None
     lsp_events: list[dict[str, Any]] = field(default_factory=list)  # from the LSP's WebSocket, in arrival order
+    hosting: HostingSetup | None = None  # when a step of the scenario is hosted_node
 
     def fail(self, message: str) -> None:
         """Record a failed expectation; the step goes on so all its failures are seen."""

@@ -18,10 +18,10 @@ from typing import Any
 
 from harness.errors import LabError
 from harness.harness import LightningTestHarness
-from harness.scenario.context import StepContext, StepSkipped
+from harness.scenario.context import HostingSetup, StepContext, StepSkipped
 from harness.scenario.events import EventCollector
 from harness.scenario.loader import LoadedScenario
-from harness.scenario.model import RECORDED_FIELDS, KeysendStep, PayStep
+from harness.scenario.model import RECORDED_FIELDS, HostedNodeStep, KeysendStep, PayStep
 from harness.scenario.plan import plan_scenario
 from harness.scenario.results import ChannelSnapshot, RunResult, ScenarioResult, StepResult
 from harness.scenario.steps import RUNNERS
@@ -30,6 +30,7 @@ from harness.topology import Topology
 Progress = Callable[[str], None]
 LOG_LINES_PER_NODE = 25
 BRINGUP_ATTEMPTS = 2
+LSP_MIN_CHANNEL_SIZE = 1_000_000  # the LSP's default LSP_MIN_CHANNEL_SIZE (lsp/config.py)
 
 
 def new_run_id() -> str:
@@ -94,7 +95,10 @@ def _log_excerpt(lab: LightningTestHarness, offsets: dict[str, int], involved: l
 
 def _involved(step: Any) -> list[str]:
     out: list[str] = []
-    for f in ("from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client"):
+    for f in (
+        "from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client",
+        "receive_from", "pay_to", "delete_sweep_to",
+    ):  # fmt: skip
         v = getattr(step, f, None)
         for x in [v] if isinstance(v, str) else (v or []):
             if x not in out:
@@ -163,6 +167,7 @@ class Runner:
         self._lab: LightningTestHarness | None = None
         self._lab_shareable = False
         self._lsp_events: list[dict[str, Any]] = []
+        self._hosting: HostingSetup | None = None
         self._bringup_notes: list[str] = []
 
     # -- networks --------------------------------------------------------------
@@ -208,6 +213,7 @@ class Runner:
         history: dict[str, StepResult] = {}
         aborted = False
         self._lsp_events = []
+        self._hosting = None
         with ExitStack() as stack:
             try:
                 lsp_client = self._start_lsp(ls, lab, stack) if sc.lsp else None
@@ -244,12 +250,66 @@ class Runner:
         self.progress(f"  => {res.status.upper()} in {res.duration_s:.1f}s")
         return res
 
+    def _hosting_for(self, ls: LoadedScenario, lab: LightningTestHarness, stack: ExitStack) -> dict[str, str]:
+        """When a step is ``hosted_node``: the LSP's LSP_HOSTING_* settings (a fresh instance name on the
+        Docker daemon) and the removal of that instance's containers and volumes when the scenario
+        ends, passed or not (their logs kept in the lab directory). Hosted nodes outlive the LSP by
+        design, and in the Docker runtime they would keep the lab's network from being removed.
+        Without a Docker daemon (or on btcd) the LSP starts without hosting and the steps say why."""
+        hosted = [s for s in ls.scenario.steps if isinstance(s, HostedNodeStep)]
+        if not hosted:
+            return {}
+        from harness.errors import LabError
+        from harness.lsp_process import hosting_env
+        from harness.runtime.docker_client import docker_available, docker_host
+        from harness.scenario.steps.hosted import remove_instance
+
+        workdir = lab.lab_dir / "lsp" / "hosted"
+        instance = "sc" + secrets.token_hex(4)
+        if not docker_available():
+            self._hosting = HostingSetup(
+                instance,
+                workdir,
+                unavailable=f"hosted nodes run on a Docker daemon and none answers at {docker_host()}: start one "
+                "with `scripts/dockerd.sh start` and export the DOCKER_HOST it prints",
+            )
+            return {}
+        try:
+            env = hosting_env(lab, instance=instance)
+        except LabError as exc:
+            self._hosting = HostingSetup(instance, workdir, unavailable=str(exc).splitlines()[0])
+            return {}
+        self._hosting = HostingSetup(instance, workdir)
+
+        def remove() -> None:
+            try:
+                gone = remove_instance(instance, workdir / "logs")
+            except Exception as exc:  # reported, never raised over the scenario's own outcome
+                self.progress(f"  could not remove the hosted nodes of LSP instance {instance}: {exc}")
+                return
+            if gone:
+                self.progress(f"  removed {len(gone)} hosted-node container(s)/volume(s) of instance {instance} "
+                              f"(logs in {workdir / 'logs'})")
+
+        stack.callback(remove)  # entered before the LSP: runs after it stopped (it would restart them)
+        # The LSP finds the daemon the way the lab does; small initial channels need a lower minimum.
+        env["DOCKER_HOST"] = docker_host()
+        smallest = min((c.capacity_sat for s in hosted for c in s.channels), default=LSP_MIN_CHANNEL_SIZE)
+        if smallest < LSP_MIN_CHANNEL_SIZE:
+            env["LSP_MIN_CHANNEL_SIZE"] = str(smallest)
+        return env
+
     def _start_lsp(self, ls: LoadedScenario, lab: LightningTestHarness, stack: ExitStack) -> Any:
         from harness.lsp_process import LspServer
         from lsp.client import LSPClient
 
         assert ls.scenario.lsp is not None
-        server = stack.enter_context(LspServer.on_node(lab.node(ls.scenario.lsp), lab.lab_dir))
+        server = LspServer.on_node(lab.node(ls.scenario.lsp), lab.lab_dir)
+        server.env.update(self._hosting_for(ls, lab, stack))
+        stack.enter_context(server)
+        if self._hosting is not None:
+            state = f"unavailable: {self._hosting.unavailable}" if self._hosting.unavailable else "on"
+            self.progress(f"  hosted nodes (instance {self._hosting.instance}): {state}")
         client = server.onboard(f"scenario {ls.scenario.name}")
         self.progress(f"  LSP API on {server.base_url} (node {ls.scenario.lsp}), client {client.client_id}")
         self._lsp_events = stack.enter_context(EventCollector(server.base_url, client.api_key, client.api_secret)).events
@@ -268,7 +328,9 @@ class Runner:
     ) -> None:
         n = len(ls.scenario.steps)
         self.progress(f"  [{i + 1}/{n}] {step.kind}: {sr.name}")
-        ctx = StepContext(lab, ls.scenario, i, sr, planned, history, lsp_client, self.progress, self._lsp_events)
+        ctx = StepContext(
+            lab, ls.scenario, i, sr, planned, history, lsp_client, self.progress, self._lsp_events, self._hosting
+        )
         offsets = _log_offsets(lab)
         sr.started_at = time.time()
         t0 = time.monotonic()

@@ -15,6 +15,7 @@ from harness.scenario.model import (
     STEP_KINDS,
     BreachStep,
     ExpectStep,
+    HostedNodeStep,
     KeysendStep,
     Lsps1OrderStep,
     Lsps2ReceiveStep,
@@ -91,7 +92,10 @@ def _scenario_problems(
 
 def _node_refs(step: Any) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
-    for field in ("from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client"):
+    for field in (
+        "from_", "to", "node", "peer", "payer", "payee", "cheater", "victim", "tower", "lsp", "client",
+        "receive_from", "pay_to", "delete_sweep_to",
+    ):  # fmt: skip
         v = getattr(step, field, None)
         if v is None:
             continue
@@ -99,6 +103,40 @@ def _node_refs(step: Any) -> list[tuple[str, str]]:
         for name in [v] if isinstance(v, str) else v:
             refs.append((key, name))
     return refs
+
+
+def _hosted_problems(sc: Scenario, topo: Topology, i: int, step: HostedNodeStep) -> list[tuple[tuple[Any, ...], str]]:
+    """What a hosted_node step needs beyond its own fields: an LSP (on Bitcoin Core), amounts with
+    their nodes, pushes below capacities, channels to move money over, and a cleanup when the
+    network is shared."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    if sc.lsp is None:
+        out.append((("steps", i, "kind"), "hosted_node needs an LSP: set `lsp: <node>` on the scenario"))
+    if topo.chain != "bitcoind":
+        out.append((("steps", i, "kind"), f"hosted nodes run on Bitcoin Core; topology {topo.name} runs on {topo.chain}"))
+    for j, ch in enumerate(step.channels):
+        if ch.push_sat >= ch.capacity_sat:
+            out.append((("steps", i, "channels", j, "push_sat"), f"must be below capacity_sat ({ch.capacity_sat})"))
+    for node_key, amount_key in (("receive_from", "receive_sat"), ("pay_to", "pay_sat")):
+        has_node, has_amount = getattr(step, node_key) is not None, getattr(step, amount_key) is not None
+        if has_node and not has_amount:
+            out.append((("steps", i, amount_key), f"needed with {node_key}: how many sat"))
+        elif has_amount and not has_node:
+            out.append((("steps", i, node_key), f"needed with {amount_key}: which node"))
+        elif has_node and not step.channels:
+            out.append((("steps", i, "channels"), f"{node_key} needs at least one channel to the hosted node"))
+    inbound = sum(c.capacity_sat - c.push_sat for c in step.channels)
+    if step.receive_sat is not None and step.channels and step.receive_sat >= inbound:
+        out.append((("steps", i, "receive_sat"), f"must be below the channels' inbound capacity ({inbound} sat: "
+                    "capacity_sat less push_sat)"))
+    held = sum(c.push_sat for c in step.channels) + (step.receive_sat or 0)
+    if step.pay_sat is not None and step.channels and step.pay_sat >= held:
+        out.append((("steps", i, "pay_sat"), f"must be below what the hosted node holds ({held} sat: push_sat plus "
+                    "receive_sat)"))
+    if step.delete_sweep_to is None and sc.share_network:
+        out.append((("steps", i, "delete_sweep_to"), "needed with share_network: true (a node left running is removed "
+                    "when the scenario ends, leaving the LSP's node channels to nowhere on the shared network)"))
+    return out
 
 
 def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], str]]:
@@ -132,6 +170,8 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                                  "(LDK nodes take part through lsps2_receive and lsps1_order)"))
         if isinstance(step, OpenChannelStep) and step.push_sat >= step.capacity_sat:
             problems.append((("steps", i, "push_sat"), f"must be below capacity_sat ({step.capacity_sat})"))
+        if isinstance(step, HostedNodeStep):
+            problems += _hosted_problems(sc, topo, i, step)
         if isinstance(step, SwapInStep | SwapOutStep) and sc.lsp is None:
             problems.append((("steps", i, "kind"), f"{step.kind} needs an LSP: set `lsp: <node>` on the scenario"))
         if isinstance(step, BreachStep) and step.victim in names:
@@ -167,7 +207,8 @@ def _check_against(sc: Scenario, topo: Topology) -> list[tuple[tuple[Any, ...], 
                     problems.append(
                         (
                             ("steps", i, "results", j, "step"),
-                            f"no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap step named {rc.step!r} "
+                            f"no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap/hosted_node step named "
+                            f"{rc.step!r} "
                             f"(named: {earlier})",
                         )
                     )

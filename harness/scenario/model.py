@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.errors import LabError
 
@@ -351,6 +351,47 @@ class SwapOutStep(_Step):
     timeout_s: int = Field(120, ge=1, le=600)
 
 
+HostedFeature = Literal["keysend", "amp", "wumbo", "scid-alias", "zero-conf", "simple-taproot-chans"]
+
+
+class HostedChannel(_M):
+    """An initial channel of a hosted node, opened by the LSP's node (``push_sat`` is charged to the client)."""
+
+    capacity_sat: int = Field(ge=20_000, le=16_777_215)
+    push_sat: int = Field(0, ge=0)
+    private: bool = False
+
+
+class HostedNodeStep(_Step):
+    """A hosted Lightning node (``POST /api/nodes`` on the scenario's LSP: a dedicated LND in a Docker
+    container), driven with nothing but the macaroon and certificate the API returns: ``receive_from``
+    pays an invoice of ``receive_sat`` made on it, it pays ``pay_sat`` to ``pay_to``, and with
+    ``delete_sweep_to`` the step deletes it (``DELETE /api/nodes/{id}?sweepAddress=``, an address of
+    that node) and waits, mining, until it is ``deleted`` and the sweep has arrived."""
+
+    kind: Literal["hosted_node"]
+    alias: str = Field("lab-hosted", min_length=1, max_length=32, description="the node's alias (32 bytes at most)")
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")
+    features: list[HostedFeature] = Field(default_factory=list, max_length=10)
+    channels: list[HostedChannel] = Field(default_factory=list, max_length=5)
+    receive_from: str | None = Field(None, description="a node that pays an invoice made on the hosted node")
+    receive_sat: int | None = Field(None, ge=1)
+    pay_to: str | None = Field(None, description="a node whose invoice the hosted node pays")
+    pay_sat: int | None = Field(None, ge=1)
+    fee_limit_sat: int = Field(100, ge=0, description="for both payments")
+    delete_sweep_to: str | None = Field(None, description="delete the node; its funds go to a new address of this node")
+    timeout_s: float | None = Field(None, gt=0, le=600, description="from POST to running (default HOSTED_NODE)")
+
+    @field_validator("alias")
+    @classmethod
+    def _alias(cls, value: str) -> str:
+        if len(value.encode()) > 32:
+            raise ValueError("is longer than 32 bytes in UTF-8 (LND's limit)")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError("has control characters")
+        return value
+
+
 # What each recording step puts in its result's ``outcome`` (``expect: results`` may check these).
 RECORDED_FIELDS: dict[str, tuple[str, ...]] = {
     "breach": (
@@ -397,17 +438,37 @@ RECORDED_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "swap_in": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
     "swap_out": ("state", "swap_id", "invoice_amount", "onchain_amount", "service_fee", "miner_fee", "received_sat"),
+    "hosted_node": (
+        "node_id",
+        "pubkey",
+        "charged_sat",
+        "time_to_running_s",
+        "channels_active",
+        "capacity_sat",
+        "received_sat",
+        "receive_fee_msat",
+        "sent_sat",
+        "send_fee_msat",
+        "metrics_channel_count",
+        "metrics_active_channel_count",
+        "metrics_total_capacity",
+        "metrics_payments_sent",
+        "final_state",
+        "sweep_txid",
+        "swept_sat",
+        "time_to_deleted_s",
+    ),
 }
 
 
 class ResultCheck(_M):
-    """A check on what an earlier breach / jit_receive / swap step recorded (by its name)."""
+    """A check on what an earlier breach / jit_receive / swap / hosted_node step recorded (by its name)."""
 
     step: str
     field: str
     equals: str | int | bool | None = None
-    min: int | None = None
-    max: int | None = None
+    min: int | float | None = None
+    max: int | float | None = None
 
     @model_validator(mode="after")
     def _something(self) -> ResultCheck:
@@ -452,6 +513,7 @@ Step = Annotated[
     | Lsps1OrderStep
     | SwapInStep
     | SwapOutStep
+    | HostedNodeStep
     | ExpectStep,
     Field(discriminator="kind"),
 ]
@@ -475,6 +537,7 @@ STEP_KINDS = (
     "lsps1_order",
     "swap_in",
     "swap_out",
+    "hosted_node",
     "expect",
 )
 

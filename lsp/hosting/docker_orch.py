@@ -226,6 +226,13 @@ class DockerOrchestrator:
         return int(usage) if usage else None
 
 
+    def logs_tail(self, node_id: str, lines: int = 40) -> str:
+        c = self._container(node_id)
+        if c is None:
+            return ""
+        return bytes(self._call(c.logs, tail=lines)).decode(errors="replace")
+
+
 def _status(c: Any) -> NodeStatus:
     st = c.attrs.get("State", {})
     started = _parse_time(st.get("StartedAt"))

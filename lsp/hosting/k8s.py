@@ -414,6 +414,13 @@ class KubernetesOrchestrator:
                 return None
             raise
 
+    def logs_tail(self, node_id: str, lines: int = 40) -> str:
+        """``kubectl logs --tail``; "" when the pod is gone."""
+        try:
+            return self._kubectl("logs", self.pod_name(node_id), "-c", CONTAINER, f"--tail={lines}").decode(errors="replace")
+        except _NotFound:
+            return ""
+
     def memory_bytes(self, node_id: str) -> int | None:
         """From ``kubectl top pod``; None without a metrics-server (or before its first sample)."""
         try:

@@ -106,6 +106,11 @@ class Orchestrator(Protocol):
         """The node's current memory use, if the orchestrator measures it."""
         ...
 
+    def logs_tail(self, node_id: str, lines: int = 40) -> str:
+        """The last lines LND wrote to its stdout ("" when there is no node): kept in the LSP's
+        log when a node fails, before its container is removed."""
+        ...
+
     def addresses(self, spec: NodeSpec) -> Addresses: ...
 
 

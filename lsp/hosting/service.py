@@ -546,8 +546,15 @@ class HostedNodes:
             await self._abandon(node_id, reason)
 
     async def _abandon(self, node_id: str, reason: str) -> None:
-        """Undo a provisioning that failed: remove the container and volume, refund, state failed."""
+        """Undo a provisioning that failed: remove the container and volume, refund, state failed.
+        LND's last words go to the LSP's log first (the container and its logs are removed)."""
         await self._drop_client(node_id)
+        try:
+            tail = await asyncio.shield(asyncio.to_thread(self.orchestrator.logs_tail, node_id))
+            if tail:
+                log.warning("hosted node %s failed (%s); LND's last lines:\n%s", node_id, reason, tail.rstrip())
+        except Exception as exc:
+            log.warning("hosted node %s: its logs could not be read: %s", node_id, _reason(exc))
         try:
             await asyncio.shield(asyncio.to_thread(self.orchestrator.remove, node_id))
         except Exception as exc:

@@ -6,7 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.scenario.context import StepContext
-from harness.scenario.steps import breach, channel, expect, jit, keysend, ldk_lsps, lsp, mine, node, pay, swaps, wait
+from harness.scenario.steps import (
+    breach,
+    channel,
+    expect,
+    hosted,
+    jit,
+    keysend,
+    ldk_lsps,
+    lsp,
+    mine,
+    node,
+    pay,
+    swaps,
+    wait,
+)
 
 Runner = Callable[[Any, StepContext], None]
 
@@ -29,5 +43,6 @@ RUNNERS: dict[str, Runner] = {
     "lsps1_order": ldk_lsps.run_lsps1,
     "swap_in": swaps.run_in,
     "swap_out": swaps.run_out,
+    "hosted_node": hosted.run,
     "expect": expect.run,
 }

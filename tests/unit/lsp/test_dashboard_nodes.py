@@ -76,6 +76,10 @@ class FakeOrchestrator:
         self._check()
         return None
 
+    def logs_tail(self, node_id: str, lines: int = 40) -> str:
+        self._check()
+        return ""
+
     def addresses(self, spec: NodeSpec) -> Addresses:
         return Addresses(rpc="127.0.0.1:1", endpoint_grpc="127.0.0.1:1", endpoint_rest="127.0.0.1:2", peer="127.0.0.1:3")
 

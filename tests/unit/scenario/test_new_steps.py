@@ -125,7 +125,7 @@ def test_swaps_need_an_lsp_and_known_nodes() -> None:
 def test_results_check_names_unknown_step_and_field() -> None:
     msg = problems(BREACH.replace("{step: cheat, field: close_type", "{step: cheet, field: close_type"))
     assert "steps[1].results[0].step" in msg
-    assert "no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap step named 'cheet'" in msg
+    assert "no earlier breach/jit_receive/lsps2_receive/lsps1_order/swap/hosted_node step named 'cheet'" in msg
     msg = problems(BREACH.replace("field: victim_gain_sat", "field: victim_gains"))
     assert "steps[1].results[1].field" in msg and "a breach step records no 'victim_gains'" in msg
     msg = problems(BREACH.replace(", min: 1}", "}"))
