@@ -470,6 +470,24 @@ def bench_jit(runs: int, clients: tuple[str, ...], out_path: Path | None) -> Non
     run(runs=runs, clients=clients or CLIENTS, out_path=out_path, echo=out.print)
 
 
+@bench.command("hosted")
+@click.option("--runs", type=click.IntRange(1, 20), default=5, show_default=True, help="hosted nodes created one after another")
+@click.option("--runtime", type=click.Choice(CONCRETE_RUNTIMES), default="process", show_default=True,
+              help="the lab's runtime (the hosted nodes always run on the Docker daemon)")
+@click.option("--image", default=None, help="the LND image the hosted nodes run (default: the lab's LND image)")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="write results as JSON")
+def bench_hosted(runs: int, runtime: str, image: str | None, out_path: Path | None) -> None:
+    """Hosted nodes: POST /api/nodes -> running -> channels usable (median; target <= 15 s) and memory per node (star5)."""
+    from bench.hosted import phases_table, run, table
+    from harness.runtime.docker_client import docker_available
+
+    if not docker_available():
+        raise LabError("hosted nodes run on a Docker daemon and none answers (start one with scripts/dockerd.sh)")
+    result = run(runs=runs, runtime=runtime, image=image, out_path=out_path, echo=out.print)
+    out.print(table(result), highlight=False, markup=False)
+    out.print(phases_table(result), highlight=False, markup=False)
+
+
 
 # `lab run` and `lab load` (scenario replays, load runs) live beside their code.
 from harness.scenario.cli import register as _register_scenario_commands  # noqa: E402

@@ -83,6 +83,7 @@ def hosting_env(lab: Any, *, instance: str, **extra: str) -> dict[str, str]:
     from harness.chain.base import RPC_PASS, RPC_USER
     from harness.chain.bitcoind import Bitcoind
     from harness.runtime.docker import DockerRuntime
+    from harness.runtime.docker_client import docker_host
     from harness.runtime.images import ensure_images
 
     chain = lab.chain
@@ -95,6 +96,7 @@ def hosting_env(lab: Any, *, instance: str, **extra: str) -> dict[str, str]:
     else:
         network, image = "host", ensure_images().lnd
     env = {
+        "DOCKER_HOST": docker_host(),  # the daemon the lab uses (its private one when none is set)
         "LSP_HOSTING_ENABLED": "true",
         "LSP_HOSTING_INSTANCE": instance,
         "LSP_HOSTING_IMAGE": image,

@@ -149,9 +149,13 @@ class LSPClient:
     def start_node(self, node_id: str) -> Any:
         return self.request("POST", f"/api/nodes/{node_id}/start")
 
-    def delete_node(self, node_id: str, *, sweep_address: str | None = None) -> Any:
-        params = {"sweepAddress": sweep_address} if sweep_address is not None else None
-        return self.request("DELETE", f"/api/nodes/{node_id}", params=params)
+    def delete_node(self, node_id: str, *, sweep_address: str | None = None, sweep_sat_per_vbyte: int | None = None) -> Any:
+        params: dict[str, Any] = {}
+        if sweep_address is not None:
+            params["sweepAddress"] = sweep_address
+        if sweep_sat_per_vbyte is not None:
+            params["sweepSatPerVbyte"] = sweep_sat_per_vbyte
+        return self.request("DELETE", f"/api/nodes/{node_id}", params=params or None)
 
     def open_channel(
         self,

@@ -277,10 +277,16 @@ class LightningMixin(RpcBase):
         resp: ln.BakeMacaroonResponse = await self._unary(self.lightning_stub.BakeMacaroon, req, rpc="BakeMacaroon")
         return str(resp.macaroon)
 
-    async def send_all(self, address: str, *, label: str = "", target_conf: int = 6) -> str:
-        """SendCoins with send_all: the whole confirmed wallet, minus the miner fee, to ``address``;
-        returns the txid."""
-        req = self.pb.ln.SendCoinsRequest(addr=address, send_all=True, label=label, target_conf=target_conf)
+    async def send_all(
+        self, address: str, *, label: str = "", target_conf: int = 6, sat_per_vbyte: int | None = None
+    ) -> str:
+        """SendCoins with send_all: the whole confirmed wallet, minus the miner fee (``sat_per_vbyte``,
+        else LND's estimate for ``target_conf`` blocks), to ``address``; returns the txid."""
+        req = self.pb.ln.SendCoinsRequest(addr=address, send_all=True, label=label)
+        if sat_per_vbyte:
+            req.sat_per_vbyte = sat_per_vbyte
+        else:
+            req.target_conf = target_conf
         resp: ln.SendCoinsResponse = await self._unary(self.lightning_stub.SendCoins, req, rpc="SendCoins", timeout=120)
         return str(resp.txid)
 

@@ -65,6 +65,10 @@ class WalletKit:
         """The txid of the wallet transaction recorded under ``label`` (e.g. a sweep made before a restart)."""
         return next((str(t.tx_hash) for t in await self._transactions(0) if t.label == label), None)
 
+    async def tx_confirmations(self, txid: str) -> int | None:
+        """Confirmations of a wallet transaction (0 in the mempool); None if the wallet does not know it."""
+        return next((int(t.num_confirmations) for t in await self._transactions(0) if t.tx_hash == txid), None)
+
     async def unspent(self, *, min_confs: int) -> list[tuple[str, int, str]]:
         """Unspent outputs of LND's wallet with at least ``min_confs`` confirmations, as
         ("txid:vout", sat, address)."""

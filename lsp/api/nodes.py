@@ -86,6 +86,7 @@ class HostedNodeView(CamelModel):
     channel_points: list[str] = Field(description="the initial channels (funding txid:output)")
     paid_until: datetime
     sweep_address: str | None
+    sweep_sat_per_vbyte: int | None
     sweep_txid: str | None
     created_at: datetime
     running_at: datetime | None
@@ -136,6 +137,7 @@ def view(ctx: AppContext, row: HostedNode, hosting: HostedNodes) -> HostedNodeVi
         channel_points=json.loads(row.channel_points),
         paid_until=row.paid_until,
         sweep_address=row.sweep_address,
+        sweep_sat_per_vbyte=row.sweep_sat_per_vbyte,
         sweep_txid=row.sweep_txid,
         created_at=row.created_at,
         running_at=row.running_at,
@@ -187,11 +189,16 @@ async def delete_node(
     sweep_address: Annotated[
         str | None, Query(alias="sweepAddress", max_length=100, description="where the node's on-chain funds go")
     ] = None,
+    sweep_sat_per_vbyte: Annotated[
+        int | None,
+        Query(alias="sweepSatPerVbyte", ge=1, le=10_000, description="the sweep's fee rate (default: LND's 6-block estimate)"),
+    ] = None,
 ) -> HostedNodeView:
     """Close the node's channels cooperatively, sweep its wallet to ``sweepAddress`` once the
     closes confirm, then remove the node and its data (state ``deleting`` until then). A node
     holding funds needs ``sweepAddress`` (409 ``sweep_address_required``)."""
-    return view(ctx, await h.delete(client.id, node_id, sweep_address, request_id=None), h)
+    row = await h.delete(client.id, node_id, sweep_address, request_id=None, sweep_sat_per_vbyte=sweep_sat_per_vbyte)
+    return view(ctx, row, h)
 
 
 class HostingHealth(CamelModel):

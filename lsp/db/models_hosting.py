@@ -38,6 +38,7 @@ class HostedNode(Base):
     channel_points: Mapped[str] = mapped_column(Text, default="[]")  # the initial channels (JSON list)
     charged_sat: Mapped[int] = mapped_column(BigInteger, default=0)  # what creating it debited (refunded if it fails)
     sweep_address: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    sweep_sat_per_vbyte: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: LND's 6-block estimate
     sweep_txid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     paid_until: Mapped[datetime] = mapped_column(UTCDateTime)
     billed_payments: Mapped[int] = mapped_column(BigInteger, default=0)  # ListPayments index already billed

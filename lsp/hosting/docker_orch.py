@@ -221,7 +221,7 @@ class DockerOrchestrator:
         c = self._container(node_id)
         if c is None:
             return None
-        stats = self._call(c.stats, stream=False)
+        stats = self._call(c.stats, stream=False, one_shot=True)  # one sample: no 1 s wait for a second
         usage = (stats or {}).get("memory_stats", {}).get("usage")
         return int(usage) if usage else None
 

@@ -42,6 +42,7 @@ from sqlalchemy import func, select
 
 from lncore.lnd.client import LndClient
 from lncore.lnd.unlocker import WalletUnlocker
+from lncore.lnd.walletkit import WalletKit
 from lsp.compliance import audit, kyc
 from lsp.db.base import session_scope, utcnow
 from lsp.db.models_hosting import HostedNode
@@ -440,7 +441,15 @@ class HostedNodes:
         self._publish("node_stopped", row)
         return row
 
-    async def delete(self, client_id: str, node_id: str, sweep_address: str | None, *, request_id: str | None) -> HostedNode:
+    async def delete(
+        self,
+        client_id: str,
+        node_id: str,
+        sweep_address: str | None,
+        *,
+        request_id: str | None,
+        sweep_sat_per_vbyte: int | None = None,
+    ) -> HostedNode:
         row = await self._db(self.get, client_id, node_id)
         if row.state in ("deleting", "deleted"):
             raise Conflict(f"node {node_id} is already {row.state}", field="nodeId")
@@ -459,8 +468,20 @@ class HostedNodes:
                 )
         if sweep_address is not None and sweep_address.isupper():
             sweep_address = sweep_address.lower()
+        if row.state == "running":  # the payments since the supervisor's last pass, billed before it goes
+            try:
+                await self._bill(row, renew=False)
+            except Exception as exc:
+                log.warning("hosted node %s: final billing failed: %s", node_id, _reason(exc))
         await self._db(self._record_delete, row, sweep_address, request_id)
-        row = await self._db(self._update, node_id, desired="deleted", state="deleting", sweep_address=sweep_address)
+        row = await self._db(
+            self._update,
+            node_id,
+            desired="deleted",
+            state="deleting",
+            sweep_address=sweep_address,
+            sweep_sat_per_vbyte=sweep_sat_per_vbyte,
+        )
         self._spawn(node_id, self._delete_steps(node_id))
         return row
 
@@ -771,17 +792,27 @@ class HostedNodes:
         )
         if channels or busy:
             return False
+        # The sweep is found by its label too: the LSP may have died between broadcasting it and
+        # recording its txid, and must not sweep twice or remove the node before it confirms.
+        label = f"lsp hosted node {row.id} sweep"
+        txid = row.sweep_txid or await WalletKit(lnd).labeled_txid(label)
+        if txid:
+            if txid != row.sweep_txid:
+                await self._db(self._update, row.id, sweep_txid=txid)
+            # Removed once the sweep has a confirmation: until then the wallet could still rebroadcast it.
+            return bool(await WalletKit(lnd).tx_confirmations(txid))
         wallet = await lnd.wallet_balance()
-        if int(wallet.unconfirmed_balance) > 0 and not row.sweep_txid:
+        if int(wallet.unconfirmed_balance) > 0:
             return False  # a close's output still confirming
-        if int(wallet.confirmed_balance) > 0 and not row.sweep_txid:
-            if row.sweep_address is None:
-                await self._db(self._update, row.id, reason="funds arrived after delete and no sweepAddress was named")
-                return False
-            txid = await lnd.send_all(row.sweep_address, label=f"lsp hosted node {row.id} sweep")
-            await self._db(self._update, row.id, sweep_txid=txid)
-            log.info("hosted node %s: swept %s sat to %s in %s", row.id, wallet.confirmed_balance, row.sweep_address, txid)
-        return True
+        if int(wallet.confirmed_balance) == 0:
+            return True
+        if row.sweep_address is None:
+            await self._db(self._update, row.id, reason="funds arrived after delete and no sweepAddress was named")
+            return False
+        txid = await lnd.send_all(row.sweep_address, label=label, sat_per_vbyte=row.sweep_sat_per_vbyte)
+        await self._db(self._update, row.id, sweep_txid=txid, reason="waiting for the sweep to confirm")
+        log.info("hosted node %s: swept %s sat to %s in %s", row.id, wallet.confirmed_balance, row.sweep_address, txid)
+        return False
 
     async def _close(self, lnd: LndClient, channel_point: str) -> None:
         try:
@@ -791,7 +822,7 @@ class HostedNodes:
                 raise
 
     # -- billing ---------------------------------------------------------------------------
-    async def _bill(self, row: HostedNode) -> None:
+    async def _bill(self, row: HostedNode, *, renew: bool = True) -> None:
         """The period fee once due, and ``transaction_fee`` per new settled payment and invoice."""
         lnd = self.admin_client(row)
         payments = await lnd.list_payments(include_incomplete=False)
@@ -799,7 +830,7 @@ class HostedNodes:
         new_payments = [i for i in paid if i > row.billed_payments]
         settle_index = await self._settle_index(lnd)
         new_invoices = max(0, settle_index - row.billed_invoices)
-        due_period = row.paid_until <= utcnow()
+        due_period = renew and row.paid_until <= utcnow()
         if not (new_payments or new_invoices or due_period):
             return
         fee = self.settings.transaction_fee
@@ -815,7 +846,7 @@ class HostedNodes:
                     ledger.record(s, r.client_id, -count * fee, "hosting_tx_fee", f"node:{r.id}:tx:{settle_index}")
                 r.billed_payments = max([r.billed_payments, *new_payments])
                 r.billed_invoices = max(r.billed_invoices, settle_index)
-                return self._renew(s, r)
+                return self._renew(s, r) if renew else None
 
         unpaid = await self._db(bill)
         if unpaid is not None:

@@ -49,3 +49,18 @@ def test_bench_kyc_usage_refuses_a_database_it_cannot_use_and_runs_small() -> No
     small = CliRunner().invoke(main, ["bench", "kyc-usage", "--payments", "1000", "--queries", "2"])
     assert small.exit_code == 0, small.output
     assert "sqlite: 1,000 payments over 180 days; usage query" in small.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--runs", "0"], "'--runs': 0 is not in the range 1<=x<=20"),
+        (["--runs", "21"], "'--runs': 21 is not in the range 1<=x<=20"),
+        (["--runtime", "k8s"], "'--runtime': 'k8s' is not one of 'process', 'docker'"),
+    ],
+)
+def test_bench_hosted_refuses_bad_options_before_starting_a_lab(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(main, ["bench", "hosted", *args])
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert "Traceback" not in result.output

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("channel_points", sa.Text(), nullable=False),
         sa.Column("charged_sat", sa.BigInteger(), nullable=False),
         sa.Column("sweep_address", sa.String(length=100), nullable=True),
+        sa.Column("sweep_sat_per_vbyte", sa.Integer(), nullable=True),
         sa.Column("sweep_txid", sa.String(length=64), nullable=True),
         sa.Column("paid_until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("billed_payments", sa.BigInteger(), nullable=False),
