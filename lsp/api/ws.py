@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
@@ -52,9 +53,28 @@ async def lightning_events(websocket: WebSocket) -> None:
     await websocket.accept()
     with ctx.bus.subscribe(client.id) as events:
         await websocket.send_json({"type": "hello", "data": {"clientId": client.id}})
-        try:
-            while True:
-                event = await events.get()
-                await websocket.send_text(event.to_json())
-        except (WebSocketDisconnect, RuntimeError):
-            return
+
+        # Two tasks: one sends the events, one reads the socket. The client sends nothing, but
+        # reading is how a close (the client's, or the server's at shutdown) is seen at once and
+        # not at the next event. Whichever ends first ends both.
+        async with anyio.create_task_group() as tg:
+
+            async def pump() -> None:
+                try:
+                    while True:
+                        event = await events.get()
+                        await websocket.send_text(event.to_json())
+                except (WebSocketDisconnect, RuntimeError):
+                    pass
+                tg.cancel_scope.cancel()
+
+            async def listen() -> None:
+                try:
+                    while (await websocket.receive())["type"] != "websocket.disconnect":
+                        pass
+                except (WebSocketDisconnect, RuntimeError):
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(pump)
+            tg.start_soon(listen)

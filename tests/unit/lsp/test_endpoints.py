@@ -266,3 +266,16 @@ def test_forwards_over_jit_alias_scids_are_stored_and_attributed(api: TestClient
     ctx.bus.add_listener(seen.append)
     api.portal.call(lambda: notify.routing_fee(ctx, fwd))  # type: ignore[attr-defined]
     assert [(e.client_id, e.data.get("chanIdOut")) for e in seen] == [(creds.client_id, str(alias))]
+
+
+def test_a_closed_websocket_ends_its_subscription_without_waiting_for_an_event(api: TestClient, creds: Creds) -> None:
+    """The server notices the client going away (it used to wait for the client's next event, which
+    also held `lsp serve` up for 20 s at shutdown while any WebSocket was open)."""
+    from harness.wait import wait_for
+
+    bus = api.app.state.ctx.bus  # type: ignore[attr-defined]
+    with api.websocket_connect(ws_url(creds)) as ws:
+        ws.receive_json()
+        assert len(bus._subs[creds.client_id]) == 1
+        ws.close()
+        wait_for(lambda: not bus._subs[creds.client_id], what="the subscription to end", timeout_s=5)
