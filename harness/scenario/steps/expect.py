@@ -43,8 +43,16 @@ def policy_fee_msat(lab: LightningTestHarness, graph: Graph, route: tuple[str, .
 
 
 def record(
-    payer: str, payee: str, amount_sat: int, res: PaymentResult, latency_s: float, memo: str = ""
+    payer: str,
+    payee: str,
+    amount_sat: int,
+    res: PaymentResult,
+    latency_s: float,
+    memo: str = "",
+    *,
+    expected_status: str | None = None,
 ) -> PaymentRecord:
+    """The report's record of one payment, from the paying node's result."""
     return PaymentRecord(
         payer=payer,
         payee=payee,
@@ -55,6 +63,7 @@ def record(
         failure_reason="" if res.succeeded else res.failure_reason,
         memo=memo,
         hops=len(res.route),
+        expected_status=expected_status,
     )
 
 

@@ -29,7 +29,7 @@ from harness.rpc.lightning import LightningRpc
 from harness.rpc.router import RouterRpc
 from harness.scenario.context import StepContext, StepSkipped
 from harness.scenario.model import HostedNodeStep
-from harness.scenario.results import PaymentRecord
+from harness.scenario.steps.expect import record
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -181,16 +181,8 @@ def _receive(ctx: StepContext, step: HostedNodeStep, rpc: LightningRpc, pubkey: 
     t0 = time.monotonic()
     paid = payer.pay_invoice(inv.payment_request, fee_limit_sat=step.fee_limit_sat)
     ctx.result.payments.append(
-        PaymentRecord(
-            step.receive_from,
-            f"hosted:{step.alias}",
-            step.receive_sat,
-            paid.status,
-            paid.fee_msat,
-            round(time.monotonic() - t0, 4),
-            "" if paid.succeeded else paid.failure_reason,
-            hops=len(paid.route),
-            expected_status="SUCCEEDED",
+        record(
+            step.receive_from, f"hosted:{step.alias}", step.receive_sat, paid, time.monotonic() - t0, expected_status="SUCCEEDED"
         )
     )
     out = ctx.result.outcome
@@ -216,17 +208,7 @@ def _pay(ctx: StepContext, step: HostedNodeStep, rpc: LightningRpc, router: Rout
     t0 = time.monotonic()
     sent = router.pay_invoice(inv.payment_request, fee_limit_sat=step.fee_limit_sat)
     ctx.result.payments.append(
-        PaymentRecord(
-            f"hosted:{step.alias}",
-            step.pay_to,
-            step.pay_sat,
-            sent.status,
-            sent.fee_msat,
-            round(time.monotonic() - t0, 4),
-            "" if sent.succeeded else sent.failure_reason,
-            hops=len(sent.route),
-            expected_status="SUCCEEDED",
-        )
+        record(f"hosted:{step.alias}", step.pay_to, step.pay_sat, sent, time.monotonic() - t0, expected_status="SUCCEEDED")
     )
     out = ctx.result.outcome
     out["send_fee_msat"] = sent.fee_msat

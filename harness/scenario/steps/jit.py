@@ -17,7 +17,7 @@ from harness.lsps_client import LspsClient
 from harness.lsps_lsp import LspsRunner
 from harness.scenario.context import StepContext
 from harness.scenario.model import JitReceiveStep
-from harness.scenario.results import PaymentRecord
+from harness.scenario.steps.expect import record
 
 PAYER_FEE_LIMIT_SAT = 100
 # Which client spoke to the LSP (the report names it per scenario).
@@ -40,19 +40,7 @@ def run(step: JitReceiveStep, ctx: StepContext) -> None:
         paid = payer.pay_invoice(wrapped["invoice"], fee_limit_sat=PAYER_FEE_LIMIT_SAT, timeout_s=step.timeout_s)
         latency = time.monotonic() - t0
     size = int(wrapped["payment_size_msat"])
-    ctx.result.payments.append(
-        PaymentRecord(
-            step.payer,
-            step.client,
-            size // 1000,
-            paid.status,
-            paid.fee_msat,
-            round(latency, 4),
-            "" if paid.succeeded else paid.failure_reason,
-            hops=len(paid.route),
-            expected_status="SUCCEEDED",
-        )
-    )
+    ctx.result.payments.append(record(step.payer, step.client, size // 1000, paid, latency, expected_status="SUCCEEDED"))
     # Confirm the zero-conf funding (and the LSP's change) so later steps start on a quiet chain.
     if lab.chain.mempool():
         lab.mine(1)
