@@ -25,6 +25,7 @@ from harness.rpc.lightning import LightningRpc
 from harness.rpc.router import RouterRpc
 from harness.runtime.docker_client import docker_available
 from harness.wait import wait_for
+from harness.webhooks import WebhookReceiver
 from lsp.client import LSPAPIError
 from tests.lab.lsp.conftest import LiveLsp, ws_events  # type: ignore[import-not-found]
 
@@ -39,6 +40,12 @@ BASE_FEE = 1_000  # LSP_CHANNEL_BASE_FEE
 FEE_RATE = 0.001  # LSP_CHANNEL_FEE_RATE
 CAPACITY = 1_000_000
 PUSH = 20_000
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -282,7 +289,7 @@ def test_hosted_node_bad_input_creates_nothing(
 
 @pytest.mark.parametrize("lsp_db_url", ["sqlite"], indirect=True)
 def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
-    lab: LightningTestHarness, lsp_factory: Any, tmp_path: Path, instance: str
+    lab: LightningTestHarness, lsp_factory: Any, tmp_path: Path, instance: str, hook: WebhookReceiver
 ) -> None:
     # A 5-second billing period of 10,000 sat, paid in advance: the balance covers the first one only.
     period_fee = 10_000
@@ -290,6 +297,7 @@ def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
         **{**settings(lab, instance, tmp_path), "LSP_HOSTING_BILLING_PERIOD_S": "5", "LSP_HOSTING_MONTHLY_FEE": str(period_fee)}
     )
     live.fund_client(15_000)
+    live.client.set_webhook(hook.url, ["node_running", "node_stopped", "node_failed"])
     daemon = docker.from_env()
     with connect(live.ws_url()) as ws:
         node_id = live.client.create_node({"alias": "restarts"})["nodeId"]
@@ -344,6 +352,14 @@ def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
     assert [(n["nodeId"], n["state"], n["container"]) for n in admin["nodes"]] == [(node_id, "running", "running")]
     orphan.reload()  # reported, not deleted
     assert orphan.status == "created"
+    # The webhook heard the node's life as the WebSocket did, the restart after the LSP's death included.
+    wait_for(
+        lambda: [b["type"] for b in hook.bodies() if b["data"]["nodeId"] == node_id][-2:] == ["node_failed", "node_running"],
+        what="node_failed then node_running on the webhook",
+        timeout_s=60,
+    )
+    kinds = [b["type"] for b in hook.bodies() if b["data"]["nodeId"] == node_id]
+    assert kinds[0] == "node_running" and kinds.count("node_stopped") == 2  # unpaid, then by the client
 
     # Nothing in it: deleted at once, no sweep address needed.
     live.client.delete_node(node_id)
