@@ -213,9 +213,14 @@ class LightningMixin(RpcBase):
         resp: ln.ListInvoiceResponse = await self._unary(self.lightning_stub.ListInvoices, req, rpc="ListInvoices")
         return list(resp.invoices)
 
-    async def list_payments(self, *, include_incomplete: bool = True, max_payments: int = 10_000) -> list[ln.Payment]:
-        """Every payment this node sent (one record per payment hash, with its HTLC attempts)."""
-        req = self.pb.ln.ListPaymentsRequest(include_incomplete=include_incomplete, max_payments=max_payments)
+    async def list_payments(
+        self, *, include_incomplete: bool = True, max_payments: int = 10_000, index_offset: int = 0
+    ) -> list[ln.Payment]:
+        """The payments this node sent (one record per payment hash, with its HTLC attempts), oldest
+        first; with ``index_offset``, only those after that payment index."""
+        req = self.pb.ln.ListPaymentsRequest(
+            include_incomplete=include_incomplete, max_payments=max_payments, index_offset=index_offset
+        )
         resp: ln.ListPaymentsResponse = await self._unary(self.lightning_stub.ListPayments, req, rpc="ListPayments")
         return list(resp.payments)
 

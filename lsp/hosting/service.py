@@ -153,6 +153,21 @@ def valid_address(address: str, network: str) -> bool:
     return version in (params["p2pkh"], params["p2sh"])
 
 
+def payments_to_bill(billed: int, payments: list[tuple[int, str]]) -> tuple[int, int]:
+    """(succeeded payments to bill, the new mark) for the node's payments after index ``billed``:
+    the mark moves over finished payments only, so one still in flight is billed when it succeeds,
+    not skipped by a later one that finished first."""
+    count, mark = 0, billed
+    for index, status in sorted(payments):
+        if index <= mark:
+            continue
+        if status not in ("SUCCEEDED", "FAILED"):
+            break
+        count += status == "SUCCEEDED"
+        mark = index
+    return count, mark
+
+
 def hosting_charge(settings: Any, ask: NodeAsk) -> int:
     """What creating the node debits: the first period, each channel's opening fee and push."""
     return int(settings.hosting.monthly_fee) + sum(int(settings.opening_fee(c.capacity)) + c.push_amount for c in ask.channels)
@@ -825,13 +840,14 @@ class HostedNodes:
     async def _bill(self, row: HostedNode, *, renew: bool = True) -> None:
         """The period fee once due, and ``transaction_fee`` per new settled payment and invoice."""
         lnd = self.admin_client(row)
-        payments = await lnd.list_payments(include_incomplete=False)
-        paid = [int(p.payment_index) for p in payments if p.status == lnd.pb.ln.Payment.PaymentStatus.Value("SUCCEEDED")]
-        new_payments = [i for i in paid if i > row.billed_payments]
+        # Only the payments after the last billed one; one still in flight holds the mark back.
+        since = await lnd.list_payments(include_incomplete=True, index_offset=row.billed_payments)
+        status = lnd.pb.ln.Payment.PaymentStatus.Name
+        paid_count, mark = payments_to_bill(row.billed_payments, [(int(p.payment_index), status(p.status)) for p in since])
         settle_index = await self._settle_index(lnd)
         new_invoices = max(0, settle_index - row.billed_invoices)
         due_period = renew and row.paid_until <= utcnow()
-        if not (new_payments or new_invoices or due_period):
+        if not (mark > row.billed_payments or new_invoices or due_period):
             return
         fee = self.settings.transaction_fee
 
@@ -841,10 +857,12 @@ class HostedNodes:
                 assert r is not None
                 ledger.lock_client(s, r.client_id)
                 # Usage is billed after the fact, even into debt: the payments happened.
-                count = len([i for i in new_payments if i > r.billed_payments]) + max(0, settle_index - r.billed_invoices)
+                if r.billed_payments != row.billed_payments:
+                    return None  # billed meanwhile (a DELETE's final bill): the next pass looks again
+                count = paid_count + max(0, settle_index - r.billed_invoices)
                 if count and fee:
-                    ledger.record(s, r.client_id, -count * fee, "hosting_tx_fee", f"node:{r.id}:tx:{settle_index}")
-                r.billed_payments = max([r.billed_payments, *new_payments])
+                    ledger.record(s, r.client_id, -count * fee, "hosting_tx_fee", f"node:{r.id}:tx:{mark}:{settle_index}")
+                r.billed_payments = mark
                 r.billed_invoices = max(r.billed_invoices, settle_index)
                 return self._renew(s, r) if renew else None
 

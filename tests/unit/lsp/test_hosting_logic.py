@@ -15,7 +15,7 @@ from lsp.hosting import features
 from lsp.hosting.config import HostingSettings
 from lsp.hosting.docker_orch import DockerOrchestrator, _parse_time, _status
 from lsp.hosting.orchestrator import NodeSpec, Ports, lnd_conf
-from lsp.hosting.service import CLIENT_PERMISSIONS, ChannelAsk, NodeAsk, hosting_charge, valid_address
+from lsp.hosting.service import CLIENT_PERMISSIONS, ChannelAsk, NodeAsk, hosting_charge, payments_to_bill, valid_address
 
 RPC_PASS = "s3cret-rpc-pass"
 
@@ -124,6 +124,18 @@ def test_creation_charges_the_first_period_opening_fees_and_pushes() -> None:
     )
     # 50,000 + (1,000 + 2,000) + 25,000 + (1,000 + ceil(666.666)) = 79,667
     assert hosting_charge(settings, ask) == 79_667
+
+
+def test_payments_are_billed_once_each_and_an_in_flight_one_is_not_skipped() -> None:
+    assert payments_to_bill(0, []) == (0, 0)
+    # 1 and 3 succeeded, 2 failed: two to bill, all three done.
+    assert payments_to_bill(0, [(1, "SUCCEEDED"), (2, "FAILED"), (3, "SUCCEEDED")]) == (2, 3)
+    # 5 is still in flight when 6 succeeds: 6 waits for 5 (the mark stays at 4).
+    assert payments_to_bill(4, [(6, "SUCCEEDED"), (5, "IN_FLIGHT")]) == (0, 4)
+    # Later, 5 succeeded: both billed once.
+    assert payments_to_bill(4, [(5, "SUCCEEDED"), (6, "SUCCEEDED")]) == (2, 6)
+    # Payments at or before the mark are never billed again.
+    assert payments_to_bill(6, [(5, "SUCCEEDED"), (6, "SUCCEEDED"), (7, "INITIATED")]) == (0, 6)
 
 
 def test_the_clients_macaroon_cannot_bake_macaroons_send_on_chain_or_dial_peers() -> None:
