@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import grpc
 import pytest
 from websockets.sync.client import connect
@@ -23,6 +22,7 @@ from harness.lsp_process import hosting_env
 from harness.rpc.base import open_channel
 from harness.rpc.lightning import LightningRpc
 from harness.rpc.router import RouterRpc
+from harness.runtime.docker_client import client as docker_client
 from harness.runtime.docker_client import docker_available
 from harness.wait import wait_for
 from harness.webhooks import WebhookReceiver
@@ -54,7 +54,7 @@ def instance(tmp_path: Path) -> Iterator[str]:
     test's are removed afterwards (their logs kept in tmp_path) so the lab's network can go."""
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name
-    daemon = docker.from_env()
+    daemon = docker_client()
     for c in daemon.containers.list(all=True, filters={"label": f"lsp.hosting.instance={name}"}):
         (tmp_path / f"{c.name}.log").write_bytes(c.logs())
         c.remove(force=True)
@@ -131,7 +131,7 @@ def test_hosted_node_lifecycle(lab: LightningTestHarness, lsp_factory: Any, tmp_
     live: LiveLsp = lsp_factory(**settings(lab, instance, tmp_path))
     live.fund_client(150_000)
     before = live.client.balance()["balance"]
-    daemon = docker.from_env()
+    daemon = docker_client()
 
     with connect(live.ws_url()) as ws:
         created = live.client.create_node(
@@ -284,7 +284,7 @@ def test_hosted_node_bad_input_creates_nothing(
     assert broken.client.list_nodes() == []
     assert down.list_nodes() == []
     assert live.client.list_nodes() == [] and live.client.balance()["balance"] == before
-    assert not docker.from_env().containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"})
+    assert not docker_client().containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"})
 
 
 @pytest.mark.parametrize("lsp_db_url", ["sqlite"], indirect=True)
@@ -298,7 +298,7 @@ def test_hosted_node_stop_start_and_reconcile_after_lsp_restart(
     )
     live.fund_client(15_000)
     live.client.set_webhook(hook.url, ["node_running", "node_stopped", "node_failed"])
-    daemon = docker.from_env()
+    daemon = docker_client()
     with connect(live.ws_url()) as ws:
         node_id = live.client.create_node({"alias": "restarts"})["nodeId"]
         wait_state(live, node_id, "running")
