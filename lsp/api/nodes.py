@@ -203,10 +203,12 @@ async def delete_node(
 
 class HostingHealth(CamelModel):
     nodes: list[dict[str, Any]]
+    orchestrator_error: str | None = Field(description="the orchestrator's words when it did not answer (containers unknown)")
     orphans: list[str] = Field(description="containers of this LSP instance with no node behind them (left alone)")
     last_pass: datetime | None = Field(description="when the supervisor last looked")
 
 
 @router.get("/api/admin/nodes", response_model=HostingHealth, dependencies=[Depends(require_admin)], tags=["admin"])
 async def admin_nodes(h: Hosting) -> HostingHealth:
-    return HostingHealth(nodes=await h.health(), orphans=h.orphans, last_pass=h.last_pass)
+    health = await h.health()
+    return HostingHealth(nodes=health.nodes, orchestrator_error=health.error, orphans=h.orphans, last_pass=h.last_pass)

@@ -29,7 +29,6 @@ from lsp.db.base import session_scope, utcnow
 from lsp.db.models import Channel, Client, Invoice, Payment
 from lsp.db.models_compliance import ComplianceAlert, KycProfile
 from lsp.errors import LSPError
-from lsp.hosting.orchestrator import OrchestratorError
 from lsp.security.ratelimit import MAX_AUTH_FAILURES_PER_MINUTE
 from lsp.services import liquidity, security
 
@@ -344,20 +343,8 @@ async def nodes_page(request: Request) -> Response:
     hosting = ctx.hosting
     if hosting is None:
         return _render("nodes.html", request, enabled=False)
-    orch_error = None
-    try:
-        nodes = await hosting.health()
-    except OrchestratorError as exc:  # refused outright (health() answers an unreachable one itself)
-        nodes, orch_error = [], exc.reason
-    if orch_error is None and (not nodes or any(n["container"] == "unknown" for n in nodes)):
-        # health() folds an unreachable orchestrator into each node's reason, and with no nodes
-        # says nothing of it: ask it once more for its own words, shown once at the top.
-        try:
-            await asyncio.to_thread(hosting.orchestrator.list_nodes)
-        except OrchestratorError as exc:
-            orch_error = exc.reason
-        if orch_error is None and nodes:
-            orch_error = "the orchestrator did not answer when the nodes were read (it answers now: reload)"
+    seen = await hosting.health()
+    nodes, orch_error = seen.nodes, seen.error
     client_ids = {n["clientId"] for n in nodes}
 
     def read_names() -> dict[str, str]:

@@ -47,6 +47,10 @@ STOP_TIMEOUT_S = 30
 PIDS_LIMIT = 1024
 
 
+class _Missing(OrchestratorError):
+    """The daemon has no such container, volume or file (its 404)."""
+
+
 class DockerOrchestrator:
     name = "docker"
 
@@ -79,6 +83,8 @@ class DockerOrchestrator:
         except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as exc:
             self._client = None
             raise OrchestratorUnavailable(f"cannot reach the Docker daemon: {_words(exc)}") from None
+        except docker_errors.NotFound as exc:
+            raise _Missing(str(exc.explanation or exc)) from None
         except docker_errors.APIError as exc:
             raise OrchestratorError(str(exc.explanation or exc)) from None
         except docker_errors.DockerException as exc:
@@ -91,15 +97,9 @@ class DockerOrchestrator:
         return f"lsp-{self.settings.instance}-{node_id}-data"
 
     def _container(self, node_id: str) -> Any | None:
-        from docker import errors as docker_errors
-
         try:
             return self._call(self.client.containers.get, self.container_name(node_id))
-        except OrchestratorError as exc:
-            if "No such container" in exc.reason:
-                return None
-            raise
-        except docker_errors.NotFound:
+        except _Missing:
             return None
 
     # -- the interface -----------------------------------------------------------------
@@ -185,12 +185,10 @@ class DockerOrchestrator:
             self._call(c.stop, timeout=STOP_TIMEOUT_S)
 
     def remove(self, node_id: str) -> None:
-        from docker import errors as docker_errors
-
         c = self._container(node_id)
         if c is not None:
             self._call(c.remove, force=True)
-        with contextlib.suppress(docker_errors.NotFound):
+        with contextlib.suppress(_Missing):
             vol = self._call(self.client.volumes.get, self.volume_name(node_id))
             self._call(vol.remove, force=True)
 
@@ -208,10 +206,8 @@ class DockerOrchestrator:
             return None
         try:
             stream, _stat = self._call(c.get_archive, path)
-        except OrchestratorError as exc:
-            if "Could not find the file" in exc.reason or "No such" in exc.reason:
-                return None
-            raise
+        except _Missing:
+            return None
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.next()
             f = tar.extractfile(member) if member is not None else None
@@ -224,7 +220,6 @@ class DockerOrchestrator:
         stats = self._call(c.stats, stream=False, one_shot=True)  # one sample: no 1 s wait for a second
         usage = (stats or {}).get("memory_stats", {}).get("usage")
         return int(usage) if usage else None
-
 
     def logs_tail(self, node_id: str, lines: int = 40) -> str:
         c = self._container(node_id)

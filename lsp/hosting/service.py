@@ -32,7 +32,7 @@ import json
 import logging
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,8 +56,18 @@ from lsp.errors import (
     ValidationFailed,
 )
 from lsp.hosting import features as feature_flags
-from lsp.hosting.orchestrator import LND_DIR, NodeSpec, Orchestrator, OrchestratorError, OrchestratorUnavailable, Ports
+from lsp.hosting.orchestrator import (
+    LND_DIR,
+    Addresses,
+    NodeSpec,
+    NodeStatus,
+    Orchestrator,
+    OrchestratorError,
+    OrchestratorUnavailable,
+    Ports,
+)
 from lsp.services import ledger
+from lsp.services.channels import check_size
 from lsp.services.events import Event
 
 if TYPE_CHECKING:
@@ -129,6 +139,12 @@ class NodeAsk:
 
 class ProvisionFailed(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Health:
+    nodes: list[dict[str, Any]]
+    error: str | None  # the orchestrator's own words when it did not answer
 
 
 def valid_address(address: str, network: str) -> bool:
@@ -233,7 +249,7 @@ class HostedNodes:
             s.expunge(row)
             return row
 
-    def _spec(self, row: HostedNode) -> NodeSpec:
+    def _spec(self, row: HostedNode, *, with_password: bool = True) -> NodeSpec:
         cfg = json.loads(row.config)
         ap = cfg.get("autopilot") or {}
         flags = feature_flags.flags(
@@ -249,8 +265,12 @@ class HostedNodes:
             color=cfg["color"],
             ports=Ports(grpc=row.grpc_port, rest=row.rest_port, p2p=row.p2p_port),
             extra_flags=flags,
-            password=self.ctx.box.decrypt(row.password_enc).encode(),
+            password=self.ctx.box.decrypt(row.password_enc).encode() if with_password else b"",
         )
+
+    def addresses(self, row: HostedNode) -> Addresses:
+        """Where the LSP, its LND and the client reach the node (no secret is decrypted for it)."""
+        return self.orchestrator.addresses(self._spec(row, with_password=False))
 
     def _publish(self, kind: str, row: HostedNode, **data: Any) -> None:
         self.ctx.bus.publish(Event(kind, row.client_id, {"nodeId": row.id, "state": row.state, "pubkey": row.pubkey, **data}))
@@ -261,8 +281,8 @@ class HostedNodes:
         if client is None:
             if row.admin_macaroon_enc is None or row.tls_cert is None:
                 raise Conflict(f"node {row.id} has no wallet yet (state {row.state})", field="nodeId")
-            addr = self.orchestrator.addresses(self._spec(row)).rpc
-            client = LndClient(addr, row.tls_cert.encode(), self.ctx.box.decrypt(row.admin_macaroon_enc), timeout_s=30)
+            macaroon = self.ctx.box.decrypt(row.admin_macaroon_enc)
+            client = LndClient(self.addresses(row).rpc, row.tls_cert.encode(), macaroon, timeout_s=30)
             self._clients[row.id] = client
         return client
 
@@ -285,18 +305,21 @@ class HostedNodes:
             raise NotFound(f"no hosted node {node_id}", field="nodeId")
         return row
 
-    def rows(self, client_id: str | None) -> list[HostedNode]:
+    def rows(self, client_id: str | None, *, live_only: bool = False) -> list[HostedNode]:
+        """A client's nodes (every client's with None), newest first; ``live_only`` leaves the
+        deleted ones out (the supervisor's and the operator's view: deleted nodes only pile up)."""
         with session_scope(self.ctx.sessions) as s:
             q = select(HostedNode).order_by(HostedNode.created_at.desc())
             if client_id is not None:
                 q = q.where(HostedNode.client_id == client_id)
+            if live_only:
+                q = q.where(HostedNode.state != "deleted")
             rows = list(s.scalars(q))
             for r in rows:
                 s.expunge(r)
             return rows
 
     def _check_ask(self, ask: NodeAsk) -> None:
-        s = self.ctx.settings
         bad = feature_flags.unknown(ask.features)
         if bad:
             i = ask.features.index(bad[0])
@@ -307,14 +330,13 @@ class HostedNodes:
                 f"{len(ask.channels)} channels asked for; at most {self.settings.max_channels}", field="body.channels"
             )
         for i, c in enumerate(ask.channels):
-            if not s.min_channel_size <= c.capacity <= s.max_channel_size:
-                raise ValidationFailed(
-                    f"capacity {c.capacity} sat is outside the LSP's channel limits "
-                    f"({s.min_channel_size}..{s.max_channel_size} sat)",
-                    field=f"body.channels[{i}].capacity",
-                )
-            if c.push_amount >= c.capacity:
-                raise ValidationFailed("pushAmount must be smaller than capacity", field=f"body.channels[{i}].pushAmount")
+            check_size(
+                self.ctx.settings,
+                c.capacity,
+                c.push_amount,
+                capacity_field=f"body.channels[{i}].capacity",
+                push_field=f"body.channels[{i}].pushAmount",
+            )
 
     async def create(self, client_id: str, ask: NodeAsk, *, request_id: str | None) -> HostedNode:
         if not self.settings.enabled:
@@ -392,8 +414,7 @@ class HostedNodes:
                 return row
 
         row: HostedNode = await self._db(record)
-        self._tasks[node_id] = asyncio.create_task(self._provision(node_id, ask), name=f"lsp-provision-{node_id}")
-        self._tasks[node_id].add_done_callback(lambda _t: self._tasks.pop(node_id, None))
+        self._spawn(node_id, self._provision(node_id, ask))
         return row
 
     def _free_ports(self) -> Ports:
@@ -527,7 +548,7 @@ class HostedNodes:
             + sum(int(p.channel.local_balance) for p in pending.pending_open_channels)
         )
 
-    def _spawn(self, node_id: str, coro: Any) -> None:
+    def _spawn(self, node_id: str, coro: Coroutine[Any, Any, None]) -> None:
         old = self._tasks.get(node_id)
         if old is not None and not old.done():
             coro.close()
@@ -611,12 +632,23 @@ class HostedNodes:
         row = await asyncio.shield(asyncio.to_thread(refund))
         self._publish("node_failed", row, reason=reason)
 
-    async def _wait_cert(self, node_id: str, deadline: float) -> bytes:
+    async def _poll(self, node_id: str, deadline: float, doing: str, probe: Callable[[], Awaitable[T | None]]) -> T:
+        """``probe()`` until it returns something (an LND not listening yet counts as not yet), the
+        node's LND dies, or the deadline passes."""
         while True:
-            cert = await self._orch_call(self.orchestrator.read_file, node_id, f"{LND_DIR}/tls.cert")
-            if cert:
-                return cert
-            await self._check_alive(node_id, deadline, "write its TLS certificate")
+            try:
+                got = await probe()
+            except LndError:
+                got = None
+            if got is not None:
+                return got
+            await self._check_alive(node_id, deadline, doing)
+
+    async def _wait_cert(self, node_id: str, deadline: float) -> bytes:
+        async def cert() -> bytes | None:
+            return await self._orch_call(self.orchestrator.read_file, node_id, f"{LND_DIR}/tls.cert") or None
+
+        return await self._poll(node_id, deadline, "write its TLS certificate", cert)
 
     async def _check_alive(self, node_id: str, deadline: float, doing: str) -> None:
         status = await self._orch_call(self.orchestrator.status, node_id)
@@ -628,23 +660,18 @@ class HostedNodes:
         await asyncio.sleep(POLL_S)
 
     async def _wait_state(self, unlocker: WalletUnlocker, node_id: str, wanted: tuple[str, ...], deadline: float) -> None:
-        while True:
-            try:
-                if await unlocker.state() in wanted:
-                    return
-            except LndError:
-                pass  # not listening yet
-            await self._check_alive(node_id, deadline, f"reach {' or '.join(wanted)}")
+        async def reached() -> str | None:
+            state = await unlocker.state()
+            return state if state in wanted else None
+
+        await self._poll(node_id, deadline, f"reach {' or '.join(wanted)}", reached)
 
     async def _wait_synced(self, lnd: LndClient, node_id: str, deadline: float) -> Any:
-        while True:
-            try:
-                info = await lnd.get_info()
-                if info.synced_to_chain:
-                    return info
-            except LndError:
-                pass
-            await self._check_alive(node_id, deadline, "sync to the chain")
+        async def synced() -> Any:
+            info = await lnd.get_info()
+            return info if info.synced_to_chain else None
+
+        return await self._poll(node_id, deadline, "sync to the chain", synced)
 
     async def _connect(self, pubkey: str, peer: str) -> None:
         """The LSP's LND connected to the node (asked only when it is not: LND logs an error for
@@ -688,14 +715,13 @@ class HostedNodes:
 
     async def tick(self) -> None:
         actual = await self._orch_call(self.orchestrator.list_nodes)
-        rows = await self._db(self.rows, None)
-        known = {r.id for r in rows if r.state != "deleted"}
-        orphans = sorted(set(actual) - known)
+        rows = await self._db(self.rows, None, live_only=True)
+        orphans = sorted(set(actual) - {r.id for r in rows})
         if orphans != self.orphans and orphans:
             log.warning("containers of this LSP with no hosted node behind them (left alone): %s", ", ".join(orphans))
         self.orphans = orphans
         for row in rows:
-            if row.id in self._tasks or row.state in ("deleted", "provisioning"):
+            if row.id in self._tasks or row.state == "provisioning":
                 continue
             try:
                 await self._supervise(row, actual.get(row.id))
@@ -705,7 +731,7 @@ class HostedNodes:
                 log.warning("hosted node %s: %s", row.id, _reason(exc))
         self.last_pass = utcnow()
 
-    async def _supervise(self, row: HostedNode, status: Any) -> None:
+    async def _supervise(self, row: HostedNode, status: NodeStatus | None) -> None:
         if row.state == "deleting":
             self._spawn(row.id, self._delete_steps(row.id))
             return
@@ -741,7 +767,7 @@ class HostedNodes:
             async with self._lock(node_id):
                 await self._drop_client(node_id)
                 cert = (row.tls_cert or "").encode()
-                addr = self.orchestrator.addresses(self._spec(row))
+                addr = self.addresses(row)
                 async with WalletUnlocker(addr.rpc, cert) as unlocker:
                     await self._wait_state(unlocker, node_id, READY_STATES, deadline)
                 await self._wait_synced(self.admin_client(row), node_id, deadline)
@@ -936,8 +962,9 @@ class HostedNodes:
             ],
         }
 
-    async def health(self) -> list[dict[str, Any]]:
-        """Every node this LSP hosts and what its orchestrator says of it (the operator's view)."""
+    async def health(self) -> Health:
+        """Every node this LSP hosts and what its orchestrator says of it (the operator's view);
+        an orchestrator that does not answer is said once, in ``error``."""
         try:
             actual = await self._orch_call(self.orchestrator.list_nodes)
             error = None
@@ -946,9 +973,7 @@ class HostedNodes:
         except OrchestratorError as exc:
             actual, error = {}, exc.reason
         out = []
-        for row in await self._db(self.rows, None):
-            if row.state == "deleted":
-                continue
+        for row in await self._db(self.rows, None, live_only=True):
             st = actual.get(row.id)
             out.append(
                 {
@@ -962,7 +987,7 @@ class HostedNodes:
                     "paidUntil": row.paid_until.isoformat(),
                 }
             )
-        return out
+        return Health(nodes=out, error=error)
 
 
 def _reason(exc: BaseException) -> str:

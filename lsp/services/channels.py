@@ -78,17 +78,28 @@ def validate_open(settings: Settings, *, pubkey: str, capacity_sat: int, push_sa
         raise ValidationFailed(
             "clientPubkey must be a 33-byte compressed secp256k1 public key in hex", field="body.clientPubkey"
         )
-    if capacity_sat < settings.min_channel_size:
-        raise ValidationFailed(
-            f"channelSize {capacity_sat} is below the minimum {settings.min_channel_size} sat", field="body.channelSize"
-        )
-    if capacity_sat > settings.max_channel_size:
-        raise ValidationFailed(
-            f"channelSize {capacity_sat} is above the maximum {settings.max_channel_size} sat", field="body.channelSize"
-        )
-    if push_sat >= capacity_sat:
-        raise ValidationFailed("pushAmount must be smaller than channelSize", field="body.pushAmount")
+    check_size(settings, capacity_sat, push_sat)
     return settings.opening_fee(capacity_sat)
+
+
+def check_size(
+    settings: Settings,
+    capacity_sat: int,
+    push_sat: int,
+    *,
+    capacity_field: str = "body.channelSize",
+    push_field: str = "body.pushAmount",
+) -> None:
+    """A channel the LSP would open: within LSP_MIN/MAX_CHANNEL_SIZE, pushing less than its capacity.
+    The fields name where the request carried the two amounts."""
+    name = capacity_field.rsplit(".", 1)[-1]
+    lo, hi = settings.min_channel_size, settings.max_channel_size
+    if capacity_sat < lo:
+        raise ValidationFailed(f"{name} {capacity_sat} is below the minimum {lo} sat", field=capacity_field)
+    if capacity_sat > hi:
+        raise ValidationFailed(f"{name} {capacity_sat} is above the maximum {hi} sat", field=capacity_field)
+    if push_sat >= capacity_sat:
+        raise ValidationFailed(f"pushAmount must be smaller than {name}", field=push_field)
 
 
 OPENING_GRACE_S = 180.0
