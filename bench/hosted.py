@@ -43,9 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.harness import LightningTestHarness
+from harness.hosted import dial, remove_instance
 from harness.lsp_process import LspServer, free_port, hosting_env, lsp_env
-from harness.rpc.base import open_channel
-from harness.rpc.lightning import LightningRpc
 from harness.runtime import docker_client
 from harness.wait import timeout, wait_for
 
@@ -150,16 +149,6 @@ def _memory(container: Any) -> tuple[float | None, float | None]:
     return (float(usage - inactive) / MIB if usage else None), (float(peak) / MIB if peak else None)
 
 
-def _hosted_rpc(node: dict[str, Any], where: Path) -> tuple[LightningRpc, Any]:
-    """The lab's gRPC client on the hosted node, with the returned macaroon and certificate only."""
-    cert, mac = where / f"{node['nodeId']}.cert", where / f"{node['nodeId']}.macaroon"
-    cert.write_text(node["tlsCert"])
-    mac.write_bytes(bytes.fromhex(node["macaroon"]))
-    host, port = node["endpoint"]["grpc"].rsplit(":", 1)
-    channel = open_channel(host, int(port), cert, mac)
-    return LightningRpc(node["nodeId"], channel), channel
-
-
 def _poll(fn: Callable[[], Any], *, what: str, timeout_name: str) -> Any:
     """``fn()`` every POLL_S until it returns something truthy (a tighter poll than wait_for's)."""
     deadline = time.monotonic() + timeout(timeout_name)
@@ -194,7 +183,8 @@ def _one_run(
 
     node = _poll(running, what=f"hosted node {node_id} to be running", timeout_name="HOSTED_NODE")
     running_s = mark("running (GET)")
-    rpc, channel = _hosted_rpc(node, where)
+    hosted = dial(node, where)
+    rpc = hosted.ln
     chain = lab.chain
     blocks = 0
     try:
@@ -233,7 +223,7 @@ def _one_run(
             raise RuntimeError(f"run {i}: paying the hosted node from c1 failed: {paid}")
         usable_s = mark("paid from c1")
     finally:
-        channel.close()
+        hosted.close()
 
     metrics = client.node_metrics(node_id)
     container = _container(daemon, instance, node_id)
@@ -282,20 +272,6 @@ def _one_run(
 
 def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
-
-
-def _remove_instance(daemon: Any, instance: str, logs_to: Path | None) -> list[str]:
-    """Remove every container and volume of ``instance`` (logs saved in ``logs_to`` first)."""
-    removed: list[str] = []
-    for c in daemon.containers.list(all=True, filters={"label": f"lsp.hosting.instance={instance}"}):
-        if logs_to is not None and logs_to.exists():
-            (logs_to / f"{c.name}.log").write_bytes(c.logs(timestamps=True))
-        c.remove(force=True)
-        removed.append(c.name)
-    for v in daemon.volumes.list(filters={"label": f"lsp.hosting.instance={instance}"}):
-        v.remove(force=True)
-        removed.append(v.name)
-    return removed
 
 
 def run(
@@ -349,7 +325,8 @@ def run(
         finally:
             if server is not None:
                 server.stop()
-            _remove_instance(daemon, instance, lab.existing_lab_dir)
+            kept = lab.existing_lab_dir
+            remove_instance(instance, kept if kept is not None and kept.exists() else None)
             daemon.close()
 
     usable = [s.usable_s for s in samples]

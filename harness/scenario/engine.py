@@ -260,9 +260,9 @@ class Runner:
         if not hosted:
             return {}
         from harness.errors import LabError
+        from harness.hosted import remove_instance
         from harness.lsp_process import hosting_env
         from harness.runtime.docker_client import docker_available, docker_host
-        from harness.scenario.steps.hosted import remove_instance
 
         workdir = lab.lab_dir / "lsp" / "hosted"
         instance = "sc" + secrets.token_hex(4)
@@ -292,8 +292,7 @@ class Runner:
                               f"(logs in {workdir / 'logs'})")
 
         stack.callback(remove)  # entered before the LSP: runs after it stopped (it would restart them)
-        # The LSP finds the daemon the way the lab does; small initial channels need a lower minimum.
-        env["DOCKER_HOST"] = docker_host()
+        # Small initial channels need a lower minimum (hosting_env gives the LSP the lab's daemon).
         smallest = min((c.capacity_sat for s in hosted for c in s.channels), default=LSP_MIN_CHANNEL_SIZE)
         if smallest < LSP_MIN_CHANNEL_SIZE:
             env["LSP_MIN_CHANNEL_SIZE"] = str(smallest)

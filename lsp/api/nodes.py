@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from lsp.api.deps import Ctx, CurrentClient, require_admin
 from lsp.api.schemas import ERROR_RESPONSES, MAX_SAT, CamelModel
@@ -120,7 +121,7 @@ def view(ctx: AppContext, row: HostedNode, hosting: HostedNodes) -> HostedNodeVi
     cfg = json.loads(row.config)
     endpoint = None
     if row.tls_cert is not None:
-        addr = hosting.orchestrator.addresses(hosting._spec(row))
+        addr = hosting.addresses(row)
         endpoint = Endpoint(grpc=addr.endpoint_grpc, rest=addr.endpoint_rest)
     gone = row.state in ("deleting", "deleted")
     return HostedNodeView(
@@ -155,13 +156,13 @@ async def create_node(body: HostedNodeConfig, client: CurrentClient, ctx: Ctx, h
 
 @router.get("/api/nodes", response_model=list[HostedNodeView])
 async def list_nodes(client: CurrentClient, ctx: Ctx, h: Hosting) -> list[HostedNodeView]:
-    rows = await h._db(h.rows, client.id)
+    rows = await run_in_threadpool(h.rows, client.id)
     return [view(ctx, r, h) for r in rows]
 
 
 @router.get("/api/nodes/{node_id}", response_model=HostedNodeView)
 async def get_node(node_id: str, client: CurrentClient, ctx: Ctx, h: Hosting) -> HostedNodeView:
-    return view(ctx, await h._db(h.get, client.id, node_id), h)
+    return view(ctx, await run_in_threadpool(h.get, client.id, node_id), h)
 
 
 @router.get("/api/nodes/{node_id}/metrics", response_model=NodeMetrics)

@@ -14,17 +14,16 @@ what the scenario's amounts and the LSP's fee schedule say, not against the LSP'
 
 The engine starts the scenario's LSP with ``harness.lsp_process.hosting_env`` when a step is
 ``hosted_node`` and removes the instance's containers and volumes when the scenario ends
-(``remove_instance``), keeping their logs in the lab directory.
+(``harness.hosted.remove_instance``), keeping their logs in the lab directory.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import WaitTimeout
-from harness.rpc.base import open_channel
+from harness.hosted import dial, leftovers
 from harness.rpc.lightning import LightningRpc
 from harness.rpc.router import RouterRpc
 from harness.scenario.context import StepContext, StepSkipped
@@ -33,56 +32,11 @@ from harness.scenario.steps.expect import record
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
-    import grpc
 
     from lsp.client import LSPClient
 
-LABEL_INSTANCE = "lsp.hosting.instance"  # what the LSP's Docker orchestrator labels its containers and volumes with
-LABEL_NODE = "lsp.hosting.node"
 ANNOUNCE_DEPTH = 6  # confirmations before a public channel is announced (BOLT 7)
 SWEEP_MIN_SAT = 1_000  # a node holding less may legitimately have nothing to sweep (dust, fees)
-
-
-# -- the engine's side: the instance's containers ---------------------------------------------------
-def remove_instance(instance: str, logs_dir: Path) -> list[str]:
-    """Remove every container and volume of the LSP ``instance`` from the Docker daemon, each
-    container's log first written to ``logs_dir/<container>.log``. Hosted nodes outlive the LSP by
-    design; in the Docker runtime a container left on the lab's network keeps the network from
-    being removed. Returns what was removed (container and volume names)."""
-    from harness.runtime.docker_client import client
-
-    daemon = client()
-    removed: list[str] = []
-    try:
-        flt = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for c in daemon.containers.list(all=True, filters=flt):
-            logs_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                (logs_dir / f"{c.name}.log").write_bytes(c.logs())
-            except Exception as exc:  # the log is a courtesy; the removal is what matters
-                (logs_dir / f"{c.name}.log").write_text(f"could not read the container's log: {exc}\n")
-            c.remove(force=True)
-            removed.append(str(c.name))
-        for v in daemon.volumes.list(filters=flt):
-            v.remove(force=True)
-            removed.append(str(v.name))
-    finally:
-        daemon.close()
-    return removed
-
-
-def _leftovers(instance: str, node_id: str) -> list[str]:
-    """Containers and volumes of one hosted node still on the daemon (none once it is deleted)."""
-    from harness.runtime.docker_client import client
-
-    daemon = client()
-    try:
-        flt = {"label": [f"{LABEL_INSTANCE}={instance}", f"{LABEL_NODE}={node_id}"]}
-        return [str(c.name) for c in daemon.containers.list(all=True, filters=flt)] + [
-            str(v.name) for v in daemon.volumes.list(filters=flt)
-        ]
-    finally:
-        daemon.close()
 
 
 # -- the step ---------------------------------------------------------------------------------------
@@ -117,20 +71,6 @@ def _await_state(client: LSPClient, node_id: str, state: str, *, timeout_s: str 
         timeout_s=timeout_s,
         describe=lambda: f"state {last.get('state')!r}, reason {last.get('reason')!r}",
     )
-
-
-def _connect(node: dict[str, Any], workdir: Path) -> tuple[LightningRpc, RouterRpc, grpc.Channel]:
-    """The lab's gRPC client on the hosted node, with the returned macaroon and certificate only."""
-    where = workdir / node["nodeId"]
-    where.mkdir(parents=True, exist_ok=True)
-    cert, mac = where / "tls.cert", where / "client.macaroon"
-    cert.write_text(node["tlsCert"])
-    mac.write_bytes(bytes.fromhex(node["macaroon"]))
-    cert.chmod(0o600)
-    mac.chmod(0o600)
-    host, port = node["endpoint"]["grpc"].rsplit(":", 1)
-    channel = open_channel(host.strip("[]"), int(port), cert, mac)
-    return LightningRpc(node["nodeId"], channel), RouterRpc(node["nodeId"], channel), channel
 
 
 def _wait_channels(ctx: StepContext, rpc: LightningRpc, want: int) -> int:
@@ -261,7 +201,7 @@ def _delete(ctx: StepContext, step: HostedNodeStep, client: LSPClient, node_id: 
         return f"ended {gone['state']}"
     if gone.get("macaroon") or gone.get("tlsCert") or gone.get("endpoint"):
         ctx.fail("the API still hands out the deleted node's credentials or endpoint")
-    left = _leftovers(instance, node_id)
+    left = leftovers(instance, node_id)
     if left:
         ctx.fail(f"the LSP reports {node_id} deleted but its containers/volumes remain: {', '.join(left)}")
     # What the node held, from the scenario's own figures (msat, rounded down on-chain).
@@ -338,7 +278,8 @@ def run(step: HostedNodeStep, ctx: StepContext) -> None:
     if len(node["channelPoints"]) != len(step.channels):
         ctx.fail(f"{len(node['channelPoints'])} channel point(s) returned for {len(step.channels)} channel(s) asked for")
 
-    rpc, router, channel = _connect(node, setup.workdir)
+    hosted = dial(node, setup.workdir)
+    rpc, router = hosted.ln, hosted.router
     try:
         info = rpc.get_info()
         if info.pubkey != node["pubkey"]:
@@ -350,7 +291,7 @@ def run(step: HostedNodeStep, ctx: StepContext) -> None:
         if step.pay_to is not None:
             _pay(ctx, step, rpc, router)
     finally:
-        channel.close()
+        hosted.close()
     _metrics(ctx, client, node_id)
     out["final_state"] = "running"
     parts = [

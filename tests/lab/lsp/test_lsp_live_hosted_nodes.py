@@ -13,15 +13,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from websockets.sync.client import connect
 
 from harness.harness import LightningTestHarness
+from harness.hosted import dial, remove_instance
 from harness.lsp_process import hosting_env
-from harness.rpc.base import open_channel
-from harness.rpc.lightning import LightningRpc
-from harness.rpc.router import RouterRpc
 from harness.runtime.docker_client import client as docker_client
 from harness.runtime.docker_client import docker_available
 from harness.wait import wait_for
@@ -54,12 +51,7 @@ def instance(tmp_path: Path) -> Iterator[str]:
     test's are removed afterwards (their logs kept in tmp_path) so the lab's network can go."""
     name = f"t{uuid.uuid4().hex[:8]}"
     yield name
-    daemon = docker_client()
-    for c in daemon.containers.list(all=True, filters={"label": f"lsp.hosting.instance={name}"}):
-        (tmp_path / f"{c.name}.log").write_bytes(c.logs())
-        c.remove(force=True)
-    for v in daemon.volumes.list(filters={"label": f"lsp.hosting.instance={name}"}):
-        v.remove(force=True)
+    remove_instance(name, tmp_path)
 
 
 def settings(lab: LightningTestHarness, instance: str, tmp_path: Path) -> dict[str, str]:
@@ -80,17 +72,6 @@ def settings(lab: LightningTestHarness, instance: str, tmp_path: Path) -> dict[s
         "LSP_CHANNEL_FEE_RATE": str(FEE_RATE),
         "LSP_MIN_CHANNEL_SIZE": "100000",
     }
-
-
-def hosted_rpc(node: dict[str, Any], tmp_path: Path) -> tuple[LightningRpc, grpc.Channel]:
-    """The lab's gRPC client on the hosted node, with the returned macaroon and certificate only."""
-    cert = tmp_path / f"{node['nodeId']}.cert"
-    mac = tmp_path / f"{node['nodeId']}.macaroon"
-    cert.write_text(node["tlsCert"])
-    mac.write_bytes(bytes.fromhex(node["macaroon"]))
-    host, port = node["endpoint"]["grpc"].rsplit(":", 1)
-    channel = open_channel(host, int(port), cert, mac)
-    return LightningRpc(node["nodeId"], channel), channel
 
 
 def wait_state(live: LiveLsp, node_id: str, state: str, *, mine: bool = False, timeout_s: str = "HOSTED_NODE") -> dict[str, Any]:
@@ -158,7 +139,8 @@ def test_hosted_node_lifecycle(lab: LightningTestHarness, lsp_factory: Any, tmp_
         live.client.create_node({"alias": "second"})
     assert over.value.status == 403 and over.value.code == "limit_hosted_nodes"
 
-    rpc, channel = hosted_rpc(node, tmp_path)
+    hosted = dial(node, tmp_path)  # the returned macaroon and certificate only
+    rpc = hosted.ln
     try:
         assert rpc.get_info().pubkey == node["pubkey"]
         lab.mine(3)
@@ -185,7 +167,7 @@ def test_hosted_node_lifecycle(lab: LightningTestHarness, lsp_factory: Any, tmp_
         assert paid.succeeded, paid
         # Send: the hosted node pays c2 with its macaroon (offchain:write).
         out = lab.node("c2").ln.add_invoice(2_000, memo="from hosted")
-        sent = RouterRpc(node["nodeId"], channel).pay_invoice(out.payment_request, fee_limit_sat=100)
+        sent = hosted.router.pay_invoice(out.payment_request, fee_limit_sat=100)
         assert sent.succeeded, sent
 
         metrics = wait_for(
@@ -211,7 +193,7 @@ def test_hosted_node_lifecycle(lab: LightningTestHarness, lsp_factory: Any, tmp_
         hub = lab.node("hub")
         denied(lambda: rpc.connect(hub.pubkey, hub.p2p_address))
     finally:
-        channel.close()
+        hosted.close()
 
     # Kill its container: the LSP sees it die, says so, and restarts it.
     container = daemon.containers.get(f"lsp-{instance}-{node_id}")
