@@ -509,20 +509,19 @@ class HostedNodes:
                 await self._bill(row, renew=False)
             except Exception as exc:
                 log.warning("hosted node %s: final billing failed: %s", node_id, _reason(exc))
-        await self._db(self._record_delete, row, sweep_address, request_id)
-        row = await self._db(
-            self._update,
-            node_id,
-            desired="deleted",
-            state="deleting",
-            sweep_address=sweep_address,
-            sweep_sat_per_vbyte=sweep_sat_per_vbyte,
-        )
+        row = await self._db(self._mark_deleting, row, sweep_address, sweep_sat_per_vbyte, request_id)
         self._spawn(node_id, self._delete_steps(node_id))
         return row
 
-    def _record_delete(self, row: HostedNode, sweep_address: str | None, request_id: str | None) -> None:
+    def _mark_deleting(
+        self, row: HostedNode, sweep_address: str | None, sweep_sat_per_vbyte: int | None, request_id: str | None
+    ) -> HostedNode:
+        """The node's state and its audit entry, in one transaction."""
         with session_scope(self.ctx.sessions) as s:
+            r = s.get(HostedNode, row.id)
+            assert r is not None
+            r.desired, r.state, r.updated_at = "deleted", "deleting", utcnow()
+            r.sweep_address, r.sweep_sat_per_vbyte = sweep_address, sweep_sat_per_vbyte
             audit.record(
                 s,
                 actor=f"client:{row.client_id}",
@@ -532,6 +531,9 @@ class HostedNodes:
                 after={"sweep_address": sweep_address},
                 request_id=request_id,
             )
+            s.flush()
+            s.expunge(r)
+            return r
 
     async def _funds(self, row: HostedNode) -> int:
         """Sats the node holds: its wallet and its side of every channel. A stopped node is started
